@@ -1,0 +1,87 @@
+// Package transport is the seam between sources and a target: run a command as argv, read a file,
+// expand a glob, locally or over SSH, always bounded by a context.
+package transport
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"time"
+)
+
+// DefaultMaxBytes caps one artifact (a command's stdout or a file's content) unless a source says
+// otherwise.
+const DefaultMaxBytes = 16 << 20
+
+// MaxStderrBytes caps the stderr kept from one command; stderr is provenance, not evidence.
+const MaxStderrBytes = 64 << 10
+
+var (
+	// ErrNotFound means the command is not installed or the file does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrPermission means the command or file exists but this user may not run or read it.
+	ErrPermission = errors.New("permission denied")
+)
+
+// Command is one program to run on a target. Argv is passed to the program as is; a transport
+// never builds a local shell string from it, and quotes each word where a remote shell must read it.
+type Command struct {
+	Argv []string
+	// Sudo runs the command through `sudo -n` (never a password prompt) unless already root.
+	Sudo bool
+	// MaxBytes caps stdout; past it the output is marked truncated and the command is stopped.
+	// Zero means DefaultMaxBytes.
+	MaxBytes int64
+}
+
+// Result is what a command did. A non-zero exit is data, not an error.
+type Result struct {
+	Stdout    []byte
+	Stderr    []byte // at most MaxStderrBytes
+	ExitCode  int    // -1 when the command was ended by a signal
+	Duration  time.Duration
+	Truncated bool // stdout passed MaxBytes and the command was stopped
+}
+
+// File is a file read from a target.
+type File struct {
+	Path      string
+	Content   []byte
+	Size      int64 // size on the target, which may exceed len(Content) when Truncated
+	Mode      fs.FileMode
+	Owner     string // user name, or the numeric ID when it has no name
+	Group     string
+	Truncated bool
+}
+
+// Info describes a connection for a snapshot's provenance.
+type Info struct {
+	Kind     string // "local" or "ssh"
+	Address  string // user@host:port for ssh, empty for local
+	Hostname string // the target's own name where known
+	// HostKey is the SHA-256 fingerprint of the host key that was verified (ssh only).
+	HostKey string
+	// Legacy is true when legacy algorithms were allowed for this connection.
+	Legacy bool
+}
+
+// Transport runs commands and reads files on one target. Implementations are safe for concurrent
+// use by the sources of one collection.
+type Transport interface {
+	// Run runs cmd and waits for it. A command that runs and exits non-zero is not an error:
+	// Result.ExitCode says so. The error is non-nil when the command could not be started
+	// (wrapping ErrNotFound or ErrPermission when that is why), when ctx ended first (wrapping
+	// ctx.Err(); the command and every process it started have been stopped), or when the
+	// transport itself failed.
+	Run(ctx context.Context, cmd Command) (*Result, error)
+	// ReadFile reads at most maxBytes (zero means DefaultMaxBytes) of the regular file at path.
+	// A missing file wraps ErrNotFound and an unreadable one ErrPermission.
+	ReadFile(ctx context.Context, path string, maxBytes int64) (*File, error)
+	// Glob returns the paths matching an absolute pattern in path.Match syntax, sorted. No match is
+	// not an error.
+	Glob(ctx context.Context, pattern string) ([]string, error)
+	// Info describes the connection.
+	Info() Info
+	// Close releases the connection. It is safe to call more than once.
+	Close() error
+}
