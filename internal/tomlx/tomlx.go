@@ -1,0 +1,176 @@
+// Package tomlx decodes TOML strictly: unknown keys are errors, and every error names
+// file:line:column where the position can be found.
+package tomlx
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Error is a decoding error at a position in a file. Line and Col are 1-based; zero when unknown.
+type Error struct {
+	File string
+	Line int
+	Col  int
+	Key  string // dotted key path, when known
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d:%d", e.Line, max(e.Col, 1))
+	}
+	b.WriteString(": ")
+	if e.Key != "" {
+		fmt.Fprintf(&b, "%s: ", e.Key)
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+var lineRE = regexp.MustCompile(`^toml: (?:line (\d+) )?(?:\(last key "([^"]*)"\): |\(last key "([^"]*)"\))?:? ?`)
+
+// Decode decodes data (read from file, which names it in errors) into v and rejects unknown keys.
+func Decode(file string, data []byte, v any) error {
+	md, err := toml.NewDecoder(strings.NewReader(string(data))).Decode(v)
+	if err != nil {
+		return convert(file, string(data), err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		k := und[0]
+		line, col := Locate(string(data), k)
+		return &Error{File: file, Line: line, Col: col, Key: k.String(),
+			Msg: "unknown key (check its spelling and the table it is in)"}
+	}
+	return nil
+}
+
+func convert(file, src string, err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		msg := pe.Message
+		if u := strings.TrimSpace(pe.Usage); u != "" {
+			msg += " (" + firstLine(u) + ")"
+		}
+		return &Error{File: file, Line: pe.Position.Line, Col: pe.Position.Col, Key: pe.LastKey, Msg: msg}
+	}
+	// Type errors arrive as plain text: "toml: line N (last key "a.b"): message".
+	s := err.Error()
+	e := &Error{File: file, Msg: strings.TrimPrefix(s, "toml: ")}
+	if m := lineRE.FindStringSubmatch(s); m != nil {
+		e.Msg = s[len(m[0]):]
+		e.Line, _ = strconv.Atoi(m[1])
+		e.Key = m[2] + m[3]
+		if e.Key != "" {
+			l, c := Locate(src, strings.Split(e.Key, "."))
+			if e.Line == 0 || l == e.Line {
+				e.Line, e.Col = l, c
+			}
+		}
+	}
+	return e
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// Locate finds the line and column where the key path is defined in src, searching table
+// headers and key assignments. It returns 0, 0 when it cannot tell. Array-of-table indexes
+// in the path are ignored; the first matching definition after the parent's header wins.
+func Locate(src string, key toml.Key) (line, col int) {
+	parts := make([]string, 0, len(key))
+	for _, p := range key {
+		if _, err := strconv.Atoi(p); err == nil {
+			continue // array index inserted by some callers
+		}
+		parts = append(parts, p)
+	}
+	if len(parts) == 0 {
+		return 0, 0
+	}
+	lines := strings.Split(src, "\n")
+	var table []string
+	for i, l := range lines {
+		t := strings.TrimSpace(l)
+		if strings.HasPrefix(t, "[") {
+			h := strings.Trim(t, "[] \t")
+			if j := strings.IndexByte(h, ']'); j >= 0 {
+				h = h[:j]
+			}
+			table = splitKey(h)
+			if equalKey(table, parts) {
+				return i + 1, strings.Index(l, parts[len(parts)-1]) + 1
+			}
+			continue
+		}
+		eq := strings.IndexByte(t, '=')
+		if eq <= 0 {
+			continue
+		}
+		k := splitKey(strings.TrimSpace(t[:eq]))
+		full := append(append([]string(nil), table...), k...)
+		if equalKey(full, parts) {
+			return i + 1, strings.Index(l, k[0]) + 1
+		}
+		// Inline tables: name = { key = ... }
+		if len(full) < len(parts) && equalKey(full, parts[:len(full)]) {
+			last := parts[len(parts)-1]
+			if c := strings.Index(l[eq:], last); c >= 0 {
+				return i + 1, eq + c + 1
+			}
+		}
+	}
+	return 0, 0
+}
+
+func splitKey(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ".") {
+		out = append(out, strings.Trim(strings.TrimSpace(p), `"'`))
+	}
+	return out
+}
+
+func equalKey(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Duration is a time.Duration written as a Go duration string ("30s", "5m"). A bare integer is
+// refused: TOML has no unit for it and nanoseconds are never what was meant.
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (write it with a unit, such as \"30s\" or \"5m\")", b)
+	}
+	if v < 0 {
+		return fmt.Errorf("invalid duration %q: negative", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
