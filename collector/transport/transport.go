@@ -85,3 +85,18 @@ type Transport interface {
 	// Close releases the connection. It is safe to call more than once.
 	Close() error
 }
+
+// Batcher is implemented by transports that can run several commands in one round trip, such as
+// one SSH session with framed output, paying a login shell's start-up once instead of per command.
+// RunBatch returns one BatchResult per command, in order; its own error means the whole batch
+// failed (the transport broke or ctx ended before any result). Each command keeps its own exit
+// code, stderr, cap and truncation.
+type Batcher interface {
+	RunBatch(ctx context.Context, cmds []Command) ([]BatchResult, error)
+}
+
+// BatchResult is one command's outcome inside a batch: Err as Run would have returned it.
+type BatchResult struct {
+	Result *Result
+	Err    error
+}
