@@ -46,7 +46,7 @@ func Decode(file string, data []byte, v any) error {
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		k := und[0]
-		line, col := Locate(string(data), k)
+		line, col := Locate(string(data), []string(k))
 		return &Error{File: file, Line: line, Col: col, Key: k.String(),
 			Msg: "unknown key (check its spelling and the table it is in)"}
 	}
@@ -87,52 +87,107 @@ func firstLine(s string) string {
 }
 
 // Locate finds the line and column where the key path is defined in src, searching table
-// headers and key assignments. It returns 0, 0 when it cannot tell. Array-of-table indexes
-// in the path are ignored; the first matching definition after the parent's header wins.
-func Locate(src string, key toml.Key) (line, col int) {
-	parts := make([]string, 0, len(key))
-	for _, p := range key {
-		if _, err := strconv.Atoi(p); err == nil {
-			continue // array index inserted by some callers
-		}
-		parts = append(parts, p)
-	}
-	if len(parts) == 0 {
+// headers and key assignments. It returns 0, 0 when it cannot tell. A path may hold the index of
+// an array-of-tables element after its name ("target", "2", "address"); without indexes the
+// first definition wins.
+func Locate(src string, key []string) (line, col int) {
+	if len(key) == 0 {
 		return 0, 0
 	}
-	lines := strings.Split(src, "\n")
-	var table []string
-	for i, l := range lines {
+	indexed := false
+	for _, p := range key {
+		if isIndex(p) {
+			indexed = true
+		}
+	}
+	want := strings.Join(key, ".")
+	match := func(canon []string) bool {
+		if indexed {
+			return strings.Join(canon, ".") == want
+		}
+		return strings.Join(stripIndexes(canon), ".") == want
+	}
+	var (
+		cur       []string
+		lastIndex = map[string]int{} // array table path without indexes -> current element
+		count     = map[string]int{} // array table canonical path -> elements seen
+	)
+	withIndexes := func(parts []string) []string {
+		var out []string
+		for i, p := range parts {
+			out = append(out, p)
+			if n, ok := lastIndex[strings.Join(parts[:i+1], ".")]; ok {
+				out = append(out, strconv.Itoa(n))
+			}
+		}
+		return out
+	}
+	for i, l := range strings.Split(src, "\n") {
 		t := strings.TrimSpace(l)
+		if strings.HasPrefix(t, "[[") {
+			h := t[2:]
+			if j := strings.Index(h, "]]"); j >= 0 {
+				h = h[:j]
+			}
+			parts := splitKey(h)
+			parent := withIndexes(parts[:len(parts)-1])
+			canonKey := strings.Join(append(append([]string(nil), parent...), parts[len(parts)-1]), ".")
+			n := count[canonKey]
+			count[canonKey]++
+			lastIndex[strings.Join(parts, ".")] = n
+			cur = append(append(append([]string(nil), parent...), parts[len(parts)-1]), strconv.Itoa(n))
+			if match(cur) || match(cur[:len(cur)-1]) {
+				return i + 1, strings.Index(l, parts[len(parts)-1]) + 1
+			}
+			continue
+		}
 		if strings.HasPrefix(t, "[") {
-			h := strings.Trim(t, "[] \t")
+			h := strings.TrimPrefix(t, "[")
 			if j := strings.IndexByte(h, ']'); j >= 0 {
 				h = h[:j]
 			}
-			table = splitKey(h)
-			if equalKey(table, parts) {
+			parts := splitKey(h)
+			cur = withIndexes(parts)
+			if match(cur) {
 				return i + 1, strings.Index(l, parts[len(parts)-1]) + 1
 			}
 			continue
 		}
 		eq := strings.IndexByte(t, '=')
-		if eq <= 0 {
+		if eq <= 0 || strings.HasPrefix(t, "#") {
 			continue
 		}
 		k := splitKey(strings.TrimSpace(t[:eq]))
-		full := append(append([]string(nil), table...), k...)
-		if equalKey(full, parts) {
+		full := append(append([]string(nil), cur...), k...)
+		if match(full) {
 			return i + 1, strings.Index(l, k[0]) + 1
 		}
 		// Inline tables: name = { key = ... }
-		if len(full) < len(parts) && equalKey(full, parts[:len(full)]) {
-			last := parts[len(parts)-1]
-			if c := strings.Index(l[eq:], last); c >= 0 {
-				return i + 1, eq + c + 1
+		last := key[len(key)-1]
+		for n := len(full) + 1; n <= len(full)+2 && n <= len(key); n++ {
+			if match(append(full, key[len(full):n]...)) && n == len(key) {
+				if c := strings.Index(l[strings.IndexByte(l, '='):], last); c >= 0 {
+					return i + 1, strings.IndexByte(l, '=') + c + 1
+				}
 			}
 		}
 	}
 	return 0, 0
+}
+
+func isIndex(s string) bool {
+	_, err := strconv.Atoi(s)
+	return err == nil
+}
+
+func stripIndexes(parts []string) []string {
+	var out []string
+	for _, p := range parts {
+		if !isIndex(p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func splitKey(s string) []string {
@@ -174,3 +229,25 @@ func (d *Duration) UnmarshalText(b []byte) error {
 
 // MarshalText implements encoding.TextMarshaler.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+
+// Errorf is a validation error for the value at key in file, positioned when Locate finds it.
+// The key is shown with array indexes written 1-based in brackets: target[2].address.
+func Errorf(file string, src []byte, key []string, format string, args ...any) *Error {
+	line, col := Locate(string(src), key)
+	return &Error{File: file, Line: line, Col: col, Key: showKey(key), Msg: fmt.Sprintf(format, args...)}
+}
+
+func showKey(key []string) string {
+	var b strings.Builder
+	for _, p := range key {
+		if n, err := strconv.Atoi(p); err == nil {
+			fmt.Fprintf(&b, "[%d]", n+1)
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(p)
+	}
+	return b.String()
+}

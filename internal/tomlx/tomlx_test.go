@@ -59,3 +59,25 @@ func FuzzDecode(f *testing.F) {
 		_ = Decode("f.toml", []byte(src), &c) // must not panic
 	})
 }
+
+func TestLocateIndexed(t *testing.T) {
+	src := "[agent]\nlisten = \"x\"\n\n[[target]]\nname = \"a\"\n\n[[target]]\nname = \"b\"\n  address = \"h\"\n\n[[profile]]\nname = \"p\"\n[[profile.source]]\nname = \"s1\"\n[[profile.source]]\nname = \"s2\"\n[[profile]]\nname = \"q\"\n[[profile.source]]\nname = \"t1\"\n"
+	for _, tc := range []struct {
+		key       []string
+		line, col int
+	}{
+		{[]string{"agent", "listen"}, 2, 1},
+		{[]string{"target", "1", "address"}, 9, 3},
+		{[]string{"target", "1", "name"}, 8, 1},
+		{[]string{"target", "0"}, 4, 3},
+		{[]string{"target", "name"}, 5, 1},
+		{[]string{"profile", "0", "source", "1", "name"}, 16, 1},
+		{[]string{"profile", "1", "source", "0", "name"}, 20, 1},
+		{[]string{"nope"}, 0, 0},
+	} {
+		l, c := Locate(src, tc.key)
+		if l != tc.line || c != tc.col {
+			t.Errorf("Locate(%v) = %d:%d, want %d:%d", tc.key, l, c, tc.line, tc.col)
+		}
+	}
+}

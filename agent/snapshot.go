@@ -1,0 +1,233 @@
+// Package agent runs collections: it captures targets with bounded concurrency, stores each
+// capture as a snapshot, and (as the daemon) keeps remediation status for Prometheus.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/hardtrail/hardtrail/agent/store"
+	"github.com/hardtrail/hardtrail/collector"
+	"github.com/hardtrail/hardtrail/collector/transport"
+	"github.com/hardtrail/hardtrail/config"
+	"github.com/hardtrail/hardtrail/internal/buildinfo"
+)
+
+// Dialer opens a transport to a target.
+type Dialer func(ctx context.Context, cfg *config.Config, t *config.Target) (transport.Transport, error)
+
+var dialers = map[string]Dialer{
+	"local": func(context.Context, *config.Config, *config.Target) (transport.Transport, error) {
+		return transport.NewLocal(), nil
+	},
+}
+
+// RegisterDialer makes a transport kind available; called from init() of its package.
+func RegisterDialer(kind string, d Dialer) { dialers[kind] = d }
+
+// Result is the outcome of capturing one target.
+type Result struct {
+	Target   string
+	Saved    *store.Saved
+	Err      error
+	Stage    string // where it failed: dial, collect, store
+	Duration time.Duration
+}
+
+// Snapshotter captures targets into a store.
+type Snapshotter struct {
+	Config   *config.Config
+	Store    *store.Store
+	Redactor *collector.Redactor
+	Logger   *slog.Logger
+}
+
+// Run captures the named targets (every target when names is empty), at most
+// Config.Agent.Concurrency at once. Each target's failure is its own: the others complete.
+// progress, when set, is called as each target finishes, from one goroutine at a time.
+func (s *Snapshotter) Run(ctx context.Context, names []string, note string, progress func(Result)) ([]Result, error) {
+	targets, err := s.pick(names)
+	if err != nil {
+		return nil, err
+	}
+	log := s.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	results := make([]Result, len(targets))
+	sem := make(chan struct{}, max(1, s.Config.Agent.Concurrency))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for i, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				results[i] = Result{Target: t.Name, Err: ctx.Err(), Stage: "cancelled"}
+				return
+			}
+			defer func() { <-sem }()
+			start := time.Now()
+			r := s.one(ctx, t, note)
+			r.Duration = time.Since(start)
+			if r.Err != nil {
+				log.Error("capture failed", "target", t.Name, "stage", r.Stage, "err", r.Err)
+			} else {
+				log.Info("captured", "target", t.Name, "snapshot", store.Short(r.Saved.ID), "artifacts", r.Saved.Artifacts, "changed", r.Saved.Changed, "duration", r.Duration)
+			}
+			results[i] = r
+			if progress != nil {
+				mu.Lock()
+				progress(r)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return results, nil
+}
+
+func (s *Snapshotter) pick(names []string) ([]*config.Target, error) {
+	if len(names) == 0 {
+		out := make([]*config.Target, len(s.Config.Targets))
+		for i := range s.Config.Targets {
+			out[i] = &s.Config.Targets[i]
+		}
+		return out, nil
+	}
+	var out []*config.Target
+	seen := map[string]bool{}
+	for _, n := range names {
+		t, ok := s.Config.Target(n)
+		if !ok {
+			return nil, fmt.Errorf("unknown target %q (targets come from %s)", n, configName(s.Config))
+		}
+		if !seen[n] {
+			out, seen[n] = append(out, t), true
+		}
+	}
+	return out, nil
+}
+
+func configName(c *config.Config) string {
+	if c.File == "" {
+		return "the built-in default config, which has one target: local"
+	}
+	return c.File
+}
+
+func (s *Snapshotter) one(ctx context.Context, t *config.Target, note string) Result {
+	r := Result{Target: t.Name}
+	ctx, cancel := context.WithTimeout(ctx, t.Timeout.Duration)
+	defer cancel()
+	profiles, err := s.Config.ProfilesFor(t)
+	if err != nil {
+		r.Err, r.Stage = err, "config"
+		return r
+	}
+	d, ok := dialers[t.Transport]
+	if !ok {
+		r.Err, r.Stage = fmt.Errorf("target %s: transport %q is not available in this build", t.Name, t.Transport), "dial"
+		return r
+	}
+	tr, err := d(ctx, s.Config, t)
+	if err != nil {
+		r.Err, r.Stage = fmt.Errorf("target %s: %w", t.Name, err), stageOf(err, "dial")
+		return r
+	}
+	defer tr.Close()
+	capt, err := collector.Collect(ctx, tr, t.Name, profiles, s.Redactor, collector.Options{Logger: s.Logger})
+	if err != nil {
+		r.Err, r.Stage = err, stageOf(err, "collect")
+		return r
+	}
+	m, contents := ToManifest(capt, note)
+	// Storing is not bound by the target's deadline: a capture that finished is kept.
+	saved, err := s.Store.Save(context.WithoutCancel(ctx), m, contents)
+	if err != nil {
+		r.Err, r.Stage = err, "store"
+		return r
+	}
+	r.Saved = saved
+	return r
+}
+
+// Staged is implemented by errors that know the stage of a connection they failed in
+// (dial, handshake, hostkey, auth, command, timeout).
+type Staged interface{ Stage() string }
+
+func stageOf(err error, def string) string {
+	var st Staged
+	if errors.As(err, &st) {
+		return st.Stage()
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timeout"
+	}
+	return def
+}
+
+// ToManifest turns a capture into a manifest and the artifacts' contents, in the same order.
+func ToManifest(c *collector.Capture, note string) (*store.Manifest, [][]byte) {
+	m := &store.Manifest{
+		Target:      c.Target,
+		Started:     c.Started,
+		TakenAt:     c.Finished,
+		Hostname:    c.Transport.Hostname,
+		Transport:   c.Transport.Kind,
+		Address:     c.Transport.Address,
+		HostKey:     c.Transport.HostKey,
+		Legacy:      c.Transport.Legacy,
+		Profiles:    c.Profiles,
+		ToolVersion: buildinfo.Version,
+		Note:        note,
+	}
+	contents := make([][]byte, len(c.Artifacts))
+	for i, a := range c.Artifacts {
+		e := store.ArtifactEntry{
+			Name:        a.Name,
+			Source:      a.Source,
+			Command:     a.Command,
+			Path:        a.Path,
+			ExitCode:    a.ExitCode,
+			Stderr:      a.Stderr,
+			DurationMS:  a.Duration.Milliseconds(),
+			Truncated:   a.Truncated,
+			FileSize:    a.Size,
+			Owner:       a.Owner,
+			Group:       a.Group,
+			Unavailable: a.Unavailable,
+		}
+		if a.Path != "" && a.Unavailable == "" {
+			e.Mode = ModeString(a.Mode)
+		}
+		m.Artifacts = append(m.Artifacts, e)
+		contents[i] = a.Content
+		if contents[i] == nil {
+			contents[i] = []byte{}
+		}
+	}
+	return m, contents
+}
+
+// ModeString writes a file mode the way chmod reads it: 0644, 4755.
+func ModeString(m fs.FileMode) string {
+	v := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		v |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		v |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		v |= 0o1000
+	}
+	return fmt.Sprintf("%04o", v)
+}

@@ -1,0 +1,435 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ManifestFormat names the manifest layout.
+const ManifestFormat = "hardtrail-snapshot/1"
+
+// Manifest is a snapshot: what was captured, how, and the hash of the snapshot before it. Its
+// canonical JSON is hashed to give the snapshot ID, so every field is evidence.
+type Manifest struct {
+	Format      string          `json:"format"`
+	Target      string          `json:"target"`
+	Seq         int64           `json:"seq"`
+	Prev        string          `json:"prev"`
+	Started     time.Time       `json:"started"`
+	TakenAt     time.Time       `json:"taken_at"`
+	Hostname    string          `json:"hostname,omitempty"`
+	Transport   string          `json:"transport"`
+	Address     string          `json:"address,omitempty"`
+	HostKey     string          `json:"host_key,omitempty"`
+	Legacy      bool            `json:"legacy_algorithms,omitempty"`
+	Profiles    []string        `json:"profiles"`
+	ToolVersion string          `json:"tool_version"`
+	Note        string          `json:"note,omitempty"`
+	Artifacts   []ArtifactEntry `json:"artifacts"`
+}
+
+// ArtifactEntry is one artifact in a manifest: the hash of its stored content and how it was
+// obtained.
+type ArtifactEntry struct {
+	Name        string            `json:"name"`
+	SHA256      string            `json:"sha256"`
+	Size        int64             `json:"size"`
+	Source      string            `json:"source"`
+	Command     []string          `json:"command,omitempty"`
+	Path        string            `json:"path,omitempty"`
+	ExitCode    int               `json:"exit_code"`
+	Stderr      string            `json:"stderr,omitempty"`
+	DurationMS  int64             `json:"duration_ms"`
+	Truncated   bool              `json:"truncated,omitempty"`
+	FileSize    int64             `json:"file_size,omitempty"`
+	Mode        string            `json:"mode,omitempty"`
+	Owner       string            `json:"owner,omitempty"`
+	Group       string            `json:"group,omitempty"`
+	Unavailable string            `json:"unavailable,omitempty"`
+	Meta        map[string]string `json:"meta,omitempty"`
+}
+
+// Snapshot is a stored manifest with its ID.
+type Snapshot struct {
+	ID       string
+	Manifest Manifest
+	Raw      []byte // the canonical JSON that ID hashes
+	Changed  int
+}
+
+// Entry returns the manifest entry for an artifact.
+func (s *Snapshot) Entry(name string) (ArtifactEntry, bool) {
+	i := sort.Search(len(s.Manifest.Artifacts), func(i int) bool { return s.Manifest.Artifacts[i].Name >= name })
+	if i < len(s.Manifest.Artifacts) && s.Manifest.Artifacts[i].Name == name {
+		return s.Manifest.Artifacts[i], true
+	}
+	return ArtifactEntry{}, false
+}
+
+// Saved reports what Save wrote.
+type Saved struct {
+	ID        string
+	Seq       int64
+	Artifacts int
+	Changed   int // artifacts added, removed or different since the previous snapshot
+	NewBlobs  int // blobs that were not already stored
+}
+
+var targetRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$`)
+
+// ValidTarget reports whether name can name a target.
+func ValidTarget(name string) bool { return targetRE.MatchString(name) }
+
+// Save stores a snapshot: m describes it (Seq, Prev and each entry's SHA256 and Size are filled
+// in here) and contents[i] is the content of m.Artifacts[i]. The snapshot is written in one
+// transaction, chained to the target's newest snapshot at that moment.
+func (s *Store) Save(ctx context.Context, m *Manifest, contents [][]byte) (*Saved, error) {
+	if len(contents) != len(m.Artifacts) {
+		return nil, fmt.Errorf("save: %d artifacts but %d contents", len(m.Artifacts), len(contents))
+	}
+	if !ValidTarget(m.Target) {
+		return nil, fmt.Errorf("save: invalid target name %q", m.Target)
+	}
+	m.Format = ManifestFormat
+	m.Started, m.TakenAt = m.Started.UTC(), m.TakenAt.UTC()
+	type blob struct {
+		hash string
+		size int
+		data []byte
+	}
+	blobs := make([]blob, len(contents))
+	for i, c := range contents {
+		h := Hash(c)
+		m.Artifacts[i].SHA256, m.Artifacts[i].Size = h, int64(len(c))
+		blobs[i] = blob{hash: h, size: len(c)}
+	}
+	order := make([]int, len(m.Artifacts))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return m.Artifacts[order[a]].Name < m.Artifacts[order[b]].Name })
+	arts := make([]ArtifactEntry, len(order))
+	for i, j := range order {
+		arts[i] = m.Artifacts[j]
+		if i > 0 && arts[i].Name == arts[i-1].Name {
+			return nil, fmt.Errorf("save: artifact %q twice", arts[i].Name)
+		}
+	}
+	m.Artifacts = arts
+	out := &Saved{Artifacts: len(arts)}
+	// Compress outside the transaction; only blobs not yet stored are written.
+	compressed := map[string][]byte{}
+	err := s.WriteTx(ctx, func(tx *sql.Tx) error {
+		var prevID string
+		var prevSeq int64
+		var prevRaw []byte
+		err := tx.QueryRowContext(ctx, `SELECT id, seq, manifest FROM snapshots WHERE target = ? ORDER BY seq DESC LIMIT 1`, m.Target).Scan(&prevID, &prevSeq, &prevRaw)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		m.Seq, m.Prev = prevSeq+1, prevID
+		raw, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		id := Hash(raw)
+		out.ID, out.Seq = id, m.Seq
+		prevHashes := map[string]string{}
+		if prevRaw != nil {
+			var pm Manifest
+			if err := json.Unmarshal(prevRaw, &pm); err != nil {
+				return fmt.Errorf("previous snapshot %s of %s: %w", prevID, m.Target, err)
+			}
+			for _, a := range pm.Artifacts {
+				prevHashes[a.Name] = a.SHA256 + "\x00" + a.Unavailable
+			}
+		}
+		for _, a := range arts {
+			if prevHashes[a.Name] != a.SHA256+"\x00"+a.Unavailable {
+				out.Changed++
+			}
+			delete(prevHashes, a.Name)
+		}
+		out.Changed += len(prevHashes)
+		for i, b := range blobs {
+			var one int
+			err := tx.QueryRowContext(ctx, `SELECT 1 FROM blobs WHERE hash = ?`, b.hash).Scan(&one)
+			if err == nil {
+				continue
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			data, ok := compressed[b.hash]
+			if !ok {
+				data = compress(contents[i])
+				compressed[b.hash] = data
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO blobs (hash, size, codec, data) VALUES (?, ?, 'deflate', ?)`, b.hash, b.size, data); err != nil {
+				return err
+			}
+			out.NewBlobs++
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO snapshots (id, target, seq, prev, taken_at, artifacts, changed, note, manifest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			id, m.Target, m.Seq, m.Prev, m.TakenAt.Format(time.RFC3339Nano), len(arts), out.Changed, m.Note, raw); err != nil {
+			return err
+		}
+		for _, a := range arts {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO snapshot_artifacts (snapshot, name, hash) VALUES (?, ?, ?)`, id, a.Name, a.SHA256); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("save snapshot of %s: %w", m.Target, err)
+	}
+	return out, nil
+}
+
+// Get loads a snapshot by its full ID.
+func (s *Store) Get(ctx context.Context, id string) (*Snapshot, error) {
+	var raw []byte
+	var changed int
+	err := s.r.QueryRowContext(ctx, `SELECT manifest, changed FROM snapshots WHERE id = ?`, id).Scan(&raw, &changed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("snapshot %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	snap := &Snapshot{ID: id, Raw: raw, Changed: changed}
+	if err := json.Unmarshal(raw, &snap.Manifest); err != nil {
+		return nil, fmt.Errorf("snapshot %s: corrupt manifest: %w", id, err)
+	}
+	return snap, nil
+}
+
+// Blob returns the content with the given hash, checked against it.
+func (s *Store) Blob(ctx context.Context, hash string) ([]byte, error) {
+	var data []byte
+	err := s.r.QueryRowContext(ctx, `SELECT data FROM blobs WHERE hash = ?`, hash).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("blob %s: %w", hash, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out, err := decompress(data)
+	if err != nil {
+		return nil, fmt.Errorf("blob %s: %w", hash, err)
+	}
+	if Hash(out) != hash {
+		return nil, fmt.Errorf("blob %s: content does not match its hash (the store was altered; run hardtrail store verify)", hash)
+	}
+	return out, nil
+}
+
+// Content returns one artifact of a snapshot.
+func (s *Store) Content(ctx context.Context, snap *Snapshot, name string) ([]byte, ArtifactEntry, error) {
+	e, ok := snap.Entry(name)
+	if !ok {
+		return nil, e, fmt.Errorf("snapshot %s has no artifact %q: %w", short(snap.ID), name, ErrNotFound)
+	}
+	b, err := s.Blob(ctx, e.SHA256)
+	if err != nil {
+		return nil, e, fmt.Errorf("artifact %s of snapshot %s: %w", name, short(snap.ID), err)
+	}
+	return b, e, nil
+}
+
+// Summary is one line of history.
+type Summary struct {
+	ID        string    `json:"id"`
+	Target    string    `json:"target"`
+	Seq       int64     `json:"seq"`
+	TakenAt   time.Time `json:"taken_at"`
+	Artifacts int       `json:"artifacts"`
+	Changed   int       `json:"changed"`
+	Note      string    `json:"note,omitempty"`
+}
+
+// LogQuery selects history.
+type LogQuery struct {
+	Target string // all targets when empty
+	Limit  int    // all when zero
+}
+
+// Log lists snapshots newest first.
+func (s *Store) Log(ctx context.Context, q LogQuery) ([]Summary, error) {
+	query := `SELECT id, target, seq, taken_at, artifacts, changed, note FROM snapshots`
+	var args []any
+	if q.Target != "" {
+		query += ` WHERE target = ? ORDER BY seq DESC`
+		args = append(args, q.Target)
+	} else {
+		query += ` ORDER BY taken_at DESC, target, seq DESC`
+	}
+	if q.Limit > 0 {
+		query += ` LIMIT ?`
+		args = append(args, q.Limit)
+	}
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Summary
+	for rows.Next() {
+		var sm Summary
+		var t string
+		if err := rows.Scan(&sm.ID, &sm.Target, &sm.Seq, &t, &sm.Artifacts, &sm.Changed, &sm.Note); err != nil {
+			return nil, err
+		}
+		sm.TakenAt, _ = time.Parse(time.RFC3339Nano, t)
+		out = append(out, sm)
+	}
+	return out, rows.Err()
+}
+
+// Targets lists the targets that have snapshots.
+func (s *Store) Targets(ctx context.Context) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT target FROM snapshots ORDER BY target`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// Latest returns the ID of the newest snapshot of target, or ErrNotFound.
+func (s *Store) Latest(ctx context.Context, target string) (string, error) {
+	return s.nth(ctx, target, 0)
+}
+
+func (s *Store) nth(ctx context.Context, target string, back int) (string, error) {
+	var id string
+	err := s.r.QueryRowContext(ctx, `SELECT id FROM snapshots WHERE target = ? ORDER BY seq DESC LIMIT 1 OFFSET ?`, target, back).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		var n int
+		s.r.QueryRowContext(ctx, `SELECT count(*) FROM snapshots WHERE target = ?`, target).Scan(&n)
+		if n == 0 {
+			return "", fmt.Errorf("target %q has no snapshots: %w", target, ErrNotFound)
+		}
+		return "", fmt.Errorf("target %q has only %d snapshots, so %s~%d does not exist: %w", target, n, target, back, ErrNotFound)
+	}
+	return id, err
+}
+
+// RefResolver resolves references of a form the store does not own (INCIDENT:before). It
+// returns ok=false when ref is not of its form.
+type RefResolver func(ctx context.Context, s *Store, ref string) (id string, ok bool, err error)
+
+var resolvers []RefResolver
+
+// RegisterRefResolver adds a reference form; called from init() of the package that owns it.
+func RegisterRefResolver(r RefResolver) { resolvers = append(resolvers, r) }
+
+var tildeRE = regexp.MustCompile(`^(.+)~(\d+)$`)
+
+// Resolve turns a reference into a snapshot ID: a full ID; TARGET (its newest snapshot);
+// TARGET~N (N before the newest); a unique prefix of at least 6 hex digits; or a form
+// registered by another package (INCIDENT:before, INCIDENT:after).
+func (s *Store) Resolve(ctx context.Context, ref string) (string, error) {
+	if ref == "" {
+		return "", errors.New("empty snapshot reference")
+	}
+	for _, r := range resolvers {
+		id, ok, err := r(ctx, s, ref)
+		if ok || err != nil {
+			return id, err
+		}
+	}
+	if len(ref) == 64 && isHex(ref) {
+		var one int
+		err := s.r.QueryRowContext(ctx, `SELECT 1 FROM snapshots WHERE id = ?`, strings.ToLower(ref)).Scan(&one)
+		if err == nil {
+			return strings.ToLower(ref), nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return "", err
+		}
+		return "", fmt.Errorf("no snapshot %s: %w", ref, ErrNotFound)
+	}
+	if m := tildeRE.FindStringSubmatch(ref); m != nil {
+		n, err := strconv.Atoi(m[2])
+		if err != nil {
+			return "", fmt.Errorf("snapshot reference %q: bad count", ref)
+		}
+		return s.nth(ctx, m[1], n)
+	}
+	if ValidTarget(ref) {
+		id, err := s.nth(ctx, ref, 0)
+		if err == nil || !errors.Is(err, ErrNotFound) {
+			return id, err
+		}
+	}
+	if isHex(ref) {
+		if len(ref) < 6 {
+			return "", fmt.Errorf("snapshot reference %q: a prefix needs at least 6 hex digits", ref)
+		}
+		rows, err := s.r.QueryContext(ctx, `SELECT id FROM snapshots WHERE id >= ? AND id < ? ORDER BY id LIMIT 3`, strings.ToLower(ref), strings.ToLower(ref)+"g")
+		if err != nil {
+			return "", err
+		}
+		defer rows.Close()
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return "", err
+			}
+			ids = append(ids, id)
+		}
+		if err := rows.Err(); err != nil {
+			return "", err
+		}
+		switch len(ids) {
+		case 0:
+			return "", fmt.Errorf("no snapshot matches %q: %w", ref, ErrNotFound)
+		case 1:
+			return ids[0], nil
+		default:
+			return "", fmt.Errorf("snapshot prefix %q is ambiguous (%s, %s...): give more digits", ref, short(ids[0]), short(ids[1]))
+		}
+	}
+	return "", fmt.Errorf("no snapshot or target matches %q (a reference is an ID or 6+ hex digits of one, TARGET, TARGET~N, or INCIDENT:before|after): %w", ref, ErrNotFound)
+}
+
+func isHex(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// Short is the abbreviated form of an ID used in output.
+func Short(id string) string { return short(id) }
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

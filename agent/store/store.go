@@ -1,0 +1,172 @@
+// Package store keeps hardtrail's evidence in one embedded SQLite file: content-addressed
+// artifact blobs and hash-chained snapshot manifests, written whole or not at all.
+package store
+
+import (
+	"bytes"
+	"compress/flate"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	_ "modernc.org/sqlite" // the pure Go SQLite driver
+)
+
+// Store is an open evidence store. It is safe for concurrent use, and several processes may
+// share one store file: writers queue on SQLite's lock (WAL mode, busy timeout).
+type Store struct {
+	path string
+	w    *sql.DB // writes: BEGIN IMMEDIATE, one connection
+	r    *sql.DB // reads: deferred transactions see a consistent snapshot
+}
+
+// BusyTimeout is how long a writer waits for another process's write to finish.
+const BusyTimeoutMS = 30000
+
+// ErrNotFound is returned when a snapshot, blob or reference does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Open opens the store at path, creating the file (mode 0600) and its directory (0700) when
+// missing and bringing the schema up to date.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("store: empty path")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return nil, fmt.Errorf("store %s: cannot create its directory: %w", path, err)
+	}
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+			return nil, fmt.Errorf("store %s is not writable (%v): choose another with --store or fix its permissions", path, err)
+		}
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	f.Close()
+	if err := writableDir(filepath.Dir(abs)); err != nil {
+		return nil, fmt.Errorf("store %s: its directory is not writable, and SQLite needs to create its journal there: %w", path, err)
+	}
+	s := &Store{path: abs}
+	dsn := func(lock string) string {
+		q := url.Values{}
+		q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", BusyTimeoutMS))
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous(FULL)")
+		q.Add("_pragma", "foreign_keys(ON)")
+		q.Set("_txlock", lock)
+		return "file:" + abs + "?" + q.Encode()
+	}
+	if s.w, err = sql.Open("sqlite", dsn("immediate")); err != nil {
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	s.w.SetMaxOpenConns(1)
+	if s.r, err = sql.Open("sqlite", dsn("deferred")); err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	s.r.SetMaxOpenConns(4)
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func writableDir(dir string) error {
+	f, err := os.CreateTemp(dir, ".hardtrail-probe-*")
+	if err != nil {
+		return err
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
+
+// Path is the store's file.
+func (s *Store) Path() string { return s.path }
+
+// Close closes the store.
+func (s *Store) Close() error {
+	var errs []error
+	if s.w != nil {
+		errs = append(errs, s.w.Close())
+	}
+	if s.r != nil {
+		errs = append(errs, s.r.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// DB gives packages that own further tables (incidents, results) the write and read handles.
+// Writes must go through WriteTx.
+func (s *Store) ReadDB() *sql.DB { return s.r }
+
+// WriteTx runs fn in one immediate write transaction, committed when fn returns nil.
+func (s *Store) WriteTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return s.wrapBusy(err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return s.wrapBusy(tx.Commit())
+}
+
+func (s *Store) wrapBusy(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked"):
+		return fmt.Errorf("store %s is locked by another process for more than %ds: %w", s.path, BusyTimeoutMS/1000, err)
+	case strings.Contains(msg, "SQLITE_READONLY") || strings.Contains(msg, "readonly database"):
+		return fmt.Errorf("store %s is read-only: %w", s.path, err)
+	case strings.Contains(msg, "SQLITE_FULL") || strings.Contains(msg, "disk is full"):
+		return fmt.Errorf("store %s: disk full, nothing was written: %w", s.path, err)
+	}
+	return err
+}
+
+// Hash is the hex SHA-256 of b.
+func Hash(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+func compress(b []byte) []byte {
+	var buf bytes.Buffer
+	zw, _ := flate.NewWriter(&buf, flate.DefaultCompression)
+	zw.Write(b)
+	zw.Close()
+	return buf.Bytes()
+}
+
+// maxBlob bounds decompression: no artifact is larger than the collector's cap allows.
+const maxBlob = 1 << 30
+
+func decompress(b []byte) ([]byte, error) {
+	zr := flate.NewReader(bytes.NewReader(b))
+	defer zr.Close()
+	out, err := io.ReadAll(io.LimitReader(zr, maxBlob))
+	if err != nil {
+		return nil, fmt.Errorf("corrupt blob: %w", err)
+	}
+	return out, nil
+}

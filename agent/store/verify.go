@@ -1,0 +1,234 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+)
+
+// Problem is one thing store verification found wrong.
+type Problem struct {
+	Snapshot string `json:"snapshot,omitempty"`
+	Target   string `json:"target,omitempty"`
+	Artifact string `json:"artifact,omitempty"`
+	Blob     string `json:"blob,omitempty"`
+	Msg      string `json:"message"`
+}
+
+func (p Problem) String() string {
+	s := ""
+	if p.Target != "" {
+		s += "target " + p.Target + ": "
+	}
+	if p.Snapshot != "" {
+		s += "snapshot " + short(p.Snapshot) + ": "
+	}
+	if p.Artifact != "" {
+		s += "artifact " + p.Artifact + ": "
+	}
+	if p.Blob != "" && p.Artifact == "" {
+		s += "blob " + short(p.Blob) + ": "
+	}
+	return s + p.Msg
+}
+
+// VerifyReport counts what was checked.
+type VerifyReport struct {
+	Snapshots int       `json:"snapshots"`
+	Blobs     int       `json:"blobs"`
+	Problems  []Problem `json:"problems"`
+}
+
+// Checker verifies tables owned by other packages (incident links, results). It appends
+// problems it finds.
+type Checker func(ctx context.Context, s *Store, report func(Problem)) error
+
+var checkers []Checker
+
+// RegisterChecker adds a verification step; called from init() of the package that owns tables.
+func RegisterChecker(c Checker) { checkers = append(checkers, c) }
+
+// Verify recomputes every blob's hash, every manifest's hash, every chain link and every
+// manifest-to-blob reference. It reads one consistent view of the store.
+func (s *Store) Verify(ctx context.Context) (*VerifyReport, error) {
+	rep := &VerifyReport{}
+	add := func(p Problem) { rep.Problems = append(rep.Problems, p) }
+	tx, err := s.r.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+
+	// Blobs: content matches hash and size.
+	bad := map[string]string{}
+	rows, err := tx.QueryContext(ctx, `SELECT hash, size, codec, data FROM blobs`)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var hash, codec string
+		var size int64
+		var data []byte
+		if err := rows.Scan(&hash, &size, &codec, &data); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		rep.Blobs++
+		if codec != "deflate" {
+			bad[hash] = fmt.Sprintf("unknown codec %q", codec)
+			continue
+		}
+		b, err := decompress(data)
+		switch {
+		case err != nil:
+			bad[hash] = err.Error()
+		case Hash(b) != hash:
+			bad[hash] = fmt.Sprintf("content hashes to %s, not %s", short(Hash(b)), short(hash))
+		case int64(len(b)) != size:
+			bad[hash] = fmt.Sprintf("size %d, recorded %d", len(b), size)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+
+	// Snapshots: manifest hash, columns agree with manifest, chain, artifacts.
+	type snap struct {
+		id, target, prev string
+		seq              int64
+	}
+	var snaps []snap
+	index := map[string]map[string]string{} // snapshot -> name -> hash, from snapshot_artifacts
+	arows, err := tx.QueryContext(ctx, `SELECT snapshot, name, hash FROM snapshot_artifacts`)
+	if err != nil {
+		return nil, err
+	}
+	for arows.Next() {
+		var sid, name, hash string
+		if err := arows.Scan(&sid, &name, &hash); err != nil {
+			arows.Close()
+			return nil, err
+		}
+		if index[sid] == nil {
+			index[sid] = map[string]string{}
+		}
+		index[sid][name] = hash
+	}
+	arows.Close()
+	referenced := map[string]bool{}
+	srows, err := tx.QueryContext(ctx, `SELECT id, target, seq, prev, artifacts, manifest FROM snapshots ORDER BY target, seq`)
+	if err != nil {
+		return nil, err
+	}
+	for srows.Next() {
+		var sn snap
+		var count int
+		var raw []byte
+		if err := srows.Scan(&sn.id, &sn.target, &sn.seq, &sn.prev, &count, &raw); err != nil {
+			srows.Close()
+			return nil, err
+		}
+		rep.Snapshots++
+		snaps = append(snaps, sn)
+		p := Problem{Snapshot: sn.id, Target: sn.target}
+		if h := Hash(raw); h != sn.id {
+			p.Msg = fmt.Sprintf("manifest hashes to %s, not its ID: the manifest was altered", short(h))
+			add(p)
+		}
+		var m Manifest
+		if err := json.Unmarshal(raw, &m); err != nil {
+			p.Msg = "manifest is not valid JSON: " + err.Error()
+			add(p)
+			continue
+		}
+		if m.Target != sn.target || m.Seq != sn.seq || m.Prev != sn.prev || len(m.Artifacts) != count {
+			p.Msg = fmt.Sprintf("index columns (target %s, seq %d, prev %s) disagree with the manifest (target %s, seq %d, prev %s)",
+				sn.target, sn.seq, short(sn.prev), m.Target, m.Seq, short(m.Prev))
+			add(p)
+		}
+		idx := index[sn.id]
+		for _, a := range m.Artifacts {
+			referenced[a.SHA256] = true
+			ap := Problem{Snapshot: sn.id, Target: sn.target, Artifact: a.Name, Blob: a.SHA256}
+			if msg, ok := bad[a.SHA256]; ok {
+				ap.Msg = "stored content is corrupt: " + msg
+				add(ap)
+			}
+			if h, ok := idx[a.Name]; !ok || h != a.SHA256 {
+				ap.Msg = "artifact index disagrees with the manifest"
+				add(ap)
+			}
+			delete(idx, a.Name)
+		}
+		for name := range idx {
+			add(Problem{Snapshot: sn.id, Target: sn.target, Artifact: name, Msg: "indexed artifact is not in the manifest"})
+		}
+		delete(index, sn.id)
+	}
+	srows.Close()
+	if err := srows.Err(); err != nil {
+		return nil, err
+	}
+	for sid := range index {
+		add(Problem{Snapshot: sid, Msg: "artifacts indexed for a snapshot that does not exist"})
+	}
+	// Blobs referenced by manifests must exist.
+	have := map[string]bool{}
+	hrows, err := tx.QueryContext(ctx, `SELECT hash FROM blobs`)
+	if err != nil {
+		return nil, err
+	}
+	for hrows.Next() {
+		var h string
+		hrows.Scan(&h)
+		have[h] = true
+	}
+	hrows.Close()
+	missing := []string{}
+	for h := range referenced {
+		if !have[h] {
+			missing = append(missing, h)
+		}
+	}
+	sort.Strings(missing)
+	for _, h := range missing {
+		add(Problem{Blob: h, Msg: "referenced by a manifest but missing from the store"})
+	}
+	for h, msg := range bad {
+		if !referenced[h] {
+			add(Problem{Blob: h, Msg: "unreferenced blob is corrupt: " + msg})
+		}
+	}
+	// Chains: seq 1..n per target, each prev is the snapshot before it.
+	var lastTarget, lastID string
+	var lastSeq int64
+	for _, sn := range snaps {
+		if sn.target != lastTarget {
+			lastTarget, lastID, lastSeq = sn.target, "", 0
+		}
+		if sn.seq != lastSeq+1 {
+			add(Problem{Snapshot: sn.id, Target: sn.target, Msg: fmt.Sprintf("chain gap: seq %d follows seq %d (a snapshot was removed)", sn.seq, lastSeq)})
+		} else if sn.prev != lastID {
+			add(Problem{Snapshot: sn.id, Target: sn.target, Msg: fmt.Sprintf("chain broken: prev is %q, want %q", short(sn.prev), short(lastID))})
+		}
+		lastID, lastSeq = sn.id, sn.seq
+	}
+	if err := tx.Rollback(); err != nil {
+		return nil, err
+	}
+	for _, c := range checkers {
+		if err := c(ctx, s, add); err != nil {
+			return nil, err
+		}
+	}
+	sort.SliceStable(rep.Problems, func(i, j int) bool {
+		a, b := rep.Problems[i], rep.Problems[j]
+		if a.Target != b.Target {
+			return a.Target < b.Target
+		}
+		return a.Snapshot < b.Snapshot
+	})
+	return rep, nil
+}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hardtrail/hardtrail/agent"
+	"github.com/hardtrail/hardtrail/agent/store"
+)
+
+func init() { commands = append(commands, snapshotCmd) }
+
+type snapshotLine struct {
+	ID        string `json:"id,omitempty"`
+	Target    string `json:"target"`
+	Artifacts int    `json:"artifacts"`
+	Changed   int    `json:"changed"`
+	NewBlobs  int    `json:"new_blobs"`
+	Error     string `json:"error,omitempty"`
+	Stage     string `json:"stage,omitempty"`
+}
+
+func snapshotCmd(a *app) *cobra.Command {
+	var note string
+	cmd := &cobra.Command{
+		Use:   "snapshot [TARGET...]",
+		Short: "Capture targets and store the snapshots",
+		Long: "Capture every target of the config (or the named ones) and store one snapshot each.\n" +
+			"Prints one line per target: snapshot ID, target, artifacts, artifacts changed since the previous snapshot.\n" +
+			"Exit code 1 when a target failed to capture while others succeeded.",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			cfg, err := a.config()
+			if err != nil {
+				return err
+			}
+			st, err := a.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			red, err := a.redactor()
+			if err != nil {
+				return err
+			}
+			sn := &agent.Snapshotter{Config: cfg, Store: st, Redactor: red, Logger: a.log}
+			progress := newProgress(a.stderr, len(args), len(cfg.Targets))
+			results, err := sn.Run(ctx, args, note, func(r agent.Result) {
+				progress.done(r)
+				if !a.json() {
+					progress.clear()
+					printSnapshotLine(a, r)
+					progress.draw()
+				}
+			})
+			if err != nil {
+				return usageErr("%v", err)
+			}
+			progress.finish(results)
+			failed := 0
+			var lines []snapshotLine
+			for _, r := range results {
+				l := snapshotLine{Target: r.Target}
+				if r.Err != nil {
+					failed++
+					l.Error, l.Stage = r.Err.Error(), r.Stage
+				} else {
+					l.ID, l.Artifacts, l.Changed, l.NewBlobs = r.Saved.ID, r.Saved.Artifacts, r.Saved.Changed, r.Saved.NewBlobs
+				}
+				lines = append(lines, l)
+			}
+			if a.json() {
+				if err := a.printJSON(lines); err != nil {
+					return err
+				}
+			}
+			if failed > 0 {
+				return finding(fmt.Errorf("%d of %d targets failed to capture", failed, len(results)))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&note, "note", "", "a note stored in the snapshot's manifest")
+	return cmd
+}
+
+func printSnapshotLine(a *app, r agent.Result) {
+	if r.Err != nil {
+		fmt.Fprintf(a.stdout, "%-12s  %s  failed at %s: %v\n", "-", r.Target, r.Stage, r.Err)
+		return
+	}
+	fmt.Fprintf(a.stdout, "%s  %s  %d artifacts  %d changed\n", store.Short(r.Saved.ID), r.Target, r.Saved.Artifacts, r.Saved.Changed)
+}

@@ -1,0 +1,300 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hardtrail/hardtrail/collector/transport"
+)
+
+// Artifact is one captured, normalised and redacted piece of configuration.
+type Artifact struct {
+	Name    string
+	Source  string
+	Content []byte
+	// Command is the argv that ran (after fallback), nil for files.
+	Command  []string
+	Path     string // the file read, for files
+	ExitCode int
+	Stderr   string
+	Duration time.Duration
+	// Truncated means the output passed the cap and what is stored is its beginning.
+	Truncated bool
+	// Size is the file's size on the target (files only).
+	Size  int64
+	Mode  fs.FileMode
+	Owner string
+	Group string
+	// Unavailable, when set, says why nothing was captured: not installed, not permitted,
+	// timed out. The content is then empty and means nothing.
+	Unavailable string
+}
+
+// Capture is everything collected from one target in one run.
+type Capture struct {
+	Target    string
+	Transport transport.Info
+	Profiles  []string
+	Started   time.Time
+	Finished  time.Time
+	Artifacts []Artifact // sorted by name
+}
+
+// Options tune a collection.
+type Options struct {
+	// Concurrency bounds how many sources run at once on the target (default 4).
+	Concurrency int
+	Logger      *slog.Logger
+}
+
+// Collect runs every source of the profiles on the transport. A source that cannot run (not
+// installed, not permitted, timed out) yields an unavailable artifact and the capture goes on.
+// Collect fails as a whole only when ctx ends or the transport itself breaks, because a partial
+// capture stored as a snapshot would read as drift.
+func Collect(ctx context.Context, tr transport.Transport, target string, profiles []*Profile, red *Redactor, opt Options) (*Capture, error) {
+	if opt.Concurrency <= 0 {
+		opt.Concurrency = 4
+	}
+	log := opt.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Capture{Target: target, Transport: tr.Info(), Started: time.Now().UTC()}
+	var sources []*Source
+	for _, p := range profiles {
+		c.Profiles = append(c.Profiles, p.Name)
+		for i := range p.Sources {
+			sources = append(sources, &p.Sources[i])
+		}
+	}
+	var (
+		mu      sync.Mutex
+		arts    []Artifact
+		fatal   error
+		results = map[*Source]*transport.BatchResult{}
+	)
+	add := func(a ...Artifact) {
+		mu.Lock()
+		arts = append(arts, a...)
+		mu.Unlock()
+	}
+	fail := func(err error) {
+		mu.Lock()
+		if fatal == nil {
+			fatal = err
+		}
+		mu.Unlock()
+	}
+
+	// Command sources go through one batch when the transport can.
+	if b, ok := tr.(transport.Batcher); ok {
+		var cmds []transport.Command
+		var batched []*Source
+		maxTimeout := time.Duration(0)
+		for _, s := range sources {
+			if len(s.Command) > 0 {
+				cmds = append(cmds, s.command(s.Command))
+				batched = append(batched, s)
+				maxTimeout = max(maxTimeout, s.timeout())
+			}
+		}
+		if len(cmds) > 0 {
+			bctx, cancel := context.WithTimeout(ctx, maxTimeout)
+			res, err := b.RunBatch(bctx, cmds)
+			cancel()
+			if err != nil {
+				return nil, fmt.Errorf("target %s: %w", target, err)
+			}
+			for i, s := range batched {
+				if i < len(res) {
+					results[s] = &res[i]
+				}
+			}
+		}
+	}
+
+	sem := make(chan struct{}, opt.Concurrency)
+	var wg sync.WaitGroup
+	for _, s := range sources {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			var a []Artifact
+			var err error
+			if len(s.Command) > 0 {
+				var one Artifact
+				one, err = s.runCommand(ctx, tr, red, results[s])
+				a = []Artifact{one}
+			} else {
+				a, err = s.readFiles(ctx, tr, red)
+			}
+			if err != nil {
+				log.Warn("source failed", "target", target, "source", s.Name, "err", err)
+				fail(err)
+				return
+			}
+			add(a...)
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("target %s: %w", target, err)
+	}
+	if fatal != nil {
+		return nil, fmt.Errorf("target %s: %w", target, fatal)
+	}
+	sort.Slice(arts, func(i, j int) bool { return arts[i].Name < arts[j].Name })
+	for i := 1; i < len(arts); i++ {
+		if arts[i].Name == arts[i-1].Name {
+			return nil, fmt.Errorf("target %s: two sources yield artifact %q", target, arts[i].Name)
+		}
+	}
+	c.Artifacts = arts
+	c.Finished = time.Now().UTC()
+	return c, nil
+}
+
+func (s *Source) timeout() time.Duration {
+	if s.Timeout.Duration > 0 {
+		return s.Timeout.Duration
+	}
+	return DefaultTimeout
+}
+
+func (s *Source) command(argv []string) transport.Command {
+	return transport.Command{Argv: argv, Sudo: s.Sudo, MaxBytes: s.MaxBytes}
+}
+
+// notPermitted matches what programs print when they lack privilege.
+var notPermitted = regexp.MustCompile(`(?i)permission denied|operation not permitted|must be root|you must be root|a password is required|not allowed to execute|are not in the sudoers`)
+
+// runCommand runs the source's command, or its fallbacks when it is not installed. pre is a
+// result already obtained through a batch for the first command.
+func (s *Source) runCommand(ctx context.Context, tr transport.Transport, red *Redactor, pre *transport.BatchResult) (Artifact, error) {
+	a := Artifact{Name: s.Name, Source: s.Name}
+	cmds := append([][]string{s.Command}, s.Fallback...)
+	var reasons []string
+	for i, argv := range cmds {
+		a.Command = argv
+		var res *transport.Result
+		var err error
+		if i == 0 && pre != nil {
+			res, err = pre.Result, pre.Err
+		} else {
+			cctx, cancel := context.WithTimeout(ctx, s.timeout())
+			res, err = tr.Run(cctx, s.command(argv))
+			cancel()
+		}
+		if ctx.Err() != nil {
+			return a, ctx.Err()
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, transport.ErrNotFound):
+			reasons = append(reasons, "not installed: "+argv[0])
+			continue
+		case errors.Is(err, transport.ErrPermission):
+			a.Unavailable = "not permitted: " + err.Error()
+			return a, nil
+		case errors.Is(err, context.DeadlineExceeded):
+			a.Unavailable = fmt.Sprintf("timed out after %s", s.timeout())
+			if res != nil {
+				a.Duration, a.Stderr = res.Duration, string(red.Redact(res.Stderr, s.redact))
+			}
+			return a, nil
+		default:
+			return a, fmt.Errorf("source %s: %w", s.Name, err)
+		}
+		a.ExitCode, a.Duration, a.Truncated = res.ExitCode, res.Duration, res.Truncated
+		a.Stderr = string(red.Redact(res.Stderr, s.redact))
+		if res.ExitCode != 0 && len(strings.TrimSpace(string(res.Stdout))) == 0 && notPermitted.Match(res.Stderr) {
+			a.Unavailable = "not permitted: " + firstLine(a.Stderr)
+			return a, nil
+		}
+		a.Content = s.apply(red.Redact(res.Stdout, s.redact))
+		return a, nil
+	}
+	a.Command = s.Command
+	a.Unavailable = strings.Join(reasons, "; ")
+	return a, nil
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// readFiles reads every file the source names. A single named file that is missing or
+// unreadable is an unavailable artifact; a glob that matches nothing yields none.
+func (s *Source) readFiles(ctx context.Context, tr transport.Transport, red *Redactor) ([]Artifact, error) {
+	var paths []string
+	seen := map[string]bool{}
+	for _, pat := range s.Files {
+		if !strings.ContainsAny(pat, `*?[\`) {
+			if !seen[pat] {
+				paths, seen[pat] = append(paths, pat), true
+			}
+			continue
+		}
+		gctx, cancel := context.WithTimeout(ctx, s.timeout())
+		m, err := tr.Glob(gctx, pat)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("source %s: %w", s.Name, err)
+		}
+		for _, p := range m {
+			if !seen[p] {
+				paths, seen[p] = append(paths, p), true
+			}
+		}
+	}
+	var out []Artifact
+	for _, p := range paths {
+		a := Artifact{Name: s.ArtifactName(p), Source: s.Name, Path: p}
+		fctx, cancel := context.WithTimeout(ctx, s.timeout())
+		start := time.Now()
+		f, err := tr.ReadFile(fctx, p, s.MaxBytes)
+		cancel()
+		a.Duration = time.Since(start)
+		switch {
+		case err == nil:
+			a.Size, a.Mode, a.Owner, a.Group, a.Truncated = f.Size, f.Mode, f.Owner, f.Group, f.Truncated
+			a.Content = s.apply(red.Redact(f.Content, s.redact))
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case errors.Is(err, transport.ErrNotFound):
+			if !s.singleFile() {
+				continue // vanished between glob and read
+			}
+			a.Unavailable = "no such file: " + p
+		case errors.Is(err, transport.ErrPermission):
+			a.Unavailable = "not permitted: " + p
+		case errors.Is(err, context.DeadlineExceeded):
+			a.Unavailable = fmt.Sprintf("timed out after %s reading %s", s.timeout(), p)
+		default:
+			if strings.Contains(err.Error(), "not a regular file") {
+				a.Unavailable = err.Error()
+				break
+			}
+			return nil, fmt.Errorf("source %s: %w", s.Name, err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}

@@ -1,0 +1,229 @@
+// Package collector captures a target's security-relevant configuration as artifacts: profiles of
+// sources, run over a Transport, normalised and redacted before anything is stored.
+package collector
+
+import (
+	"embed"
+	"fmt"
+	"io/fs"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hardtrail/hardtrail/internal/tomlx"
+)
+
+// Source is one thing to capture: a command or a set of files.
+type Source struct {
+	// Name names the artifact (a command, or a single file without wildcards) or prefixes the
+	// artifacts (one per file: NAME/ plus the file's path without its leading slash).
+	Name    string   `toml:"name"`
+	Command []string `toml:"command"`
+	// Fallback commands are tried in order when the previous one is not installed
+	// (dpkg-query, then rpm).
+	Fallback [][]string `toml:"fallback"`
+	Files    []string   `toml:"files"`
+	Sudo     bool       `toml:"sudo"`
+	// Normalise names built-in normalisers applied in order (see Normalisers).
+	Normalise []string `toml:"normalise"`
+	// Drop removes lines matching any of these regexps (volatile lines).
+	Drop []string `toml:"drop"`
+	// Replace rewrites every match of a regexp; `with` may use $1 expansions.
+	Replace []Replace `toml:"replace"`
+	// Sort sorts lines where their order carries no meaning.
+	Sort bool `toml:"sort"`
+	// Redact adds secret patterns: the first capture group (or the whole match) is replaced by a
+	// keyed placeholder.
+	Redact   []string       `toml:"redact"`
+	Timeout  tomlx.Duration `toml:"timeout"`
+	MaxBytes int64          `toml:"max_bytes"`
+
+	drop    []*regexp.Regexp
+	replace []*regexp.Regexp
+	redact  []*regexp.Regexp
+	norm    []Normaliser
+}
+
+// Replace is one rewrite of a source's output.
+type Replace struct {
+	Pattern string `toml:"pattern"`
+	With    string `toml:"with"`
+}
+
+// Profile is a named list of sources.
+type Profile struct {
+	Name        string   `toml:"name"`
+	Description string   `toml:"description"`
+	Sources     []Source `toml:"source"`
+}
+
+// DefaultTimeout bounds one source unless it sets its own.
+const DefaultTimeout = 60 * time.Second
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*(/[A-Za-z0-9._@:+-]+)*$`)
+
+// Compile validates the profile and compiles its regexps. Errors name the profile and source.
+func (p *Profile) Compile() error {
+	if p.Name == "" {
+		return fmt.Errorf("profile without a name")
+	}
+	if len(p.Sources) == 0 {
+		return fmt.Errorf("profile %q: no sources", p.Name)
+	}
+	seen := map[string]bool{}
+	for i := range p.Sources {
+		s := &p.Sources[i]
+		if err := s.compile(); err != nil {
+			return fmt.Errorf("profile %q: source %d (%q): %w", p.Name, i+1, s.Name, err)
+		}
+		if seen[s.Name] {
+			return fmt.Errorf("profile %q: source %q is defined twice", p.Name, s.Name)
+		}
+		seen[s.Name] = true
+	}
+	return nil
+}
+
+func (s *Source) compile() error {
+	if !nameRE.MatchString(s.Name) {
+		return fmt.Errorf("name %q: want lowercase words separated by /, such as \"sshd/effective\"", s.Name)
+	}
+	switch {
+	case len(s.Command) > 0 && len(s.Files) > 0:
+		return fmt.Errorf("has both command and files; a source is one or the other")
+	case len(s.Command) == 0 && len(s.Files) == 0:
+		return fmt.Errorf("needs command = [argv...] or files = [globs]")
+	case len(s.Fallback) > 0 && len(s.Command) == 0:
+		return fmt.Errorf("fallback needs a command")
+	}
+	for _, c := range append([][]string{s.Command}, s.Fallback...) {
+		if len(s.Command) > 0 && (len(c) == 0 || c[0] == "") {
+			return fmt.Errorf("empty command")
+		}
+	}
+	for _, f := range s.Files {
+		if !path.IsAbs(f) {
+			return fmt.Errorf("files: %q is not an absolute path", f)
+		}
+		if _, err := path.Match(f, "/"); err != nil {
+			return fmt.Errorf("files: %q: %w", f, err)
+		}
+	}
+	if s.MaxBytes < 0 {
+		return fmt.Errorf("max_bytes: must not be negative")
+	}
+	var err error
+	if s.drop, err = compileAll("drop", s.Drop); err != nil {
+		return err
+	}
+	if s.redact, err = compileAll("redact", s.Redact); err != nil {
+		return err
+	}
+	s.replace = s.replace[:0]
+	for _, r := range s.Replace {
+		re, err := regexp.Compile(r.Pattern)
+		if err != nil {
+			return fmt.Errorf("replace: %w", err)
+		}
+		s.replace = append(s.replace, re)
+	}
+	s.norm = s.norm[:0]
+	for _, n := range s.Normalise {
+		f, ok := normalisers[n]
+		if !ok {
+			return fmt.Errorf("normalise: unknown normaliser %q (known: %s)", n, strings.Join(NormaliserNames(), ", "))
+		}
+		s.norm = append(s.norm, f)
+	}
+	return nil
+}
+
+func compileAll(what string, pats []string) ([]*regexp.Regexp, error) {
+	out := make([]*regexp.Regexp, 0, len(pats))
+	for _, p := range pats {
+		re, err := regexp.Compile(p)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		out = append(out, re)
+	}
+	return out, nil
+}
+
+// singleFile reports whether a files source names exactly one path without wildcards, so its
+// artifact takes the source's name.
+func (s *Source) singleFile() bool {
+	return len(s.Files) == 1 && !strings.ContainsAny(s.Files[0], `*?[\`)
+}
+
+// ArtifactName is the artifact name for a file captured by the source.
+func (s *Source) ArtifactName(file string) string {
+	if s.singleFile() {
+		return s.Name
+	}
+	return s.Name + "/" + strings.TrimPrefix(file, "/")
+}
+
+//go:embed profiles/*.toml
+var builtinFS embed.FS
+
+// File is the layout of a profile file: [[profile]] tables.
+type File struct {
+	Profiles []Profile `toml:"profile"`
+}
+
+// LoadProfiles decodes and compiles the profiles in a TOML document.
+func LoadProfiles(name string, data []byte) ([]Profile, error) {
+	var f File
+	if err := tomlx.Decode(name, data, &f); err != nil {
+		return nil, err
+	}
+	for i := range f.Profiles {
+		if err := f.Profiles[i].Compile(); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return f.Profiles, nil
+}
+
+// Builtin returns the built-in profiles by name.
+func Builtin() (map[string]*Profile, error) {
+	out := map[string]*Profile{}
+	files, err := fs.Glob(builtinFS, "profiles/*.toml")
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		b, err := builtinFS.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		ps, err := LoadProfiles("builtin:"+f, b)
+		if err != nil {
+			return nil, err
+		}
+		for i := range ps {
+			if out[ps[i].Name] != nil {
+				return nil, fmt.Errorf("builtin profile %q defined twice", ps[i].Name)
+			}
+			out[ps[i].Name] = &ps[i]
+		}
+	}
+	return out, nil
+}
+
+// BuiltinNames lists the built-in profiles.
+func BuiltinNames() []string {
+	b, err := Builtin()
+	if err != nil {
+		return nil
+	}
+	names := make([]string, 0, len(b))
+	for n := range b {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}

@@ -1,0 +1,338 @@
+// Package config loads hardtrail.toml: the store, rule sources, agent settings, redaction key,
+// targets and user profiles, strictly and with positioned errors.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hardtrail/hardtrail/collector"
+	"github.com/hardtrail/hardtrail/internal/tomlx"
+)
+
+// Defaults.
+const (
+	DefaultListen      = "127.0.0.1:9527"
+	DefaultInterval    = 5 * time.Minute
+	DefaultConcurrency = 64
+	DefaultTimeout     = 5 * time.Minute
+	SystemConfig       = "/etc/hardtrail/hardtrail.toml"
+)
+
+// Config is hardtrail.toml.
+type Config struct {
+	Store    string              `toml:"store"`
+	Rules    []string            `toml:"rules"`
+	Agent    Agent               `toml:"agent"`
+	Redact   Redact              `toml:"redact"`
+	Targets  []Target            `toml:"target"`
+	Profiles []collector.Profile `toml:"profile"`
+
+	// File is where the config was read from; empty for the built-in defaults.
+	File string `toml:"-"`
+}
+
+// Agent configures the daemon.
+type Agent struct {
+	Listen      string         `toml:"listen"`
+	Interval    tomlx.Duration `toml:"interval"`
+	Concurrency int            `toml:"concurrency"`
+	WebConfig   string         `toml:"web_config"`
+}
+
+// Redact configures redaction.
+type Redact struct {
+	// KeyFile holds the HMAC key of redaction placeholders; default: beside the store.
+	KeyFile string `toml:"key_file"`
+}
+
+// Target is one machine or device to capture.
+type Target struct {
+	Name      string   `toml:"name"`
+	Transport string   `toml:"transport"` // local or ssh
+	Address   string   `toml:"address"`   // user@host:port
+	Profiles  []string `toml:"profiles"`
+	// SSH settings.
+	IdentityFile     string         `toml:"identity_file"`
+	KnownHosts       string         `toml:"known_hosts"`
+	Jump             string         `toml:"jump"`
+	Timeout          tomlx.Duration `toml:"timeout"` // whole collection of this target
+	LegacyAlgorithms bool           `toml:"legacy_algorithms"`
+}
+
+var targetNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$`)
+
+// Default is the configuration used when no file exists: one local target with the linux profile.
+func Default() *Config {
+	c := &Config{Targets: []Target{{Name: "local"}}}
+	if err := c.validate(nil); err != nil {
+		panic(err)
+	}
+	return c
+}
+
+// Load reads and validates a config file.
+func Load(path string) (*Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, src)
+}
+
+// Parse decodes and validates a config document; name is used in errors.
+func Parse(name string, src []byte) (*Config, error) {
+	c := &Config{}
+	if err := tomlx.Decode(name, src, c); err != nil {
+		return nil, err
+	}
+	c.File = name
+	if err := c.validate(src); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Resolve finds the config to use: the flag, else $HARDTRAIL_CONFIG, else the system file when
+// it exists, else the built-in defaults.
+func Resolve(flag string) (*Config, error) {
+	if flag == "" {
+		flag = os.Getenv("HARDTRAIL_CONFIG")
+	}
+	if flag != "" {
+		return Load(flag)
+	}
+	if _, err := os.Stat(SystemConfig); err == nil {
+		return Load(SystemConfig)
+	}
+	return Default(), nil
+}
+
+func (c *Config) validate(src []byte) error {
+	errf := func(key []string, format string, args ...any) error {
+		if c.File == "" {
+			return fmt.Errorf("%s: "+format, append([]any{strings.Join(key, ".")}, args...)...)
+		}
+		return tomlx.Errorf(c.File, src, key, format, args...)
+	}
+	if c.Agent.Listen == "" {
+		c.Agent.Listen = DefaultListen
+	} else if _, _, err := net.SplitHostPort(c.Agent.Listen); err != nil {
+		return errf([]string{"agent", "listen"}, "want host:port, such as %q: %v", DefaultListen, err)
+	}
+	if c.Agent.Interval.Duration == 0 {
+		c.Agent.Interval.Duration = DefaultInterval
+	} else if c.Agent.Interval.Duration < time.Second {
+		return errf([]string{"agent", "interval"}, "%s is too short (at least 1s)", c.Agent.Interval.Duration)
+	}
+	if c.Agent.Concurrency == 0 {
+		c.Agent.Concurrency = DefaultConcurrency
+	} else if c.Agent.Concurrency < 0 || c.Agent.Concurrency > 4096 {
+		return errf([]string{"agent", "concurrency"}, "%d is out of range (1 to 4096)", c.Agent.Concurrency)
+	}
+	if c.File != "" {
+		base := filepath.Dir(c.File)
+		for _, p := range []*string{&c.Store, &c.Agent.WebConfig, &c.Redact.KeyFile} {
+			*p = relTo(base, *p)
+		}
+		for i := range c.Targets {
+			c.Targets[i].IdentityFile = relTo(base, c.Targets[i].IdentityFile)
+			c.Targets[i].KnownHosts = relTo(base, c.Targets[i].KnownHosts)
+		}
+	}
+	builtin, err := collector.Builtin()
+	if err != nil {
+		return err
+	}
+	own := map[string]bool{}
+	for i := range c.Profiles {
+		p := &c.Profiles[i]
+		key := []string{"profile", strconv.Itoa(i)}
+		if err := p.Compile(); err != nil {
+			return errf(key, "%v", err)
+		}
+		if own[p.Name] {
+			return errf(append(key, "name"), "profile %q is defined twice", p.Name)
+		}
+		own[p.Name] = true
+	}
+	if len(c.Targets) == 0 {
+		return errf([]string{"target"}, "no targets: add a [[target]] table")
+	}
+	seen := map[string]bool{}
+	for i := range c.Targets {
+		t := &c.Targets[i]
+		key := []string{"target", strconv.Itoa(i)}
+		if !targetNameRE.MatchString(t.Name) {
+			return errf(append(key, "name"), "target name %q: want letters, digits and . _ @ -, starting with a letter or digit", t.Name)
+		}
+		if seen[t.Name] {
+			return errf(append(key, "name"), "target %q is defined twice", t.Name)
+		}
+		seen[t.Name] = true
+		if t.Transport == "" {
+			t.Transport = "local"
+			if t.Address != "" {
+				t.Transport = "ssh"
+			}
+		}
+		switch t.Transport {
+		case "local":
+			if t.Address != "" {
+				return errf(append(key, "address"), "target %q: a local target has no address", t.Name)
+			}
+		case "ssh":
+			if t.Address == "" {
+				return errf(append(key, "address"), "target %q: ssh needs address = \"user@host:port\"", t.Name)
+			}
+			if err := checkAddress(t.Address); err != nil {
+				return errf(append(key, "address"), "target %q: %v", t.Name, err)
+			}
+		default:
+			return errf(append(key, "transport"), "target %q: unknown transport %q (want local or ssh)", t.Name, t.Transport)
+		}
+		if len(t.Profiles) == 0 {
+			t.Profiles = []string{"linux"}
+		}
+		for _, p := range t.Profiles {
+			if !own[p] && builtin[p] == nil {
+				return errf(append(key, "profiles"), "target %q: unknown profile %q (built in: %s)", t.Name, p, strings.Join(collector.BuiltinNames(), ", "))
+			}
+		}
+		if t.Timeout.Duration == 0 {
+			t.Timeout.Duration = DefaultTimeout
+		}
+	}
+	for i, t := range c.Targets {
+		if t.Jump == "" {
+			continue
+		}
+		if t.Jump == t.Name {
+			return errf([]string{"target", strconv.Itoa(i), "jump"}, "target %q jumps through itself", t.Name)
+		}
+		if !seen[t.Jump] {
+			if err := checkAddress(t.Jump); err != nil {
+				return errf([]string{"target", strconv.Itoa(i), "jump"}, "target %q: jump %q is neither a target name nor user@host:port: %v", t.Name, t.Jump, err)
+			}
+		}
+	}
+	return nil
+}
+
+func checkAddress(a string) error {
+	hostport := a
+	if i := strings.LastIndexByte(a, '@'); i >= 0 {
+		if i == 0 {
+			return errors.New("empty user before @")
+		}
+		hostport = a[i+1:]
+	}
+	if hostport == "" {
+		return errors.New("empty host")
+	}
+	if strings.HasPrefix(hostport, "[") || strings.Count(hostport, ":") == 1 {
+		h, p, err := net.SplitHostPort(hostport)
+		if err != nil {
+			return fmt.Errorf("want user@host:port: %v", err)
+		}
+		if h == "" {
+			return errors.New("empty host")
+		}
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("bad port %q", p)
+		}
+	}
+	return nil
+}
+
+func relTo(base, p string) string {
+	if p == "" || filepath.IsAbs(p) || strings.Contains(p, "://") {
+		return p
+	}
+	if strings.HasPrefix(p, "~/") {
+		if h, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(h, p[2:])
+		}
+	}
+	return filepath.Join(base, p)
+}
+
+// Target returns the named target.
+func (c *Config) Target(name string) (*Target, bool) {
+	for i := range c.Targets {
+		if c.Targets[i].Name == name {
+			return &c.Targets[i], true
+		}
+	}
+	return nil, false
+}
+
+// ProfilesFor returns the compiled profiles a target uses, its own before built-in ones.
+func (c *Config) ProfilesFor(t *Target) ([]*collector.Profile, error) {
+	builtin, err := collector.Builtin()
+	if err != nil {
+		return nil, err
+	}
+	var out []*collector.Profile
+	for _, name := range t.Profiles {
+		var p *collector.Profile
+		for i := range c.Profiles {
+			if c.Profiles[i].Name == name {
+				p = &c.Profiles[i]
+			}
+		}
+		if p == nil {
+			p = builtin[name]
+		}
+		if p == nil {
+			return nil, fmt.Errorf("target %s: unknown profile %q", t.Name, name)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// DefaultStore is the store path when neither flag, environment nor config names one:
+// /var/lib/hardtrail/hardtrail.db for root, else $XDG_DATA_HOME/hardtrail/hardtrail.db.
+func DefaultStore() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/hardtrail/hardtrail.db"
+	}
+	d := os.Getenv("XDG_DATA_HOME")
+	if d == "" {
+		h, err := os.UserHomeDir()
+		if err != nil {
+			h = "."
+		}
+		d = filepath.Join(h, ".local", "share")
+	}
+	return filepath.Join(d, "hardtrail", "hardtrail.db")
+}
+
+// StorePath picks the store: the flag, else $HARDTRAIL_STORE, else the config's, else DefaultStore.
+func (c *Config) StorePath(flag string) string {
+	switch {
+	case flag != "":
+		return flag
+	case os.Getenv("HARDTRAIL_STORE") != "":
+		return os.Getenv("HARDTRAIL_STORE")
+	case c.Store != "":
+		return c.Store
+	}
+	return DefaultStore()
+}
+
+// KeyFile is the redaction key's path for a store.
+func (c *Config) KeyFile(store string) string {
+	if c.Redact.KeyFile != "" {
+		return c.Redact.KeyFile
+	}
+	return store + ".key"
+}
