@@ -34,12 +34,10 @@ func NormaliserNames() []string {
 
 // lines splits text into lines without their terminators; a final line without "\n" counts.
 func lines(b []byte) []string {
-	s := string(b)
-	s = strings.TrimSuffix(s, "\n")
-	if s == "" {
+	if len(b) == 0 {
 		return nil
 	}
-	return strings.Split(s, "\n")
+	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 }
 
 func join(ls []string) []byte {
@@ -92,7 +90,7 @@ func NormaliseIptablesSave(b []byte) []byte {
 var (
 	nftCounter = regexp.MustCompile(`\bcounter packets \d+ bytes \d+`)
 	nftExpires = regexp.MustCompile(` expires [0-9dhms.]+`)
-	nftHandle  = regexp.MustCompile(` # handle \d+$`)
+	nftHandle  = regexp.MustCompile(`( # handle \d+)+$`)
 	nftQuota   = regexp.MustCompile(`(\bquota (?:over |until )?\d+ \S+) used \d+ \S+`)
 )
 

@@ -4,11 +4,13 @@ package collector
 
 import (
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -76,56 +78,84 @@ func (p *Profile) Compile() error {
 	for i := range p.Sources {
 		s := &p.Sources[i]
 		if err := s.compile(); err != nil {
-			return fmt.Errorf("profile %q: source %d (%q): %w", p.Name, i+1, s.Name, err)
+			key := "name"
+			var fe *fieldError
+			if errors.As(err, &fe) {
+				key = fe.key
+			}
+			return &CompileError{Profile: p.Name, Source: i, Key: key, Err: fmt.Errorf("profile %q: source %d (%q): %w", p.Name, i+1, s.Name, err)}
 		}
 		if seen[s.Name] {
-			return fmt.Errorf("profile %q: source %q is defined twice", p.Name, s.Name)
+			return &CompileError{Profile: p.Name, Source: i, Key: "name", Err: fmt.Errorf("profile %q: source %q is defined twice", p.Name, s.Name)}
 		}
 		seen[s.Name] = true
 	}
 	return nil
 }
 
+// CompileError is a profile error in one source's field, so callers can point at it in the file.
+type CompileError struct {
+	Profile string
+	Source  int    // index in the profile's sources
+	Key     string // the source's field at fault
+	Err     error
+}
+
+func (e *CompileError) Error() string { return e.Err.Error() }
+func (e *CompileError) Unwrap() error { return e.Err }
+
+// fieldError names the field of a source that is wrong.
+type fieldError struct {
+	key string
+	err error
+}
+
+func (e *fieldError) Error() string { return e.err.Error() }
+
+func fieldErr(key, format string, args ...any) error {
+	return &fieldError{key: key, err: fmt.Errorf(format, args...)}
+}
+
 func (s *Source) compile() error {
 	if !nameRE.MatchString(s.Name) {
-		return fmt.Errorf("name %q: want lowercase words separated by /, such as \"sshd/effective\"", s.Name)
+		return fieldErr("name", "name %q: want lowercase words separated by /, such as \"sshd/effective\"", s.Name)
 	}
 	switch {
 	case len(s.Command) > 0 && len(s.Files) > 0:
-		return fmt.Errorf("has both command and files; a source is one or the other")
+		return fieldErr("files", "has both command and files; a source is one or the other")
 	case len(s.Command) == 0 && len(s.Files) == 0:
-		return fmt.Errorf("needs command = [argv...] or files = [globs]")
+		return fieldErr("name", "needs command = [argv...] or files = [globs]")
 	case len(s.Fallback) > 0 && len(s.Command) == 0:
-		return fmt.Errorf("fallback needs a command")
+		return fieldErr("fallback", "fallback needs a command")
 	}
 	for _, c := range append([][]string{s.Command}, s.Fallback...) {
 		if len(s.Command) > 0 && (len(c) == 0 || c[0] == "") {
-			return fmt.Errorf("empty command")
+			return fieldErr("command", "empty command")
 		}
 	}
 	for _, f := range s.Files {
 		if !path.IsAbs(f) {
-			return fmt.Errorf("files: %q is not an absolute path", f)
+			return fieldErr("files", "files: %q is not an absolute path", f)
 		}
 		if _, err := path.Match(f, "/"); err != nil {
-			return fmt.Errorf("files: %q: %w", f, err)
+			return fieldErr("files", "files: %q: %w", f, err)
 		}
 	}
 	if s.MaxBytes < 0 {
-		return fmt.Errorf("max_bytes: must not be negative")
+		return fieldErr("max_bytes", "max_bytes: must not be negative")
 	}
 	var err error
 	if s.drop, err = compileAll("drop", s.Drop); err != nil {
-		return err
+		return &fieldError{key: "drop", err: err}
 	}
 	if s.redact, err = compileAll("redact", s.Redact); err != nil {
-		return err
+		return &fieldError{key: "redact", err: err}
 	}
 	s.replace = s.replace[:0]
 	for _, r := range s.Replace {
 		re, err := regexp.Compile(r.Pattern)
 		if err != nil {
-			return fmt.Errorf("replace: %w", err)
+			return fieldErr("replace", "replace: %w", err)
 		}
 		s.replace = append(s.replace, re)
 	}
@@ -133,7 +163,7 @@ func (s *Source) compile() error {
 	for _, n := range s.Normalise {
 		f, ok := normalisers[n]
 		if !ok {
-			return fmt.Errorf("normalise: unknown normaliser %q (known: %s)", n, strings.Join(NormaliserNames(), ", "))
+			return fieldErr("normalise", "normalise: unknown normaliser %q (known: %s)", n, strings.Join(NormaliserNames(), ", "))
 		}
 		s.norm = append(s.norm, f)
 	}
@@ -182,7 +212,7 @@ func LoadProfiles(name string, data []byte) ([]Profile, error) {
 	}
 	for i := range f.Profiles {
 		if err := f.Profiles[i].Compile(); err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
+			return nil, PositionError(name, data, []string{"profile", strconv.Itoa(i)}, err)
 		}
 	}
 	return f.Profiles, nil
@@ -226,4 +256,15 @@ func BuiltinNames() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// PositionError points a profile compile error at its place in the file: prefix is the key
+// path of the [[profile]] table.
+func PositionError(file string, src []byte, prefix []string, err error) error {
+	key := prefix
+	var ce *CompileError
+	if errors.As(err, &ce) {
+		key = append(append([]string(nil), prefix...), "source", strconv.Itoa(ce.Source), ce.Key)
+	}
+	return tomlx.Errorf(file, src, key, "%v", err)
 }

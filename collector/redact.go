@@ -22,11 +22,13 @@ var secretPatterns = []*regexp.Regexp{
 	// crypt(3) password hashes: MD5, bcrypt, SHA-256/512, yescrypt, scrypt, argon2.
 	regexp.MustCompile(`\$(?:1|2[abxy]?|5|6|7|y|gy|md5|sha1|argon2(?:id|i|d))\$[^\s:"',;]{8,}`),
 	// key = value or key: value secrets in INI, YAML, shell and daemon config files.
-	regexp.MustCompile(`(?i)\b(?:password|passwd|passphrase|secret|pre[-_]?shared[-_]?key|psk|wpa_passphrase|api[-_]?key|auth[-_]?token|access[-_]?key|community)["']?\s*[=:]\s*("[^"\n]*"|'[^'\n]*'|[^\s"',;]+)`),
+	regexp.MustCompile(`(?i)(?:password|passwd|passphrase|secret|pre[-_]?shared[-_]?key|psk|wpa_passphrase|api[-_]?key|auth[-_]?token|access[-_]?key|community)["']?\s*[=:]\s*("[^"\n]*"|'[^'\n]*'|[^\s"',;]+)`),
 	// SNMP community strings: net-snmp's rocommunity/rwcommunity/com2sec and IOS-style lines.
 	regexp.MustCompile(`(?im)^\s*(?:ro|rw)community6?\s+(\S+)`),
 	regexp.MustCompile(`(?im)^\s*com2sec6?\s+(?:-Cn\s+\S+\s+)?\S+\s+\S+\s+(\S+)`),
 	regexp.MustCompile(`(?im)^\s*snmp-server\s+community\s+(\S+)`),
+	// strongSwan/libreswan ipsec.secrets: ": PSK "secret"".
+	regexp.MustCompile(`(?im)^[^#\n]*:\s*(?:PSK|EAP|XAUTH|NTLM)\s+("[^"\n]*"|\S+)`),
 	// WireGuard and similar base64 private keys written as PrivateKey = ....
 	regexp.MustCompile(`(?i)\b(?:private[-_]?key|presharedkey)\s*=\s*([A-Za-z0-9+/]{40,}={0,2})`),
 }

@@ -156,7 +156,10 @@ func (c *Config) validate(src []byte) error {
 		p := &c.Profiles[i]
 		key := []string{"profile", strconv.Itoa(i)}
 		if err := p.Compile(); err != nil {
-			return errf(key, "%v", err)
+			if c.File == "" {
+				return err
+			}
+			return collector.PositionError(c.File, src, key, err)
 		}
 		if own[p.Name] {
 			return errf(append(key, "name"), "profile %q is defined twice", p.Name)
