@@ -138,7 +138,11 @@ func (c *Config) validate(src []byte) error {
 		return errf([]string{"agent", "concurrency"}, "%d is out of range (1 to 4096)", c.Agent.Concurrency)
 	}
 	if c.File != "" {
-		base := filepath.Dir(c.File)
+		abs, err := filepath.Abs(c.File)
+		if err != nil {
+			return err
+		}
+		base := filepath.Dir(abs)
 		for _, p := range []*string{&c.Store, &c.Agent.WebConfig, &c.Redact.KeyFile} {
 			*p = relTo(base, *p)
 		}

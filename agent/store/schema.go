@@ -24,17 +24,10 @@ var migrations = []string{
 		artifacts INTEGER NOT NULL,
 		changed   INTEGER NOT NULL, -- artifacts that differ from prev
 		note      TEXT NOT NULL,
-		manifest  BLOB NOT NULL,    -- canonical JSON; the id is its hash
+		manifest  BLOB NOT NULL,    -- canonical JSON, deflated; the id is the JSON's hash
 		UNIQUE (target, seq)
 	);
-	CREATE INDEX snapshots_taken ON snapshots (taken_at);
-	CREATE TABLE snapshot_artifacts (
-		snapshot TEXT NOT NULL REFERENCES snapshots (id),
-		name     TEXT NOT NULL,
-		hash     TEXT NOT NULL REFERENCES blobs (hash),
-		PRIMARY KEY (snapshot, name)
-	) WITHOUT ROWID;
-	CREATE INDEX snapshot_artifacts_hash ON snapshot_artifacts (hash);`,
+	CREATE INDEX snapshots_taken ON snapshots (taken_at);`,
 }
 
 // Migration lets packages that own further tables add their own steps; they run after the

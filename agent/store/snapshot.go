@@ -135,6 +135,11 @@ func (s *Store) Save(ctx context.Context, m *Manifest, contents [][]byte) (*Save
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
+		if prevRaw != nil {
+			if prevRaw, err = decompress(prevRaw); err != nil {
+				return fmt.Errorf("previous snapshot %s of %s: %w", prevID, m.Target, err)
+			}
+		}
 		m.Seq, m.Prev = prevSeq+1, prevID
 		raw, err := json.Marshal(m)
 		if err != nil {
@@ -179,13 +184,8 @@ func (s *Store) Save(ctx context.Context, m *Manifest, contents [][]byte) (*Save
 			out.NewBlobs++
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO snapshots (id, target, seq, prev, taken_at, artifacts, changed, note, manifest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			id, m.Target, m.Seq, m.Prev, m.TakenAt.Format(time.RFC3339Nano), len(arts), out.Changed, m.Note, raw); err != nil {
+			id, m.Target, m.Seq, m.Prev, m.TakenAt.Format(time.RFC3339Nano), len(arts), out.Changed, m.Note, compress(raw)); err != nil {
 			return err
-		}
-		for _, a := range arts {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO snapshot_artifacts (snapshot, name, hash) VALUES (?, ?, ?)`, id, a.Name, a.SHA256); err != nil {
-				return err
-			}
 		}
 		return nil
 	})
@@ -205,6 +205,9 @@ func (s *Store) Get(ctx context.Context, id string) (*Snapshot, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if raw, err = decompress(raw); err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", id, err)
 	}
 	snap := &Snapshot{ID: id, Raw: raw, Changed: changed}
 	if err := json.Unmarshal(raw, &snap.Manifest); err != nil {

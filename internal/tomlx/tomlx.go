@@ -233,7 +233,11 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.Strin
 // Errorf is a validation error for the value at key in file, positioned when Locate finds it.
 // The key is shown with array indexes written 1-based in brackets: target[2].address.
 func Errorf(file string, src []byte, key []string, format string, args ...any) *Error {
-	line, col := Locate(string(src), key)
+	var line, col int
+	// A missing key is reported where its table starts.
+	for n := len(key); n > 0 && line == 0; n-- {
+		line, col = Locate(string(src), key[:n])
+	}
 	return &Error{File: file, Line: line, Col: col, Key: showKey(key), Msg: fmt.Sprintf(format, args...)}
 }
 

@@ -1,0 +1,310 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func open(t testing.TB) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "sub", "dir", "h.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func manifest(target string, names ...string) *Manifest {
+	m := &Manifest{Target: target, Transport: "local", Started: time.Now(), TakenAt: time.Now(), Profiles: []string{"linux"}, ToolVersion: "test"}
+	for _, n := range names {
+		m.Artifacts = append(m.Artifacts, ArtifactEntry{Name: n, Source: n})
+	}
+	return m
+}
+
+func save(t testing.TB, s *Store, target string, contents map[string]string) *Saved {
+	t.Helper()
+	var names []string
+	var cs [][]byte
+	for n, c := range contents {
+		names = append(names, n)
+		cs = append(cs, []byte(c))
+	}
+	saved, err := s.Save(context.Background(), manifest(target, names...), cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return saved
+}
+
+func TestSaveChainAndDedupe(t *testing.T) {
+	s := open(t)
+	ctx := t.Context()
+	a := save(t, s, "web1", map[string]string{"sshd/effective": "permitrootlogin no\n", "net/listening": "tcp LISTEN 0.0.0.0:22\n"})
+	if a.Seq != 1 || a.Changed != 2 || a.NewBlobs != 2 {
+		t.Errorf("first: %+v", a)
+	}
+	b := save(t, s, "web1", map[string]string{"sshd/effective": "permitrootlogin no\n", "net/listening": "tcp LISTEN 0.0.0.0:22\n"})
+	if b.Seq != 2 || b.Changed != 0 || b.NewBlobs != 0 {
+		t.Errorf("unchanged: %+v", b)
+	}
+	c := save(t, s, "web1", map[string]string{"sshd/effective": "permitrootlogin yes\n"})
+	if c.Changed != 2 || c.NewBlobs != 1 {
+		t.Errorf("one changed, one removed: %+v", c)
+	}
+	snap, err := s.Get(ctx, c.ID)
+	if err != nil || snap.Manifest.Prev != b.ID || snap.Manifest.Seq != 3 {
+		t.Fatalf("chain: %+v %v", snap, err)
+	}
+	if Hash(snap.Raw) != c.ID {
+		t.Error("ID is not the manifest's hash")
+	}
+	got, e, err := s.Content(ctx, snap, "sshd/effective")
+	if err != nil || string(got) != "permitrootlogin yes\n" || e.Size != int64(len(got)) {
+		t.Errorf("content %q %v", got, err)
+	}
+	if _, _, err := s.Content(ctx, snap, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing artifact: %v", err)
+	}
+	rep, err := s.Verify(ctx)
+	if err != nil || len(rep.Problems) != 0 || rep.Snapshots != 3 || rep.Blobs != 3 {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+	st, _ := os.Stat(s.Path())
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("store mode %v", st.Mode())
+	}
+}
+
+func TestResolve(t *testing.T) {
+	s := open(t)
+	ctx := t.Context()
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, save(t, s, "web1", map[string]string{"a": fmt.Sprint(i)}).ID)
+	}
+	other := save(t, s, "db1", map[string]string{"a": "x"}).ID
+	for _, tc := range []struct{ ref, want, err string }{
+		{ref: "web1", want: ids[2]},
+		{ref: "web1~0", want: ids[2]},
+		{ref: "web1~2", want: ids[0]},
+		{ref: "db1", want: other},
+		{ref: ids[1], want: ids[1]},
+		{ref: ids[1][:8], want: ids[1]},
+		{ref: strings.ToUpper(ids[1][:10]), want: ids[1]},
+		{ref: "web1~3", err: `target "web1" has only 3 snapshots, so web1~3 does not exist`},
+		{ref: "nosuch", err: `no snapshot or target matches "nosuch"`},
+		{ref: "abc", err: `a prefix needs at least 6 hex digits`},
+		{ref: "abcde", err: "a prefix needs at least 6 hex digits"},
+		{ref: "000000", err: `no snapshot matches "000000"`},
+		{ref: strings.Repeat("0", 64), err: "no snapshot 0000"},
+	} {
+		got, err := s.Resolve(ctx, tc.ref)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("Resolve(%q) err = %v, want %q", tc.ref, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("Resolve(%q) = %s, %v; want %s", tc.ref, got, err, tc.want)
+		}
+	}
+}
+
+func TestResolveAmbiguousPrefix(t *testing.T) {
+	s := open(t)
+	ctx := t.Context()
+	seen := map[string]string{}
+	for i := 0; ; i++ {
+		id := save(t, s, "t", map[string]string{"a": fmt.Sprint(i)}).ID
+		if prev, ok := seen[id[:2]]; ok {
+			// Two IDs share two digits; pad the shared prefix to six with what they share.
+			n := 0
+			for n < len(id) && id[n] == prev[n] {
+				n++
+			}
+			if n >= 6 {
+				_, err := s.Resolve(ctx, id[:6])
+				if err == nil || !strings.Contains(err.Error(), "ambiguous") {
+					t.Fatalf("ambiguous prefix: %v", err)
+				}
+			}
+			return
+		}
+		seen[id[:2]] = id
+	}
+}
+
+// tamper runs SQL against the store file from outside the Store, as an attacker with write
+// access to the file would.
+func tamper(t *testing.T, path, query string, args ...any) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(query, args...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestVerifyFindsTampering(t *testing.T) {
+	for _, tc := range []struct {
+		name, query string
+		want        []string
+	}{
+		{"blob content", `UPDATE blobs SET data = ? WHERE hash = ?`,
+			[]string{"artifact sshd/effective: stored content is corrupt: content hashes to"}},
+		{"manifest", `UPDATE snapshots SET manifest = ? WHERE seq = 2`,
+			[]string{"manifest hashes to", "not its ID: the manifest was altered"}},
+		{"deleted snapshot", `DELETE FROM snapshots WHERE seq = 2`,
+			[]string{"chain gap: seq 3 follows seq 1 (a snapshot was removed)"}},
+		{"deleted blob", `DELETE FROM blobs WHERE hash = ?`,
+			[]string{"artifact net/listening: content", "is missing from the store"}},
+		{"prev column", `UPDATE snapshots SET prev = '' WHERE seq = 3`,
+			[]string{"disagree with the manifest"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			var first *Saved
+			for i := range 3 {
+				sv := save(t, s, "web1", map[string]string{"sshd/effective": fmt.Sprintf("maxauthtries %d\n", i), "net/listening": "tcp LISTEN 0.0.0.0:22\n"})
+				if first == nil {
+					first = sv
+				}
+			}
+			snap, _ := s.Get(t.Context(), first.ID)
+			var args []any
+			switch tc.name {
+			case "blob content":
+				e, _ := snap.Entry("sshd/effective")
+				args = []any{compress([]byte("maxauthtries 99\n")), e.SHA256}
+			case "manifest":
+				second, _ := s.Resolve(t.Context(), "web1~1")
+				m, _ := s.Get(t.Context(), second)
+				args = []any{compress([]byte(strings.Replace(string(m.Raw), `"tool_version":"test"`, `"tool_version":"evil"`, 1)))}
+			case "deleted blob":
+				e, _ := snap.Entry("net/listening")
+				args = []any{e.SHA256}
+			}
+			tamper(t, s.Path(), tc.query, args...)
+			rep, err := s.Verify(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var all []string
+			for _, p := range rep.Problems {
+				all = append(all, p.String())
+			}
+			text := strings.Join(all, "\n")
+			if len(rep.Problems) == 0 {
+				t.Fatal("tampering not found")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("problems:\n%s\nlack %q", text, w)
+				}
+			}
+			if tc.name == "blob content" && !strings.Contains(text, "snapshot "+Short(first.ID)) {
+				t.Errorf("problem does not name the snapshot %s:\n%s", Short(first.ID), text)
+			}
+			if tc.name == "blob content" {
+				if _, _, err := s.Content(t.Context(), snap, "sshd/effective"); err == nil || !strings.Contains(err.Error(), "does not match its hash") {
+					t.Errorf("reading a tampered blob: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func TestConcurrentWriters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "h.db")
+	const writers, each = 4, 10
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := Open(context.Background(), path)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer s.Close()
+			for i := range each {
+				m := manifest("shared", "a")
+				if _, err := s.Save(context.Background(), m, [][]byte{[]byte(fmt.Sprintf("%d-%d", w, i))}); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rep, err := s.Verify(t.Context())
+	if err != nil || len(rep.Problems) != 0 || rep.Snapshots != writers*each {
+		t.Fatalf("verify after concurrent writers: %+v %v", rep, err)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	if os.Geteuid() == 0 {
+		// Root writes through permissions; a read-only bind is not portable. The CLI test covers
+		// the message with a file in a read-only directory as a non-root user where possible.
+		t.Log("running as root: permission checks do not apply")
+	} else {
+		dir := t.TempDir()
+		os.Chmod(dir, 0o500)
+		defer os.Chmod(dir, 0o700)
+		if _, err := Open(t.Context(), filepath.Join(dir, "h.db")); err == nil || !strings.Contains(err.Error(), "not writable") {
+			t.Errorf("read-only dir: %v", err)
+		}
+	}
+	f := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(f, nil, 0o600)
+	if _, err := Open(t.Context(), filepath.Join(f, "h.db")); err == nil || !strings.Contains(err.Error(), "cannot create its directory") {
+		t.Errorf("store under a file: %v", err)
+	}
+}
+
+// Store growth per unchanged snapshot: a manifest and its index rows, no blobs.
+func TestUnchangedSnapshotGrowth(t *testing.T) {
+	s := open(t)
+	contents := map[string]string{}
+	for i := range 11 {
+		contents[fmt.Sprintf("art/%d", i)] = strings.Repeat(fmt.Sprintf("line %d\n", i), 2000)
+	}
+	save(t, s, "web1", contents)
+	size := func() int64 {
+		s.w.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+		st, _ := os.Stat(s.Path())
+		return st.Size()
+	}
+	before := size()
+	const n = 50
+	for range n {
+		if sv := save(t, s, "web1", contents); sv.NewBlobs != 0 || sv.Changed != 0 {
+			t.Fatalf("unchanged snapshot wrote %+v", sv)
+		}
+	}
+	per := float64(size()-before) / n
+	t.Logf("store growth per unchanged snapshot of 11 artifacts: %.0f bytes", per)
+	if per > 8192 {
+		t.Errorf("unchanged snapshots cost %.0f bytes each", per)
+	}
+}
