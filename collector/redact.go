@@ -12,25 +12,39 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 )
 
-// secretPatterns find secrets in any artifact. The first capture group, or the whole match when
-// there is none, is the secret.
-var secretPatterns = []*regexp.Regexp{
+// secretPattern finds one kind of secret. The first capture group, or the whole match when there
+// is none, is the secret. Hints are lowercase literals one of which every match contains: the
+// regexp runs only on the lines that hold a hint (or, for a pattern spanning lines, only when the
+// content holds one), which keeps redaction at memory speed on large files.
+type secretPattern struct {
+	re        *regexp.Regexp
+	hints     []string
+	multiline bool
+}
+
+var secretPatterns = []secretPattern{
 	// The body of PEM private keys of every kind (RSA, EC, OPENSSH, ENCRYPTED, PKCS#8).
-	regexp.MustCompile(`(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----\r?\n(.*?)\r?\n?-----END [A-Z0-9 ]*PRIVATE KEY-----`),
+	{re: regexp.MustCompile(`(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----\r?\n(.*?)\r?\n?-----END [A-Z0-9 ]*PRIVATE KEY-----`),
+		hints: []string{"private key-----"}, multiline: true},
 	// crypt(3) password hashes: MD5, bcrypt, SHA-256/512, yescrypt, scrypt, argon2.
-	regexp.MustCompile(`\$(?:1|2[abxy]?|5|6|7|y|gy|md5|sha1|argon2(?:id|i|d))\$[^\s:"',;]{8,}`),
+	{re: regexp.MustCompile(`\$(?:1|2[abxy]?|5|6|7|y|gy|md5|sha1|argon2(?:id|i|d))\$[^\s:"',;]{8,}`),
+		hints: []string{"$"}},
 	// key = value or key: value secrets in INI, YAML, shell and daemon config files.
-	regexp.MustCompile(`(?i)(?:password|passwd|passphrase|secret|pre[-_]?shared[-_]?key|psk|wpa_passphrase|api[-_]?key|auth[-_]?token|access[-_]?key|community)["']?\s*[=:]\s*("[^"\n]*"|'[^'\n]*'|[^\s"',;]+)`),
+	{re: regexp.MustCompile(`(?i)(?:password|passwd|passphrase|secret|pre[-_]?shared[-_]?key|psk|wpa_passphrase|api[-_]?key|auth[-_]?token|access[-_]?key|community)["']?\s*[=:]\s*("[^"\n]*"|'[^'\n]*'|[^\s"',;]+)`),
+		hints: []string{"password", "passwd", "passphrase", "secret", "shared", "psk", "api_key", "api-key", "apikey",
+			"auth_token", "auth-token", "authtoken", "access_key", "access-key", "accesskey", "community"}},
 	// SNMP community strings: net-snmp's rocommunity/rwcommunity/com2sec and IOS-style lines.
-	regexp.MustCompile(`(?im)^\s*(?:ro|rw)community6?\s+(\S+)`),
-	regexp.MustCompile(`(?im)^\s*com2sec6?\s+(?:-Cn\s+\S+\s+)?\S+\s+\S+\s+(\S+)`),
-	regexp.MustCompile(`(?im)^\s*snmp-server\s+community\s+(\S+)`),
+	{re: regexp.MustCompile(`(?im)^\s*(?:ro|rw)community6?\s+(\S+)`), hints: []string{"community"}},
+	{re: regexp.MustCompile(`(?im)^\s*com2sec6?\s+(?:-Cn\s+\S+\s+)?\S+\s+\S+\s+(\S+)`), hints: []string{"com2sec"}},
+	{re: regexp.MustCompile(`(?im)^\s*snmp-server\s+community\s+(\S+)`), hints: []string{"community"}},
 	// strongSwan/libreswan ipsec.secrets: ": PSK "secret"".
-	regexp.MustCompile(`(?im)^[^#\n]*:\s*(?:PSK|EAP|XAUTH|NTLM)\s+("[^"\n]*"|\S+)`),
+	{re: regexp.MustCompile(`(?im)^[^#\n]*:\s*(?:PSK|EAP|XAUTH|NTLM)\s+("[^"\n]*"|\S+)`), hints: []string{"psk", "eap", "xauth", "ntlm"}},
 	// WireGuard and similar base64 private keys written as PrivateKey = ....
-	regexp.MustCompile(`(?i)\b(?:private[-_]?key|presharedkey)\s*=\s*([A-Za-z0-9+/]{40,}={0,2})`),
+	{re: regexp.MustCompile(`(?i)\b(?:private[-_]?key|presharedkey)\s*=\s*([A-Za-z0-9+/]{40,}={0,2})`),
+		hints: []string{"privatekey", "private_key", "private-key", "presharedkey"}},
 }
 
 // placeholderPrefix starts every redaction placeholder.
@@ -60,17 +74,89 @@ func (r *Redactor) Placeholder(secret []byte) string {
 
 // Redact replaces every secret found by the built-in patterns and by extra.
 func (r *Redactor) Redact(b []byte, extra []*regexp.Regexp) []byte {
-	for _, re := range secretPatterns {
-		b = r.replace(b, re)
+	var lower []byte
+	for _, p := range secretPatterns {
+		if lower == nil {
+			lower = asciiLower(b)
+		}
+		if idx := p.find(b, lower); idx != nil {
+			b = r.replace(b, idx)
+			lower = nil
+		}
 	}
 	for _, re := range extra {
-		b = r.replace(b, re)
+		b = r.replace(b, re.FindAllSubmatchIndex(b, -1))
 	}
 	return b
 }
 
-func (r *Redactor) replace(b []byte, re *regexp.Regexp) []byte {
-	idx := re.FindAllSubmatchIndex(b, -1)
+// find returns the submatch indexes of every match in b; lower is b in ASCII lowercase.
+func (p *secretPattern) find(b, lower []byte) [][]int {
+	if p.multiline {
+		for _, h := range p.hints {
+			if bytes.Contains(lower, []byte(h)) {
+				return p.re.FindAllSubmatchIndex(b, -1)
+			}
+		}
+		return nil
+	}
+	// The lines holding a hint, in order, without repeats.
+	var starts []int
+	seen := map[int]bool{}
+	for _, h := range p.hints {
+		for off := 0; ; {
+			i := bytes.Index(lower[off:], []byte(h))
+			if i < 0 {
+				break
+			}
+			i += off
+			ls := bytes.LastIndexByte(b[:i], '\n') + 1
+			if !seen[ls] {
+				seen[ls] = true
+				starts = append(starts, ls)
+			}
+			le := bytes.IndexByte(b[i:], '\n')
+			if le < 0 {
+				break
+			}
+			off = i + le
+		}
+	}
+	if len(starts) == 0 {
+		return nil
+	}
+	sort.Ints(starts)
+	var out [][]int
+	for _, ls := range starts {
+		le := len(b)
+		if j := bytes.IndexByte(b[ls:], '\n'); j >= 0 {
+			le = ls + j
+		}
+		for _, m := range p.re.FindAllSubmatchIndex(b[ls:le], -1) {
+			for k := range m {
+				if m[k] >= 0 {
+					m[k] += ls
+				}
+			}
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func asciiLower(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		out[i] = c
+	}
+	return out
+}
+
+// replace puts placeholders over the secrets at idx, as FindAllSubmatchIndex returns them.
+func (r *Redactor) replace(b []byte, idx [][]int) []byte {
 	if idx == nil {
 		return b
 	}
