@@ -88,7 +88,7 @@ func headerName(s []byte) string {
 	if i := bytes.IndexByte(s, '\t'); i >= 0 {
 		s = s[:i]
 	}
-	return string(bytes.TrimSuffix(s, []byte("\r")))
+	return string(s)
 }
 
 type parser struct {
@@ -248,6 +248,9 @@ func (p FilePatch) check() error {
 	if p.Created() && p.Deleted() {
 		return fmt.Errorf("both names are %s", DevNull)
 	}
+	if p.OldName == "" || p.NewName == "" {
+		return fmt.Errorf("empty file name in %q / %q", p.OldName, p.NewName)
+	}
 	oldEnd, newEnd := 0, 0           // end of the previous hunk in each version
 	oldDone, newDone := false, false // a line without newline ended that version
 	for i, h := range p.Hunks {
@@ -285,6 +288,9 @@ func (p FilePatch) check() error {
 			}
 			if strings.IndexByte(l.Text, '\n') >= 0 {
 				return fmt.Errorf("%s: line %q holds a newline", where, l.Text)
+			}
+			if l.NoNewline && l.Text == "" {
+				return fmt.Errorf("%s: an empty line is marked %q", where, strings.TrimSpace(noNewline))
 			}
 			if inOld {
 				old++
