@@ -1,6 +1,9 @@
 package diff
 
-import "bytes"
+import (
+	"bytes"
+	"sort"
+)
 
 // Status is where an artifact stands against the remediation recorded for it.
 type Status string
@@ -129,6 +132,13 @@ func Regression(before, after, current []byte) Report {
 	claimed := make([]bool, tc.n()) // inserted lines of current already counted
 	gone := make([]bool, ta.n())    // after's lines reported gone
 	back := make([]bool, tc.n())    // current's lines reported back
+	inserted := map[string][]int{}  // current's inserted lines by text, in order
+	for k := range tc.n() {
+		if rc[k] {
+			inserted[string(tc.line(k))] = append(inserted[string(tc.line(k))], k)
+		}
+	}
+	// find claims the first unclaimed inserted line of current with text l in [lo, hi).
 	find := func(l []byte, lo, hi int) int {
 		// Copies of l next to the window are as good as copies in it.
 		for lo > 0 && bytes.Equal(tc.line(lo-1), l) {
@@ -137,8 +147,12 @@ func Regression(before, after, current []byte) Report {
 		for hi < tc.n() && bytes.Equal(tc.line(hi), l) {
 			hi++
 		}
-		for k := lo; k < hi; k++ {
-			if rc[k] && !claimed[k] && bytes.Equal(tc.line(k), l) {
+		ks := inserted[string(l)]
+		for _, k := range ks[sort.SearchInts(ks, lo):] {
+			if k >= hi {
+				break
+			}
+			if !claimed[k] {
 				claimed[k] = true
 				return k
 			}
