@@ -111,48 +111,75 @@ func padded(flags []bool) []bool {
 // (from 1). It returns full-length slices, of which only the given ranges are filled, and the
 // number of classes plus one.
 func classify(a *text, alo, ahi int, b *text, blo, bhi int) (ea, eb []int32, classes int) {
-	total := (ahi - alo) + (bhi - blo)
-	size := 16
-	for size < 2*total {
-		size <<= 1
-	}
-	mask := uint32(size - 1)
-	// Open addressing: each slot holds a class and the upper bits of its hash, so that a probe
-	// compares line bytes only when the hashes agree.
-	type slot struct{ hash, class uint32 }
-	slots := make([]slot, size)
-	// A line of each class: i for a's line i, ^j for b's line j.
-	reps := make([]int32, 1, 64)
-	rep := func(r int32) []byte {
-		if r >= 0 {
-			return a.line(int(r))
-		}
-		return b.line(int(^r))
-	}
-	seed := maphash.MakeSeed()
-	number := func(l []byte, ref int32) int32 {
-		h := maphash.Bytes(seed, l)
-		tag := uint32(h>>32) | 1
-		for s := uint32(h) & mask; ; s = (s + 1) & mask {
-			sl := &slots[s]
-			if sl.hash == 0 {
-				reps = append(reps, ref)
-				*sl = slot{tag, uint32(len(reps) - 1)}
-				return int32(sl.class)
-			}
-			if sl.hash == tag && bytes.Equal(rep(reps[sl.class]), l) {
-				return int32(sl.class)
-			}
-		}
-	}
 	ea, eb = make([]int32, a.n()), make([]int32, b.n())
+	c := classifier{a: a, b: b, seed: maphash.MakeSeed(), reps: make([]int32, 1, 64)}
+	c.grow(max(64, ((ahi-alo)+(bhi-blo))/4))
 	for i := alo; i < ahi; i++ {
-		ea[i] = number(a.line(i), int32(i))
+		ea[i] = c.number(a.line(i), int32(i))
 	}
 	for i := blo; i < bhi; i++ {
-		eb[i] = number(b.line(i), ^int32(i))
+		eb[i] = c.number(b.line(i), ^int32(i))
 	}
-	return ea, eb, len(reps)
+	return ea, eb, len(c.reps)
+}
+
+// classifier is an open-addressing table from line text to class number. Config text has
+// far fewer distinct lines than lines, so the table starts small (it stays in cache) and
+// doubles when half full.
+type classifier struct {
+	a, b  *text
+	seed  maphash.Seed
+	slots []slot
+	mask  uint32
+	reps  []int32 // a line of each class: i for a's line i, ^j for b's line j
+}
+
+// slot holds a class and its line's hash; a probe compares line bytes only when hashes agree.
+type slot struct{ hash, class uint32 }
+
+func (c *classifier) rep(class uint32) []byte {
+	if r := c.reps[class]; r >= 0 {
+		return c.a.line(int(r))
+	}
+	return c.b.line(int(^c.reps[class]))
+}
+
+func (c *classifier) number(l []byte, ref int32) int32 {
+	h := uint32(maphash.Bytes(c.seed, l)) | 1 // never 0, which marks an empty slot
+	for s := h & c.mask; ; s = (s + 1) & c.mask {
+		sl := &c.slots[s]
+		if sl.hash == 0 {
+			c.reps = append(c.reps, ref)
+			*sl = slot{h, uint32(len(c.reps) - 1)}
+			if len(c.reps) > len(c.slots)/2 {
+				c.grow(len(c.slots))
+			}
+			return int32(len(c.reps) - 1)
+		}
+		if sl.hash == h && bytes.Equal(c.rep(sl.class), l) {
+			return int32(sl.class)
+		}
+	}
+}
+
+// grow makes room for more than n classes at half load, and moves the classes over.
+func (c *classifier) grow(n int) {
+	size := 16
+	for size < 2*n+2 {
+		size <<= 1
+	}
+	old := c.slots
+	c.slots, c.mask = make([]slot, size), uint32(size-1)
+	for _, sl := range old {
+		if sl.hash == 0 {
+			continue
+		}
+		s := sl.hash & c.mask
+		for c.slots[s].hash != 0 {
+			s = (s + 1) & c.mask
+		}
+		c.slots[s] = sl
+	}
 }
 
 // matcher runs the search over the lines that survive discarding.
