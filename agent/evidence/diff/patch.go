@@ -39,10 +39,12 @@ func (p FilePatch) Stat() (added, removed int) {
 
 // Parse reads a unified diff of one or more files, such as Unified's outputs concatenated.
 // Text outside the file patches (`diff` command lines, `Only in ...`) is skipped, as GNU patch
-// does. A file patch starts with `--- OLD` and `+++ NEW` (a tab and what follows it, a
-// timestamp, are dropped from the names); each hunk must hold exactly the lines its header
-// counts, hunks must be in order without overlap, and their new starts must agree with the
-// lines added and removed before them. Errors name the patch line.
+// does. A file patch starts with `--- OLD` and `+++ NEW`; names are kept as written (not
+// unquoted) up to a tab, after which diff writes a timestamp; Strip removes `a/` and `b/`.
+// Each hunk must hold exactly the lines its header counts (an empty line inside a hunk is an
+// empty context line, as mail and editors leave it), hunks must be in order without overlap,
+// and their new starts must agree with the lines added and removed before them, so that any
+// accepted patch applies to the file its hunks show. Errors name the patch line.
 func Parse(patch []byte) ([]FilePatch, error) {
 	ps := &parser{rest: patch}
 	var out []FilePatch
