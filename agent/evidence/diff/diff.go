@@ -1,0 +1,237 @@
+// Package diff renders unified diffs that GNU patch applies exactly, applies them, and finds reverted hardening.
+package diff
+
+import (
+	"bytes"
+	"strconv"
+)
+
+// DevNull is the label of the missing side of an added or removed file. Unified(nil, b, DevNull,
+// "b/NAME") renders an added file and Unified(a, nil, "a/NAME", DevNull) a removed one, as
+// `diff -uN` with those labels does; `patch -p1` creates or deletes the file, and so does Apply.
+// An empty added or removed file renders as nothing (as with `diff -uN`), so callers must list
+// such files themselves.
+const DevNull = "/dev/null"
+
+// Context is the number of unchanged lines shown around each change.
+const Context = 3
+
+// Kind says what a hunk line does; its value is the line's first character in a unified diff.
+type Kind byte
+
+// The kinds of hunk lines.
+const (
+	Keep   Kind = ' ' // context: the line is in both versions
+	Delete Kind = '-' // the line is only in the old version
+	Insert Kind = '+' // the line is only in the new version
+)
+
+// Line is one line of a hunk.
+type Line struct {
+	Kind Kind
+	// Text is the line without its newline.
+	Text string
+	// NoNewline marks the last line of a file that does not end in a newline (for a Keep line,
+	// of both files); a unified diff follows it with `\ No newline at end of file`.
+	NoNewline bool
+}
+
+// Hunk is one `@@ -OldStart,OldLines +NewStart,NewLines @@` section of a unified diff. A start is
+// the 1-based number of the first line of the range; for an empty range it is the number of the
+// line before it (0 at the top of the file).
+type Hunk struct {
+	OldStart, OldLines int
+	NewStart, NewLines int
+	Lines              []Line
+}
+
+// FilePatch is the diff of one file: its two names as the header gives them (labels, possibly
+// with `a/` and `b/` prefixes, or DevNull) and its hunks in file order.
+type FilePatch struct {
+	OldName, NewName string
+	Hunks            []Hunk
+}
+
+// Unified returns the unified diff of a and b with Context lines of context, headed
+// `--- labelA` and `+++ labelB`, or nothing when a and b are equal. For text it is byte for byte
+// what `diff -u --label labelA --label labelB A B` from GNU diffutils 3.x writes, including
+// `\ No newline at end of file`. Lines end at '\n'; callers should report binary content
+// (IsBinary) by hash instead.
+func Unified(a, b []byte, labelA, labelB string) []byte {
+	hs := Hunks(a, b)
+	if len(hs) == 0 {
+		return nil
+	}
+	return FilePatch{OldName: labelA, NewName: labelB, Hunks: hs}.Bytes()
+}
+
+// Hunks returns the hunks of the unified diff of a and b (as Unified renders them), or none
+// when a and b are equal.
+func Hunks(a, b []byte) []Hunk {
+	if bytes.Equal(a, b) {
+		return nil
+	}
+	ta, tb := split(a), split(b)
+	da, db := compare(&ta, &tb)
+	return group(&ta, &tb, changes(da, db), Context)
+}
+
+// Stat returns how many lines Unified(a, b, ...) adds and removes.
+func Stat(a, b []byte) (added, removed int) {
+	if bytes.Equal(a, b) {
+		return 0, 0
+	}
+	ta, tb := split(a), split(b)
+	da, db := compare(&ta, &tb)
+	for _, c := range changes(da, db) {
+		added += c.ins
+		removed += c.del
+	}
+	return added, removed
+}
+
+// IsBinary reports whether b looks binary: a NUL byte in its first 8 KiB, the test git and GNU
+// diff use. Binary artifacts should be reported as differing by hash, not diffed.
+func IsBinary(b []byte) bool {
+	return bytes.IndexByte(b[:min(len(b), 8<<10)], 0) >= 0
+}
+
+// change is one run of differing lines: a[a:a+del] became b[b:b+ins].
+type change struct{ a, b, del, ins int }
+
+// changes turns per-line flags into runs, in order.
+func changes(da, db []bool) []change {
+	var cs []change
+	i, j := 0, 0
+	for i < len(da) || j < len(db) {
+		if (i < len(da) && da[i]) || (j < len(db) && db[j]) {
+			c := change{a: i, b: j}
+			for i < len(da) && da[i] {
+				i++
+			}
+			for j < len(db) && db[j] {
+				j++
+			}
+			c.del, c.ins = i-c.a, j-c.b
+			cs = append(cs, c)
+			continue
+		}
+		i++
+		j++
+	}
+	return cs
+}
+
+// group gathers changes into hunks with ctx lines of context, joining changes that are at most
+// 2·ctx unchanged lines apart, as GNU diff does.
+func group(a, b *text, cs []change, ctx int) []Hunk {
+	var hs []Hunk
+	for len(cs) > 0 {
+		n := 1
+		for n < len(cs) && cs[n].a-(cs[n-1].a+cs[n-1].del) <= 2*ctx {
+			n++
+		}
+		first, last := cs[0], cs[n-1]
+		before := min(ctx, first.a)
+		after := min(ctx, a.n()-(last.a+last.del))
+		h := Hunk{
+			OldStart: first.a - before, OldLines: last.a + last.del + after - (first.a - before),
+			NewStart: first.b - before, NewLines: last.b + last.ins + after - (first.b - before),
+		}
+		i, j := h.OldStart, h.NewStart
+		for _, c := range cs[:n] {
+			for ; i < c.a; i, j = i+1, j+1 {
+				h.Lines = append(h.Lines, keepLine(a, i))
+			}
+			for ; i < c.a+c.del; i++ {
+				t, nl := a.lineText(i)
+				h.Lines = append(h.Lines, Line{Kind: Delete, Text: t, NoNewline: nl})
+			}
+			for ; j < c.b+c.ins; j++ {
+				t, nl := b.lineText(j)
+				h.Lines = append(h.Lines, Line{Kind: Insert, Text: t, NoNewline: nl})
+			}
+		}
+		for ; i < last.a+last.del+after; i++ {
+			h.Lines = append(h.Lines, keepLine(a, i))
+		}
+		// Header numbers are 1-based; an empty range names the line before it.
+		if h.OldLines > 0 {
+			h.OldStart++
+		}
+		if h.NewLines > 0 {
+			h.NewStart++
+		}
+		hs = append(hs, h)
+		cs = cs[n:]
+	}
+	return hs
+}
+
+func keepLine(a *text, i int) Line {
+	t, nl := a.lineText(i)
+	return Line{Kind: Keep, Text: t, NoNewline: nl}
+}
+
+// noNewline is the marker line GNU diff writes after a line that lacks its newline.
+const noNewline = "\\ No newline at end of file\n"
+
+// Bytes renders the file patch as a unified diff: `--- OldName`, `+++ NewName`, then the hunks.
+func (p FilePatch) Bytes() []byte {
+	size := len(p.OldName) + len(p.NewName) + 10
+	for _, h := range p.Hunks {
+		size += 40
+		for _, l := range h.Lines {
+			size += len(l.Text) + 2
+			if l.NoNewline {
+				size += len(noNewline)
+			}
+		}
+	}
+	out := make([]byte, 0, size)
+	out = append(out, "--- "...)
+	out = append(out, p.OldName...)
+	out = append(out, "\n+++ "...)
+	out = append(out, p.NewName...)
+	out = append(out, '\n')
+	for _, h := range p.Hunks {
+		out = h.appendTo(out)
+	}
+	return out
+}
+
+// Header returns the hunk's `@@ ... @@` line without its newline.
+func (h Hunk) Header() string {
+	return string(h.appendHeader(nil))
+}
+
+func (h Hunk) appendHeader(out []byte) []byte {
+	out = append(out, "@@ -"...)
+	out = appendRange(out, h.OldStart, h.OldLines)
+	out = append(out, " +"...)
+	out = appendRange(out, h.NewStart, h.NewLines)
+	return append(out, " @@"...)
+}
+
+func (h Hunk) appendTo(out []byte) []byte {
+	out = append(h.appendHeader(out), '\n')
+	for _, l := range h.Lines {
+		out = append(out, byte(l.Kind))
+		out = append(out, l.Text...)
+		out = append(out, '\n')
+		if l.NoNewline {
+			out = append(out, noNewline...)
+		}
+	}
+	return out
+}
+
+// appendRange writes "start,count", or just "start" when count is 1, as GNU diff does.
+func appendRange(out []byte, start, count int) []byte {
+	out = strconv.AppendInt(out, int64(start), 10)
+	if count != 1 {
+		out = append(out, ',')
+		out = strconv.AppendInt(out, int64(count), 10)
+	}
+	return out
+}

@@ -1,0 +1,571 @@
+package diff
+
+import (
+	"bytes"
+	"hash/maphash"
+	"math"
+)
+
+// text is a file split into lines. Line i is data[off[i]:off[i+1]] and keeps its newline, so a
+// last line without one never equals a line that has one, as in GNU diff.
+type text struct {
+	data []byte
+	off  []int
+}
+
+func split(data []byte) text {
+	n := bytes.Count(data, []byte{'\n'})
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		n++
+	}
+	off := make([]int, 0, n+1)
+	off = append(off, 0)
+	for p := 0; p < len(data); {
+		i := bytes.IndexByte(data[p:], '\n')
+		if i < 0 {
+			p = len(data)
+		} else {
+			p += i + 1
+		}
+		off = append(off, p)
+	}
+	return text{data: data, off: off}
+}
+
+func (t *text) n() int            { return len(t.off) - 1 }
+func (t *text) line(i int) []byte { return t.data[t.off[i]:t.off[i+1]] }
+func (t *text) equal(i int, u *text, j int) bool {
+	return bytes.Equal(t.line(i), u.line(j))
+}
+
+// lineText is line i without its newline, and whether it lacked one (the last line of a file
+// that does not end in a newline).
+func (t *text) lineText(i int) (string, bool) {
+	l := t.line(i)
+	if len(l) > 0 && l[len(l)-1] == '\n' {
+		return string(l[:len(l)-1]), false
+	}
+	return string(l), true
+}
+
+// horizon is how many identical lines next to the first and last difference take part in the
+// comparison; GNU diff keeps as many as the context (3) so that boundary shifting can move a
+// change into them.
+const horizon = 3
+
+// compare reports which lines of a are deleted (da) and which lines of b are inserted (db).
+//
+// The choice among equally short edit scripts is GNU diffutils' (3.x, without --minimal), so that
+// hunks come out byte for byte as `diff -u` writes them:
+//  1. lines equal at both ends are set aside, except the horizon next to the differences;
+//  2. a line without any equal in the other file is a change outright, and a line with very many
+//     equals is left out of the search when it sits inside a run of such changes ("confusing"
+//     lines, which otherwise make the search slow and the result noisy);
+//  3. the remaining lines go through Myers' O(ND) search, split at the middle snake, with
+//     GNU's cost cap (a split is forced past about the square root of the input size);
+//  4. runs of changes are slid along runs of equal lines to merge with neighbours, and as far
+//     down as they go otherwise.
+func compare(a, b *text) (da, db []bool) {
+	na, nb := a.n(), b.n()
+	da, db = make([]bool, na), make([]bool, nb)
+
+	// Identical prefix and suffix, in whole lines.
+	pre := 0
+	for pre < na && pre < nb && a.equal(pre, b, pre) {
+		pre++
+	}
+	if pre == na && pre == nb {
+		return da, db
+	}
+	lo := max(0, pre-horizon)
+	suf := 0
+	for suf < min(na, nb)-lo && a.equal(na-1-suf, b, nb-1-suf) {
+		suf++
+	}
+	keep := max(0, suf-horizon)
+	hiA, hiB := na-keep, nb-keep
+
+	// Equivalence classes of the lines in the compared region.
+	ea, eb, classes := classify(a, lo, hiA, b, lo, hiB)
+	ra, rb := ea[lo:hiA], eb[lo:hiB]
+
+	m := newMatcher(ra, rb, classes, da[lo:hiA], db[lo:hiB])
+	m.run()
+
+	pa, pb := padded(da[lo:hiA]), padded(db[lo:hiB])
+	slide(ra, pa, pb)
+	slide(rb, pb, pa)
+	copy(da[lo:hiA], pa[1:len(pa)-1])
+	copy(db[lo:hiB], pb[1:len(pb)-1])
+	return da, db
+}
+
+// padded copies flags into a slice with a false sentinel at each end: index i+1 holds line i.
+func padded(flags []bool) []bool {
+	p := make([]bool, len(flags)+2)
+	copy(p[1:], flags)
+	return p
+}
+
+// classify numbers the lines a[alo:ahi] and b[blo:bhi] so that equal lines share a number
+// (from 1). It returns full-length slices, of which only the given ranges are filled, and the
+// number of classes plus one.
+func classify(a *text, alo, ahi int, b *text, blo, bhi int) (ea, eb []int32, classes int) {
+	ea, eb = make([]int32, a.n()), make([]int32, b.n())
+	c := classifier{a: a, b: b, seed: maphash.MakeSeed(), reps: make([]int32, 1, 64)}
+	c.grow(max(64, ((ahi-alo)+(bhi-blo))/4))
+	for i := alo; i < ahi; i++ {
+		ea[i] = c.number(a.line(i), int32(i))
+	}
+	for i := blo; i < bhi; i++ {
+		eb[i] = c.number(b.line(i), ^int32(i))
+	}
+	return ea, eb, len(c.reps)
+}
+
+// classifier is an open-addressing table from line text to class number. Config text has
+// far fewer distinct lines than lines, so the table starts small (it stays in cache) and
+// doubles when half full.
+type classifier struct {
+	a, b  *text
+	seed  maphash.Seed
+	slots []slot
+	mask  uint32
+	reps  []int32 // a line of each class: i for a's line i, ^j for b's line j
+}
+
+// slot holds a class and its line's hash; a probe compares line bytes only when hashes agree.
+type slot struct{ hash, class uint32 }
+
+func (c *classifier) rep(class uint32) []byte {
+	if r := c.reps[class]; r >= 0 {
+		return c.a.line(int(r))
+	}
+	return c.b.line(int(^c.reps[class]))
+}
+
+func (c *classifier) number(l []byte, ref int32) int32 {
+	h := uint32(maphash.Bytes(c.seed, l)) | 1 // never 0, which marks an empty slot
+	for s := h & c.mask; ; s = (s + 1) & c.mask {
+		sl := &c.slots[s]
+		if sl.hash == 0 {
+			c.reps = append(c.reps, ref)
+			*sl = slot{h, uint32(len(c.reps) - 1)}
+			if len(c.reps) > len(c.slots)/2 {
+				c.grow(len(c.slots))
+			}
+			return int32(len(c.reps) - 1)
+		}
+		if sl.hash == h && bytes.Equal(c.rep(sl.class), l) {
+			return int32(sl.class)
+		}
+	}
+}
+
+// grow makes room for more than n classes at half load, and moves the classes over.
+func (c *classifier) grow(n int) {
+	size := 16
+	for size < 2*n+2 {
+		size <<= 1
+	}
+	old := c.slots
+	c.slots, c.mask = make([]slot, size), uint32(size-1)
+	for _, sl := range old {
+		if sl.hash == 0 {
+			continue
+		}
+		s := sl.hash & c.mask
+		for c.slots[s].hash != 0 {
+			s = (s + 1) & c.mask
+		}
+		c.slots[s] = sl
+	}
+}
+
+// matcher runs the search over the lines that survive discarding.
+type matcher struct {
+	ea, eb       []int32 // classes of every line in the region
+	classes      int     // number of classes, plus one
+	da, db       []bool  // results, per line of the region
+	xs, ys       []int32 // classes of the lines searched
+	xi, yi       []int32 // region index of each searched line
+	fwd, bwd     []int32 // furthest x on each diagonal k, stored at k+diag
+	diag         int
+	tooExpensive int
+}
+
+func newMatcher(ea, eb []int32, classes int, da, db []bool) *matcher {
+	return &matcher{ea: ea, eb: eb, classes: classes, da: da, db: db}
+}
+
+func (m *matcher) run() {
+	countA := counts(m.ea, m.classes)
+	countB := counts(m.eb, m.classes)
+	discA := discards(m.ea, countB)
+	discB := discards(m.eb, countA)
+	m.xs, m.xi = searchable(m.ea, discA, m.da)
+	m.ys, m.yi = searchable(m.eb, discB, m.db)
+
+	nx, ny := len(m.xs), len(m.ys)
+	size := nx + ny + 3
+	m.fwd = make([]int32, size)
+	m.bwd = make([]int32, size)
+	m.diag = ny + 1
+	// The cost cap: about the square root of the input size, at least 4096.
+	c := 1
+	for d := size; d != 0; d >>= 2 {
+		c <<= 1
+	}
+	m.tooExpensive = max(4096, c)
+	m.compare(0, nx, 0, ny, false)
+}
+
+func counts(e []int32, classes int) []int32 {
+	c := make([]int32, classes)
+	for _, v := range e {
+		c[v]++
+	}
+	return c
+}
+
+// Discard marks: keep the line, it has no equal in the other file, or it has very many.
+const (
+	searched = iota
+	noEqual
+	tooCommon
+)
+
+// discards decides which lines of one side stay out of the search. A line with no equal on the
+// other side is certainly a change. A line with many equals (more than 5, doubled for each
+// factor of 4 in n/64) is dropped only inside a run of such lines that begins and ends with a
+// line of no equal, where the common lines are under a quarter of the run, do not form a block
+// of their own (about √(length/4) lines), and are not near the run's ends (before three lines of
+// no equal in a row, or the first one eight lines in).
+func discards(e []int32, other []int32) []byte {
+	n := len(e)
+	many := 5
+	for t := n / 64; ; {
+		t >>= 2
+		if t <= 0 {
+			break
+		}
+		many *= 2
+	}
+	d := make([]byte, n)
+	for i, c := range e {
+		switch k := int(other[c]); {
+		case k == 0:
+			d[i] = noEqual
+		case k > many:
+			d[i] = tooCommon
+		}
+	}
+
+	for i := 0; i < n; i++ {
+		if d[i] == tooCommon {
+			// Not inside a run that starts with a line of no equal.
+			d[i] = searched
+			continue
+		}
+		if d[i] == searched {
+			continue
+		}
+		end, common := i, 0
+		for end < n && d[end] != searched {
+			if d[end] == tooCommon {
+				common++
+			}
+			end++
+		}
+		for end > i && d[end-1] == tooCommon {
+			end--
+			d[end] = searched
+			common--
+		}
+		length := end - i
+		if common*4 > length {
+			for k := i; k < end; k++ {
+				if d[k] == tooCommon {
+					d[k] = searched
+				}
+			}
+		} else {
+			block := 1
+			for t := length >> 2; ; {
+				t >>= 2
+				if t <= 0 {
+					break
+				}
+				block <<= 1
+			}
+			block++
+			for k := i; k < end; {
+				if d[k] != tooCommon {
+					k++
+					continue
+				}
+				s := k
+				for k < end && d[k] == tooCommon {
+					k++
+				}
+				if k-s >= block {
+					for t := s; t < k; t++ {
+						d[t] = searched
+					}
+				}
+			}
+			keepEdge(d, i, length, 1)
+			keepEdge(d, end-1, length, -1)
+		}
+		i = end - 1
+	}
+	return d
+}
+
+// keepEdge walks a run from one end and keeps the common lines it meets until it has seen three
+// lines of no equal in a row, or one such line at least eight lines in.
+func keepEdge(d []byte, at, length, step int) {
+	row := 0
+	for j := 0; j < length; j++ {
+		p := at + j*step
+		if j >= 8 && d[p] == noEqual {
+			return
+		}
+		switch d[p] {
+		case tooCommon:
+			d[p] = searched
+			row = 0
+		case searched:
+			row = 0
+		default:
+			row++
+		}
+		if row == 3 {
+			return
+		}
+	}
+}
+
+// searchable marks discarded lines as changed and returns the classes and indexes of the rest.
+func searchable(e []int32, d []byte, changed []bool) ([]int32, []int32) {
+	n := 0
+	for _, v := range d {
+		if v == searched {
+			n++
+		}
+	}
+	xs, xi := make([]int32, 0, n), make([]int32, 0, n)
+	for i, c := range e {
+		if d[i] != searched {
+			changed[i] = true
+			continue
+		}
+		xs = append(xs, c)
+		xi = append(xi, int32(i))
+	}
+	return xs, xi
+}
+
+// compare finds a shortest edit script between xs[xlo:xhi] and ys[ylo:yhi] by splitting it at a
+// point the script passes through. exact turns off the cost cap.
+func (m *matcher) compare(xlo, xhi, ylo, yhi int, exact bool) {
+	xs, ys := m.xs, m.ys
+	for xlo < xhi && ylo < yhi && xs[xlo] == ys[ylo] {
+		xlo++
+		ylo++
+	}
+	for xlo < xhi && ylo < yhi && xs[xhi-1] == ys[yhi-1] {
+		xhi--
+		yhi--
+	}
+	switch {
+	case xlo == xhi:
+		for ; ylo < yhi; ylo++ {
+			m.db[m.yi[ylo]] = true
+		}
+	case ylo == yhi:
+		for ; xlo < xhi; xlo++ {
+			m.da[m.xi[xlo]] = true
+		}
+	default:
+		x, y, exactLo, exactHi := m.middle(xlo, xhi, ylo, yhi, exact)
+		m.compare(xlo, x, ylo, y, exactLo)
+		m.compare(x, xhi, y, yhi, exactHi)
+	}
+}
+
+// middle searches forward from (xlo, ylo) and backward from (xhi, yhi) one edit at a time, on
+// diagonals k = x - y, until the two frontiers overlap; the overlap is a point of a shortest
+// script. Past the cost cap (unless exact) it settles for the frontier point that got furthest.
+// The bools say whether each half may still be solved exactly.
+func (m *matcher) middle(xlo, xhi, ylo, yhi int, exact bool) (int, int, bool, bool) {
+	xs, ys, o := m.xs, m.ys, m.diag
+	fd, bd := m.fwd, m.bwd // diagonal k is at index k+o
+	kmin, kmax := xlo-yhi, xhi-ylo
+	fmid, bmid := xlo-ylo, xhi-yhi
+	fmin, fmax, bmin, bmax := fmid, fmid, bmid, bmid
+	odd := (fmid-bmid)&1 != 0
+	fd[fmid+o] = int32(xlo)
+	bd[bmid+o] = int32(xhi)
+	for c := 1; ; c++ {
+		if fmin > kmin {
+			fmin--
+			fd[fmin-1+o] = -1
+		} else {
+			fmin++
+		}
+		if fmax < kmax {
+			fmax++
+			fd[fmax+1+o] = -1
+		} else {
+			fmax--
+		}
+		for k := fmax; k >= fmin; k -= 2 {
+			x := int(max(fd[k-1+o]+1, fd[k+1+o]))
+			y := x - k
+			for x < xhi && y < yhi && xs[x] == ys[y] {
+				x++
+				y++
+			}
+			fd[k+o] = int32(x)
+			if odd && bmin <= k && k <= bmax && int(bd[k+o]) <= x {
+				return x, y, true, true
+			}
+		}
+
+		if bmin > kmin {
+			bmin--
+			bd[bmin-1+o] = math.MaxInt32
+		} else {
+			bmin++
+		}
+		if bmax < kmax {
+			bmax++
+			bd[bmax+1+o] = math.MaxInt32
+		} else {
+			bmax--
+		}
+		for k := bmax; k >= bmin; k -= 2 {
+			x := int(min(bd[k-1+o], bd[k+1+o]-1))
+			y := x - k
+			for x > xlo && y > ylo && xs[x-1] == ys[y-1] {
+				x--
+				y--
+			}
+			bd[k+o] = int32(x)
+			if !odd && fmin <= k && k <= fmax && x <= int(fd[k+o]) {
+				return x, y, true, true
+			}
+		}
+
+		if exact || c < m.tooExpensive {
+			continue
+		}
+		// Too expensive: take the forward point with the largest x+y or the backward point
+		// with the smallest, whichever advanced further.
+		fbest, fx := -1, 0
+		for k := fmax; k >= fmin; k -= 2 {
+			x := min(int(fd[k+o]), xhi)
+			y := x - k
+			if y > yhi {
+				x, y = yhi+k, yhi
+			}
+			if x+y > fbest {
+				fbest, fx = x+y, x
+			}
+		}
+		bbest, bx := math.MaxInt, 0
+		for k := bmax; k >= bmin; k -= 2 {
+			x := max(xlo, int(bd[k+o]))
+			y := x - k
+			if y < ylo {
+				x, y = ylo+k, ylo
+			}
+			if x+y < bbest {
+				bbest, bx = x+y, x
+			}
+		}
+		if (xhi+yhi)-bbest < fbest-(xlo+ylo) {
+			return fx, fbest - fx, true, false
+		}
+		return bx, bbest - bx, false, true
+	}
+}
+
+// slide moves each run of changed lines of one file (ch, padded) along equal lines: up while the
+// line above the run equals its last line, merging with runs above; then down while its first line
+// equals the line below, merging with runs below; repeated until the run stops growing. A run
+// that could line up with a run of changes in the other file (oc, padded) is then moved back to
+// end where that one ends, so a deletion and an insertion print together.
+func slide(e []int32, ch, oc []bool) {
+	n := len(e)
+	i, j := 0, 0 // line of this file, and the matching position in the other
+	for {
+		for i < n && !ch[i+1] {
+			for oc[j+1] {
+				j++
+			}
+			j++
+			i++
+		}
+		if i == n {
+			return
+		}
+		start := i
+		i++
+		for ch[i+1] {
+			i++
+		}
+		for oc[j+1] {
+			j++
+		}
+		var aligned int
+		for {
+			length := i - start
+			for start > 0 && e[start-1] == e[i-1] {
+				start--
+				ch[start+1] = true
+				i--
+				ch[i+1] = false
+				for ch[start] {
+					start--
+				}
+				j--
+				for oc[j+1] {
+					j--
+				}
+			}
+			aligned = n
+			if oc[j] {
+				aligned = i
+			}
+			for i != n && e[start] == e[i] {
+				ch[start+1] = false
+				start++
+				ch[i+1] = true
+				i++
+				for ch[i+1] {
+					i++
+				}
+				j++
+				for oc[j+1] {
+					j++
+					aligned = i
+				}
+			}
+			if length == i-start {
+				break
+			}
+		}
+		for aligned < i {
+			start--
+			ch[start+1] = true
+			i--
+			ch[i+1] = false
+			j--
+			for oc[j+1] {
+				j--
+			}
+		}
+	}
+}
