@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -88,6 +89,25 @@ func parsed[T any](e *env, parser string, a Artifact, parse func([]byte) T) T {
 	v := parse(a.Content)
 	e.cache[k] = v
 	return v
+}
+
+// matchLine finds the first line of content that re matches, grep-like: each line is
+// matched on its own, without its line end, so ^ and $ match at the line's start and end.
+// It returns the 1-based line number and the line.
+func matchLine(re *regexp.Regexp, content []byte) (int, string, bool) {
+	for n := 1; len(content) > 0; n++ {
+		line := content
+		if i := bytes.IndexByte(content, '\n'); i >= 0 {
+			line, content = content[:i], content[i+1:]
+		} else {
+			content = nil
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if re.Match(line) {
+			return n, string(line), true
+		}
+	}
+	return 0, "", false
 }
 
 func commandName(argv []string) string {

@@ -7,7 +7,8 @@ import (
 )
 
 // commandProbe checks any captured artifact as a command's result: its exit code, and
-// regexps over its output (^ and $ match at line ends). exit_code needs a command artifact.
+// regexps over its output, matched line by line as grep does (^ and $ match at the line's
+// start and end). exit_code needs a command artifact.
 type commandProbe struct {
 	Artifact         string `toml:"artifact" json:"artifact"`
 	ExitCode         *int   `toml:"exit_code" json:"exit_code,omitempty"`
@@ -26,12 +27,12 @@ func (p *commandProbe) check() error {
 	}
 	var err error
 	if p.StdoutMatches != "" {
-		if p.matches, err = regexp.Compile("(?m)" + p.StdoutMatches); err != nil {
+		if p.matches, err = regexp.Compile(p.StdoutMatches); err != nil {
 			return fieldErr("stdout_matches", "invalid regular expression: %v", err)
 		}
 	}
 	if p.StdoutNotMatches != "" {
-		if p.notMatches, err = regexp.Compile("(?m)" + p.StdoutNotMatches); err != nil {
+		if p.notMatches, err = regexp.Compile(p.StdoutNotMatches); err != nil {
 			return fieldErr("stdout_not_matches", "invalid regular expression: %v", err)
 		}
 	}
@@ -69,15 +70,15 @@ func (p *commandProbe) eval(e *env) verdict {
 		}
 	}
 	if p.matches != nil {
-		if loc := p.matches.FindIndex(a.Content); loc != nil {
-			facts = append(facts, fmt.Sprintf("line %d: %s", lineAt(a.Content, loc[0]), lineText(a.Content, loc[0])))
+		if n, line, ok := matchLine(p.matches, a.Content); ok {
+			facts = append(facts, fmt.Sprintf("line %d: %s", n, clip(line)))
 		} else {
 			problems = append(problems, fmt.Sprintf("no line of %s matches /%s/", p.Artifact, p.StdoutMatches))
 		}
 	}
 	if p.notMatches != nil {
-		if loc := p.notMatches.FindIndex(a.Content); loc != nil {
-			problems = append(problems, fmt.Sprintf("%s:%d: %s", p.Artifact, lineAt(a.Content, loc[0]), lineText(a.Content, loc[0])))
+		if n, line, ok := matchLine(p.notMatches, a.Content); ok {
+			problems = append(problems, fmt.Sprintf("%s:%d: %s", p.Artifact, n, clip(line)))
 		}
 	}
 	if len(problems) > 0 {

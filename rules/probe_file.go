@@ -10,9 +10,9 @@ import (
 )
 
 // fileProbe checks captured files: path is an artifact name, or a glob over artifact names
-// such as sshd/config/etc/ssh/sshd_config.d/*. The regexps see the whole content with ^ and $
-// matching at line ends. present must match in at least one of the files; absent must match
-// in none; max_mode, owner and group must hold for every file. A glob that matches no
+// such as sshd/config/etc/ssh/sshd_config.d/*. The regexps match each line on its own, as
+// grep does, so ^ and $ match at the line's start and end. present must match a line of at
+// least one of the files; absent must match no line of any; max_mode, owner and group must hold for every file. A glob that matches no
 // artifact satisfies absent, max_mode, owner and group, and fails present.
 type fileProbe struct {
 	Path    string `toml:"path" json:"path"`
@@ -38,12 +38,12 @@ func (p *fileProbe) check() error {
 	}
 	var err error
 	if p.Present != "" {
-		if p.present, err = regexp.Compile("(?m)" + p.Present); err != nil {
+		if p.present, err = regexp.Compile(p.Present); err != nil {
 			return fieldErr("present", "invalid regular expression: %v", err)
 		}
 	}
 	if p.Absent != "" {
-		if p.absent, err = regexp.Compile("(?m)" + p.Absent); err != nil {
+		if p.absent, err = regexp.Compile(p.Absent); err != nil {
 			return fieldErr("absent", "invalid regular expression: %v", err)
 		}
 	}
@@ -123,8 +123,8 @@ func (p *fileProbe) eval(e *env) verdict {
 	found := ""
 	if p.present != nil {
 		for _, a := range arts {
-			if loc := p.present.FindIndex(a.Content); loc != nil {
-				found = fmt.Sprintf("%s:%d: %s", a.Name, lineAt(a.Content, loc[0]), lineText(a.Content, loc[0]))
+			if n, line, ok := matchLine(p.present, a.Content); ok {
+				found = fmt.Sprintf("%s:%d: %s", a.Name, n, clip(line))
 				break
 			}
 		}
@@ -136,8 +136,8 @@ func (p *fileProbe) eval(e *env) verdict {
 	}
 	if p.absent != nil {
 		for _, a := range arts {
-			if loc := p.absent.FindIndex(a.Content); loc != nil {
-				problems = append(problems, fmt.Sprintf("%s:%d: %s", a.Name, lineAt(a.Content, loc[0]), lineText(a.Content, loc[0])))
+			if n, line, ok := matchLine(p.absent, a.Content); ok {
+				problems = append(problems, fmt.Sprintf("%s:%d: %s", a.Name, n, clip(line)))
 			}
 		}
 	}
@@ -186,17 +186,9 @@ func describeFiles(pattern string, names []string) string {
 	return fmt.Sprintf("%d artifacts matching %s", len(names), pattern)
 }
 
-// lineAt is the 1-based line number of byte offset off.
-func lineAt(b []byte, off int) int { return strings.Count(string(b[:off]), "\n") + 1 }
-
-// lineText is the line holding byte offset off, trimmed and cut to 120 bytes.
-func lineText(b []byte, off int) string {
-	start := strings.LastIndexByte(string(b[:off]), '\n') + 1
-	end := len(b)
-	if i := strings.IndexByte(string(b[off:]), '\n'); i >= 0 {
-		end = off + i
-	}
-	s := strings.TrimSpace(string(b[start:end]))
+// clip trims a line for a message and cuts it to 120 bytes.
+func clip(s string) string {
+	s = strings.TrimSpace(s)
 	if len(s) > 120 {
 		s = s[:120] + "…"
 	}

@@ -131,7 +131,9 @@ func parseIptables(content []byte) map[string][]*fwChain {
 		case l == "" || strings.HasPrefix(l, "#") || l == "COMMIT":
 		case strings.HasPrefix(l, "*"):
 			table = l[1:]
-			tables[table] = tables[table][:0:0]
+			if _, seen := tables[table]; !seen {
+				tables[table] = nil // a loaded table, even without chains
+			}
 			byName = map[string]*fwChain{}
 		case strings.HasPrefix(l, ":"):
 			f := strings.Fields(l[1:])

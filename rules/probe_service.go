@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -33,7 +34,7 @@ func (p *serviceProbe) check() error {
 	if p.State == "" {
 		return fieldErr("state", "missing (one of %s)", strings.Join(serviceStates, ", "))
 	}
-	if !oneOfFold(p.State, serviceStates) || p.State != strings.ToLower(p.State) {
+	if !slices.Contains(serviceStates, p.State) {
 		return fieldErr("state", "unknown state %q (one of %s)", p.State, strings.Join(serviceStates, ", "))
 	}
 	return nil
