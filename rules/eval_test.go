@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -221,5 +222,35 @@ func TestRender(t *testing.T) {
 		doc.Suites[1].Cases[0].Name != "telnet-closed: Telnet is not listening" || doc.Suites[1].Cases[0].Skipped == nil ||
 		doc.Suites[1].Cases[1].Failure == nil {
 		t.Errorf("junit: %+v", doc)
+	}
+}
+
+// TestEvaluateConcurrently evaluates one set over several snapshots at once, as the agent
+// does; run with -race.
+func TestEvaluateConcurrently(t *testing.T) {
+	s, err := Shipped()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts := []*MemFacts{loadHost(t, "web-01"), loadHost(t, "legacy-01"), loadHost(t, "ubuntu-noble")}
+	want := make([]Summary, len(hosts))
+	for i, h := range hosts {
+		want[i] = Summarize(s.Evaluate(context.Background(), h, now))
+	}
+	done := make(chan error)
+	for i := range 6 {
+		go func() {
+			got := Summarize(s.Evaluate(context.Background(), hosts[i%3], now))
+			if got != want[i%3] {
+				done <- fmt.Errorf("%s: %s, want %s", hosts[i%3].Target(), got, want[i%3])
+				return
+			}
+			done <- nil
+		}()
+	}
+	for range 6 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
 	}
 }

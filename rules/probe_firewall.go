@@ -137,6 +137,9 @@ func parseIptables(content []byte) map[string][]*fwChain {
 			byName = map[string]*fwChain{}
 		case strings.HasPrefix(l, ":"):
 			f := strings.Fields(l[1:])
+			if len(f) == 0 {
+				continue
+			}
 			c := &fwChain{table: table, name: f[0]}
 			if len(f) > 1 {
 				c.policy = f[1]
@@ -173,13 +176,13 @@ var (
 // parseNft reads `nft list ruleset` output into its chains. Sets, maps, flowtables and
 // other objects are skipped.
 func parseNft(content []byte) []*fwChain {
-	var chains []*fwChain
 	var (
-		table, family string
-		chain         *fwChain
-		depth         int    // brace depth
-		skipTo        = -1   // skipping an object block until depth returns to this
-		pending       string // a statement spanning lines
+		chains        []*fwChain
+		family, table string
+		chain         *fwChain // the chain being read, while inside its braces
+		depth         int      // brace depth before the line
+		skipTo        = -1     // skipping an object block until depth returns to this
+		pending       string   // a statement spanning lines
 	)
 	for _, raw := range lines(content) {
 		l := strings.TrimSpace(raw)
@@ -188,69 +191,60 @@ func parseNft(content []byte) []*fwChain {
 		}
 		bare := nftQuotedRE.ReplaceAllString(l, `""`)
 		opens, closes := strings.Count(bare, "{"), strings.Count(bare, "}")
+		next := max(depth+opens-closes, 0)
 		switch {
 		case skipTo >= 0:
-			depth += opens - closes
-			if depth <= skipTo {
+			if next <= skipTo {
 				skipTo = -1
 			}
-			continue
 		case pending != "":
 			pending += " " + l
-			depth += opens - closes
-			if depth == 2 {
+			if next <= 2 {
 				chain.rules = append(chain.rules, pending)
 				pending = ""
 			}
-			continue
-		}
-		switch depth {
-		case 0:
+		case depth == 0:
 			f := strings.Fields(bare)
 			if len(f) >= 3 && f[0] == "table" {
 				if len(f) >= 4 && f[3] == "{" {
 					family, table = f[1], f[2]
 				} else {
-					family, table = "ip", f[1] // nft defaults to family ip
+					family, table = "ip", f[1] // nft's default family
 				}
 			}
-			depth += opens - closes
-		case 1:
+		case depth == 1:
 			f := strings.Fields(bare)
-			if len(f) >= 2 && f[0] == "chain" && opens > closes {
+			switch {
+			case len(f) >= 2 && f[0] == "chain" && opens > closes:
 				chain = &fwChain{table: family + " " + table, family: family, name: strings.Trim(f[1], `"`)}
 				chains = append(chains, chain)
-			} else if opens > closes {
-				skipTo = depth
+			case opens > closes:
+				skipTo = 1 // a set, map, flowtable or other object
 			}
-			depth += opens - closes
+		case chain == nil:
+			// Inside something that is not a chain: only the braces matter.
+		case strings.Trim(bare, "} ") == "":
+			// A closing brace.
+		case strings.HasPrefix(l, "type ") && strings.Contains(l, " hook "):
+			if m := nftHookRE.FindStringSubmatch(l); m != nil {
+				chain.hook = m[1]
+			}
+			chain.policy = "accept"
+			if m := nftPolicyRE.FindStringSubmatch(l); m != nil {
+				chain.policy = m[1]
+			}
+		case strings.HasPrefix(l, "policy "):
+			if m := nftPolicyRE.FindStringSubmatch(l); m != nil {
+				chain.policy = m[1]
+			}
+		case opens > closes:
+			pending = l
 		default:
-			if l == "}" || closes > opens && strings.TrimSpace(strings.Trim(bare, "}")) == "" {
-				depth += opens - closes
-				continue
-			}
-			if strings.HasPrefix(l, "type ") && strings.Contains(l, " hook ") {
-				if m := nftHookRE.FindStringSubmatch(l); m != nil {
-					chain.hook = m[1]
-				}
-				chain.policy = "accept"
-				if m := nftPolicyRE.FindStringSubmatch(l); m != nil {
-					chain.policy = m[1]
-				}
-				continue
-			}
-			if strings.HasPrefix(l, "policy ") {
-				if m := nftPolicyRE.FindStringSubmatch(l); m != nil {
-					chain.policy = m[1]
-				}
-				continue
-			}
-			if opens > closes {
-				pending = l
-				depth += opens - closes
-				continue
-			}
 			chain.rules = append(chain.rules, l)
+		}
+		depth = next
+		if depth < 2 {
+			chain = nil
 		}
 	}
 	return chains
