@@ -16,10 +16,10 @@ import (
 func TestSSHDRealEffectiveConfig(t *testing.T) {
 	sshd := testutil.Tool(t, "sshd")
 	keygen := testutil.Tool(t, "ssh-keygen")
-	testutil.Root(t)
-	// sshd -T checks its privilege separation directory even in test mode.
+	// sshd -T checks its privilege separation directory even in test mode; creating it
+	// needs root, reading the generated host key does not.
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-		t.Fatal(err)
+		testutil.Skip(t, "sshd needs /run/sshd: %v", err)
 	}
 	dir := t.TempDir()
 	key := filepath.Join(dir, "host_ed25519")
