@@ -82,7 +82,8 @@ type Set struct {
 	digest  string
 }
 
-// Rules returns the rules in load order: files sorted by name, rules in file order.
+// Rules returns the rules in load order: files sorted by name, rules in file order. The
+// rules belong to the set; callers must not modify them.
 func (s *Set) Rules() []*Rule { return append([]*Rule(nil), s.rules...) }
 
 // Rule returns the rule with that ID.
