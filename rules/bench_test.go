@@ -1,0 +1,118 @@
+package rules
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+)
+
+// generatedRules writes n rules cycling through every probe kind, with parameters drawn
+// from the facts so that a realistic share of them pass, fail and err.
+func generatedRules(f *MemFacts, n int) string {
+	var pkgs, sysctls, sshdOpts []string
+	for _, l := range lines(f.Artifacts["packages/installed"].Content) {
+		pkgs = append(pkgs, strings.Split(l, "\t")[0])
+	}
+	for _, l := range lines(f.Artifacts["sysctl/all"].Content) {
+		if k, v, ok := strings.Cut(l, " = "); ok && !strings.ContainsAny(v, " \t") {
+			sysctls = append(sysctls, k)
+		}
+	}
+	for _, l := range lines(f.Artifacts["sshd/effective"].Content) {
+		sshdOpts = append(sshdOpts, strings.Fields(l)[0])
+	}
+	units := []string{"ssh.service", "telnet.socket", "vsftpd.service", "cron.service", "rpcbind.socket"}
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "[[rule]]\nid = \"gen-%04d\"\ntitle = \"generated %d\"\nseverity = \"medium\"\ncontrols = [\"ISO27001:2022 A.8.9\"]\n", i, i)
+		if i%10 == 0 {
+			b.WriteString("os = [\"debian:12\"]\n")
+		}
+		switch i % 8 {
+		case 0:
+			fmt.Fprintf(&b, "[rule.port]\nport = %d\nstate = \"closed\"\n", 1+i%1024)
+		case 1:
+			fmt.Fprintf(&b, "[rule.package]\nname = %q\nmin_version = \"1:%d.0\"\n", pkgs[i%len(pkgs)], i%3)
+		case 2:
+			fmt.Fprintf(&b, "[rule.sshd]\noption = %q\nnot_equals = \"x%d\"\n", sshdOpts[i%len(sshdOpts)], i)
+		case 3:
+			fmt.Fprintf(&b, "[rule.file]\npath = \"sshd/config/etc/ssh/*\"\nabsent = '(?i)^\\s*PermitRootLogin\\s+yes%d'\nmax_mode = \"0644\"\n", i)
+		case 4:
+			fmt.Fprintf(&b, "[rule.service]\nunit = %q\nstate = %q\n", units[i%len(units)], serviceStates[i%len(serviceStates)])
+		case 5:
+			fmt.Fprintf(&b, "[rule.sysctl]\nkey = %q\nmax = %d\n", sysctls[i%len(sysctls)], i)
+		case 6:
+			fmt.Fprintf(&b, "[rule.firewall]\nfamily = %q\nchain = \"INPUT\"\nrule_absent = '-j ACCEPT$|dport %d'\n", []string{"iptables", "ip6tables"}[i%2], i)
+		case 7:
+			fmt.Fprintf(&b, "[rule.command]\nartifact = \"sshd/effective\"\nexit_code = 0\nstdout_not_matches = '^permitrootlogin (yes|%d)$'\n", i)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func BenchmarkEvaluate1000(b *testing.B) {
+	f := loadHost(b, "web-01")
+	s, err := LoadFS(fstest.MapFS{"gen.toml": {Data: []byte(generatedRules(f, 1000))}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	counts := Summarize(s.Evaluate(context.Background(), f, now))
+	if counts.Total != 1000 || counts.Pass == 0 || counts.Fail == 0 {
+		b.Fatalf("unexpected mix: %s", counts)
+	}
+	b.ReportAllocs()
+	start := cpuTime()
+	for b.Loop() {
+		s.Evaluate(context.Background(), f, now)
+	}
+	reportCPU(b, start)
+}
+
+// reportCPU adds the process's CPU time per operation since start, as cpu-ms/op.
+func reportCPU(b *testing.B, start time.Duration) {
+	if used := cpuTime() - start; used > 0 {
+		b.ReportMetric(float64(used)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+	}
+}
+
+func BenchmarkEvaluateShipped(b *testing.B) {
+	f := loadHost(b, "legacy-01")
+	s, err := Shipped()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Evaluate(context.Background(), f, now)
+	}
+}
+
+func BenchmarkLoad1000(b *testing.B) {
+	src := []byte(generatedRules(loadHost(b, "web-01"), 1000))
+	b.ReportAllocs()
+	start := cpuTime()
+	defer reportCPU(b, start)
+	for b.Loop() {
+		if _, err := LoadFS(fstest.MapFS{"gen.toml": {Data: src}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestGeneratedRulesLoad keeps the benchmark's generator honest in ordinary test runs.
+func TestGeneratedRulesLoad(t *testing.T) {
+	f := loadHost(t, "web-01")
+	s, err := LoadFS(fstest.MapFS{"gen.toml": {Data: []byte(generatedRules(f, 200))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := Summarize(s.Evaluate(context.Background(), f, now))
+	if sum.Total != 200 || sum.Pass == 0 || sum.Fail == 0 || sum.Error == 0 {
+		t.Errorf("generated mix: %s", sum)
+	}
+	t.Log(sum)
+}

@@ -1,0 +1,524 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/hardtrail/hardtrail/internal/tomlx"
+)
+
+// LoadError is a problem in a rule file. It names the file, the position where known, the
+// rule (or the rule a waiver is for), and the key.
+type LoadError struct {
+	File   string
+	Line   int // 1-based; 0 when unknown
+	Col    int
+	Rule   string // rule ID, when known
+	Waiver bool   // the problem is in a [[waiver]] for Rule
+	Key    string // key path such as rule.sshd.matches, when known
+	Msg    string
+}
+
+func (e *LoadError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d:%d", e.Line, max(e.Col, 1))
+	}
+	b.WriteString(": ")
+	switch {
+	case e.Waiver && e.Rule != "":
+		fmt.Fprintf(&b, "waiver for rule %q: ", e.Rule)
+	case e.Waiver:
+		b.WriteString("waiver: ")
+	case e.Rule != "":
+		fmt.Fprintf(&b, "rule %q: ", e.Rule)
+	}
+	if e.Key != "" {
+		b.WriteString(e.Key + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+var (
+	idRE       = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9._-]{0,63}$`)
+	osRE       = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*(:[A-Za-z0-9._~+-]+)?$`)
+	idLineRE   = regexp.MustCompile(`(?m)^\s*id\s*=\s*["']([^"'\n]*)["']`)
+	ruleLineRE = regexp.MustCompile(`(?m)^\s*rule\s*=\s*["']([^"'\n]*)["']`)
+)
+
+// Load reads rule files, and directories holding *.toml rule files (searched recursively,
+// skipping hidden directories), into one Set. Rule IDs must be unique across all of them
+// and every waiver must name a rule of the set. All problems found are returned together,
+// each a *LoadError.
+func Load(paths ...string) (*Set, error) {
+	var files []ruleFile
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("rules: %w", err)
+		}
+		if !st.IsDir() {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return nil, fmt.Errorf("rules: %w", err)
+			}
+			files = append(files, ruleFile{name: p, data: data})
+			continue
+		}
+		fsFiles, err := readTree(os.DirFS(p), ".", func(rel string) string { return filepath.Join(p, filepath.FromSlash(rel)) })
+		if err != nil {
+			return nil, err
+		}
+		if len(fsFiles) == 0 {
+			return nil, fmt.Errorf("rules: %s: no rule files (*.toml) in the directory", p)
+		}
+		files = append(files, fsFiles...)
+	}
+	return build(files)
+}
+
+// LoadFS is Load over a file system, such as an embedded one; paths are slash-separated
+// paths inside fsys, and none means the whole of it.
+func LoadFS(fsys fs.FS, paths ...string) (*Set, error) {
+	if len(paths) == 0 {
+		paths = []string{"."}
+	}
+	var files []ruleFile
+	for _, p := range paths {
+		st, err := fs.Stat(fsys, p)
+		if err != nil {
+			return nil, fmt.Errorf("rules: %w", err)
+		}
+		if !st.IsDir() {
+			data, err := fs.ReadFile(fsys, p)
+			if err != nil {
+				return nil, fmt.Errorf("rules: %w", err)
+			}
+			files = append(files, ruleFile{name: p, data: data})
+			continue
+		}
+		fsFiles, err := readTree(fsys, p, func(rel string) string { return rel })
+		if err != nil {
+			return nil, err
+		}
+		if len(fsFiles) == 0 {
+			return nil, fmt.Errorf("rules: %s: no rule files (*.toml) in the directory", p)
+		}
+		files = append(files, fsFiles...)
+	}
+	return build(files)
+}
+
+// Merge combines sets into one, with the same checks as Load: unique rule IDs, and every
+// waiver naming a rule of the combined set.
+func Merge(sets ...*Set) (*Set, error) {
+	var rules []*Rule
+	var waivers []*Waiver
+	for _, s := range sets {
+		rules = append(rules, s.rules...)
+		waivers = append(waivers, s.waivers...)
+	}
+	return assemble(rules, waivers)
+}
+
+type ruleFile struct {
+	name string
+	data []byte
+}
+
+func readTree(fsys fs.FS, root string, name func(string) string) ([]ruleFile, error) {
+	var files []ruleFile
+	err := fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p != root && strings.HasPrefix(d.Name(), ".") {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(p, ".toml") || strings.HasPrefix(d.Name(), ".") {
+			return nil
+		}
+		data, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		files = append(files, ruleFile{name: name(p), data: data})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	return files, nil // WalkDir visits in lexical order
+}
+
+// build parses every file and assembles the set, reporting all problems found.
+func build(files []ruleFile) (*Set, error) {
+	var errs []error
+	var rules []*Rule
+	var waivers []*Waiver
+	for _, f := range files {
+		rs, ws, err := parseFile(f.name, f.data)
+		errs = append(errs, flatten(err)...)
+		rules = append(rules, rs...)
+		waivers = append(waivers, ws...)
+	}
+	s, err := assemble(rules, waivers)
+	errs = append(errs, flatten(err)...)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return s, nil
+}
+
+// assemble checks what spans files (duplicate IDs, waivers for unknown rules) and builds
+// the set.
+func assemble(rules []*Rule, waivers []*Waiver) (*Set, error) {
+	var errs []error
+	s := &Set{byID: make(map[string]*Rule, len(rules))}
+	for _, r := range rules {
+		if first, dup := s.byID[r.ID]; dup {
+			file, line := splitSource(r.Source)
+			errs = append(errs, &LoadError{File: file, Line: line, Col: 1, Rule: r.ID, Key: "rule.id",
+				Msg: "duplicate rule ID (first defined at " + first.Source + ")"})
+			continue
+		}
+		s.byID[r.ID] = r
+		s.rules = append(s.rules, r)
+	}
+	for _, w := range waivers {
+		if _, ok := s.byID[w.Rule]; !ok {
+			file, line := splitSource(w.Source)
+			errs = append(errs, &LoadError{File: file, Line: line, Col: 1, Rule: w.Rule, Waiver: true, Key: "waiver.rule",
+				Msg: "no rule with this ID is loaded (load the waiver together with the rules it waives)"})
+			continue
+		}
+		s.waivers = append(s.waivers, w)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	s.digest = digest(s)
+	return s, nil
+}
+
+func splitSource(src string) (string, int) {
+	i := strings.LastIndexByte(src, ':')
+	if i < 0 {
+		return src, 0
+	}
+	var n int
+	if _, err := fmt.Sscanf(src[i+1:], "%d", &n); err != nil {
+		return src, 0
+	}
+	return src[:i], n
+}
+
+// parseFile decodes and validates one rule file.
+func parseFile(name string, data []byte) ([]*Rule, []*Waiver, error) {
+	src := string(data)
+	doc := reflect.New(fileSchema.file)
+	if err := tomlx.Decode(name, data, doc.Interface()); err != nil {
+		return nil, nil, decodeError(name, src, err)
+	}
+	ruleBlocks, waiverBlocks := blocks(src, "rule"), blocks(src, "waiver")
+	decoded := fileSchema.rulesOf(doc.Elem())
+	if len(ruleBlocks) != len(decoded) {
+		ruleBlocks = nil // written without [[rule]] headers: positions unknown
+	}
+	var errs []error
+	var rules []*Rule
+	for i, d := range decoded {
+		var b block
+		if ruleBlocks != nil {
+			b = ruleBlocks[i]
+		}
+		r, rerrs := newRule(name, src, b, d)
+		errs = append(errs, rerrs...)
+		if r != nil {
+			rules = append(rules, r)
+		}
+	}
+	wdocs := fileSchema.waiversOf(doc.Elem())
+	if len(waiverBlocks) != len(wdocs) {
+		waiverBlocks = nil
+	}
+	var waivers []*Waiver
+	for i, wd := range wdocs {
+		var b block
+		if waiverBlocks != nil {
+			b = waiverBlocks[i]
+		}
+		w, werrs := newWaiver(name, src, b, wd)
+		errs = append(errs, werrs...)
+		if w != nil {
+			waivers = append(waivers, w)
+		}
+	}
+	return rules, waivers, errors.Join(errs...)
+}
+
+// decodeError turns a tomlx error into an *Error naming the rule around its line.
+func decodeError(name, src string, err error) error {
+	var te *tomlx.Error
+	if !errors.As(err, &te) {
+		return &LoadError{File: name, Msg: err.Error()}
+	}
+	e := &LoadError{File: te.File, Line: te.Line, Col: te.Col, Key: te.Key, Msg: te.Msg}
+	for _, b := range blocks(src, "rule") {
+		if te.Line >= b.start && te.Line < b.end {
+			e.Rule = b.id
+		}
+	}
+	for _, b := range blocks(src, "waiver") {
+		if te.Line >= b.start && te.Line < b.end {
+			e.Rule, e.Waiver = b.id, true
+		}
+	}
+	// An unknown table right under a rule is most likely a misspelt probe.
+	if strings.HasPrefix(e.Msg, "unknown key") && strings.Count(e.Key, ".") == 1 && strings.HasPrefix(e.Key, "rule.") {
+		e.Msg = "unknown key (a rule has the keys " + headKeys() + ", and one probe table: " + probeTables() + ")"
+	}
+	if ls := strings.Split(src, "\n"); e.Line > 0 && e.Line <= len(ls) && strings.HasPrefix(strings.TrimSpace(ls[e.Line-1]), "[") {
+		e.Col = 1
+	}
+	return e
+}
+
+// block is the lines [start, end) of one [[rule]] or [[waiver]] table, 1-based.
+type block struct {
+	start, end int
+	text       string // the block's source
+	id         string // the rule ID it names, when written as a plain string
+}
+
+// blocks finds the [[name]] tables of src in order. A block runs to the next array-table
+// header of any name.
+func blocks(src, name string) []block {
+	lines := strings.Split(src, "\n")
+	var heads []int // 0-based line of each [[...]] header
+	var names []string
+	for i, l := range lines {
+		t := strings.TrimSpace(l)
+		if !strings.HasPrefix(t, "[[") {
+			continue
+		}
+		j := strings.Index(t, "]]")
+		if j < 0 {
+			continue
+		}
+		heads = append(heads, i)
+		names = append(names, strings.TrimSpace(t[2:j]))
+	}
+	var out []block
+	for k, h := range heads {
+		if names[k] != name {
+			continue
+		}
+		end := len(lines)
+		if k+1 < len(heads) {
+			end = heads[k+1]
+		}
+		b := block{start: h + 1, end: end + 1, text: strings.Join(lines[h:end], "\n")}
+		re := idLineRE
+		if name == "waiver" {
+			re = ruleLineRE
+		}
+		if m := re.FindStringSubmatch(b.text); m != nil {
+			b.id = m[1]
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// locate finds key (a dotted path such as rule.sshd.matches) inside the block; it falls
+// back to the parent table's header, then to the block's first line.
+func (b block) locate(key string) (int, int) {
+	if b.start == 0 {
+		return 0, 0
+	}
+	parts := strings.Split(key, ".")
+	for n := len(parts); n >= 1; n-- {
+		if l, c := tomlx.Locate(b.text, toml.Key(parts[:n])); l > 0 {
+			if strings.HasPrefix(strings.TrimSpace(strings.Split(b.text, "\n")[l-1]), "[") {
+				c = 1 // a table header, or the header of a table missing the key
+			}
+			return b.start + l - 1, c
+		}
+	}
+	return b.start, 1
+}
+
+// newRule validates one decoded rule.
+func newRule(file, src string, b block, d decodedRule) (*Rule, []error) {
+	h := d.head
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		l, c := b.locate(key)
+		errs = append(errs, &LoadError{File: file, Line: l, Col: c, Rule: h.ID, Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	switch {
+	case h.ID == "":
+		bad("rule.id", "missing (every rule needs an id)")
+	case !idRE.MatchString(h.ID):
+		bad("rule.id", "invalid rule ID %q (a letter, then up to 63 letters, digits, '.', '_' or '-')", h.ID)
+	}
+	if strings.TrimSpace(h.Title) == "" {
+		bad("rule.title", "missing (every rule needs a title)")
+	}
+	switch {
+	case h.Severity == "":
+		bad("rule.severity", "missing (one of info, low, medium, high, critical)")
+	case !Severity(h.Severity).valid():
+		bad("rule.severity", "unknown severity %q (one of info, low, medium, high, critical)", h.Severity)
+	}
+	if len(h.Controls) == 0 {
+		bad("rule.controls", "missing (name the controls the rule evidences, such as \"ISO27001:2022 A.8.9\")")
+	}
+	for _, c := range h.Controls {
+		if strings.TrimSpace(c) == "" {
+			bad("rule.controls", "empty control")
+		}
+	}
+	for _, inc := range h.Incidents {
+		if !idRE.MatchString(inc) {
+			bad("rule.incidents", "invalid incident ID %q (a letter, then up to 63 letters, digits, '.', '_' or '-')", inc)
+		}
+	}
+	for _, t := range h.Targets {
+		if err := checkGlob(t); err != nil {
+			bad("rule.targets", "%v", err)
+		}
+	}
+	for _, o := range h.OS {
+		if !osRE.MatchString(o) {
+			bad("rule.os", "invalid os %q (an os-release ID such as \"debian\", optionally with a VERSION_ID: \"ubuntu:24.04\")", o)
+		}
+	}
+	switch len(d.probes) {
+	case 0:
+		bad("rule", "no probe table (add exactly one of %s)", probeTables())
+	case 1:
+		if err := d.probe.check(); err != nil {
+			var fe *fieldError
+			if errors.As(err, &fe) {
+				key := "rule." + d.probes[0]
+				if fe.key != "" {
+					key += "." + fe.key
+				}
+				bad(key, "%s", fe.msg)
+			} else {
+				bad("rule."+d.probes[0], "%v", err)
+			}
+		}
+	default:
+		bad("rule."+d.probes[1], "more than one probe table ([rule.%s] and [rule.%s]); a rule has exactly one", d.probes[0], d.probes[1])
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return &Rule{
+		ID: h.ID, Title: strings.TrimSpace(h.Title), Severity: Severity(h.Severity), Controls: h.Controls,
+		Description: strings.TrimSpace(h.Description), Remediation: strings.TrimSpace(h.Remediation),
+		Incidents: h.Incidents, Targets: h.Targets, OS: h.OS,
+		Kind: d.probes[0], Source: fmt.Sprintf("%s:%d", file, b.start), probe: d.probe,
+	}, nil
+}
+
+func checkGlob(g string) error {
+	if g == "" {
+		return errors.New("empty target glob")
+	}
+	if _, err := path.Match(g, ""); err != nil {
+		return fmt.Errorf("invalid target glob %q: %w", g, err)
+	}
+	return nil
+}
+
+// newWaiver validates one decoded waiver.
+func newWaiver(file, src string, b block, d waiverDoc) (*Waiver, []error) {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		l, c := b.locate(key)
+		errs = append(errs, &LoadError{File: file, Line: l, Col: c, Rule: d.Rule, Waiver: true, Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	if d.Rule == "" {
+		bad("waiver.rule", "missing (the ID of the rule waived)")
+	}
+	if len(d.Targets) == 0 {
+		bad("waiver.targets", "missing (globs of the targets waived; [\"*\"] for all)")
+	}
+	for _, t := range d.Targets {
+		if err := checkGlob(t); err != nil {
+			bad("waiver.targets", "%v", err)
+		}
+	}
+	if strings.TrimSpace(d.Reason) == "" {
+		bad("waiver.reason", "missing (why the failure is accepted)")
+	}
+	if strings.TrimSpace(d.Approver) == "" {
+		bad("waiver.approver", "missing (who accepted the risk)")
+	}
+	if d.Expires == nil {
+		bad("waiver.expires", "missing (the date the waiver stops applying, YYYY-MM-DD)")
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return &Waiver{Rule: d.Rule, Targets: d.Targets, Reason: strings.TrimSpace(d.Reason),
+		Approver: strings.TrimSpace(d.Approver), Expires: d.Expires.t, Source: fmt.Sprintf("%s:%d", file, b.start)}, nil
+}
+
+// date is a calendar day, written as "YYYY-MM-DD" or as a TOML local date.
+type date struct{ t time.Time }
+
+func (d *date) UnmarshalText(b []byte) error {
+	s := string(b)
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		d.t = t
+		return nil
+	}
+	// A TOML local date arrives as midnight in RFC 3339.
+	if t, err := time.Parse(time.RFC3339, s); err == nil && t.Hour() == 0 && t.Minute() == 0 && t.Second() == 0 && t.Nanosecond() == 0 {
+		d.t = time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+		return nil
+	}
+	return fmt.Errorf("invalid date %q (write it as YYYY-MM-DD)", s)
+}
+
+// sortedCopy returns a sorted copy of ss.
+func sortedCopy(ss []string) []string {
+	out := append([]string(nil), ss...)
+	sort.Strings(out)
+	return out
+}
+
+// flatten lists the errors joined in err, so that a load returns one flat join.
+func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
