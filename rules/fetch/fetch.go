@@ -7,7 +7,10 @@
 // links, devices, absolute or escaping paths, walks the result with Lstat (nothing but directories
 // and regular *.toml files, plus README, LICENSE, COPYING and NOTICE), enforces size and count
 // limits, runs the caller's linter, and only then renames the directory into place. On any failure
-// the destination is left as it was and the temporary directory is removed.
+// the destination is left as it was and the temporary directory is removed. A git source is fetched
+// as that one commit and exported with git archive, so the fetched repository's submodules are never
+// contacted and its tree meets the same checks as a downloaded archive. README, LICENSE, COPYING and
+// NOTICE are accepted beside the rules because publishers ship them and nothing loads or runs them.
 //
 // Accepted sources:
 //
@@ -341,6 +344,9 @@ func install(root, dst, staging string) (keep bool, err error) {
 		}
 		syncDir(parent)
 		return false, nil
+	}
+	if err := checkReplaceable(dst); err != nil { // again: it may have changed during the fetch
+		return false, err
 	}
 	old := filepath.Join(staging, "previous")
 	if err := os.Rename(dst, old); err != nil {
