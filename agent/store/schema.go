@@ -28,28 +28,34 @@ var migrations = []string{
 		UNIQUE (target, seq)
 	);
 	CREATE INDEX snapshots_taken ON snapshots (taken_at);`,
+	// 2: incident links, a hash chain of their own over the whole store.
+	`CREATE TABLE links (
+		id       TEXT PRIMARY KEY,         -- hex SHA-256 of record
+		seq      INTEGER NOT NULL UNIQUE,  -- 1, 2, ... over the store
+		prev     TEXT NOT NULL,            -- id of the link before, '' for the first
+		incident TEXT NOT NULL,
+		target   TEXT NOT NULL,
+		phase    TEXT NOT NULL CHECK (phase IN ('before', 'after')),
+		snapshot TEXT NOT NULL REFERENCES snapshots (id),
+		record   BLOB NOT NULL             -- canonical JSON of the link
+	);
+	CREATE INDEX links_incident ON links (incident, target, phase, seq);`,
+	// 3: rule results per snapshot and rule set.
+	`CREATE TABLE results (
+		snapshot     TEXT NOT NULL REFERENCES snapshots (id),
+		rules_digest TEXT NOT NULL,
+		evaluated_at TEXT NOT NULL,
+		sha256       TEXT NOT NULL,  -- hex SHA-256 of the report JSON
+		report       BLOB NOT NULL,  -- the report JSON, deflated
+		PRIMARY KEY (snapshot, rules_digest)
+	);`,
 }
-
-// Migration lets packages that own further tables add their own steps; they run after the
-// store's, in registration order, each once. Register from init().
-type Migration struct {
-	Name string
-	SQL  string
-}
-
-var extra []Migration
-
-// RegisterMigration adds a schema step owned by another package.
-func RegisterMigration(m Migration) { extra = append(extra, m) }
 
 // SchemaVersion is the number of schema steps this build knows.
-func SchemaVersion() int { return len(migrations) + len(extra) }
+func SchemaVersion() int { return len(migrations) }
 
 func (s *Store) migrate(ctx context.Context) error {
-	all := append([]string(nil), migrations...)
-	for _, m := range extra {
-		all = append(all, m.SQL)
-	}
+	all := migrations
 	var v int
 	if err := s.r.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
 		return s.wrapBusy(err)

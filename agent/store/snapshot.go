@@ -335,15 +335,6 @@ func (s *Store) nth(ctx context.Context, target string, back int) (string, error
 	return id, err
 }
 
-// RefResolver resolves references of a form the store does not own (INCIDENT:before). It
-// returns ok=false when ref is not of its form.
-type RefResolver func(ctx context.Context, s *Store, ref string) (id string, ok bool, err error)
-
-var resolvers []RefResolver
-
-// RegisterRefResolver adds a reference form; called from init() of the package that owns it.
-func RegisterRefResolver(r RefResolver) { resolvers = append(resolvers, r) }
-
 var tildeRE = regexp.MustCompile(`^(.+)~(\d+)$`)
 
 // Resolve turns a reference into a snapshot ID: a full ID; TARGET (its newest snapshot);
@@ -353,11 +344,8 @@ func (s *Store) Resolve(ctx context.Context, ref string) (string, error) {
 	if ref == "" {
 		return "", errors.New("empty snapshot reference")
 	}
-	for _, r := range resolvers {
-		id, ok, err := r(ctx, s, ref)
-		if ok || err != nil {
-			return id, err
-		}
+	if id, ok, err := s.resolvePhase(ctx, ref); ok || err != nil {
+		return id, err
 	}
 	if len(ref) == 64 && isHex(ref) {
 		var one int

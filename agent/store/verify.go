@@ -37,17 +37,10 @@ func (p Problem) String() string {
 type VerifyReport struct {
 	Snapshots int       `json:"snapshots"`
 	Blobs     int       `json:"blobs"`
+	Links     int       `json:"links"`
+	Results   int       `json:"results"`
 	Problems  []Problem `json:"problems"`
 }
-
-// Checker verifies tables owned by other packages (incident links, results). It appends
-// problems it finds.
-type Checker func(ctx context.Context, s *Store, report func(Problem)) error
-
-var checkers []Checker
-
-// RegisterChecker adds a verification step; called from init() of the package that owns tables.
-func RegisterChecker(c Checker) { checkers = append(checkers, c) }
 
 // Verify recomputes every blob's hash, every manifest's hash, every chain link and every
 // manifest-to-blob reference. It reads one consistent view of the store.
@@ -175,10 +168,12 @@ func (s *Store) Verify(ctx context.Context) (*VerifyReport, error) {
 	if err := tx.Rollback(); err != nil {
 		return nil, err
 	}
-	for _, c := range checkers {
-		if err := c(ctx, s, add); err != nil {
-			return nil, err
-		}
+	var err2 error
+	if rep.Links, err2 = s.verifyLinks(ctx, add); err2 != nil {
+		return nil, err2
+	}
+	if rep.Results, err2 = s.verifyResults(ctx, add); err2 != nil {
+		return nil, err2
 	}
 	sort.SliceStable(rep.Problems, func(i, j int) bool {
 		a, b := rep.Problems[i], rep.Problems[j]
