@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/hardtrail/hardtrail/collector/transport"
 	"github.com/hardtrail/hardtrail/config"
 	"github.com/hardtrail/hardtrail/internal/buildinfo"
+	"github.com/hardtrail/hardtrail/rules"
 )
 
 // Dialer opens a transport to a target.
@@ -230,4 +232,36 @@ func ModeString(m fs.FileMode) string {
 		v |= 0o1000
 	}
 	return fmt.Sprintf("%04o", v)
+}
+
+// Facts loads a stored snapshot's artifacts as rules see them: evaluation reads evidence, never
+// the live system, so the same snapshot gives the same verdict at any later time.
+func Facts(ctx context.Context, st *store.Store, snap *store.Snapshot) (*rules.MemFacts, error) {
+	f := rules.NewMemFacts(snap.Manifest.Target)
+	for _, e := range snap.Manifest.Artifacts {
+		a := rules.Artifact{Name: e.Name, Unavailable: e.Unavailable, Command: e.Command, ExitCode: e.ExitCode, Truncated: e.Truncated, Owner: e.Owner, Group: e.Group}
+		if e.Mode != "" {
+			if m, err := strconv.ParseUint(e.Mode, 8, 32); err == nil {
+				a.Mode = fs.FileMode(m & 0o777)
+				if m&0o4000 != 0 {
+					a.Mode |= fs.ModeSetuid
+				}
+				if m&0o2000 != 0 {
+					a.Mode |= fs.ModeSetgid
+				}
+				if m&0o1000 != 0 {
+					a.Mode |= fs.ModeSticky
+				}
+			}
+		}
+		if e.Unavailable == "" {
+			b, err := st.Blob(ctx, e.SHA256)
+			if err != nil {
+				return nil, fmt.Errorf("artifact %s of snapshot %s: %w", e.Name, store.Short(snap.ID), err)
+			}
+			a.Content = b
+		}
+		f.Artifacts[e.Name] = a
+	}
+	return f, nil
 }

@@ -174,3 +174,28 @@ func (s Summary) String() string {
 
 // quoteList writes items as [a, b, c].
 func quoteList(items []string) string { return "[" + strings.Join(items, ", ") + "]" }
+
+// Filter returns the rules for which keep is true, with the waivers that name them.
+func (s *Set) Filter(keep func(*Rule) bool) *Set {
+	var rs []*Rule
+	for _, r := range s.rules {
+		if keep(r) {
+			rs = append(rs, r)
+		}
+	}
+	var ws []*Waiver
+	for _, w := range s.waivers {
+		for _, r := range rs {
+			if r.ID == w.Rule {
+				ws = append(ws, w)
+				break
+			}
+		}
+	}
+	out, err := assemble(rs, ws)
+	if err != nil {
+		// A subset of a valid set is valid.
+		panic("rules: filter of a valid set: " + err.Error())
+	}
+	return out
+}

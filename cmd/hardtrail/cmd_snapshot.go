@@ -23,14 +23,20 @@ type snapshotLine struct {
 
 func snapshotCmd(a *app) *cobra.Command {
 	var note string
+	var tf tagFlags
 	cmd := &cobra.Command{
-		Use:   "snapshot [TARGET...]",
+		Use:   "snapshot [TARGET...] [--incident ID --phase before|after]",
 		Short: "Capture targets and store the snapshots",
 		Long: "Capture every target of the config (or the named ones) and store one snapshot each.\n" +
 			"Prints one line per target: snapshot ID, target, artifacts, artifacts changed since the previous snapshot.\n" +
+			"With --incident and --phase, each snapshot is also linked to the incident.\n" +
 			"Exit code 1 when a target failed to capture while others succeeded.",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			tagging, err := tf.check()
+			if err != nil {
+				return err
+			}
 			cfg, err := a.config()
 			if err != nil {
 				return err
@@ -45,7 +51,13 @@ func snapshotCmd(a *app) *cobra.Command {
 			}
 			sn := &agent.Snapshotter{Config: cfg, Store: st, Redactor: red, Logger: a.log}
 			progress := newProgress(a.stderr, len(args), len(cfg.Targets))
+			var tagErr error
 			results, err := sn.Run(ctx, args, note, func(r agent.Result) {
+				if tagging && r.Err == nil {
+					if _, err := tf.tag(ctx, st, r.Saved.ID, note); err != nil {
+						tagErr = err
+					}
+				}
 				progress.done(r)
 				if !a.json() {
 					progress.clear()
@@ -74,13 +86,17 @@ func snapshotCmd(a *app) *cobra.Command {
 					return err
 				}
 			}
+			if tagErr != nil {
+				return tagErr
+			}
 			if failed > 0 {
 				return finding(fmt.Errorf("%d of %d targets failed to capture", failed, len(results)))
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&note, "note", "", "a note stored in the snapshot's manifest")
+	cmd.Flags().StringVar(&note, "note", "", "a note stored in the snapshot's manifest (and the incident link)")
+	tf.add(cmd, false)
 	return cmd
 }
 

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hardtrail/hardtrail/agent/evidence/diff"
+	"github.com/hardtrail/hardtrail/agent/store"
+)
+
+func init() { commands = append(commands, diffCmd) }
+
+// artifactDiff is one artifact's difference between two snapshots.
+type artifactDiff struct {
+	Name    string `json:"artifact"`
+	Change  string `json:"change"` // modified, added, removed, binary, not-captured
+	Added   int    `json:"added"`
+	Removed int    `json:"removed"`
+	Note    string `json:"note,omitempty"`
+	Patch   string `json:"patch,omitempty"`
+}
+
+// diffSnapshots compares every artifact (or the one named) of two snapshots. Labels are
+// a/TARGET/ARTIFACT and b/TARGET/ARTIFACT, so the patch applies with patch -p1.
+func diffSnapshots(ctx context.Context, st *store.Store, a, b *store.Snapshot, only string) ([]artifactDiff, error) {
+	names := map[string]bool{}
+	for _, sn := range []*store.Snapshot{a, b} {
+		for _, e := range sn.Manifest.Artifacts {
+			names[e.Name] = true
+		}
+	}
+	if only != "" {
+		if !names[only] {
+			return nil, usageErr("neither snapshot has an artifact %q", only)
+		}
+		names = map[string]bool{only: true}
+	}
+	sorted := make([]string, 0, len(names))
+	for n := range names {
+		sorted = append(sorted, n)
+	}
+	sort.Strings(sorted)
+	var out []artifactDiff
+	for _, n := range sorted {
+		ea, inA := a.Entry(n)
+		eb, inB := b.Entry(n)
+		if inA && inB && ea.SHA256 == eb.SHA256 && ea.Unavailable == eb.Unavailable {
+			continue
+		}
+		la, lb := "a/"+a.Manifest.Target+"/"+n, "b/"+b.Manifest.Target+"/"+n
+		d := artifactDiff{Name: n}
+		switch {
+		case inA && ea.Unavailable != "" || inB && eb.Unavailable != "":
+			d.Change = "not-captured"
+			d.Note = fmt.Sprintf("not captured in %s: %s", map[bool]string{true: "a", false: "b"}[ea.Unavailable != ""], ea.Unavailable+eb.Unavailable)
+			out = append(out, d)
+			continue
+		}
+		var ca, cb []byte
+		var err error
+		if inA {
+			if ca, err = st.Blob(ctx, ea.SHA256); err != nil {
+				return nil, err
+			}
+		}
+		if inB {
+			if cb, err = st.Blob(ctx, eb.SHA256); err != nil {
+				return nil, err
+			}
+		}
+		if diff.IsBinary(ca) || diff.IsBinary(cb) {
+			d.Change, d.Note = "binary", fmt.Sprintf("binary artifact differs: %s -> %s", orNone(store.Short(ea.SHA256)), orNone(store.Short(eb.SHA256)))
+			out = append(out, d)
+			continue
+		}
+		switch {
+		case !inA:
+			d.Change, la = "added", diff.DevNull
+		case !inB:
+			d.Change, lb = "removed", diff.DevNull
+		default:
+			d.Change = "modified"
+		}
+		d.Added, d.Removed = diff.Stat(ca, cb)
+		d.Patch = string(diff.Unified(ca, cb, la, lb))
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func diffCmd(a *app) *cobra.Command {
+	var only string
+	var stat, exitCode bool
+	cmd := &cobra.Command{
+		Use:   "diff REF REF [--artifact NAME] [--stat] [--exit-code]",
+		Short: "Unified diff of two snapshots, per artifact",
+		Long: "Unified diff of every artifact that differs between two snapshots, labelled a/TARGET/ARTIFACT\n" +
+			"and b/TARGET/ARTIFACT so that the output applies with patch -p1. Added and removed artifacts\n" +
+			"diff against /dev/null; binary artifacts are reported as differing by hash.\n" +
+			"With --exit-code, exit 1 when they differ.",
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			sa, err := a.resolve(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			sb, err := a.resolve(ctx, args[1])
+			if err != nil {
+				return err
+			}
+			diffs, err := diffSnapshots(ctx, a.store, sa, sb, only)
+			if err != nil {
+				return err
+			}
+			if a.json() {
+				if diffs == nil {
+					diffs = []artifactDiff{}
+				}
+				if err := a.printJSON(diffs); err != nil {
+					return err
+				}
+			} else {
+				w := bufio.NewWriter(a.stdout)
+				if stat {
+					writeStat(w, diffs)
+				} else {
+					for _, d := range diffs {
+						if d.Patch != "" {
+							w.WriteString(d.Patch)
+						} else if d.Note != "" {
+							fmt.Fprintf(w, "artifact %s: %s\n", d.Name, d.Note)
+						}
+					}
+				}
+				if err := w.Flush(); err != nil {
+					return err
+				}
+			}
+			if exitCode && len(diffs) > 0 {
+				return &exitError{code: exitFinding}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&only, "artifact", "", "diff only this artifact")
+	cmd.Flags().BoolVar(&stat, "stat", false, "one line per artifact with lines added and removed")
+	cmd.Flags().BoolVar(&exitCode, "exit-code", false, "exit 1 when the snapshots differ")
+	return cmd
+}
+
+func writeStat(w *bufio.Writer, diffs []artifactDiff) {
+	width := 0
+	for _, d := range diffs {
+		width = max(width, len(d.Name))
+	}
+	adds, dels := 0, 0
+	for _, d := range diffs {
+		var b bytes.Buffer
+		switch d.Change {
+		case "binary", "not-captured":
+			b.WriteString(d.Note)
+		default:
+			fmt.Fprintf(&b, "+%d -%d", d.Added, d.Removed)
+			if d.Change != "modified" {
+				b.WriteString(" (" + d.Change + ")")
+			}
+		}
+		fmt.Fprintf(w, " %-*s | %s\n", width, d.Name, b.String())
+		adds += d.Added
+		dels += d.Removed
+	}
+	fmt.Fprintf(w, " %d artifacts changed, %d lines added, %d removed\n", len(diffs), adds, dels)
+}
