@@ -97,7 +97,7 @@ func Analyse(ctx context.Context, st *store.Store, id string, set *rules.Set, no
 		return nil, err
 	}
 	if len(links) == 0 {
-		return nil, fmt.Errorf("unknown incident %s: no snapshot is tagged with it (tag one with hardtrail tag REF --incident %s --phase before): %w", id, id, store.ErrNotFound)
+		return nil, store.NotFoundf("unknown incident %s: no snapshot is tagged with it (tag one with hardtrail tag REF --incident %s --phase before)", id, id)
 	}
 	linked := Linked(set, id)
 	s := &State{Incident: id, Links: links}

@@ -151,7 +151,7 @@ func (s *Store) PhaseSnapshot(ctx context.Context, incident, target, phase strin
 	err := s.r.QueryRowContext(ctx, `SELECT snapshot FROM links WHERE incident = ? AND target = ? AND phase = ? ORDER BY seq DESC LIMIT 1`,
 		incident, target, phase).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", fmt.Errorf("incident %s has no %s snapshot of %s: %w", incident, phase, target, ErrNotFound)
+		return "", NotFoundf("incident %s has no %s snapshot of %s", incident, phase, target)
 	}
 	return id, err
 }
@@ -187,9 +187,9 @@ func (s *Store) resolvePhase(ctx context.Context, ref string) (string, bool, err
 		var n int
 		s.r.QueryRowContext(ctx, `SELECT count(*) FROM links WHERE incident = ?`, inc).Scan(&n)
 		if n == 0 {
-			return "", true, fmt.Errorf("unknown incident %s: %w", inc, ErrNotFound)
+			return "", true, NotFoundf("unknown incident %s", inc)
 		}
-		return "", true, fmt.Errorf("incident %s has no %s snapshot yet: %w", inc, phase, ErrNotFound)
+		return "", true, NotFoundf("incident %s has no %s snapshot yet", inc, phase)
 	case 1:
 		id, err := s.PhaseSnapshot(ctx, inc, targets[0], phase)
 		return id, true, err

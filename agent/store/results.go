@@ -26,7 +26,7 @@ func (s *Store) SaveResults(ctx context.Context, snapshot, digest string, at tim
 		var one int
 		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM snapshots WHERE id = ?`, snapshot).Scan(&one); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("save results: snapshot %s: %w", short(snapshot), ErrNotFound)
+				return NotFoundf("save results: snapshot %s", short(snapshot))
 			}
 			return err
 		}

@@ -201,7 +201,7 @@ func (s *Store) Get(ctx context.Context, id string) (*Snapshot, error) {
 	var changed int
 	err := s.r.QueryRowContext(ctx, `SELECT manifest, changed FROM snapshots WHERE id = ?`, id).Scan(&raw, &changed)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("snapshot %s: %w", id, ErrNotFound)
+		return nil, NotFoundf("snapshot %s", id)
 	}
 	if err != nil {
 		return nil, err
@@ -221,7 +221,7 @@ func (s *Store) Blob(ctx context.Context, hash string) ([]byte, error) {
 	var data []byte
 	err := s.r.QueryRowContext(ctx, `SELECT data FROM blobs WHERE hash = ?`, hash).Scan(&data)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("blob %s: %w", hash, ErrNotFound)
+		return nil, NotFoundf("blob %s", hash)
 	}
 	if err != nil {
 		return nil, err
@@ -240,7 +240,7 @@ func (s *Store) Blob(ctx context.Context, hash string) ([]byte, error) {
 func (s *Store) Content(ctx context.Context, snap *Snapshot, name string) ([]byte, ArtifactEntry, error) {
 	e, ok := snap.Entry(name)
 	if !ok {
-		return nil, e, fmt.Errorf("snapshot %s has no artifact %q: %w", short(snap.ID), name, ErrNotFound)
+		return nil, e, NotFoundf("snapshot %s has no artifact %q", short(snap.ID), name)
 	}
 	b, err := s.Blob(ctx, e.SHA256)
 	if err != nil {
@@ -328,9 +328,9 @@ func (s *Store) nth(ctx context.Context, target string, back int) (string, error
 		var n int
 		s.r.QueryRowContext(ctx, `SELECT count(*) FROM snapshots WHERE target = ?`, target).Scan(&n)
 		if n == 0 {
-			return "", fmt.Errorf("target %q has no snapshots: %w", target, ErrNotFound)
+			return "", NotFoundf("target %q has no snapshots", target)
 		}
-		return "", fmt.Errorf("target %q has only %d snapshots, so %s~%d does not exist: %w", target, n, target, back, ErrNotFound)
+		return "", NotFoundf("target %q has only %d snapshots, so %s~%d does not exist", target, n, target, back)
 	}
 	return id, err
 }
@@ -356,7 +356,7 @@ func (s *Store) Resolve(ctx context.Context, ref string) (string, error) {
 		if !errors.Is(err, sql.ErrNoRows) {
 			return "", err
 		}
-		return "", fmt.Errorf("no snapshot %s: %w", ref, ErrNotFound)
+		return "", NotFoundf("no snapshot %s", ref)
 	}
 	if m := tildeRE.FindStringSubmatch(ref); m != nil {
 		n, err := strconv.Atoi(m[2])
@@ -393,14 +393,14 @@ func (s *Store) Resolve(ctx context.Context, ref string) (string, error) {
 		}
 		switch len(ids) {
 		case 0:
-			return "", fmt.Errorf("no snapshot matches %q: %w", ref, ErrNotFound)
+			return "", NotFoundf("no snapshot matches %q", ref)
 		case 1:
 			return ids[0], nil
 		default:
 			return "", fmt.Errorf("snapshot prefix %q is ambiguous (%s, %s...): give more digits", ref, short(ids[0]), short(ids[1]))
 		}
 	}
-	return "", fmt.Errorf("no snapshot or target matches %q (a reference is an ID or 6+ hex digits of one, TARGET, TARGET~N, or INCIDENT:before|after): %w", ref, ErrNotFound)
+	return "", NotFoundf("no snapshot or target matches %q (a reference is an ID or 6+ hex digits of one, TARGET, TARGET~N, or INCIDENT:before|after)", ref)
 }
 
 func isHex(s string) bool {

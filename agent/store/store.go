@@ -170,3 +170,14 @@ func decompress(b []byte) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// notFound is an error that says what was not found, and matches ErrNotFound.
+type notFound struct{ msg string }
+
+func (e *notFound) Error() string        { return e.msg }
+func (e *notFound) Is(target error) bool { return target == ErrNotFound }
+
+// NotFoundf is an error matching ErrNotFound whose message says what is missing.
+func NotFoundf(format string, args ...any) error {
+	return &notFound{msg: fmt.Sprintf(format, args...)}
+}
