@@ -89,6 +89,7 @@ func (t *Transport) session(ctx context.Context, steps []step, limit time.Durati
 	lctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	var waitErr error
+	detached := false
 	select {
 	case waitErr = <-done:
 	case <-lctx.Done():
@@ -103,10 +104,14 @@ func (t *Transport) session(ctx context.Context, steps []step, limit time.Durati
 			select {
 			case waitErr = <-done:
 			case <-time.After(stopGrace):
-				// The connection does not even take a close: give it up.
-				t.lose(errors.New("the connection stopped responding"))
-				t.client.Close()
-				waitErr = <-done
+				// sshd holds a channel open while a process of its session lives (a target
+				// without pkill, a process that escaped): leave the session to end with it,
+				// or with the connection, and answer now.
+				detached = true
+				t.track(func() {
+					<-done
+					<-wrote
+				})
 			}
 		}
 		switch {
@@ -117,7 +122,9 @@ func (t *Transport) session(ctx context.Context, steps []step, limit time.Durati
 		}
 	}
 	stdin.Close()
-	<-wrote
+	if !detached {
+		<-wrote
+	}
 	t.mu.Lock()
 	if h := r.stdout.host(); h != "" && t.hostname == "" {
 		t.hostname = h

@@ -438,6 +438,23 @@ func (t *Transport) keepalive(c *gossh.Client, every time.Duration) {
 	}
 }
 
+// track runs fn in a goroutine that Close waits for; fn must end once the connection is closed.
+func (t *Transport) track(fn func()) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	select {
+	case <-t.closed:
+		go fn() // Close has closed the connection already
+		return
+	default:
+	}
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		fn()
+	}()
+}
+
 func (t *Transport) lose(err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -464,7 +481,9 @@ func (t *Transport) Info() transport.Info {
 // Close implements transport.Transport.
 func (t *Transport) Close() error {
 	t.closeOnce.Do(func() {
+		t.mu.Lock()
 		close(t.closed)
+		t.mu.Unlock()
 		for i := len(t.clients) - 1; i >= 0; i-- {
 			t.clients[i].Close()
 		}

@@ -270,6 +270,11 @@ func (s *Server) KnownHostsLine(typ string) string {
 	return knownhosts.Line([]string{s.Addr}, s.HostKeys[typ].Public)
 }
 
+// KnownHostsLineAs is KnownHostsLine for the server reached at another address (a proxy).
+func (s *Server) KnownHostsLineAs(addr, typ string) string {
+	return knownhosts.Line([]string{addr}, s.HostKeys[typ].Public)
+}
+
 // WriteKnownHosts writes a known_hosts file holding the given lines and returns its path.
 func WriteKnownHosts(t testing.TB, dir string, lines ...string) string {
 	t.Helper()
