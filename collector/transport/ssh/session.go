@@ -78,24 +78,38 @@ func (t *Transport) session(ctx context.Context, steps []step, limit time.Durati
 	if err := sess.Start(commandLine(len(body))); err != nil {
 		return nil, t.fail(StageCommand, fmt.Errorf("starting the remote shell: %w", err))
 	}
-	wrote := make(chan error, 1)
+	wrote := make(chan struct{})
 	go func() {
-		_, err := stdin.Write(body)
-		wrote <- err
+		stdin.Write(body)
+		close(wrote)
 	}()
+	// closeStdin sends EOF once the script is written (x/crypto's CloseWrite must not race a
+	// Write); it reports whether it could.
+	closeStdin := func(within time.Duration) bool {
+		select {
+		case <-wrote:
+			stdin.Close()
+			return true
+		case <-time.After(within):
+			return false
+		}
+	}
 	done := make(chan error, 1)
 	go func() { done <- sess.Wait() }()
 
 	lctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	var waitErr error
-	detached := false
 	select {
 	case waitErr = <-done:
+		if !closeStdin(stopGrace) {
+			sess.Close() // the target never read the script; closing the channel ends the write
+			<-wrote
+		}
 	case <-lctx.Done():
-		// Closing stdin wakes the watchdog, which stops every process of the session; the
+		// EOF on stdin wakes the watchdog, which stops every process of the session; the
 		// signal reaches the shell at once; closing the channel is the last resort.
-		stdin.Close()
+		closeStdin(stopGrace / 2)
 		sess.Signal(gossh.SIGTERM)
 		select {
 		case waitErr = <-done:
@@ -107,7 +121,6 @@ func (t *Transport) session(ctx context.Context, steps []step, limit time.Durati
 				// sshd holds a channel open while a process of its session lives (a target
 				// without pkill, a process that escaped): leave the session to end with it,
 				// or with the connection, and answer now.
-				detached = true
 				t.track(func() {
 					<-done
 					<-wrote
@@ -120,10 +133,6 @@ func (t *Transport) session(ctx context.Context, steps []step, limit time.Durati
 		default:
 			r.cause = t.fail(StageTimeout, fmt.Errorf("no result within %s: %w", limit, context.DeadlineExceeded))
 		}
-	}
-	stdin.Close()
-	if !detached {
-		<-wrote
 	}
 	t.mu.Lock()
 	if h := r.stdout.host(); h != "" && t.hostname == "" {
@@ -251,6 +260,9 @@ func (r *run) command(i int, name string) (*transport.Result, error) {
 		}
 		res.ExitCode = -1
 		return res, err
+	}
+	if status != 0 && r.steps[i].sudo {
+		name += " (or sudo, unless the login user is root)"
 	}
 	switch status {
 	case 0:

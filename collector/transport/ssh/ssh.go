@@ -499,7 +499,7 @@ func (t *Transport) fail(stage Stage, err error) error { return t.target.fail(st
 
 // Run implements transport.Transport: one session for the command.
 func (t *Transport) Run(ctx context.Context, c transport.Command) (*transport.Result, error) {
-	rs, err := t.RunBatch(ctx, []transport.Command{c})
+	rs, _, err := t.runBatch(ctx, []transport.Command{c})
 	if err != nil {
 		return nil, err
 	}
@@ -509,7 +509,20 @@ func (t *Transport) Run(ctx context.Context, c transport.Command) (*transport.Re
 // RunBatch implements transport.Batcher: all commands in one session, one after the other, so the
 // login shell starts once.
 func (t *Transport) RunBatch(ctx context.Context, cmds []transport.Command) ([]transport.BatchResult, error) {
-	out := make([]transport.BatchResult, len(cmds))
+	rs, none, err := t.runBatch(ctx, cmds)
+	if err != nil {
+		return nil, err
+	}
+	if none != nil {
+		return nil, none
+	}
+	return rs, nil
+}
+
+// runBatch runs cmds in one session. none is set when no command produced anything: the batch
+// failed as a whole, for that reason.
+func (t *Transport) runBatch(ctx context.Context, cmds []transport.Command) (out []transport.BatchResult, none, err error) {
+	out = make([]transport.BatchResult, len(cmds))
 	var steps []step
 	var index []int // step -> command
 	secs := t.commandSeconds()
@@ -526,22 +539,22 @@ func (t *Transport) RunBatch(ctx context.Context, cmds []transport.Command) ([]t
 		index = append(index, i)
 	}
 	if len(steps) == 0 {
-		return out, nil
+		return out, nil, nil
 	}
 	limit := time.Duration(len(steps))*time.Duration(secs)*time.Second + stopGrace
 	s, err := t.session(ctx, steps, limit)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	any := false
+	produced := false
 	for si, ci := range index {
 		out[ci].Result, out[ci].Err = s.command(si, cmds[ci].Argv[0])
-		any = any || out[ci].Result != nil || !s.incomplete(si)
+		produced = produced || out[ci].Result != nil || !s.incomplete(si)
 	}
-	if !any {
-		return nil, out[index[0]].Err
+	if !produced {
+		none = out[index[0]].Err
 	}
-	return out, nil
+	return out, none, nil
 }
 
 func validCommand(c transport.Command) error {

@@ -37,7 +37,7 @@ type fixture struct {
 	kh  string
 }
 
-func newFixture(t *testing.T, opts sshtest.Options) *fixture {
+func newFixture(t testing.TB, opts sshtest.Options) *fixture {
 	t.Helper()
 	srv := sshtest.Start(t, opts)
 	dir := t.TempDir()
@@ -62,7 +62,7 @@ func (f *fixture) config() ssh.Config {
 	}
 }
 
-func dial(t *testing.T, cfg ssh.Config) *ssh.Transport {
+func dial(t testing.TB, cfg ssh.Config) *ssh.Transport {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -757,6 +757,22 @@ func TestLegacyAlgorithms(t *testing.T) {
 		t.Error("Info().Legacy is false")
 	}
 	run(t, tr, "true")
+}
+
+// TestConcurrent runs more commands at once than sshd allows sessions per connection.
+func TestConcurrent(t *testing.T) {
+	f := newFixture(t, sshtest.Options{HostKeyTypes: []string{"ed25519"}})
+	tr := dial(t, f.config())
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			res, err := tr.Run(t.Context(), transport.Command{Argv: []string{"echo", fmt.Sprint(i)}})
+			if err != nil || string(res.Stdout) != fmt.Sprintf("%d\n", i) {
+				t.Errorf("run %d: %+v %v", i, res, err)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func TestInfo(t *testing.T) {
