@@ -93,6 +93,12 @@ func TestFaultTarpit(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "handshake") {
 		t.Errorf("error does not name the handshake deadline: %v", err)
 	}
+	// So does a scan for the host key.
+	err = quick(t, 3*time.Second, func() error {
+		_, err := ssh.ScanHostKey(t.Context(), cfg.Address, time.Second)
+		return err
+	})
+	wantStage(t, err, ssh.StageTimeout)
 	// The caller's deadline ends it too, whatever the handshake timeout.
 	cfg.HandshakeTimeout = time.Minute
 	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)

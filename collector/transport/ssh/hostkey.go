@@ -343,6 +343,26 @@ func (h *hostKeys) pinned(key gossh.PublicKey) bool {
 // with nothing on record, so the key is the one an unknown-host error named. The key proves
 // nothing by itself: compare its fingerprint with one obtained out of band before trusting it.
 func ScanHostKey(ctx context.Context, address string, timeout time.Duration) (gossh.PublicKey, error) {
+	return scan(ctx, address, timeout, func(ctx context.Context, host string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "tcp", host)
+	})
+}
+
+// ScanHostKeyVia is ScanHostKey for a target reached through jump, whose own host key (and its
+// jump hosts') is verified as Dial does.
+func ScanHostKeyVia(ctx context.Context, jump Config, address string, timeout time.Duration) (gossh.PublicKey, error) {
+	t, err := Dial(ctx, jump)
+	if err != nil {
+		return nil, err
+	}
+	defer t.Close()
+	return scan(ctx, address, timeout, func(ctx context.Context, host string) (net.Conn, error) {
+		return t.client.DialContext(ctx, "tcp", host)
+	})
+}
+
+func scan(ctx context.Context, address string, timeout time.Duration,
+	dial func(context.Context, string) (net.Conn, error)) (gossh.PublicKey, error) {
 	_, host, err := splitAddress(address)
 	if err != nil {
 		return nil, err
@@ -355,7 +375,7 @@ func ScanHostKey(ctx context.Context, address string, timeout time.Duration) (go
 	fail := func(stage Stage, err error) error {
 		return &Error{Stage: stage, Target: address, Address: host, Err: err}
 	}
-	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", host)
+	conn, err := dial(ctx, host)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fail(StageTimeout, fmt.Errorf("no TCP connection within %s: %w", timeout, ctx.Err()))
@@ -367,6 +387,8 @@ func ScanHostKey(ctx context.Context, address string, timeout time.Duration) (go
 	defer stop()
 	var key gossh.PublicKey
 	errScanned := errors.New("host key scanned")
+	// Legacy algorithms come last: they change nothing for a modern server, and let an old
+	// device show its key.
 	algs := algorithms(true)
 	cfg := &gossh.ClientConfig{
 		User:              "hardtrail",
@@ -376,13 +398,15 @@ func ScanHostKey(ctx context.Context, address string, timeout time.Duration) (go
 			key = k
 			return errScanned
 		},
+		ClientVersion: "SSH-2.0-hardtrail",
 	}
 	_, _, _, err = gossh.NewClientConn(conn, host, cfg)
 	if key != nil {
 		return key, nil
 	}
 	if ctx.Err() != nil {
-		return nil, fail(StageTimeout, fmt.Errorf("no SSH host key within %s: the port accepts connections but does not speak SSH: %w", timeout, ctx.Err()))
+		return nil, fail(StageTimeout, fmt.Errorf("no SSH host key within %s: the port accepts connections "+
+			"but does not answer as an SSH server: %w", timeout, ctx.Err()))
 	}
 	return nil, fail(StageHandshake, err)
 }
