@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,9 +46,9 @@ func loadAuth(cfg *Config) (*auth, error) {
 		plain = append(plain, s)
 	}
 	certs := map[int][]gossh.Signer{} // index into plain -> certificate signers
-	certFiles := slicesClone(cfg.Certificates)
+	certFiles := slices.Clone(cfg.Certificates)
 	for _, f := range files {
-		if _, err := os.Stat(f + "-cert.pub"); err == nil {
+		if _, err := os.Stat(f + "-cert.pub"); err == nil && !slices.Contains(certFiles, f+"-cert.pub") {
 			certFiles = append(certFiles, f+"-cert.pub")
 		}
 	}
@@ -90,8 +91,6 @@ func loadAuth(cfg *Config) (*auth, error) {
 	}
 	return a, nil
 }
-
-func slicesClone(s []string) []string { return append([]string(nil), s...) }
 
 func (a *auth) add(s gossh.Signer, source string) {
 	a.signers = append(a.signers, s)

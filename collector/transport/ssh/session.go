@@ -19,14 +19,13 @@ import (
 
 // run is one session's outcome: what each step wrote, and why steps left unfinished did not end.
 type run struct {
-	t       *Transport
-	steps   []step
-	stdout  *frameReader
-	stderr  *frameReader
-	outs    []*transport.CapWriter
-	errs    []*transport.CapWriter
-	cause   error // why unfinished steps did not finish; nil when the script ran to its end
-	timeout int   // seconds given to timeout(1)
+	t      *Transport
+	steps  []step
+	stdout *frameReader
+	stderr *frameReader
+	outs   []*transport.CapWriter
+	errs   []*transport.CapWriter
+	cause  error // why unfinished steps did not finish; nil when the script ran to its end
 }
 
 // session runs steps as one framed script in one session. It fails as a whole only when no
@@ -41,7 +40,7 @@ func (t *Transport) session(ctx context.Context, steps []step, limit time.Durati
 	}
 	defer func() { <-t.sessions }()
 
-	r := &run{t: t, steps: steps, timeout: t.commandSeconds()}
+	r := &run{t: t, steps: steps}
 	for _, s := range steps {
 		max := s.max
 		if s.kind == stepFile {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -98,7 +99,10 @@ func (h *hop) fail(stage Stage, err error) error {
 }
 
 // Transport is a connection to one target. It implements transport.Transport and
-// transport.Batcher and is safe for concurrent use.
+// transport.Batcher and is safe for concurrent use (at most 8 sessions at once, below sshd's
+// MaxSessions; more wait). Every Run, RunBatch, ReadFile, ReadFiles and Glob is one session, which
+// starts the login user's shell once. A Result's Duration is measured here, from the arrival of
+// the command's frames, so it is approximate for commands shorter than a round trip.
 type Transport struct {
 	hops     []*hop
 	clients  []*gossh.Client // one per hop, jump hosts first
@@ -214,7 +218,10 @@ func inherit(j *Config, from *Config) {
 func newHop(cfg Config) (*hop, error) {
 	u, host, err := splitAddress(cfg.Address)
 	if err != nil {
-		return nil, fmt.Errorf("ssh target %q: %w", cfg.Name, err)
+		if cfg.Name != "" {
+			return nil, fmt.Errorf("ssh %s: %w", cfg.Name, err)
+		}
+		return nil, fmt.Errorf("ssh: %w", err)
 	}
 	if u == "" {
 		if cu, err := user.Current(); err == nil {
@@ -310,7 +317,7 @@ func (h *hop) dial(ctx context.Context, via *gossh.Client) (*gossh.Client, gossh
 		drop := keyAlgorithms(hk.Presented.Type(), true)
 		rest := algs[:0:0]
 		for _, a := range algs {
-			if !contains(drop, a) {
+			if !slices.Contains(drop, a) {
 				rest = append(rest, a)
 			}
 		}
@@ -319,15 +326,6 @@ func (h *hop) dial(ctx context.Context, via *gossh.Client) (*gossh.Client, gossh
 		}
 		algs = rest
 	}
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 func (h *hop) handshake(ctx context.Context, via *gossh.Client, hostKeyAlgs []string) (*gossh.Client, *check, error) {

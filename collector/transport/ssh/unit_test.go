@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -412,11 +413,11 @@ func TestAlgorithms(t *testing.T) {
 			t.Errorf("%s: %q, want %s first", tt.name, got, tt.first)
 		}
 		for _, a := range tt.absent {
-			if contains(got, a) {
+			if slices.Contains(got, a) {
 				t.Errorf("%s: %q offers %s", tt.name, got, a)
 			}
 		}
-		if tt.h.legacy != contains(got, gossh.KeyAlgoRSA) && tt.name == "rsa legacy" {
+		if tt.h.legacy != slices.Contains(got, gossh.KeyAlgoRSA) && tt.name == "rsa legacy" {
 			t.Errorf("%s: %q", tt.name, got)
 		}
 	}
