@@ -705,7 +705,20 @@ func TestSudo(t *testing.T) {
 	user := fmt.Sprintf("htssh%d", os.Getpid()%100000)
 	home := t.TempDir()
 	testutil.Run(t, useradd, "-M", "-d", home, "-s", "/bin/sh", "-p", "*", user)
-	t.Cleanup(func() { exec.Command(testutil.Tool(t, "userdel"), user).Run() })
+	userdel := testutil.Tool(t, "userdel")
+	t.Cleanup(func() {
+		// sshd's process for the user's connection may outlive Close by a moment.
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			out, err := exec.Command(userdel, user).CombinedOutput()
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("userdel %s: %v\n%s", user, err, out)
+				return
+			}
+		}
+	})
 	sudoers := "/etc/sudoers.d/hardtrail-test-" + user
 	rule := user + " ALL=(root) NOPASSWD: /usr/bin/id, /usr/bin/sh\n"
 	if err := os.WriteFile(sudoers, []byte(rule), 0o440); err != nil {
