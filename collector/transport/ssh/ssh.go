@@ -80,6 +80,10 @@ type Config struct {
 	// LegacyAlgorithms also allows SHA-1 key exchanges, CBC ciphers, SHA-1 MACs and ssh-rsa
 	// signatures, for old network devices; Info().Legacy records it.
 	LegacyAlgorithms bool
+	// RawCommands is for network devices, which have no POSIX shell: each command is sent as its
+	// words joined by spaces, one session per command (RunBatch too), without sudo. ReadFile,
+	// ReadFiles and Glob are not available.
+	RawCommands bool
 }
 
 // hop is one connection of a chain, with its settings resolved.
@@ -497,6 +501,9 @@ func (t *Transport) fail(stage Stage, err error) error { return t.target.fail(st
 
 // Run implements transport.Transport: one session for the command.
 func (t *Transport) Run(ctx context.Context, c transport.Command) (*transport.Result, error) {
+	if t.target.cfg.RawCommands {
+		return t.runRaw(ctx, c)
+	}
 	rs, _, err := t.runBatch(ctx, []transport.Command{c})
 	if err != nil {
 		return nil, err
@@ -507,6 +514,19 @@ func (t *Transport) Run(ctx context.Context, c transport.Command) (*transport.Re
 // RunBatch implements transport.Batcher: all commands in one session, one after the other, so the
 // login shell starts once.
 func (t *Transport) RunBatch(ctx context.Context, cmds []transport.Command) ([]transport.BatchResult, error) {
+	if t.target.cfg.RawCommands {
+		rs := t.runRawBatch(ctx, cmds)
+		if len(rs) == 0 {
+			return rs, nil
+		}
+		var e *Error
+		for _, r := range rs {
+			if r.Result != nil || !errors.As(r.Err, &e) {
+				return rs, nil
+			}
+		}
+		return nil, rs[0].Err
+	}
 	rs, none, err := t.runBatch(ctx, cmds)
 	if err != nil {
 		return nil, err
@@ -592,6 +612,9 @@ type FileResult struct {
 // result is what ReadFile would have returned. Its own error means no file could be read (the
 // transport broke or ctx ended first).
 func (t *Transport) ReadFiles(ctx context.Context, paths []string, maxBytes int64) ([]FileResult, error) {
+	if t.target.cfg.RawCommands {
+		return nil, t.errRaw("reading files")
+	}
 	if maxBytes <= 0 {
 		maxBytes = transport.DefaultMaxBytes
 	}
@@ -629,6 +652,9 @@ func (t *Transport) ReadFiles(ctx context.Context, paths []string, maxBytes int6
 // Glob implements transport.Transport: the pattern is expanded by the target's shell with every
 // literal part quoted, then matched here with path.Match.
 func (t *Transport) Glob(ctx context.Context, pattern string) ([]string, error) {
+	if t.target.cfg.RawCommands {
+		return nil, t.errRaw("glob")
+	}
 	pattern, err := validGlob(pattern)
 	if err != nil {
 		return nil, err
