@@ -1,0 +1,180 @@
+package ssh
+
+import (
+	"bytes"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// maxFrameLine bounds a marker line; anything longer is not ours.
+const maxFrameLine = 4096
+
+// section is what one step produced on one stream.
+type section struct {
+	data   io.Writer // where the step's bytes go (a transport.CapWriter)
+	begun  time.Time
+	ended  time.Time
+	done   bool
+	fields []string // the end line's fields after the index
+}
+
+// frameReader splits one stream of a session into the sections framed by marker. It is an
+// io.Writer that never fails, so the session's copy never stalls; memory stays bounded by the
+// sections' own caps plus one marker's length.
+type frameReader struct {
+	marker   []byte
+	end      []byte // "\n" + marker
+	sink     func(i int) io.Writer
+	mu       sync.Mutex
+	buf      []byte
+	cur      int // index of the open section, -1 when between sections
+	sections map[int]*section
+	hostname string
+	finished bool   // the script's final Z line was seen
+	stray    []byte // the start of what came outside frames, for diagnostics
+}
+
+// maxStray bounds the unframed output kept for error messages.
+const maxStray = 1024
+
+func (f *frameReader) discard(p []byte) {
+	if room := maxStray - len(f.stray); room > 0 {
+		f.stray = append(f.stray, p[:min(room, len(p))]...)
+	}
+}
+
+func newFrameReader(marker string, sink func(i int) io.Writer) *frameReader {
+	return &frameReader{
+		marker:   []byte(marker),
+		end:      []byte("\n" + marker),
+		sink:     sink,
+		cur:      -1,
+		sections: map[int]*section{},
+	}
+}
+
+// Write implements io.Writer; it always accepts all of p.
+func (f *frameReader) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.buf = append(f.buf, p...)
+	for f.step() {
+	}
+	return len(p), nil
+}
+
+// step consumes what it can from buf and reports whether to go on.
+func (f *frameReader) step() bool {
+	if f.cur >= 0 {
+		s := f.sections[f.cur]
+		i := bytes.Index(f.buf, f.end)
+		if i < 0 {
+			// Keep a tail that may be the start of the end marker.
+			if n := len(f.buf) - (len(f.end) - 1); n > 0 {
+				s.data.Write(f.buf[:n])
+				f.buf = append(f.buf[:0], f.buf[n:]...)
+			}
+			return false
+		}
+		s.data.Write(f.buf[:i])
+		f.buf = append(f.buf[:0], f.buf[i+1:]...) // the newline before the marker is framing
+		f.cur = -1
+		return true
+	}
+	i := bytes.Index(f.buf, f.marker)
+	if i < 0 {
+		if n := len(f.buf) - (len(f.marker) - 1); n > 0 {
+			f.discard(f.buf[:n])
+			f.buf = append(f.buf[:0], f.buf[n:]...)
+		}
+		return false
+	}
+	f.discard(f.buf[:i])
+	nl := bytes.IndexByte(f.buf[i:], '\n')
+	if nl < 0 {
+		if len(f.buf)-i > maxFrameLine {
+			f.buf = append(f.buf[:0], f.buf[i+len(f.marker):]...)
+			return true
+		}
+		f.buf = append(f.buf[:0], f.buf[i:]...)
+		return false
+	}
+	line := string(f.buf[i+len(f.marker) : i+nl])
+	f.buf = append(f.buf[:0], f.buf[i+nl+1:]...)
+	f.handle(strings.Fields(line))
+	return true
+}
+
+func (f *frameReader) handle(fields []string) {
+	if len(fields) == 0 {
+		return
+	}
+	now := time.Now()
+	switch fields[0] {
+	case "H":
+		if len(fields) == 2 {
+			f.hostname = fields[1]
+		}
+	case "Z":
+		f.finished = true
+	case "B", "E":
+		if len(fields) < 2 {
+			return
+		}
+		idx, err := strconv.Atoi(fields[1])
+		if err != nil || idx < 0 {
+			return
+		}
+		s := f.sections[idx]
+		if fields[0] == "B" {
+			if s != nil {
+				return // a step begins once
+			}
+			w := f.sink(idx)
+			if w == nil {
+				return // not a step of this script
+			}
+			f.sections[idx] = &section{data: w, begun: now}
+			f.cur = idx
+			return
+		}
+		if s == nil || s.done {
+			return
+		}
+		s.done, s.ended, s.fields = true, now, fields[2:]
+	}
+}
+
+// result returns a copy of section i's state.
+func (f *frameReader) result(i int) (section, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.sections[i]
+	if !ok {
+		return section{}, false
+	}
+	return *s, true
+}
+
+// unframed returns the start of what came outside frames, and anything left in the buffer.
+func (f *frameReader) unframed() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := append(append([]byte(nil), f.stray...), f.buf[:min(len(f.buf), maxStray)]...)
+	return strings.TrimSpace(string(s))
+}
+
+func (f *frameReader) host() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.hostname
+}
+
+func (f *frameReader) isFinished() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.finished
+}

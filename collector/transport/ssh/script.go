@@ -1,0 +1,242 @@
+package ssh
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+)
+
+// The remote side of a session is one POSIX shell script. It is sent on the session's stdin and
+// read with `head -c N` by the command line below, so the frame marker (which carries a random
+// nonce) never appears in the argv of any process on the target, where `ps` could print it.
+//
+// Each step writes a frame on stdout and on stderr:
+//
+//	MARKER B INDEX\n                 (both streams)
+//	<raw output, any bytes>
+//	\nMARKER E INDEX STATUS CODE\n   (stdout; STATUS 0 ran, 1 not found, 2 permission denied)
+//	\nMARKER E INDEX\n               (stderr)
+//
+// and the script ends with MARKER Z. Output before the first frame (a login banner, an rc file's
+// chatter) is ignored. A watchdog reads the rest of stdin: when the client closes the session or
+// the connection drops, stdin ends and the watchdog stops every process of the login session,
+// including commands that ignore SIGHUP or run under timeout(1) in their own process group.
+
+// commandLine is the remote command: pagers and locale pinned, the script read from stdin.
+func commandLine(scriptLen int) string {
+	return fmt.Sprintf(`exec env LC_ALL=C PAGER=cat SYSTEMD_PAGER= SYSTEMD_COLORS=0 sh -c 'eval "$(head -c %d)"'`, scriptLen)
+}
+
+const scriptHead = `exec 3>&1 5<&0 0</dev/null
+set -f
+PATH=${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/sbin:/sbin
+export PATH
+( trap '' HUP INT TERM
+  while read -r _h_x; do :; done <&5
+  pkill -TERM -s 0 || kill -TERM 0
+  sleep 1
+  pkill -KILL -s 0 || kill -KILL 0
+) >/dev/null 2>&1 &
+_h_wd=$!
+exec 5<&-
+_h_b() {
+	printf '%s B %s\n' "$_h_m" "$1"
+	printf '%s B %s\n' "$_h_m" "$1" >&2
+}
+_h_e() {
+	printf '\n%s E %s %s %s\n' "$_h_m" "$1" "$2" "$3"
+	printf '\n%s E %s\n' "$_h_m" "$1" >&2
+}
+_h_look() {
+	case $1 in
+	*/*)
+		_h_p=$1
+		[ -e "$1" ] || return 1
+		[ -f "$1" ] && [ -x "$1" ] || return 2
+		return 0
+		;;
+	esac
+	_h_r=1
+	_h_ifs=$IFS
+	IFS=:
+	for _h_d in $PATH; do
+		[ -n "$_h_d" ] || _h_d=.
+		if [ -f "$_h_d/$1" ]; then
+			if [ -x "$_h_d/$1" ]; then
+				IFS=$_h_ifs
+				_h_p=$_h_d/$1
+				return 0
+			fi
+			_h_r=2
+		fi
+	done
+	IFS=$_h_ifs
+	return $_h_r
+}
+_h_run() {
+	_h_i=$1 _h_n=$2 _h_t=$3 _h_su=$4
+	shift 4
+	if [ "$_h_su" = 1 ] && [ "$_h_uid" != 0 ]; then set -- sudo -n -- "$@"; fi
+	_h_b "$_h_i"
+	_h_rc=0
+	if _h_look "$1"; then
+		_h_s=0
+		shift
+		set -- "$_h_p" "$@"
+		if [ -n "$_h_to" ] && [ "$_h_t" -gt 0 ]; then set -- timeout -k 2 "$_h_t" "$@"; fi
+		_h_rc=$( { { "$@" </dev/null 3>&- 4>&-; echo $? >&4; } | head -c "$_h_n" >&3 4>&-; } 4>&1 )
+	else
+		_h_s=$?
+	fi
+	_h_e "$_h_i" "$_h_s" "${_h_rc:-0}"
+}
+_h_file() {
+	_h_b "$1"
+	_h_rc=0
+	if [ ! -e "$3" ]; then
+		_h_s=1
+	elif [ ! -r "$3" ]; then
+		_h_s=2
+	else
+		_h_s=0
+		_h_st=$(stat -L -c '%s %f %u %g %U %G' -- "$3" </dev/null)
+		_h_rc=$?
+		if [ "$_h_rc" = 0 ]; then
+			printf '%s\n' "$_h_st"
+			if [ -f "$3" ]; then
+				head -c "$2" -- "$3" </dev/null
+				_h_rc=$?
+			fi
+		fi
+	fi
+	_h_e "$1" "$_h_s" "$_h_rc"
+}
+{ read -r _h_hn </proc/sys/kernel/hostname && printf '%s H %s\n' "$_h_m" "$_h_hn"; } 2>/dev/null
+`
+
+const scriptTail = `printf '%s Z\n' "$_h_m"
+kill -KILL $_h_wd 2>/dev/null
+`
+
+type stepKind int
+
+const (
+	stepCommand stepKind = iota
+	stepFile
+	stepGlob
+)
+
+// step is one framed section of a script.
+type step struct {
+	kind    stepKind
+	argv    []string // stepCommand
+	sudo    bool
+	max     int64  // bytes of output kept; the target sends one more to show truncation
+	timeout int    // seconds for timeout(1); 0 for none
+	path    string // stepFile
+	glob    []string
+}
+
+// quote makes s one word for a POSIX shell: single-quoted, embedded quotes closed, escaped and
+// reopened. Nothing inside single quotes is special, newlines included.
+func quote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func validWord(s string) error {
+	if strings.IndexByte(s, 0) >= 0 {
+		return fmt.Errorf("%q: NUL byte in a command word", s)
+	}
+	return nil
+}
+
+// script renders the steps as a shell script framed with marker.
+func script(marker string, steps []step) []byte {
+	var b strings.Builder
+	b.WriteString("_h_m=" + quote(marker) + "\n")
+	b.WriteString(scriptHead)
+	var timeouts, sudo bool
+	for _, s := range steps {
+		timeouts = timeouts || s.timeout > 0
+		sudo = sudo || s.sudo
+	}
+	if timeouts {
+		b.WriteString("if command -v timeout >/dev/null 2>&1 && timeout -k 1 5 true >/dev/null 2>&1; then _h_to=1; fi\n")
+	}
+	if sudo {
+		b.WriteString("_h_uid=$(id -u 2>/dev/null)\n")
+	}
+	for i, s := range steps {
+		switch s.kind {
+		case stepCommand:
+			su := 0
+			if s.sudo {
+				su = 1
+			}
+			fmt.Fprintf(&b, "_h_run %d %d %d %d", i, s.max+1, s.timeout, su)
+			for _, w := range s.argv {
+				b.WriteString(" " + quote(w))
+			}
+			b.WriteString("\n")
+		case stepFile:
+			fmt.Fprintf(&b, "_h_file %d %d %s\n", i, s.max+1, quote(s.path))
+		case stepGlob:
+			// The words are built by globWords: quoted literals around unquoted wildcards.
+			fmt.Fprintf(&b, "_h_b %d\nset +f\nfor _h_f in %s; do if [ -e \"$_h_f\" ] || [ -L \"$_h_f\" ]; then printf '%%s\\000' \"$_h_f\"; fi; done\nset -f\n_h_e %d 0 0\n",
+				i, strings.Join(s.glob, " "), i)
+		}
+	}
+	b.WriteString(scriptTail)
+	return []byte(b.String())
+}
+
+// maxGlobWords bounds the shell words one pattern expands to (two per segment that starts with a
+// wildcard, for names with and without a leading dot).
+const maxGlobWords = 64
+
+// globWords turns an absolute path.Match pattern into shell words whose expansion is a superset of
+// its matches: every literal part single-quoted, every segment with a wildcard replaced by its
+// literal prefix and an unquoted `*`. Nothing of the pattern reaches the shell unquoted except
+// that `*` (and `.` before it), so no pattern can run code. The caller filters with path.Match.
+func globWords(pattern string) ([]string, error) {
+	words := []string{""}
+	for _, seg := range strings.Split(strings.TrimPrefix(pattern, "/"), "/") {
+		i := strings.IndexAny(seg, `*?[\`)
+		switch {
+		case i < 0:
+			for j := range words {
+				words[j] += quote("/" + seg)
+			}
+		case i > 0:
+			for j := range words {
+				words[j] += quote("/"+seg[:i]) + "*"
+			}
+		default:
+			// path.Match's * matches a leading dot; the shell's does not without .*
+			var next []string
+			for _, w := range words {
+				next = append(next, w+quote("/")+"*", w+quote("/")+".*")
+			}
+			words = next
+		}
+		if len(words) > maxGlobWords {
+			return nil, errors.New("too many segments start with a wildcard")
+		}
+	}
+	return words, nil
+}
+
+// validGlob checks a Glob pattern the way Local does, and cleans it.
+func validGlob(pattern string) (string, error) {
+	if !path.IsAbs(pattern) {
+		return "", fmt.Errorf("glob %q: pattern must be an absolute path", pattern)
+	}
+	if strings.IndexByte(pattern, 0) >= 0 {
+		return "", fmt.Errorf("glob %q: NUL byte in pattern", pattern)
+	}
+	if _, err := path.Match(pattern, ""); err != nil {
+		return "", fmt.Errorf("glob %q: %w", pattern, err)
+	}
+	return path.Clean(pattern), nil
+}

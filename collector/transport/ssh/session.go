@@ -1,0 +1,401 @@
+package ssh
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hardtrail/hardtrail/collector/transport"
+	gossh "golang.org/x/crypto/ssh"
+)
+
+// run is one session's outcome: what each step wrote, and why steps left unfinished did not end.
+type run struct {
+	t      *Transport
+	steps  []step
+	stdout *frameReader
+	stderr *frameReader
+	outs   []*transport.CapWriter
+	errs   []*transport.CapWriter
+	cause  error // why unfinished steps did not finish; nil when the script ran to its end
+}
+
+// session runs steps as one framed script in one session. It fails as a whole only when no
+// session could be started; a session that breaks part way leaves the finished steps' results.
+// ctx ending, or limit passing, stops the remote processes (stdin closed for the watchdog, a
+// signal, then the channel closed).
+func (t *Transport) session(ctx context.Context, steps []step, limit time.Duration) (*run, error) {
+	select {
+	case t.sessions <- struct{}{}:
+	case <-ctx.Done():
+		return nil, t.fail(ctxStage(ctx), fmt.Errorf("waiting for a session: %w", ctx.Err()))
+	}
+	defer func() { <-t.sessions }()
+
+	r := &run{t: t, steps: steps}
+	for _, s := range steps {
+		max := s.max
+		if s.kind == stepFile {
+			max += maxFrameLine // the stat line comes first
+		}
+		r.outs = append(r.outs, &transport.CapWriter{Max: max})
+		r.errs = append(r.errs, &transport.CapWriter{Max: transport.MaxStderrBytes})
+	}
+	marker := newMarker()
+	r.stdout = newFrameReader(marker, func(i int) io.Writer {
+		if i < len(steps) {
+			return r.outs[i]
+		}
+		return nil
+	})
+	r.stderr = newFrameReader(marker, func(i int) io.Writer {
+		if i < len(steps) {
+			return r.errs[i]
+		}
+		return nil
+	})
+
+	sess, err := t.newSession(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer sess.Close()
+	stdin, err := sess.StdinPipe()
+	if err != nil {
+		return nil, t.fail(StageCommand, err)
+	}
+	sess.Stdout, sess.Stderr = r.stdout, r.stderr
+	body := script(marker, steps)
+	if err := sess.Start(commandLine(len(body))); err != nil {
+		return nil, t.fail(StageCommand, fmt.Errorf("starting the remote shell: %w", err))
+	}
+	wrote := make(chan struct{})
+	go func() {
+		stdin.Write(body)
+		close(wrote)
+	}()
+	// closeStdin sends EOF once the script is written (x/crypto's CloseWrite must not race a
+	// Write); it reports whether it could.
+	closeStdin := func(within time.Duration) bool {
+		select {
+		case <-wrote:
+			stdin.Close()
+			return true
+		case <-time.After(within):
+			return false
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- sess.Wait() }()
+
+	lctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	var waitErr error
+	select {
+	case waitErr = <-done:
+		if !closeStdin(stopGrace) {
+			sess.Close() // the target never read the script; closing the channel ends the write
+			<-wrote
+		}
+	case <-lctx.Done():
+		// EOF on stdin wakes the watchdog, which stops every process of the session; the
+		// signal reaches the shell at once; closing the channel is the last resort.
+		closeStdin(stopGrace / 2)
+		sess.Signal(gossh.SIGTERM)
+		select {
+		case waitErr = <-done:
+		case <-time.After(stopGrace):
+			sess.Close()
+			select {
+			case waitErr = <-done:
+			case <-time.After(stopGrace):
+				// sshd holds a channel open while a process of its session lives (a target
+				// without pkill, a process that escaped): leave the session to end with it,
+				// or with the connection, and answer now.
+				t.track(func() {
+					<-done
+					<-wrote
+				})
+			}
+		}
+		switch {
+		case ctx.Err() != nil:
+			r.cause = t.fail(ctxStage(ctx), ctx.Err())
+		default:
+			r.cause = t.fail(StageTimeout, fmt.Errorf("no result within %s: %w", limit, context.DeadlineExceeded))
+		}
+	}
+	t.mu.Lock()
+	if h := r.stdout.host(); h != "" && t.hostname == "" {
+		t.hostname = h
+	}
+	t.mu.Unlock()
+	if r.cause == nil && !r.stdout.isFinished() {
+		r.cause = r.broken(waitErr)
+	}
+	return r, nil
+}
+
+// broken explains a script that did not reach its end although nobody stopped it.
+func (r *run) broken(waitErr error) error {
+	if lost := r.t.lostErr(); lost != nil {
+		return r.t.fail(StageTimeout, lost)
+	}
+	if _, ok := r.stdout.result(0); !ok {
+		var ee *gossh.ExitError
+		if errors.As(waitErr, &ee) {
+			// The script never framed a step: no POSIX shell, or no head(1).
+			return r.t.fail(StageCommand, fmt.Errorf("the target did not run the command script (exit %d): "+
+				"it needs a POSIX sh and head(1) in PATH: %s", ee.ExitStatus(), r.stderr.unframed()))
+		}
+	}
+	if waitErr == nil {
+		waitErr = errors.New("the remote shell ended early")
+	}
+	return r.t.fail(StageCommand, fmt.Errorf("the session ended before the command finished: %w", waitErr))
+}
+
+func ctxStage(ctx context.Context) Stage {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return StageTimeout
+	}
+	return StageCommand
+}
+
+// newSession opens a session channel, giving up when ctx ends.
+func (t *Transport) newSession(ctx context.Context) (*gossh.Session, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, t.fail(ctxStage(ctx), err)
+	}
+	select {
+	case <-t.closed:
+		return nil, t.fail(StageCommand, errors.New("transport is closed"))
+	default:
+	}
+	type opened struct {
+		s   *gossh.Session
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		s, err := t.client.NewSession()
+		ch <- opened{s, err}
+	}()
+	select {
+	case o := <-ch:
+		if o.err != nil {
+			if lost := t.lostErr(); lost != nil {
+				return nil, t.fail(StageTimeout, lost)
+			}
+			return nil, t.fail(StageCommand, fmt.Errorf("opening a session: %w", o.err))
+		}
+		return o.s, nil
+	case <-ctx.Done():
+		go func() {
+			if o := <-ch; o.s != nil {
+				o.s.Close()
+			}
+		}()
+		return nil, t.fail(ctxStage(ctx), fmt.Errorf("opening a session: %w", ctx.Err()))
+	}
+}
+
+// incomplete reports whether step i has no end frame.
+func (r *run) incomplete(i int) bool {
+	s, ok := r.stdout.result(i)
+	return !ok || !s.done
+}
+
+// end returns step i's end frame fields (status, code) and its duration, or an error saying why it
+// did not end.
+func (r *run) end(i int, name string) (status, code int, d time.Duration, err error) {
+	s, ok := r.stdout.result(i)
+	if ok && !s.done {
+		d = time.Since(s.begun)
+	}
+	if !ok || !s.done {
+		cause := r.cause
+		if cause == nil {
+			cause = r.t.fail(StageCommand, errors.New("the remote shell skipped this step"))
+		}
+		if ok {
+			return 0, 0, d, fmt.Errorf("%s: stopped after %s: %w", name, d.Round(time.Millisecond), cause)
+		}
+		return 0, 0, 0, fmt.Errorf("%s: %w", name, cause)
+	}
+	d = s.ended.Sub(s.begun)
+	if len(s.fields) != 2 {
+		return 0, 0, d, r.t.fail(StageCommand, fmt.Errorf("%s: malformed end frame %q", name, s.fields))
+	}
+	status, err1 := strconv.Atoi(s.fields[0])
+	code, err2 := strconv.Atoi(s.fields[1])
+	if err1 != nil || err2 != nil {
+		return 0, 0, d, r.t.fail(StageCommand, fmt.Errorf("%s: malformed end frame %q", name, s.fields))
+	}
+	return status, code, d, nil
+}
+
+// command builds step i's Result the way Local would.
+func (r *run) command(i int, name string) (*transport.Result, error) {
+	status, code, d, err := r.end(i, name)
+	res := &transport.Result{
+		Stdout:    r.outs[i].Bytes(),
+		Stderr:    r.errs[i].Bytes(),
+		ExitCode:  code,
+		Duration:  d,
+		Truncated: r.outs[i].Full(),
+	}
+	if err != nil {
+		if d == 0 {
+			return nil, err
+		}
+		res.ExitCode = -1
+		return res, err
+	}
+	if status != 0 && r.steps[i].sudo {
+		name += " (or sudo, unless the login user is root)"
+	}
+	switch status {
+	case 0:
+	case 1:
+		return nil, fmt.Errorf("%s: %w", name, transport.ErrNotFound)
+	case 2:
+		return nil, fmt.Errorf("%s: %w", name, transport.ErrPermission)
+	default:
+		return nil, r.t.fail(StageCommand, fmt.Errorf("%s: unknown step status %d", name, status))
+	}
+	// The shell reports death by signal N as 128+N; Local reports it as -1.
+	if code > 128 && code <= 128+64 {
+		res.ExitCode = -1
+	}
+	// timeout(1) exits 124 when it stopped the command (137 when it had to kill it).
+	if r.steps[i].timeout > 0 && (code == 124 || code == 137) &&
+		d >= time.Duration(r.steps[i].timeout)*time.Second-500*time.Millisecond {
+		res.ExitCode = -1
+		return res, r.t.fail(StageTimeout, fmt.Errorf("%s: stopped after %s (command timeout): %w",
+			name, d.Round(time.Millisecond), context.DeadlineExceeded))
+	}
+	return res, nil
+}
+
+// file builds step i's File from the stat line and the content after it.
+func (r *run) file(i int, p string, max int64) (*transport.File, error) {
+	status, code, _, err := r.end(i, p)
+	if err != nil {
+		return nil, err
+	}
+	switch status {
+	case 1:
+		return nil, fmt.Errorf("%s: %w", p, transport.ErrNotFound)
+	case 2:
+		return nil, fmt.Errorf("%s: %w", p, transport.ErrPermission)
+	}
+	stderr := string(r.errs[i].Bytes())
+	if code != 0 {
+		switch {
+		case strings.Contains(stderr, "No such file"):
+			return nil, fmt.Errorf("%s: %w", p, transport.ErrNotFound)
+		case strings.Contains(stderr, "Permission denied"):
+			return nil, fmt.Errorf("%s: %w", p, transport.ErrPermission)
+		}
+		return nil, r.t.fail(StageCommand, fmt.Errorf("read %s: exit %d: %s", p, code, strings.TrimSpace(stderr)))
+	}
+	out := r.outs[i].Bytes()
+	nl := bytes.IndexByte(out, '\n')
+	if nl < 0 {
+		return nil, r.t.fail(StageCommand, fmt.Errorf("read %s: no stat line", p))
+	}
+	f, typ, err := parseStat(string(out[:nl]))
+	if err != nil {
+		return nil, r.t.fail(StageCommand, fmt.Errorf("read %s: %w", p, err))
+	}
+	if typ != 0 {
+		return nil, fmt.Errorf("%s: not a regular file (%s)", p, (f.Mode | typ).Type())
+	}
+	f.Path, f.Content = p, out[nl+1:]
+	if int64(len(f.Content)) > max {
+		f.Content, f.Truncated = f.Content[:max], true
+	}
+	return f, nil
+}
+
+// parseStat reads `stat -c '%s %f %u %g %U %G'`: size, raw mode in hex, numeric and named owner
+// and group. It returns the file type bits apart (zero for a regular file).
+func parseStat(line string) (*transport.File, fs.FileMode, error) {
+	f := strings.Fields(line)
+	if len(f) != 6 {
+		return nil, 0, fmt.Errorf("stat line %q: want 6 fields", line)
+	}
+	size, err1 := strconv.ParseInt(f[0], 10, 64)
+	raw, err2 := strconv.ParseUint(f[1], 16, 32)
+	if err1 != nil || err2 != nil || size < 0 {
+		return nil, 0, fmt.Errorf("stat line %q: bad size or mode", line)
+	}
+	mode := fs.FileMode(raw & 0o777)
+	if raw&0o4000 != 0 {
+		mode |= fs.ModeSetuid
+	}
+	if raw&0o2000 != 0 {
+		mode |= fs.ModeSetgid
+	}
+	if raw&0o1000 != 0 {
+		mode |= fs.ModeSticky
+	}
+	var typ fs.FileMode
+	switch raw & 0o170000 {
+	case 0o100000:
+	case 0o040000:
+		typ = fs.ModeDir
+	case 0o120000:
+		typ = fs.ModeSymlink
+	case 0o010000:
+		typ = fs.ModeNamedPipe
+	case 0o140000:
+		typ = fs.ModeSocket
+	case 0o020000:
+		typ = fs.ModeDevice | fs.ModeCharDevice
+	case 0o060000:
+		typ = fs.ModeDevice
+	default:
+		typ = fs.ModeIrregular
+	}
+	owner, group := f[4], f[5]
+	if owner == "UNKNOWN" {
+		owner = f[2]
+	}
+	if group == "UNKNOWN" {
+		group = f[3]
+	}
+	return &transport.File{Size: size, Mode: mode, Owner: owner, Group: group}, typ, nil
+}
+
+// glob turns step i's NUL-separated names into the sorted matches of pattern.
+func (r *run) glob(i int, pattern string) ([]string, error) {
+	if _, _, _, err := r.end(i, "glob "+pattern); err != nil {
+		return nil, err
+	}
+	if r.outs[i].Full() {
+		return nil, r.t.fail(StageCommand, fmt.Errorf("glob %q: more than %d bytes of names", pattern, r.steps[i].max))
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, name := range strings.Split(string(r.outs[i].Bytes()), "\x00") {
+		if name == "" || seen[name] || path.Clean(name) != name {
+			continue
+		}
+		if ok, _ := path.Match(pattern, name); ok {
+			seen[name] = true
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}

@@ -1,0 +1,467 @@
+package ssh
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	mrand "math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/hardtrail/hardtrail/collector/transport"
+	gossh "golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestQuoteThroughShell(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	words := []string{"", "a", "a b", "'", "''", `'\''`, "$(id)", "`id`", "a\nb", "\\", `"`, "*", "~", "$@", "\t", "é"}
+	var script strings.Builder
+	script.WriteString("printf '%s\\000'")
+	for _, w := range words {
+		script.WriteString(" " + quote(w))
+	}
+	out, err := exec.Command(sh, "-c", script.String()).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+	if diff := cmp.Diff(words, got); diff != "" {
+		t.Errorf("words through sh (-want +got):\n%s", diff)
+	}
+}
+
+func TestSplitAddress(t *testing.T) {
+	for _, tt := range []struct {
+		in, user, host, err string
+	}{
+		{in: "root@10.0.0.1:2222", user: "root", host: "10.0.0.1:2222"},
+		{in: "10.0.0.1", host: "10.0.0.1:22"},
+		{in: "admin@fw.example", user: "admin", host: "fw.example:22"},
+		{in: "me@[::1]:2200", user: "me", host: "[::1]:2200"},
+		{in: "::1", host: "[::1]:22"},
+		{in: "a@b@host:22", user: "a@b", host: "host:22"},
+		{in: "@host", err: "empty user"},
+		{in: "host:0", err: "bad port"},
+		{in: "host:ssh", err: "bad port"},
+		{in: "", err: "want user@host:port"},
+		{in: "user@", err: "want user@host:port"},
+		{in: "bad host:22", err: "want user@host:port"},
+	} {
+		u, h, err := splitAddress(tt.in)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("splitAddress(%q) error %v, want %q", tt.in, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || u != tt.user || h != tt.host {
+			t.Errorf("splitAddress(%q) = %q %q %v, want %q %q", tt.in, u, h, err, tt.user, tt.host)
+		}
+	}
+}
+
+func TestGlobWords(t *testing.T) {
+	for _, tt := range []struct {
+		pattern string
+		want    []string
+	}{
+		{"/etc/ssh/sshd_config", []string{`'/etc''/ssh''/sshd_config'`}},
+		{"/etc/ssh/*.conf", []string{`'/etc''/ssh''/'*`, `'/etc''/ssh''/'.*`}},
+		{"/etc/sshd*", []string{`'/etc''/sshd'*`}},
+		{"/etc/*/x", []string{`'/etc''/'*'/x'`, `'/etc''/'.*'/x'`}},
+		{"/a'b/$(id)*", []string{`'/a'\''b''/$(id)'*`}},
+	} {
+		got, err := globWords(tt.pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("globWords(%q) (-want +got):\n%s", tt.pattern, diff)
+		}
+	}
+	if _, err := globWords("/*/*/*/*/*/*/*"); err == nil {
+		t.Error("no error for 2^7 words")
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	for _, tt := range []struct {
+		line string
+		want *transport.File
+		typ  fs.FileMode
+		err  bool
+	}{
+		{line: "1347 81a4 0 0 root root", want: &transport.File{Size: 1347, Mode: 0o644, Owner: "root", Group: "root"}},
+		{line: "68248 89ed 0 0 root root", want: &transport.File{Size: 68248, Mode: 0o755 | fs.ModeSetuid, Owner: "root", Group: "root"}},
+		{line: "19 89e9 54321 54322 UNKNOWN UNKNOWN", want: &transport.File{Size: 19, Mode: 0o751 | fs.ModeSetuid, Owner: "54321", Group: "54322"}},
+		{line: "4096 43ff 0 0 root root", want: &transport.File{Size: 4096, Mode: 0o777 | fs.ModeSticky, Owner: "root", Group: "root"}, typ: fs.ModeDir},
+		{line: "0 11a4 0 0 root root", want: &transport.File{Size: 0, Mode: 0o644, Owner: "root", Group: "root"}, typ: fs.ModeNamedPipe},
+		{line: "1 2 3", err: true},
+		{line: "x 81a4 0 0 a b", err: true},
+		{line: "-1 81a4 0 0 a b", err: true},
+		{line: "1 zz 0 0 a b", err: true},
+	} {
+		got, typ, err := parseStat(tt.line)
+		if tt.err {
+			if err == nil {
+				t.Errorf("parseStat(%q): no error", tt.line)
+			}
+			continue
+		}
+		if err != nil || typ != tt.typ {
+			t.Errorf("parseStat(%q): type %v, %v", tt.line, typ, err)
+			continue
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("parseStat(%q) (-want +got):\n%s", tt.line, diff)
+		}
+	}
+}
+
+func FuzzParseStat(f *testing.F) {
+	f.Add("1347 81a4 0 0 root root")
+	f.Add("19 89e9 54321 54322 UNKNOWN UNKNOWN")
+	f.Fuzz(func(t *testing.T, line string) {
+		file, _, err := parseStat(line)
+		if err == nil && (file.Size < 0 || file.Mode&^(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != 0) {
+			t.Errorf("parseStat(%q) = %+v", line, file)
+		}
+	})
+}
+
+// frame renders sections the way the remote script does.
+func frame(marker string, junk []byte, sections [][]byte) []byte {
+	var b bytes.Buffer
+	b.Write(junk)
+	fmt.Fprintf(&b, "%s H host.example\n", marker)
+	for i, s := range sections {
+		fmt.Fprintf(&b, "%s B %d\n", marker, i)
+		b.Write(s)
+		fmt.Fprintf(&b, "\n%s E %d 0 %d\n", marker, i, i)
+	}
+	fmt.Fprintf(&b, "%s Z\n", marker)
+	return b.Bytes()
+}
+
+// readFrames feeds stream to a frameReader in chunks of the given sizes (cycled) and returns the
+// sections' contents.
+func readFrames(t testing.TB, marker string, stream []byte, n int, chunks []int, max int64) ([][]byte, *frameReader) {
+	caps := make([]*transport.CapWriter, n)
+	for i := range caps {
+		caps[i] = &transport.CapWriter{Max: max}
+	}
+	fr := newFrameReader(marker, func(i int) io.Writer {
+		if i < n {
+			return caps[i]
+		}
+		return nil
+	})
+	for k := 0; len(stream) > 0; k++ {
+		c := len(stream)
+		if len(chunks) > 0 {
+			c = min(max1(chunks[k%len(chunks)]), len(stream))
+		}
+		if w, err := fr.Write(stream[:c]); w != c || err != nil {
+			t.Fatalf("Write = %d, %v", w, err)
+		}
+		stream = stream[c:]
+	}
+	out := make([][]byte, n)
+	for i := range caps {
+		out[i] = caps[i].Bytes()
+	}
+	return out, fr
+}
+
+func max1(n int) int {
+	if n < 1 {
+		return 1
+	}
+	return n
+}
+
+func TestFrameReader(t *testing.T) {
+	marker := newMarker()
+	bin := make([]byte, 512)
+	for i := range bin {
+		bin[i] = byte(i)
+	}
+	sections := [][]byte{
+		[]byte("plain\n"),
+		{},
+		[]byte("no newline"),
+		[]byte("\n\n"),
+		bin,
+		[]byte("\nHT-00000000000000000000000000000000 E 5 0 0\n" + marker[:10]),
+		[]byte(marker[:len(marker)-1] + "\n"),
+	}
+	stream := frame(marker, []byte("Welcome to the target\n"+marker[:5]), sections)
+	for _, chunks := range [][]int{nil, {1}, {2, 3, 7}, {len(marker)}, {len(marker) + 1}, {4096}} {
+		got, fr := readFrames(t, marker, stream, len(sections), chunks, 1<<20)
+		for i := range sections {
+			if !bytes.Equal(got[i], sections[i]) {
+				t.Errorf("chunks %v: section %d = %q, want %q", chunks, i, got[i], sections[i])
+			}
+			s, ok := fr.result(i)
+			if !ok || !s.done || len(s.fields) != 2 || s.fields[1] != fmt.Sprint(i) {
+				t.Errorf("chunks %v: section %d end %+v", chunks, i, s)
+			}
+		}
+		if !fr.isFinished() || fr.host() != "host.example" {
+			t.Errorf("chunks %v: finished %v host %q", chunks, fr.isFinished(), fr.host())
+		}
+		if !strings.HasPrefix(fr.unframed(), "Welcome to the target") {
+			t.Errorf("chunks %v: unframed %q", chunks, fr.unframed())
+		}
+	}
+	// A section past its cap keeps the cap and still ends where the frame says.
+	got, fr := readFrames(t, marker, stream, len(sections), []int{3}, 4)
+	if string(got[0]) != "plai" || string(got[2]) != "no n" {
+		t.Errorf("capped sections: %q", got)
+	}
+	if !fr.isFinished() {
+		t.Error("capped stream not finished")
+	}
+	// A stream cut short leaves the open section unfinished.
+	_, fr = readFrames(t, marker, stream[:len(stream)/2], len(sections), nil, 1<<20)
+	if fr.isFinished() {
+		t.Error("half a stream finished")
+	}
+}
+
+func FuzzFrameReader(f *testing.F) {
+	f.Add([]byte("out"), []byte{0, 1, 2}, []byte("junk"), uint8(3))
+	f.Add([]byte("\n"), []byte("HT-"), []byte(""), uint8(1))
+	f.Fuzz(func(t *testing.T, a, b, junk []byte, chunk uint8) {
+		marker := "HT-0123456789abcdef0123456789abcdef"
+		sections := [][]byte{a, b}
+		for _, s := range append(sections, junk) {
+			if bytes.Contains(s, []byte(marker[:len(marker)-1])) {
+				return // a section that holds the nonce cannot be told apart; the nonce is random
+			}
+		}
+		got, fr := readFrames(t, marker, frame(marker, junk, sections), 2, []int{int(chunk)}, math.MaxInt32)
+		for i := range sections {
+			if !bytes.Equal(got[i], sections[i]) {
+				t.Fatalf("section %d = %q, want %q", i, got[i], sections[i])
+			}
+		}
+		if !fr.isFinished() {
+			t.Fatal("not finished")
+		}
+		// Arbitrary input never panics and never grows without bound.
+		_, _ = readFrames(t, marker, append(append(junk, a...), b...), 2, []int{int(chunk)}, 64)
+	})
+}
+
+func TestScriptGolden(t *testing.T) {
+	steps := []step{
+		{kind: stepCommand, argv: []string{"iptables-save"}, sudo: true, max: 1 << 20, timeout: 60},
+		{kind: stepCommand, argv: []string{"printf", "%s\n", "it's", "$(id)"}, max: 100},
+		{kind: stepFile, path: "/etc/ssh/sshd_config", max: 16 << 20},
+		{kind: stepGlob, glob: []string{`'/etc''/ssh''/sshd_config.d''/'*`, `'/etc''/ssh''/sshd_config.d''/'.*`}, max: 1 << 20},
+	}
+	got := script("HT-00000000000000000000000000000000", steps)
+	golden := filepath.Join("..", "..", "..", "testdata", "ssh", "script.golden")
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("script (-golden +got):\n%s", diff)
+	}
+	// The script is valid sh.
+	if sh, err := exec.LookPath("sh"); err == nil {
+		if out, err := exec.Command(sh, "-n", "-c", string(got)).CombinedOutput(); err != nil {
+			t.Errorf("sh -n: %v\n%s", err, out)
+		}
+	}
+}
+
+// TestScriptLocally runs the remote script with the local sh, as sshd would, and parses it back.
+func TestScriptLocally(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	marker := newMarker()
+	steps := []step{
+		{kind: stepCommand, argv: []string{"printf", "%s|", "a b", "it's", "$(id)"}, max: 100},
+		{kind: stepCommand, argv: []string{"sh", "-c", "echo err >&2; exit 5"}, max: 100},
+		{kind: stepCommand, argv: []string{"no-such-command-hardtrail"}, max: 100},
+		{kind: stepCommand, argv: []string{"seq", "100000"}, max: 6},
+	}
+	body := script(marker, steps)
+	cmd := exec.Command(sh, "-c", `eval "$(head -c `+fmt.Sprint(len(body))+`)"`)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs := []*transport.CapWriter{{Max: 100}, {Max: 100}, {Max: 100}, {Max: 6}}
+	errs := []*transport.CapWriter{{Max: 100}, {Max: 100}, {Max: 100}, {Max: 100}}
+	cmd.Stdout = newFrameReader(marker, func(i int) io.Writer { return outs[i] })
+	cmd.Stderr = newFrameReader(marker, func(i int) io.Writer { return errs[i] })
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stdin.Write(body)
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	stdin.Close()
+	fr := cmd.Stdout.(*frameReader)
+	want := []struct {
+		out, err, fields string
+	}{
+		{"a b|it's|$(id)|", "", "0 0"},
+		{"", "err\n", "0 5"},
+		{"", "", "1 0"},
+		{"1\n2\n3\n", "", "0 141"},
+	}
+	for i, w := range want {
+		s, _ := fr.result(i)
+		if got := string(outs[i].Bytes()); got != w.out || string(errs[i].Bytes()) != w.err || strings.Join(s.fields, " ") != w.fields {
+			t.Errorf("step %d: out %q err %q end %q, want %q %q %q", i, got, errs[i].Bytes(), s.fields, w.out, w.err, w.fields)
+		}
+	}
+}
+
+func TestMatchHosts(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	signer, _ := gossh.NewSignerFromKey(priv)
+	key := signer.PublicKey()
+	hashed := knownhosts.HashHostname("[10.0.0.5]:2222")
+	hosts := []string{"10.0.0.5:22", "10.0.0.5:2222", "10.0.0.6:22", "web1.example:22", "web1.example:2222", "db.example:22", "[::1]:22"}
+	patterns := []string{
+		"10.0.0.5", "[10.0.0.5]:2222", "10.0.0.*", "10.0.0.?", "*.example", "web1.example,!db.example",
+		"*,!10.0.0.6", "[10.0.0.*]:2222", hashed, "::1", "*", "!*", "db.example,10.0.0.6",
+	}
+	dir := t.TempDir()
+	// Our matcher must agree with x/crypto's, which verifies the keys in the end.
+	for i, pat := range patterns {
+		kh := filepath.Join(dir, fmt.Sprint(i))
+		if err := os.WriteFile(kh, []byte(pat+" "+string(gossh.MarshalAuthorizedKey(key))), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cb, err := knownhosts.New(kh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range hosts {
+			want := cb(h, &net.TCPAddr{}, key) == nil
+			if got := matchHosts(strings.Split(pat, ","), h); got != want {
+				t.Errorf("matchHosts(%q, %q) = %v, knownhosts says %v", pat, h, got, want)
+			}
+		}
+	}
+}
+
+func TestAlgorithms(t *testing.T) {
+	key := func(typ string) knownhosts.KnownKey {
+		var k gossh.PublicKey
+		switch typ {
+		case "rsa":
+			k = &fakeKey{gossh.KeyAlgoRSA}
+		case "ecdsa":
+			k = &fakeKey{gossh.KeyAlgoECDSA256}
+		default:
+			k = &fakeKey{gossh.KeyAlgoED25519}
+		}
+		return knownhosts.KnownKey{Key: k}
+	}
+	for _, tt := range []struct {
+		name   string
+		h      hostKeys
+		first  string
+		absent []string
+	}{
+		{"nothing on record", hostKeys{}, gossh.KeyAlgoED25519, []string{gossh.KeyAlgoRSA}},
+		{"ed25519 only", hostKeys{known: []knownhosts.KnownKey{key("ed25519")}}, gossh.KeyAlgoED25519,
+			[]string{gossh.KeyAlgoECDSA256, gossh.KeyAlgoRSASHA256}},
+		{"rsa", hostKeys{known: []knownhosts.KnownKey{key("rsa")}}, gossh.KeyAlgoRSASHA512, []string{gossh.KeyAlgoRSA, gossh.KeyAlgoED25519}},
+		{"rsa legacy", hostKeys{known: []knownhosts.KnownKey{key("rsa")}, legacy: true}, gossh.KeyAlgoRSASHA512, []string{gossh.KeyAlgoED25519}},
+		{"ca and ecdsa", hostKeys{ca: true, known: []knownhosts.KnownKey{key("ecdsa")}}, gossh.CertAlgoED25519v01, []string{gossh.KeyAlgoED25519}},
+		{"pins", hostKeys{pins: []string{"SHA256:x"}, known: []knownhosts.KnownKey{key("ecdsa")}}, gossh.KeyAlgoECDSA256, nil},
+	} {
+		got := tt.h.algorithms()
+		if got[0] != tt.first {
+			t.Errorf("%s: %q, want %s first", tt.name, got, tt.first)
+		}
+		for _, a := range tt.absent {
+			if slices.Contains(got, a) {
+				t.Errorf("%s: %q offers %s", tt.name, got, a)
+			}
+		}
+		if tt.h.legacy != slices.Contains(got, gossh.KeyAlgoRSA) && tt.name == "rsa legacy" {
+			t.Errorf("%s: %q", tt.name, got)
+		}
+	}
+}
+
+type fakeKey struct{ typ string }
+
+func (k *fakeKey) Type() string                                 { return k.typ }
+func (k *fakeKey) Marshal() []byte                              { return []byte(k.typ) }
+func (k *fakeKey) Verify(data []byte, s *gossh.Signature) error { return nil }
+
+func TestNewHostKeysPins(t *testing.T) {
+	for _, pin := range []string{"SHA256:abc", "MD5:00:11", "sha256:" + strings.Repeat("a", 43)} {
+		if _, err := newHostKeys("t", "h:22", nil, []string{pin}, false); err == nil {
+			t.Errorf("pin %q accepted", pin)
+		}
+	}
+	good := "SHA256:" + strings.Repeat("A", 43)
+	if h, err := newHostKeys("t", "h:22", nil, []string{good + "="}, false); err != nil || h.pins[0] != good {
+		t.Errorf("pin with padding: %v %v", h, err)
+	}
+}
+
+func TestShuffledFrames(t *testing.T) {
+	// Random sections with random chunking, many times: the parser is stateful across writes.
+	marker := newMarker()
+	r := mrand.New(mrand.NewPCG(1, 2))
+	for range 200 {
+		n := 1 + r.IntN(5)
+		sections := make([][]byte, n)
+		for i := range sections {
+			sections[i] = make([]byte, r.IntN(300))
+			for j := range sections[i] {
+				sections[i][j] = "\nHT-ab\x00"[r.IntN(7)]
+			}
+		}
+		got, fr := readFrames(t, marker, frame(marker, nil, sections), n, []int{1 + r.IntN(64)}, 1<<20)
+		for i := range sections {
+			if !bytes.Equal(got[i], sections[i]) {
+				t.Fatalf("section %d = %q, want %q", i, got[i], sections[i])
+			}
+		}
+		if !fr.isFinished() {
+			t.Fatal("not finished")
+		}
+	}
+}
