@@ -80,7 +80,7 @@ func (s *Snapshotter) Run(ctx context.Context, names []string, note string, prog
 			r := s.one(ctx, t, note)
 			r.Duration = time.Since(start)
 			if r.Err != nil {
-				log.Error("capture failed", "target", t.Name, "stage", r.Stage, "err", r.Err)
+				log.Info("capture failed", "target", t.Name, "stage", r.Stage, "err", r.Err)
 			} else {
 				log.Info("captured", "target", t.Name, "snapshot", store.Short(r.Saved.ID), "artifacts", r.Saved.Artifacts, "changed", r.Saved.Changed, "duration", r.Duration)
 			}
@@ -141,7 +141,7 @@ func (s *Snapshotter) one(ctx context.Context, t *config.Target, note string) Re
 	}
 	tr, err := d(ctx, s.Config, t)
 	if err != nil {
-		r.Err, r.Stage = fmt.Errorf("target %s: %w", t.Name, err), stageOf(err, "dial")
+		r.Err, r.Stage = err, stageOf(err, "dial")
 		return r
 	}
 	defer tr.Close()
@@ -166,6 +166,9 @@ func (s *Snapshotter) one(ctx context.Context, t *config.Target, note string) Re
 type Staged interface{ Stage() string }
 
 func stageOf(err error, def string) string {
+	if s := sshStage(err); s != "" {
+		return s
+	}
 	var st Staged
 	if errors.As(err, &st) {
 		return st.Stage()

@@ -264,14 +264,34 @@ func (s *Source) readFiles(ctx context.Context, tr transport.Transport, red *Red
 			}
 		}
 	}
-	var out []Artifact
-	for _, p := range paths {
-		a := Artifact{Name: s.ArtifactName(p), Source: s.Name, Path: p}
+	// Every file in one round trip when the transport can.
+	var batch []transport.FileResult
+	if fb, ok := tr.(transport.FileBatcher); ok && len(paths) > 0 {
 		fctx, cancel := context.WithTimeout(ctx, s.timeout())
-		start := time.Now()
-		f, err := tr.ReadFile(fctx, p, s.MaxBytes)
+		res, err := fb.ReadFiles(fctx, paths, s.MaxBytes)
 		cancel()
-		a.Duration = time.Since(start)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("source %s: %w", s.Name, err)
+		}
+		batch = res
+	}
+	var out []Artifact
+	for i, p := range paths {
+		a := Artifact{Name: s.ArtifactName(p), Source: s.Name, Path: p}
+		var f *transport.File
+		var err error
+		if batch != nil && i < len(batch) {
+			f, err = batch[i].File, batch[i].Err
+		} else {
+			fctx, cancel := context.WithTimeout(ctx, s.timeout())
+			start := time.Now()
+			f, err = tr.ReadFile(fctx, p, s.MaxBytes)
+			cancel()
+			a.Duration = time.Since(start)
+		}
 		switch {
 		case err == nil:
 			a.Size, a.Mode, a.Owner, a.Group, a.Truncated = f.Size, f.Mode, f.Owner, f.Group, f.Truncated

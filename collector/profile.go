@@ -56,8 +56,11 @@ type Replace struct {
 
 // Profile is a named list of sources.
 type Profile struct {
-	Name        string   `toml:"name"`
-	Description string   `toml:"description"`
+	Name        string `toml:"name"`
+	Description string `toml:"description"`
+	// RawCommands marks a network device profile: the target has no POSIX shell, so each
+	// command is sent as its words, one SSH session each, and files cannot be read.
+	RawCommands bool     `toml:"raw_commands"`
 	Sources     []Source `toml:"source"`
 }
 
@@ -77,6 +80,9 @@ func (p *Profile) Compile() error {
 	seen := map[string]bool{}
 	for i := range p.Sources {
 		s := &p.Sources[i]
+		if p.RawCommands && len(s.Files) > 0 {
+			return &CompileError{Profile: p.Name, Source: i, Key: "files", Err: fmt.Errorf("profile %q: source %q reads files, which a raw_commands profile cannot", p.Name, s.Name)}
+		}
 		if err := s.compile(); err != nil {
 			key := "name"
 			var fe *fieldError

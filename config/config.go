@@ -61,9 +61,15 @@ type Target struct {
 	Profiles  []string `toml:"profiles"`
 	// SSH settings.
 	IdentityFile     string         `toml:"identity_file"`
+	CertificateFile  string         `toml:"certificate_file"` // default: IDENTITY-cert.pub when it exists
+	PassphraseFile   string         `toml:"passphrase_file"`  // unlocks an encrypted identity file
+	PassphraseEnv    string         `toml:"passphrase_env"`   // or: the name of a variable holding it
+	UseAgent         *bool          `toml:"use_agent"`        // default: true when $SSH_AUTH_SOCK is set
 	KnownHosts       string         `toml:"known_hosts"`
+	Fingerprints     []string       `toml:"fingerprints"` // pinned host keys, "SHA256:..."
 	Jump             string         `toml:"jump"`
-	Timeout          tomlx.Duration `toml:"timeout"` // whole collection of this target
+	Timeout          tomlx.Duration `toml:"timeout"`         // whole collection of this target
+	CommandTimeout   tomlx.Duration `toml:"command_timeout"` // each command (default 60s)
 	LegacyAlgorithms bool           `toml:"legacy_algorithms"`
 }
 
@@ -147,8 +153,10 @@ func (c *Config) validate(src []byte) error {
 			*p = relTo(base, *p)
 		}
 		for i := range c.Targets {
-			c.Targets[i].IdentityFile = relTo(base, c.Targets[i].IdentityFile)
-			c.Targets[i].KnownHosts = relTo(base, c.Targets[i].KnownHosts)
+			t := &c.Targets[i]
+			for _, p := range []*string{&t.IdentityFile, &t.CertificateFile, &t.PassphraseFile, &t.KnownHosts} {
+				*p = relTo(base, *p)
+			}
 		}
 	}
 	builtin, err := collector.Builtin()
@@ -215,6 +223,14 @@ func (c *Config) validate(src []byte) error {
 		}
 		if t.Timeout.Duration == 0 {
 			t.Timeout.Duration = DefaultTimeout
+		}
+		for j, fp := range t.Fingerprints {
+			if !strings.HasPrefix(fp, "SHA256:") || len(fp) != len("SHA256:")+43 {
+				return errf(append(key, "fingerprints"), "target %q: fingerprint %d %q: want SHA256: and 43 base64 characters, as ssh-keygen -lf prints it", t.Name, j+1, fp)
+			}
+		}
+		if t.Transport == "local" && (t.IdentityFile != "" || t.KnownHosts != "" || t.Jump != "" || len(t.Fingerprints) > 0 || t.LegacyAlgorithms) {
+			return errf(key, "target %q: SSH settings on a local target (set address, or transport = \"ssh\")", t.Name)
 		}
 	}
 	for i, t := range c.Targets {

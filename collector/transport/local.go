@@ -150,7 +150,8 @@ func (l *Local) ReadFile(ctx context.Context, path string, maxBytes int64) (*Fil
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBytes
 	}
-	f, err := os.Open(path)
+	// Non-blocking, so that a FIFO or device fails the regular-file check instead of hanging.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return nil, fileErr(path, err)
 	}

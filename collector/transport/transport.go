@@ -100,3 +100,16 @@ type BatchResult struct {
 	Result *Result
 	Err    error
 }
+
+// FileBatcher is implemented by transports that read several files in one round trip.
+// ReadFiles returns one FileResult per path, in order, each what ReadFile would have returned;
+// its own error means no file could be read (the transport broke or ctx ended first).
+type FileBatcher interface {
+	ReadFiles(ctx context.Context, paths []string, maxBytes int64) ([]FileResult, error)
+}
+
+// FileResult is one file's outcome inside a FileBatcher call.
+type FileResult struct {
+	File *File
+	Err  error
+}

@@ -603,10 +603,7 @@ func (t *Transport) ReadFile(ctx context.Context, path string, maxBytes int64) (
 }
 
 // FileResult is one file's outcome in ReadFiles: Err as ReadFile would have returned it.
-type FileResult struct {
-	File *transport.File
-	Err  error
-}
+type FileResult = transport.FileResult
 
 // ReadFiles reads several files in one session, paying the login shell's start-up once; each
 // result is what ReadFile would have returned. Its own error means no file could be read (the

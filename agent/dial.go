@@ -1,0 +1,89 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/hardtrail/hardtrail/collector/transport"
+	"github.com/hardtrail/hardtrail/collector/transport/ssh"
+	"github.com/hardtrail/hardtrail/config"
+)
+
+func init() { RegisterDialer("ssh", dialSSH) }
+
+// SSHConfig turns a target's settings into the SSH transport's, following jump targets by name.
+func SSHConfig(cfg *config.Config, t *config.Target) (ssh.Config, error) {
+	return sshConfig(cfg, t, map[string]bool{})
+}
+
+func sshConfig(cfg *config.Config, t *config.Target, seen map[string]bool) (ssh.Config, error) {
+	if seen[t.Name] {
+		return ssh.Config{}, fmt.Errorf("target %s: jump hosts form a loop", t.Name)
+	}
+	seen[t.Name] = true
+	c := ssh.Config{
+		Name:             t.Name,
+		Address:          t.Address,
+		PassphraseFile:   t.PassphraseFile,
+		PassphraseEnv:    t.PassphraseEnv,
+		Fingerprints:     t.Fingerprints,
+		CommandTimeout:   t.CommandTimeout.Duration,
+		LegacyAlgorithms: t.LegacyAlgorithms,
+		UseAgent:         os.Getenv("SSH_AUTH_SOCK") != "",
+	}
+	if t.UseAgent != nil {
+		c.UseAgent = *t.UseAgent
+	}
+	if t.IdentityFile != "" {
+		c.IdentityFiles = []string{t.IdentityFile}
+	}
+	if t.CertificateFile != "" {
+		c.Certificates = []string{t.CertificateFile}
+	}
+	if t.KnownHosts != "" {
+		c.KnownHosts = []string{t.KnownHosts}
+	}
+	if profiles, err := cfg.ProfilesFor(t); err == nil {
+		for _, p := range profiles {
+			if p.RawCommands {
+				c.RawCommands = true
+			}
+		}
+	}
+	if t.Jump != "" {
+		if jt, ok := cfg.Target(t.Jump); ok {
+			j, err := sshConfig(cfg, jt, seen)
+			if err != nil {
+				return c, err
+			}
+			j.RawCommands = false
+			c.Jump = &j
+		} else {
+			c.Jump = &ssh.Config{Name: t.Jump, Address: t.Jump}
+		}
+	}
+	return c, nil
+}
+
+func dialSSH(ctx context.Context, cfg *config.Config, t *config.Target) (transport.Transport, error) {
+	c, err := SSHConfig(cfg, t)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := ssh.Dial(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return tr, nil
+}
+
+// sshStage names the stage of an SSH failure: dial, handshake, hostkey, auth, command, timeout.
+func sshStage(err error) string {
+	var se *ssh.Error
+	if errors.As(err, &se) {
+		return string(se.Stage)
+	}
+	return ""
+}
