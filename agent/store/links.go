@@ -129,20 +129,7 @@ func (s *Store) Links(ctx context.Context, incident string) ([]Link, error) {
 
 // Incidents lists the incident IDs that have links, sorted.
 func (s *Store) Incidents(ctx context.Context) ([]string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT incident FROM links ORDER BY incident`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return s.strings(ctx, `SELECT DISTINCT incident FROM links ORDER BY incident`)
 }
 
 // PhaseSnapshot is the snapshot of the newest link of an incident's phase for target.
@@ -171,17 +158,10 @@ func (s *Store) resolvePhase(ctx context.Context, ref string) (string, bool, err
 		id, err := s.PhaseSnapshot(ctx, inc, parts[2], phase)
 		return id, true, err
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT target FROM links WHERE incident = ? AND phase = ? ORDER BY target`, inc, phase)
+	targets, err := s.strings(ctx, `SELECT DISTINCT target FROM links WHERE incident = ? AND phase = ? ORDER BY target`, inc, phase)
 	if err != nil {
 		return "", true, err
 	}
-	var targets []string
-	for rows.Next() {
-		var t string
-		rows.Scan(&t)
-		targets = append(targets, t)
-	}
-	rows.Close()
 	switch len(targets) {
 	case 0:
 		var n int

@@ -300,18 +300,23 @@ func (s *Store) Log(ctx context.Context, q LogQuery) ([]Summary, error) {
 
 // Targets lists the targets that have snapshots.
 func (s *Store) Targets(ctx context.Context) ([]string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT target FROM snapshots ORDER BY target`)
+	return s.strings(ctx, `SELECT DISTINCT target FROM snapshots ORDER BY target`)
+}
+
+// strings runs a query of one text column.
+func (s *Store) strings(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
-		var t string
-		if err := rows.Scan(&t); err != nil {
+		var v string
+		if err := rows.Scan(&v); err != nil {
 			return nil, err
 		}
-		out = append(out, t)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }
