@@ -99,6 +99,47 @@ type Source struct {
 // All problems found are returned together, each a *LoadError naming its file, line and
 // column.
 func LoadSources(srcs ...Source) (*Set, error) {
+	files, err := readSources(srcs)
+	if err != nil {
+		return nil, err
+	}
+	return build(files)
+}
+
+// CheckPack reports the problems LoadSources would find in the sources, except waivers that
+// name a rule the sources do not define: it decides whether a pack is fit to install, where
+// a pack may hold waivers for rules that come from elsewhere (such as the shipped packs);
+// those are checked when the pack is loaded with the rest. It returns the pack as a set (its
+// rules and the waivers that name them) and the number of waivers for rules from elsewhere.
+func CheckPack(srcs ...Source) (*Set, int, error) {
+	files, err := readSources(srcs)
+	if err != nil {
+		return nil, 0, err
+	}
+	rules, waivers, errs := parseAll(files)
+	ids := make(map[string]bool, len(rules))
+	for _, r := range rules {
+		ids[r.ID] = true
+	}
+	var own []*Waiver
+	foreign := 0
+	for _, w := range waivers {
+		if ids[w.Rule] {
+			own = append(own, w)
+		} else {
+			foreign++
+		}
+	}
+	s, err := assemble(rules, own)
+	errs = append(errs, flatten(err)...)
+	if len(errs) > 0 {
+		return nil, 0, errors.Join(errs...)
+	}
+	s.files = fileNames(files)
+	return s, foreign, nil
+}
+
+func readSources(srcs []Source) ([]ruleFile, error) {
 	var files []ruleFile
 	for _, src := range srcs {
 		fsFiles, err := src.read()
@@ -107,7 +148,7 @@ func LoadSources(srcs ...Source) (*Set, error) {
 		}
 		files = append(files, fsFiles...)
 	}
-	return build(files)
+	return files, nil
 }
 
 // read returns the rule files of one source.
@@ -204,6 +245,18 @@ func readTree(fsys fs.FS, root string, name func(string) string) ([]ruleFile, er
 
 // build parses every file and assembles the set, reporting all problems found.
 func build(files []ruleFile) (*Set, error) {
+	rules, waivers, errs := parseAll(files)
+	s, err := assemble(rules, waivers)
+	errs = append(errs, flatten(err)...)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	s.files = fileNames(files)
+	return s, nil
+}
+
+// parseAll parses every file, returning what is valid and every problem found.
+func parseAll(files []ruleFile) ([]*Rule, []*Waiver, []error) {
 	var errs []error
 	var rules []*Rule
 	var waivers []*Waiver
@@ -213,15 +266,15 @@ func build(files []ruleFile) (*Set, error) {
 		rules = append(rules, rs...)
 		waivers = append(waivers, ws...)
 	}
-	s, err := assemble(rules, waivers)
-	errs = append(errs, flatten(err)...)
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	return rules, waivers, errs
+}
+
+func fileNames(files []ruleFile) []string {
+	names := make([]string, len(files))
+	for i, f := range files {
+		names[i] = f.name
 	}
-	for _, f := range files {
-		s.files = append(s.files, f.name)
-	}
-	return s, nil
+	return names
 }
 
 // assemble checks what spans files (duplicate IDs, waivers for unknown rules) and builds
