@@ -247,3 +247,27 @@ func sortedStrings(s ...string) []string {
 	slices.Sort(s)
 	return s
 }
+
+// Two runs with a cold cache at once: the lock on the cache lets one fetch, and the other
+// uses what it installed.
+func TestCheckRemoteRulesConcurrent(t *testing.T) {
+	p := newPackServer(t)
+	good := p.serve("/pack.tar.gz", tarGz(t, "app.toml"))
+	e := newAppEnv(t, "secure = yes\n", "")
+	mustHT(t, "--config", e.config, "snapshot")
+	codes := make(chan string, 2)
+	for range 2 {
+		go func() {
+			out, errOut, code := htEnv(t, p.env, "", "--config", e.config, "check", "--snapshot", "local", "--rules", good)
+			codes <- fmt.Sprintf("exit %d %s%s", code, out, errOut)
+		}()
+	}
+	for range 2 {
+		if got := <-codes; !strings.HasPrefix(got, "exit 0 ") {
+			t.Errorf("concurrent check: %s", got)
+		}
+	}
+	if n := p.requests.Load(); n != 1 {
+		t.Errorf("%d downloads of one pinned pack, want 1", n)
+	}
+}
