@@ -63,30 +63,11 @@ var (
 // and every waiver must name a rule of the set. All problems found are returned together,
 // each a *LoadError.
 func Load(paths ...string) (*Set, error) {
-	var files []ruleFile
-	for _, p := range paths {
-		st, err := os.Stat(p)
-		if err != nil {
-			return nil, fmt.Errorf("rules: %w", err)
-		}
-		if !st.IsDir() {
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return nil, fmt.Errorf("rules: %w", err)
-			}
-			files = append(files, ruleFile{name: p, data: data})
-			continue
-		}
-		fsFiles, err := readTree(os.DirFS(p), ".", func(rel string) string { return filepath.Join(p, filepath.FromSlash(rel)) })
-		if err != nil {
-			return nil, err
-		}
-		if len(fsFiles) == 0 {
-			return nil, fmt.Errorf("rules: %s: no rule files (*.toml) in the directory", p)
-		}
-		files = append(files, fsFiles...)
+	srcs := make([]Source, len(paths))
+	for i, p := range paths {
+		srcs[i] = Source{Path: p}
 	}
-	return build(files)
+	return LoadSources(srcs...)
 }
 
 // LoadFS is Load over a file system, such as an embedded one; paths are slash-separated
@@ -95,30 +76,119 @@ func LoadFS(fsys fs.FS, paths ...string) (*Set, error) {
 	if len(paths) == 0 {
 		paths = []string{"."}
 	}
+	srcs := make([]Source, len(paths))
+	for i, p := range paths {
+		srcs[i] = Source{FS: fsys, Path: p}
+	}
+	return LoadSources(srcs...)
+}
+
+// Source is a rule file, or a directory of *.toml rule files, to load: on disk, or inside a
+// file system such as the shipped packs.
+type Source struct {
+	// FS holds Path; nil means the local file system.
+	FS fs.FS
+	// Path is a file or a directory: an OS path on disk, a slash-separated path inside FS
+	// ("." for the whole of it). Messages name files by it.
+	Path string
+}
+
+// LoadSources reads every source's files first and checks them as one set: rule IDs unique
+// across all sources, and every waiver naming a rule of any source. A file holding only
+// waivers can therefore be given beside the packs whose rules it waives, in any order.
+// All problems found are returned together, each a *LoadError naming its file, line and
+// column.
+func LoadSources(srcs ...Source) (*Set, error) {
+	files, err := readSources(srcs)
+	if err != nil {
+		return nil, err
+	}
+	return build(files)
+}
+
+// CheckPack reports the problems LoadSources would find in the sources, except waivers that
+// name a rule the sources do not define: it decides whether a pack is fit to install, where
+// a pack may hold waivers for rules that come from elsewhere (such as the shipped packs);
+// those are checked when the pack is loaded with the rest. It returns the pack as a set (its
+// rules and the waivers that name them) and the number of waivers for rules from elsewhere.
+func CheckPack(srcs ...Source) (*Set, int, error) {
+	files, err := readSources(srcs)
+	if err != nil {
+		return nil, 0, err
+	}
+	rules, waivers, errs := parseAll(files)
+	ids := make(map[string]bool, len(rules))
+	for _, r := range rules {
+		ids[r.ID] = true
+	}
+	var own []*Waiver
+	foreign := 0
+	for _, w := range waivers {
+		if ids[w.Rule] {
+			own = append(own, w)
+		} else {
+			foreign++
+		}
+	}
+	s, err := assemble(rules, own)
+	errs = append(errs, flatten(err)...)
+	if len(errs) > 0 {
+		return nil, 0, errors.Join(errs...)
+	}
+	s.files = fileNames(files)
+	return s, foreign, nil
+}
+
+func readSources(srcs []Source) ([]ruleFile, error) {
 	var files []ruleFile
-	for _, p := range paths {
-		st, err := fs.Stat(fsys, p)
+	for _, src := range srcs {
+		fsFiles, err := src.read()
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, fsFiles...)
+	}
+	return files, nil
+}
+
+// read returns the rule files of one source.
+func (src Source) read() ([]ruleFile, error) {
+	fsys, root := src.FS, src.Path
+	name := func(rel string) string { return rel }
+	if fsys == nil {
+		st, err := os.Stat(src.Path)
 		if err != nil {
 			return nil, fmt.Errorf("rules: %w", err)
 		}
 		if !st.IsDir() {
-			data, err := fs.ReadFile(fsys, p)
+			data, err := os.ReadFile(src.Path)
 			if err != nil {
 				return nil, fmt.Errorf("rules: %w", err)
 			}
-			files = append(files, ruleFile{name: p, data: data})
-			continue
+			return []ruleFile{{name: src.Path, data: data}}, nil
 		}
-		fsFiles, err := readTree(fsys, p, func(rel string) string { return rel })
-		if err != nil {
-			return nil, err
-		}
-		if len(fsFiles) == 0 {
-			return nil, fmt.Errorf("rules: %s: no rule files (*.toml) in the directory", p)
-		}
-		files = append(files, fsFiles...)
+		fsys, root = os.DirFS(src.Path), "."
+		name = func(rel string) string { return filepath.Join(src.Path, filepath.FromSlash(rel)) }
 	}
-	return build(files)
+	st, err := fs.Stat(fsys, root)
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	if !st.IsDir() {
+		data, err := fs.ReadFile(fsys, root)
+		if err != nil {
+			return nil, fmt.Errorf("rules: %w", err)
+		}
+		return []ruleFile{{name: root, data: data}}, nil
+	}
+	files, err := readTree(fsys, root, name)
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("rules: %s: no rule files (*.toml) in the directory", src.Path)
+	}
+	return files, nil
 }
 
 // Merge combines sets into one, with the same checks as Load: unique rule IDs, and every
@@ -126,11 +196,18 @@ func LoadFS(fsys fs.FS, paths ...string) (*Set, error) {
 func Merge(sets ...*Set) (*Set, error) {
 	var rules []*Rule
 	var waivers []*Waiver
+	var files []string
 	for _, s := range sets {
 		rules = append(rules, s.rules...)
 		waivers = append(waivers, s.waivers...)
+		files = append(files, s.files...)
 	}
-	return assemble(rules, waivers)
+	s, err := assemble(rules, waivers)
+	if err != nil {
+		return nil, err
+	}
+	s.files = files
+	return s, nil
 }
 
 type ruleFile struct {
@@ -168,6 +245,18 @@ func readTree(fsys fs.FS, root string, name func(string) string) ([]ruleFile, er
 
 // build parses every file and assembles the set, reporting all problems found.
 func build(files []ruleFile) (*Set, error) {
+	rules, waivers, errs := parseAll(files)
+	s, err := assemble(rules, waivers)
+	errs = append(errs, flatten(err)...)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	s.files = fileNames(files)
+	return s, nil
+}
+
+// parseAll parses every file, returning what is valid and every problem found.
+func parseAll(files []ruleFile) ([]*Rule, []*Waiver, []error) {
 	var errs []error
 	var rules []*Rule
 	var waivers []*Waiver
@@ -177,12 +266,15 @@ func build(files []ruleFile) (*Set, error) {
 		rules = append(rules, rs...)
 		waivers = append(waivers, ws...)
 	}
-	s, err := assemble(rules, waivers)
-	errs = append(errs, flatten(err)...)
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	return rules, waivers, errs
+}
+
+func fileNames(files []ruleFile) []string {
+	names := make([]string, len(files))
+	for i, f := range files {
+		names[i] = f.name
 	}
-	return s, nil
+	return names
 }
 
 // assemble checks what spans files (duplicate IDs, waivers for unknown rules) and builds

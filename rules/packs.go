@@ -20,4 +20,8 @@ func Packs() fs.FS {
 }
 
 // Shipped loads every shipped pack into one set. Errors name files as packs/NAME.toml.
-func Shipped() (*Set, error) { return LoadFS(packs, "packs") }
+func Shipped() (*Set, error) { return LoadSources(ShippedSource()) }
+
+// ShippedSource is the shipped packs as a Source, to load them together with other rule
+// files (such as waivers for shipped rules). Errors name files as packs/NAME.toml.
+func ShippedSource() Source { return Source{FS: packs, Path: "packs"} }

@@ -79,8 +79,13 @@ type Set struct {
 	rules   []*Rule
 	byID    map[string]*Rule
 	waivers []*Waiver
+	files   []string
 	digest  string
 }
+
+// Files names the files the set was loaded from, in load order, including files that hold
+// neither rules nor waivers.
+func (s *Set) Files() []string { return append([]string(nil), s.files...) }
 
 // Rules returns the rules in load order: files sorted by name, rules in file order. The
 // rules belong to the set; callers must not modify them.
@@ -197,5 +202,6 @@ func (s *Set) Filter(keep func(*Rule) bool) *Set {
 		// A subset of a valid set is valid.
 		panic("rules: filter of a valid set: " + err.Error())
 	}
+	out.files = s.files
 	return out
 }

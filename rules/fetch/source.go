@@ -85,6 +85,15 @@ func CheckSource(source string) error {
 	return err
 }
 
+// Pinned reports whether source names fixed content: a file or an archive with a SHA-256
+// checksum, or a git commit. Every https and git source Fetch accepts is pinned; a file source
+// is pinned only with ?checksum. A pack fetched once from a pinned source can be kept and
+// used again without fetching it. A source Fetch would refuse is not pinned.
+func Pinned(source string) bool {
+	src, err := parseSource(source)
+	return err == nil && (src.kind == kindGit || src.checksum != nil)
+}
+
 // parseSource validates a source string and splits it into its parts. It is strict on purpose: no
 // detector guesses, no getter other than https, git and file, a checksum for anything over https,
 // a full commit ID for git.

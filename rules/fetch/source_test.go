@@ -225,3 +225,27 @@ func FuzzParseSource(f *testing.F) {
 		}
 	})
 }
+
+func TestPinned(t *testing.T) {
+	const sum = "?checksum=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	const commit = "?ref=0123456789abcdef0123456789abcdef01234567"
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"https://example.com/p.tar.gz" + sum, true},
+		{"https://example.com/p.tar.gz", false}, // refused: no checksum
+		{"git::https://example.com/repo.git" + commit, true},
+		{"git::file:///srv/repo" + commit, true},
+		{"git::https://example.com/repo.git?ref=main", false}, // refused: not a commit
+		{"file:///srv/p.tar.gz" + sum, true},
+		{"file:///srv/p.tar.gz", false},
+		{"file:///srv/rules", false},
+		{"/srv/rules.toml", false},
+		{"s3::https://s3.amazonaws.com/b/p.tar.gz" + sum, false},
+	} {
+		if got := Pinned(tc.in); got != tc.want {
+			t.Errorf("Pinned(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
