@@ -98,7 +98,7 @@ func timeline(m *Manifest) []event {
 func renderTarget(b *strings.Builder, m *Manifest, t Target, ts incident.Target, files map[string][]byte) {
 	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	w("## Target %s: %s\n\n", t.Target, t.Status)
-	w("%s.\n\n", strings.TrimSuffix(t.Cause, "."))
+	w("%s.\n\n", sentence(t.Cause))
 	w("| Phase | Snapshot | Captured (UTC) |\n|---|---|---|\n")
 	for _, p := range []struct {
 		name string
@@ -302,6 +302,15 @@ func renderRules(b *strings.Builder, m *Manifest, t Target, ts incident.Target) 
 		rules.WriteText(&buf, rules.NewReport(p.res, t.Target+":"+p.name, p.ref.ID, m.RulesDigest, m.AsOf))
 		w("%s:\n\n%s\n", strings.ToUpper(p.name[:1])+p.name[1:], fenced("text", buf.Bytes()))
 	}
+}
+
+// sentence capitalises the first letter of s and drops a final period.
+func sentence(s string) string {
+	s = strings.TrimSuffix(s, ".")
+	if s != "" && s[0] >= 'a' && s[0] <= 'z' {
+		s = string(s[0]-'a'+'A') + s[1:]
+	}
+	return s
 }
 
 // stamp writes a time in UTC, to the second.
