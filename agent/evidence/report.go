@@ -270,8 +270,10 @@ func renderRules(b *strings.Builder, m *Manifest, t Target, ts incident.Target) 
 	var odd []string
 	for _, r := range t.Results.Rules {
 		w("| %s | %s | %s | %s | %s | %s |\n", tcode(r.Rule), r.Severity, orDash(string(r.Before)), orDash(string(r.After)), orDash(string(r.Newest)), cell(r.Title))
-		switch {
-		case r.Before != "" && r.Before != rules.Fail:
+		if notApplicable(r) {
+			continue
+		}
+		if r.Before != "" && r.Before != rules.Fail {
 			odd = append(odd, fmt.Sprintf("`%s` did not fail before the remediation (%s): it does not show the weakness the incident is about.", r.Rule, r.Before))
 		}
 		if r.After != "" && r.After != rules.Pass && r.After != rules.Waived {
@@ -283,7 +285,7 @@ func renderRules(b *strings.Builder, m *Manifest, t Target, ts incident.Target) 
 	}
 	w("\n")
 	if len(odd) == 0 {
-		w("Every linked rule fails before and passes after and on the newest snapshot.\n\n")
+		w("Every linked rule that applies to the target fails before and passes after and on the newest snapshot.\n\n")
 	} else {
 		for _, o := range odd {
 			w("- %s\n", o)
@@ -311,6 +313,16 @@ func sentence(s string) string {
 		s = string(s[0]-'a'+'A') + s[1:]
 	}
 	return s
+}
+
+// notApplicable reports whether the rule skipped the target on every snapshot.
+func notApplicable(r RuleOutcome) bool {
+	for _, o := range []rules.Outcome{r.Before, r.After, r.Newest} {
+		if o != "" && o != rules.Skip {
+			return false
+		}
+	}
+	return true
 }
 
 // stamp writes a time in UTC, to the second.
