@@ -9,6 +9,7 @@ import (
 	"flag"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/hardtrail/hardtrail/agent/store"
 	"github.com/hardtrail/hardtrail/internal/buildinfo"
+	"github.com/hardtrail/hardtrail/internal/testutil"
 	"github.com/hardtrail/hardtrail/rules"
 )
 
@@ -74,6 +76,7 @@ func synthetic(t testing.TB) (*store.Store, *rules.Set) {
 		"sshd/effective": {content: "port 22\npermitrootlogin yes\npasswordauthentication yes\nx11forwarding yes\n"},
 		"sshd/config/etc/ssh/sshd_config.d/50-hardening.conf": {content: "PermitRootLogin yes\n"},
 		"sshd/config/etc/ssh/sshd_config.d/40-legacy.conf":    {content: "Ciphers aes128-cbc\n"},
+		"sshd/config/etc/ssh/local overrides/dns.conf":        {content: "UseDNS yes\n"},
 		"firewall/iptables":  {content: "*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n"},
 		"firmware/blob":      {content: "\x00\x01old"},
 		"packages/installed": {unavailable: "not installed: dpkg-query"},
@@ -91,6 +94,8 @@ func synthetic(t testing.TB) (*store.Store, *rules.Set) {
 		"sshd/effective": {content: "port 22\npermitrootlogin no\npasswordauthentication no\nx11forwarding yes\n"},
 		"sshd/config/etc/ssh/sshd_config.d/50-hardening.conf": {content: "PermitRootLogin no\nPasswordAuthentication no\n"},
 		"sshd/config/etc/ssh/sshd_config.d/60-empty.conf":     {},
+		"sshd/config/etc/ssh/local overrides/dns.conf":        {content: "UseDNS no\n"},
+		"sshd/config/etc/ssh/local overrides/empty file.conf": {},
 		"firewall/iptables":  {content: "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 23 -j DROP\nCOMMIT\n"},
 		"firmware/blob":      {content: "\x00\x01new"},
 		"packages/installed": {content: "openssh-server\t1:9.2p1-2+deb12u3\tamd64\tii\n"},
@@ -539,4 +544,51 @@ func cutSegment(d []byte, n int) []byte {
 		rest = rest[end:]
 	}
 	return out
+}
+
+// GNU patch applies the combined diff inside before/ and gives after/, names with spaces and
+// empty files included; binary artifacts, listed by hash, are the only files left different.
+func TestGNUPatchAppliesCombinedDiff(t *testing.T) {
+	patch := testutil.Tool(t, "patch")
+	b := build(t)
+	dir := t.TempDir()
+	for p, c := range b.files {
+		if r, ok := strings.CutPrefix(p, BeforeDir+"/"); ok {
+			f := filepath.Join(dir, filepath.FromSlash(r))
+			os.MkdirAll(filepath.Dir(f), 0o755)
+			os.WriteFile(f, c, 0o644)
+		}
+	}
+	cmd := exec.Command(patch, "-p1", "--batch", "--no-backup-if-mismatch")
+	cmd.Dir = dir
+	cmd.Stdin = bytes.NewReader(b.files[CombinedDiff])
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("patch: %v\n%s", err, out)
+	}
+	got := map[string][]byte{}
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			rel, _ := filepath.Rel(dir, p)
+			got[filepath.ToSlash(rel)], _ = os.ReadFile(p)
+		}
+		return nil
+	})
+	want := map[string][]byte{}
+	for p, c := range b.files {
+		if r, ok := strings.CutPrefix(p, AfterDir+"/"); ok {
+			want[r] = c
+		}
+	}
+	if _, ok := want["web1/sshd/config/etc/ssh/local overrides/empty file.conf"]; !ok {
+		t.Fatal("the fixture lacks its empty file with a space in its name")
+	}
+	const blob = "web1/firmware/blob"
+	if bytes.Equal(got[blob], want[blob]) {
+		t.Error("the binary artifact was patched")
+	}
+	delete(got, blob)
+	delete(want, blob)
+	if p, why := treeDiff(got, want); p != "" {
+		t.Errorf("after patch -p1: %s %s", p, why)
+	}
 }

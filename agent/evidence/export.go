@@ -334,7 +334,7 @@ func checkName(n string) error {
 		return fmt.Errorf("artifact %q cannot be a file in the bundle: its name is not a clean relative path", n)
 	}
 	for _, c := range n {
-		if c < 0x20 || c == 0x7f || c == '\\' {
+		if c < 0x20 || c == 0x7f || c == '\\' || c == '"' {
 			return fmt.Errorf("artifact %q cannot be a file in the bundle: its name holds %q", n, c)
 		}
 	}

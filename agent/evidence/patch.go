@@ -23,6 +23,23 @@ const (
 	emptyGone   = "index e69de29..0000000"
 )
 
+// A path with a space is written as git writes it for GNU patch: quoted in the `diff --git`
+// line, and with a tab ending the `---` and `+++` names (where diff writes a timestamp), so
+// that GNU patch and diff.Parse both read the whole name.
+func gitNames(path string) string {
+	if strings.Contains(path, " ") {
+		return `"a/` + path + `" "b/` + path + `"`
+	}
+	return "a/" + path + " b/" + path
+}
+
+func label(prefix, path string) string {
+	if strings.Contains(path, " ") {
+		return prefix + path + "\t"
+	}
+	return prefix + path
+}
+
 // fileDiff renders the change of one file of the tree, at path (TARGET/ARTIFACT): from old to
 // new, where inOld and inNew say whether the file exists on each side. It returns nothing when
 // the file is the same on both sides.
@@ -31,8 +48,8 @@ func fileDiff(path string, old, new []byte, inOld, inNew bool) []byte {
 		return nil
 	}
 	var b bytes.Buffer
-	b.WriteString(gitHeader + "a/" + path + " b/" + path + "\n")
-	la, lb := "a/"+path, "b/"+path
+	b.WriteString(gitHeader + gitNames(path) + "\n")
+	la, lb := label("a/", path), label("b/", path)
 	switch {
 	case !inOld:
 		b.WriteString(newMode + "\n")
@@ -117,12 +134,17 @@ func parseSegment(raw []byte) (segment, error) {
 		return s, fmt.Errorf("%q does not end in a newline", head)
 	}
 	names := string(head[len(gitHeader):])
-	n := (len(names) - len("a/ b/")) / 2
-	if n <= 0 || len(names) != 2*n+len("a/ b/") || names != "a/"+names[2:2+n]+" b/"+names[2:2+n] {
+	quote := strings.HasPrefix(names, `"`)
+	frame := len("a/ b/") + 4*boolInt(quote)
+	n := (len(names) - frame) / 2
+	if n <= 0 || len(names) != 2*n+frame {
 		return s, fmt.Errorf("header %q: want %q with the same path twice", head, gitHeader+"a/PATH b/PATH")
 	}
-	p, err := diff.Strip("a/"+names[2:2+n], 1)
-	if err != nil {
+	p := names[2+boolInt(quote) : 2+boolInt(quote)+n]
+	if names != gitNames(p) {
+		return s, fmt.Errorf("header %q: want %q with the same path twice (quoted when it has a space)", head, gitHeader+"a/PATH b/PATH")
+	}
+	if _, err := diff.Strip("a/"+p, 1); err != nil {
 		return s, fmt.Errorf("header %q: %w", head, err)
 	}
 	s.path = p
@@ -143,7 +165,7 @@ func parseSegment(raw []byte) (segment, error) {
 		}
 	case 1:
 		s.fp = fps[0]
-		wantOld, wantNew := "a/"+p, "b/"+p
+		wantOld, wantNew := "a/"+p, "b/"+p // as diff.Parse reads them: up to a tab
 		switch s.mode {
 		case newMode:
 			wantOld = diff.DevNull
@@ -169,12 +191,26 @@ func parseSegment(raw []byte) (segment, error) {
 	if s.emptyFile {
 		want.WriteString(map[string]string{newMode: emptyNew, deletedMode: emptyGone}[s.mode] + "\n")
 	} else {
-		want.Write(s.fp.Bytes())
+		fp := s.fp
+		if fp.OldName != diff.DevNull {
+			fp.OldName = label("a/", p)
+		}
+		if fp.NewName != diff.DevNull {
+			fp.NewName = label("b/", p)
+		}
+		want.Write(fp.Bytes())
 	}
 	if !bytes.Equal(want.Bytes(), raw) {
 		return s, fmt.Errorf("%s: holds text that is not part of its change (or is not in the form hardtrail writes)", p)
 	}
 	return s, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (s segment) apply(tree map[string][]byte) error {
