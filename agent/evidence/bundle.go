@@ -1,0 +1,149 @@
+// Package evidence builds and verifies evidence bundles: one signed, self-verifying .tar.gz per
+// incident with the configuration before and after, their diffs, a report and rule results.
+package evidence
+
+import (
+	"time"
+
+	"github.com/hardtrail/hardtrail/agent/incident"
+	"github.com/hardtrail/hardtrail/rules"
+)
+
+// Format names the manifest layout.
+const Format = "hardtrail-evidence/1"
+
+// Names of the files of a bundle, under its top directory (the incident ID).
+const (
+	ManifestName  = "manifest.json"
+	SignatureName = "manifest.json.sig"
+	ReportName    = "report.md"
+	ResultsJSON   = "results.json"
+	ResultsJUnit  = "results.junit.xml"
+	BeforeDir     = "before"
+	AfterDir      = "after"
+	DiffDir       = "diff"
+	// CombinedDiff is the one patch that, applied with `patch -p1` inside before/, gives after/.
+	CombinedDiff = DiffDir + "/combined.diff"
+)
+
+// Manifest is manifest.json: what the bundle holds and the hash of every other file in it. It
+// is the root of trust: the signature covers its bytes, and its hashes cover the rest.
+type Manifest struct {
+	Format   string          `json:"format"`
+	Incident string          `json:"incident"`
+	Status   incident.Status `json:"status"`
+	// AsOf is the time of the newest snapshot or link in the bundle. Rules (and their waivers)
+	// are judged as of this time, so that exporting the same evidence again gives the same
+	// bundle byte for byte.
+	AsOf        time.Time `json:"as_of"`
+	ToolVersion string    `json:"tool_version"`
+	// RulesDigest names the rules linked to the incident (rules.Set.Digest), which produced
+	// the results; Rules lists their IDs.
+	RulesDigest string   `json:"rules_digest"`
+	Rules       []string `json:"rules"`
+	// SignedBy is the fingerprint of the key that signed the manifest, when it is signed.
+	SignedBy string   `json:"signed_by,omitempty"`
+	Links    []Link   `json:"links"`
+	Targets  []Target `json:"targets"`
+	// Files lists every file of the bundle but manifest.json and its signature, sorted by path.
+	Files []File `json:"files"`
+}
+
+// Link is one tagging of a snapshot to the incident, in the order they were made.
+type Link struct {
+	ID       string    `json:"id"`
+	Target   string    `json:"target"`
+	Phase    string    `json:"phase"`
+	Snapshot string    `json:"snapshot"`
+	TakenAt  time.Time `json:"taken_at"` // when the snapshot was captured
+	By       string    `json:"by"`
+	At       time.Time `json:"at"` // when it was tagged
+	Note     string    `json:"note,omitempty"`
+}
+
+// SnapshotRef names a snapshot and when it was captured.
+type SnapshotRef struct {
+	ID      string    `json:"id"`
+	Seq     int64     `json:"seq"`
+	TakenAt time.Time `json:"taken_at"`
+	Note    string    `json:"note,omitempty"`
+}
+
+// Target is the incident on one target.
+type Target struct {
+	Target string          `json:"target"`
+	Status incident.Status `json:"status"`
+	Cause  string          `json:"cause"`
+	Before *SnapshotRef    `json:"before,omitempty"`
+	After  *SnapshotRef    `json:"after,omitempty"`
+	Newest *SnapshotRef    `json:"newest,omitempty"`
+	// Exported is true when the target has both phases, so that before/TARGET and after/TARGET
+	// hold its artifacts.
+	Exported  bool       `json:"exported"`
+	Artifacts []Artifact `json:"artifacts,omitempty"`
+	Results   Results    `json:"results"`
+}
+
+// Changes of an artifact between the before and after snapshots.
+const (
+	Unchanged   = "unchanged"
+	Modified    = "modified"
+	Added       = "added"
+	Removed     = "removed"
+	Binary      = "binary"       // differs, and one side is binary: reported by hash, not diffed
+	NotCaptured = "not-captured" // unavailable on one side (Before or After says why)
+)
+
+// Artifact is one artifact of an exported target.
+type Artifact struct {
+	Name   string   `json:"name"`
+	Change string   `json:"change"`
+	Before *Version `json:"before,omitempty"` // absent from the before snapshot when nil
+	After  *Version `json:"after,omitempty"`
+	// Added and Removed count the lines of Diff.
+	Added   int `json:"added,omitempty"`
+	Removed int `json:"removed,omitempty"`
+	// Diff is the path of the artifact's own diff (under diff/), when the text changed.
+	Diff string `json:"diff,omitempty"`
+	// State against the newest snapshot (holding, drifted, regressed, not-captured, binary),
+	// when the remediation touched the artifact or it changed since.
+	State string `json:"state,omitempty"`
+	// Reverted lists the hardened lines the newest snapshot undid.
+	Reverted []string `json:"reverted,omitempty"`
+	Note     string   `json:"note,omitempty"`
+}
+
+// Version is an artifact in one snapshot: its content's hash and size (the file
+// PHASE/TARGET/NAME of the bundle), or why it was not captured.
+type Version struct {
+	SHA256      string `json:"sha256,omitempty"`
+	Size        int64  `json:"size"`
+	Binary      bool   `json:"binary,omitempty"`
+	Unavailable string `json:"unavailable,omitempty"`
+}
+
+// Results are the outcomes of the rules linked to the incident on one target.
+type Results struct {
+	Before *rules.Summary `json:"before,omitempty"`
+	After  *rules.Summary `json:"after,omitempty"`
+	Newest *rules.Summary `json:"newest,omitempty"`
+	Rules  []RuleOutcome  `json:"rules,omitempty"`
+}
+
+// RuleOutcome is one linked rule's outcome on the before, after and newest snapshots; a phase
+// without a snapshot has none.
+type RuleOutcome struct {
+	Rule     string         `json:"rule"`
+	Title    string         `json:"title"`
+	Severity rules.Severity `json:"severity"`
+	Before   rules.Outcome  `json:"before,omitempty"`
+	After    rules.Outcome  `json:"after,omitempty"`
+	Newest   rules.Outcome  `json:"newest,omitempty"`
+}
+
+// File is one file of the bundle: its path under the top directory, SHA-256 and size.
+type File struct {
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}
