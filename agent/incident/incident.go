@@ -27,7 +27,7 @@ const (
 	// Remediated: an after snapshot is stored, and no linked rule proves it yet.
 	Remediated Status = "remediated"
 	// Verified: after stored, nothing hardened reverted, and every rule linked to the incident
-	// (at least one) passes on the newest snapshot.
+	// that applies to the target (at least one) passes on the newest snapshot.
 	Verified Status = "verified"
 	// Regressed: a hardened change was reverted, or a linked rule fails on the newest snapshot.
 	Regressed Status = "regressed"
@@ -212,9 +212,14 @@ func analyseTarget(ctx context.Context, st *store.Store, target string, before, 
 			}
 		}
 	}
+	// Rules that do not apply to this target (skip) neither prove nor disprove the fix here.
 	var failing []string
-	passing := 0
+	passing, applicable := 0, 0
 	for _, r := range ts.RulesLatest {
+		if r.Outcome == rules.Skip {
+			continue
+		}
+		applicable++
 		switch r.Outcome {
 		case rules.Fail:
 			failing = append(failing, r.Rule)
@@ -235,9 +240,9 @@ func analyseTarget(ctx context.Context, st *store.Store, target string, before, 
 			}
 			ts.Cause += fmt.Sprintf("linked rules failing: %v", failing)
 		}
-	case len(ts.RulesLatest) > 0 && passing == len(ts.RulesLatest):
+	case applicable > 0 && passing == applicable:
 		ts.Status, ts.Cause = Verified, fmt.Sprintf("after stored; all %d linked rules pass on the newest snapshot", passing)
-	case len(ts.RulesLatest) > 0:
+	case applicable > 0:
 		ts.Status, ts.Cause = Remediated, "after stored; some linked rules could not be evaluated on the newest snapshot"
 	default:
 		ts.Status, ts.Cause = Remediated, "after stored; no rule is linked to the incident to verify it"

@@ -34,7 +34,7 @@ func storeCmd(a *app) *cobra.Command {
 					fmt.Fprintln(a.stdout, "FAIL", p)
 				}
 				if len(rep.Problems) == 0 {
-					fmt.Fprintf(a.stdout, "ok: %d snapshots and %d blobs verified in %s\n", rep.Snapshots, rep.Blobs, st.Path())
+					fmt.Fprintf(a.stdout, "ok: %d snapshots and %d blobs verified in %s (%d incident links, %d results)\n", rep.Snapshots, rep.Blobs, st.Path(), rep.Links, rep.Results)
 				}
 			}
 			if len(rep.Problems) > 0 {

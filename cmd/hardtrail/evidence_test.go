@@ -223,9 +223,9 @@ rule_present = "--dport 23 -j DROP"
 	os.Mkdir(out, 0o755)
 	bundle := filepath.Join(out, "INC-7.tar.gz")
 	stdout := mustHT(t, "--config", cfg, "evidence", "export", "INC-7", "-o", bundle, "--sign-key", key, "--rules", rulesDir)
-	// remediated, not verified: incident.Analyse counts a rule that skips a target (its
-	// targets glob leaves the target out) as not passing there.
-	if !strings.Contains(stdout, "incident INC-7 (remediated), targets fw1, web1") || !strings.Contains(stdout, "signed by SHA256:") {
+	// Verified: each target's applicable linked rule passes; the rule that skips a target (its
+	// targets glob leaves the target out) neither proves nor disproves the fix there.
+	if !strings.Contains(stdout, "incident INC-7 (verified), targets fw1, web1") || !strings.Contains(stdout, "signed by SHA256:") {
 		t.Errorf("export:\n%s", stdout)
 	}
 	// The same evidence gives the same bytes; only the bundle was written.
@@ -241,7 +241,7 @@ rule_present = "--dport 23 -j DROP"
 	}
 
 	stdout = mustHT(t, "evidence", "verify", bundle, "--pubkey", pub)
-	if !strings.Contains(stdout, "ok: "+bundle+": incident INC-7 (remediated)") || !strings.Contains(stdout, "signature: good, signed by SHA256:") {
+	if !strings.Contains(stdout, "ok: "+bundle+": incident INC-7 (verified)") || !strings.Contains(stdout, "signature: good, signed by SHA256:") {
 		t.Errorf("verify:\n%s", stdout)
 	}
 	if stdout := mustHT(t, "evidence", "verify", bundle); !strings.Contains(stdout, "signature: NOT CHECKED (no --pubkey)") {
@@ -280,8 +280,8 @@ rule_present = "--dport 23 -j DROP"
 	}
 	report, _ := os.ReadFile(filepath.Join(top, "report.md"))
 	for _, want := range []string{
-		"| Status | **remediated** |",
-		"## Target web1: remediated", "## Target fw1: remediated",
+		"| Status | **verified** |",
+		"## Target web1: verified", "## Target fw1: verified",
 		"| `inc7-sshd-no-passwords` | high | fail | pass | pass | SSH does not accept passwords |",
 		"| `inc7-telnet-dropped` | high | fail | pass | pass | Telnet is dropped |",
 		"| tagged before | web1 |", "| alice | telnet open, passwords allowed |", "| bob | CHG-12 |",
