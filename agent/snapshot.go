@@ -127,32 +127,42 @@ func configName(c *config.Config) string {
 
 func (s *Snapshotter) one(ctx context.Context, t *config.Target, note string) Result {
 	r := Result{Target: t.Name}
-	ctx, cancel := context.WithTimeout(ctx, t.Timeout.Duration)
+	tctx, cancel := context.WithTimeout(ctx, t.Timeout.Duration)
 	defer cancel()
+	// fail records err at stage; when the target's own deadline passed, that is the cause,
+	// whatever the error it surfaced as.
+	fail := func(err error, stage string) Result {
+		if ctx.Err() == nil && errors.Is(tctx.Err(), context.DeadlineExceeded) {
+			err = fmt.Errorf("%w (the target's timeout of %s passed: raise timeout in its [[target]] table, "+
+				"or set command_timeout to give up on single commands instead)", err, t.Timeout.Duration)
+			stage = "timeout"
+		}
+		r.Err, r.Stage = err, stage
+		return r
+	}
 	profiles, err := s.Config.ProfilesFor(t)
 	if err != nil {
-		r.Err, r.Stage = err, "config"
-		return r
+		return fail(err, "config")
 	}
 	d, ok := dialers[t.Transport]
 	if !ok {
-		r.Err, r.Stage = fmt.Errorf("target %s: transport %q is not available in this build", t.Name, t.Transport), "dial"
-		return r
+		return fail(fmt.Errorf("target %s: transport %q is not available in this build", t.Name, t.Transport), "dial")
 	}
-	tr, err := d(ctx, s.Config, t)
+	tr, err := d(tctx, s.Config, t)
 	if err != nil {
-		r.Err, r.Stage = err, stageOf(err, "dial")
-		return r
+		return fail(err, stageOf(err, "dial"))
 	}
 	defer tr.Close()
-	capt, err := collector.Collect(ctx, tr, t.Name, profiles, s.Redactor, collector.Options{Logger: s.Logger})
+	capt, err := collector.Collect(tctx, tr, t.Name, profiles, s.Redactor, collector.Options{Logger: s.Logger})
 	if err != nil {
-		r.Err, r.Stage = err, stageOf(err, "collect")
-		return r
+		return fail(err, stageOf(err, "collect"))
 	}
+	// A remote transport learns the target's hostname from its first command, after the
+	// capture began: take the connection's description as it stands at the end.
+	capt.Transport = tr.Info()
 	m, contents := ToManifest(capt, note)
 	// Storing is not bound by the target's deadline: a capture that finished is kept.
-	saved, err := s.Store.Save(context.WithoutCancel(ctx), m, contents)
+	saved, err := s.Store.Save(context.WithoutCancel(tctx), m, contents)
 	if err != nil {
 		r.Err, r.Stage = err, "store"
 		return r
