@@ -2,18 +2,20 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
+	gocmp "github.com/google/go-cmp/cmp"
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -224,9 +226,9 @@ func TestFleetLinuxOverSSHEqualsLocal(t *testing.T) {
 			rm[e.Name] = evidenceView(e)
 		}
 		for name := range joinKeys(lm, rm) {
-			if d := cmp.Diff(lm[name], rm[name]); d != "" {
+			if d := gocmp.Diff(lm[name], rm[name]); d != "" {
 				if lm[name].SHA256 != "" && rm[name].SHA256 != "" && lm[name].SHA256 != rm[name].SHA256 {
-					d += "content (-local +ssh):\n" + cmp.Diff(content(t, cfg, "here", name), content(t, cfg, "self", name))
+					d += "content (-local +ssh):\n" + gocmp.Diff(content(t, cfg, "here", name), content(t, cfg, "self", name))
 				}
 				diffs = append(diffs, name+" (-local +ssh):\n"+d)
 			}
@@ -635,4 +637,200 @@ func entries(m store.Manifest) map[string]store.ArtifactEntry {
 		out[e.Name] = e
 	}
 	return out
+}
+
+// hosts add enrols a host key only against the fingerprint given; without one it prints what the
+// host presents. Enrolled, the target captures; a target behind a jump host is scanned through it.
+func TestFleetHostsAdd(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, dir, sshtest.Options{Config: []string{"LogLevel DEBUG1"}})
+	inner := startServer(t, dir, sshtest.Options{})
+	kh := filepath.Join(dir, "enrolled", "known_hosts")
+	web := srv.target("web", "quick")
+	web.KnownHosts = kh
+	behind := inner.target("behind", "quick")
+	behind.KnownHosts, behind.Jump = kh, "bastion"
+	cfg, _ := writeConfig(t, dir, 0, []target{web, srv.target("bastion", "quick"), behind, {Name: "here", Transport: "local"}}, faultProfiles)
+	stranger := sshtest.NewKey(t, dir, "stranger", "ed25519", "")
+	wrong := gossh.FingerprintSHA256(stranger.Public)
+	fp, innerFP := srv.fingerprint(), inner.fingerprint()
+
+	for _, tt := range []struct {
+		args   []string
+		code   int
+		stderr []string
+	}{
+		{[]string{"web"}, 2, []string{"target web (root@" + srv.Addr + ") presents ssh-ed25519 " + fp,
+			"check it with the host's owner", "hardtrail hosts add web --fingerprint " + fp}},
+		{[]string{"web", "--fingerprint", wrong}, 1, []string{"presents ssh-ed25519 " + fp + ", not the given " + wrong, "refusing"}},
+		{[]string{"nosuch", "--fingerprint", fp}, 2, []string{`unknown target "nosuch"`}},
+		{[]string{"here", "--fingerprint", fp}, 2, []string{"target here is local, not ssh"}},
+		{[]string{"behind", "--fingerprint", fp}, 1, []string{"presents ssh-ed25519 " + innerFP + ", not the given " + fp}},
+	} {
+		out, errOut, code := htEnv(t, nil, append([]string{"--config", cfg, "hosts", "add"}, tt.args...)...)
+		if code != tt.code {
+			t.Errorf("hosts add %v: exit %d, want %d\n%s%s", tt.args, code, tt.code, out, errOut)
+		}
+		for _, w := range tt.stderr {
+			if !strings.Contains(errOut, w) {
+				t.Errorf("hosts add %v: stderr lacks %q:\n%s", tt.args, w, errOut)
+			}
+		}
+	}
+	if _, err := os.Stat(kh); !os.IsNotExist(err) {
+		t.Fatalf("known_hosts written by a refused enrolment: %v", err)
+	}
+	// Not enrolled: the capture fails at the host key and says how to enrol.
+	lines, _, code := snapshotRun(t, nil, cfg, "web")
+	if code != 1 || lines["web"].Stage != "hostkey" || !strings.Contains(lines["web"].Error, "hardtrail hosts add web --fingerprint "+fp) {
+		t.Fatalf("snapshot before enrolment: exit %d %+v", code, lines["web"])
+	}
+	for _, tt := range []struct{ target, fp string }{{"web", fp}, {"behind", innerFP}} {
+		out, errOut, code := htEnv(t, nil, "--config", cfg, "hosts", "add", tt.target, "--fingerprint", tt.fp)
+		if want := fmt.Sprintf("%s: ssh-ed25519 %s added to %s\n", tt.target, tt.fp, kh); code != 0 || out != want {
+			t.Errorf("hosts add %s: exit %d\n%q, want %q\n%s", tt.target, code, out, want, errOut)
+		}
+	}
+	// The jump host made the connection for the scan.
+	if want := fmt.Sprintf("target 127.0.0.1 port %d", inner.Port); !strings.Contains(srv.Log(), want) {
+		t.Errorf("the bastion did not carry the scan: its sshd did not log %q", want)
+	}
+	// The entries are hashed, and OpenSSH finds them.
+	b, err := os.ReadFile(kh)
+	if err != nil || bytes.Contains(b, []byte("127.0.0.1")) || bytes.Count(b, []byte("\n")) != 2 {
+		t.Errorf("known_hosts (%v):\n%s", err, b)
+	}
+	if st, err := os.Stat(kh); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("known_hosts mode: %v %v", st.Mode(), err)
+	}
+	found := testutil.Run(t, testutil.Tool(t, "ssh-keygen"), "-F", knownhosts.Normalize(srv.Addr), "-f", kh)
+	if !strings.Contains(found, "ssh-ed25519") {
+		t.Errorf("ssh-keygen -F does not find web:\n%s", found)
+	}
+	lines, errOut, code := snapshotRun(t, nil, cfg, "web", "behind")
+	if code != 0 || lines["web"].ID == "" || lines["behind"].ID == "" {
+		t.Errorf("snapshot after enrolment: exit %d %+v\n%s", code, lines, errOut)
+	}
+	if m := manifest(t, cfg, "behind"); m.HostKey != innerFP {
+		t.Errorf("behind recorded host key %s, want %s", m.HostKey, innerFP)
+	}
+}
+
+// Progress: when stderr is not a terminal, one summary line; on a terminal (the binary runs under
+// script(1), which gives it a pty), a bar redrawn as each target ends, with done and failed
+// counts, rate and ETA, cleared before each result line.
+func TestFleetProgress(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, dir, sshtest.Options{})
+	refused := srv.target("refused", "quick")
+	refused.Address = "root@" + sshtest.ClosedPort(t)
+	cfg, _ := writeConfig(t, dir, 0, []target{srv.target("good1", "quick"), refused, srv.target("good2", "quick")}, faultProfiles)
+
+	out, errOut, code := htEnv(t, nil, "--config", cfg, "snapshot")
+	summary := regexp.MustCompile(`^3 targets: 2 captured, 1 failed in [0-9.]+m?s \([0-9.]+ targets/s\)\nhardtrail: 1 of 3 targets failed to capture\n$`)
+	if code != 1 || !summary.MatchString(errOut) {
+		t.Errorf("not a terminal: exit %d, stderr %q", code, errOut)
+	}
+	if got := strings.Count(out, "\n"); got != 3 || !strings.Contains(out, "refused  failed at dial: ") {
+		t.Errorf("stdout:\n%s", out)
+	}
+
+	script := testutil.Tool(t, "script")
+	// script(1) runs its command through a shell: the words are quoted for it.
+	line := strings.Join([]string{shellQuote(binary), "--config", shellQuote(cfg), "snapshot"}, " ")
+	cmd := exec.Command(script, "--quiet", "--return", "--command", line, "/dev/null")
+	cmd.Env = cleanEnv()
+	tty, err := cmd.Output()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("under a pty: %v\n%s", err, tty)
+	}
+	text := strings.ReplaceAll(string(tty), "\r\n", "\n")
+	bar := regexp.MustCompile(`\r\[([#.]{30})\] ([0-9])/3 done, ([0-9]) failed, [0-9.]+ targets/s, ETA ([0-9.]+m?s|[0-9]+m[0-9]+s) \r\x1b\[K`)
+	bars := bar.FindAllStringSubmatch(text, -1)
+	if len(bars) != 3 {
+		t.Fatalf("%d progress bars, want one per target:\n%q", len(bars), text)
+	}
+	for i, b := range bars {
+		done := i + 1
+		if b[2] != fmt.Sprint(done) || b[1] != strings.Repeat("#", 30*done/3)+strings.Repeat(".", 30-30*done/3) {
+			t.Errorf("bar %d: %q", i, b[0])
+		}
+	}
+	if last := bars[2]; last[3] != "1" || last[4] != "0s" {
+		t.Errorf("last bar: %q", last[0])
+	}
+	// Each result line starts on a cleared line, and the summary ends the run.
+	for _, name := range []string{"good1", "good2", "refused"} {
+		if !regexp.MustCompile(`(^|\x1b\[K)[-0-9a-f]+ +` + name + `  `).MatchString(text) {
+			t.Errorf("no clean result line for %s:\n%q", name, text)
+		}
+	}
+	if !regexp.MustCompile(`\x1b\[K3 targets: 2 captured, 1 failed in [0-9.]+m?s \([0-9.]+ targets/s\)\nhardtrail: 1 of 3 targets failed to capture\n$`).MatchString(text) {
+		t.Errorf("summary on a terminal:\n%q", text)
+	}
+}
+
+// shellQuote makes s one word for a POSIX shell.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// stamp is a profile whose one command takes a while and prints when it started and ended on
+// the target.
+const stamp = `
+[[profile]]
+name = "stamp"
+[[profile.source]]
+name = "stamp"
+command = ["sh", "-c", "date +%s.%N; sleep 0.8; date +%s.%N"]
+`
+
+// [agent] concurrency bounds how many targets are captured at once: measured on the target side,
+// from when each target's command ran, the most that overlap is the bound (and with a loose bound,
+// more overlap: the measure sees it).
+func TestFleetConcurrency(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, dir, sshtest.Options{})
+	var targets []target
+	for i := range 6 {
+		targets = append(targets, srv.target(fmt.Sprintf("t%d", i), "stamp"))
+	}
+	for _, tt := range []struct {
+		concurrency      int
+		minMost, maxMost int
+	}{{2, 2, 2}, {6, 3, 6}} {
+		sub := filepath.Join(dir, fmt.Sprint(tt.concurrency))
+		if err := os.Mkdir(sub, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		cfg, _ := writeConfig(t, sub, tt.concurrency, targets, stamp)
+		lines, errOut, code := snapshotRun(t, nil, cfg)
+		if code != 0 {
+			t.Fatalf("concurrency %d: exit %d %+v\n%s", tt.concurrency, code, lines, errOut)
+		}
+		type event struct {
+			at    float64
+			delta int
+		}
+		var events []event
+		for _, tg := range targets {
+			var start, end float64
+			if _, err := fmt.Sscanf(content(t, cfg, tg.Name, "stamp"), "%f\n%f\n", &start, &end); err != nil || end-start < 0.8 {
+				t.Fatalf("%s: stamp %v %v: %v", tg.Name, start, end, err)
+			}
+			events = append(events, event{start, +1}, event{end, -1})
+		}
+		slices.SortFunc(events, func(a, b event) int {
+			if a.at != b.at {
+				return cmp.Compare(a.at, b.at)
+			}
+			return a.delta - b.delta // an end before a start at the same instant
+		})
+		most, now := 0, 0
+		for _, e := range events {
+			now += e.delta
+			most = max(most, now)
+		}
+		if most < tt.minMost || most > tt.maxMost {
+			t.Errorf("concurrency %d: at most %d targets ran at once, want %d to %d", tt.concurrency, most, tt.minMost, tt.maxMost)
+		}
+	}
 }
