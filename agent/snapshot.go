@@ -51,7 +51,8 @@ type Snapshotter struct {
 
 // Run captures the named targets (every target when names is empty), at most
 // Config.Agent.Concurrency at once. Each target's failure is its own: the others complete.
-// progress, when set, is called as each target finishes, from one goroutine at a time.
+// progress, when set, is called once for every target as it finishes (or, when ctx ends first,
+// is given up unstarted), from one goroutine at a time.
 func (s *Snapshotter) Run(ctx context.Context, names []string, note string, progress func(Result)) ([]Result, error) {
 	targets, err := s.pick(names)
 	if err != nil {
@@ -69,22 +70,24 @@ func (s *Snapshotter) Run(ctx context.Context, names []string, note string, prog
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var r Result
 			select {
 			case sem <- struct{}{}:
+				start := time.Now()
+				r = s.one(ctx, t, note)
+				r.Duration = time.Since(start)
+				<-sem
 			case <-ctx.Done():
-				results[i] = Result{Target: t.Name, Err: ctx.Err(), Stage: "cancelled"}
-				return
+				r = Result{Target: t.Name, Err: fmt.Errorf("target %s: not started: %w", t.Name, ctx.Err()), Stage: "cancelled"}
 			}
-			defer func() { <-sem }()
-			start := time.Now()
-			r := s.one(ctx, t, note)
-			r.Duration = time.Since(start)
 			if r.Err != nil {
 				log.Info("capture failed", "target", t.Name, "stage", r.Stage, "err", r.Err)
 			} else {
 				log.Info("captured", "target", t.Name, "snapshot", store.Short(r.Saved.ID), "artifacts", r.Saved.Artifacts, "changed", r.Saved.Changed, "duration", r.Duration)
 			}
 			results[i] = r
+			// Every target is reported, those never started too, so a progress display
+			// adds up to the whole fleet.
 			if progress != nil {
 				mu.Lock()
 				progress(r)
@@ -129,10 +132,13 @@ func (s *Snapshotter) one(ctx context.Context, t *config.Target, note string) Re
 	r := Result{Target: t.Name}
 	tctx, cancel := context.WithTimeout(ctx, t.Timeout.Duration)
 	defer cancel()
-	// fail records err at stage; when the target's own deadline passed, that is the cause,
-	// whatever the error it surfaced as.
+	// fail records err at stage; when the run was cancelled or the target's own deadline
+	// passed, that is the cause, whatever the error it surfaced as.
 	fail := func(err error, stage string) Result {
-		if ctx.Err() == nil && errors.Is(tctx.Err(), context.DeadlineExceeded) {
+		switch {
+		case ctx.Err() != nil:
+			stage = "cancelled"
+		case errors.Is(tctx.Err(), context.DeadlineExceeded):
 			err = fmt.Errorf("%w (the target's timeout of %s passed: raise timeout in its [[target]] table, "+
 				"or set command_timeout to give up on single commands instead)", err, t.Timeout.Duration)
 			stage = "timeout"

@@ -215,22 +215,28 @@ func TestRunCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	start := time.Now()
-	results, err := s.Run(ctx, nil, "", nil)
+	reported := map[string]int{}
+	results, err := s.Run(ctx, nil, "", func(r Result) { reported[r.Target]++ })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("cancelled run took %s", d)
 	}
-	stages := map[string]int{}
+	notStarted := 0
 	for _, r := range results {
-		if r.Err == nil || !errors.Is(r.Err, context.Canceled) || strings.Contains(r.Err.Error(), "the target's timeout") {
-			t.Errorf("%s: %v", r.Target, r.Err)
+		if r.Err == nil || !errors.Is(r.Err, context.Canceled) || r.Stage != "cancelled" || strings.Contains(r.Err.Error(), "the target's timeout") {
+			t.Errorf("%s: stage %s: %v", r.Target, r.Stage, r.Err)
 		}
-		stages[r.Stage]++
+		if strings.Contains(r.Err.Error(), "not started") {
+			notStarted++
+		}
+		if reported[r.Target] != 1 {
+			t.Errorf("%s reported %d times to progress", r.Target, reported[r.Target])
+		}
 	}
-	if stages["cancelled"] == 0 {
-		t.Errorf("stages %v: targets that never started are not marked cancelled", stages)
+	if notStarted != len(names)-2 {
+		t.Errorf("%d targets not started, want %d (2 were running)", notStarted, len(names)-2)
 	}
 }
 

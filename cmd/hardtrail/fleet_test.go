@@ -17,11 +17,13 @@ import (
 
 	gocmp "github.com/google/go-cmp/cmp"
 	gossh "golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/agent"
+	sshagent "golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	"github.com/hardtrail/hardtrail/agent"
 	"github.com/hardtrail/hardtrail/agent/store"
 	"github.com/hardtrail/hardtrail/collector/transport/ssh/sshtest"
+	"github.com/hardtrail/hardtrail/config"
 	"github.com/hardtrail/hardtrail/internal/testutil"
 )
 
@@ -417,8 +419,8 @@ func startAgent(t *testing.T, k *sshtest.Key) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kr := agent.NewKeyring()
-	if err := kr.Add(agent.AddedKey{PrivateKey: raw}); err != nil {
+	kr := sshagent.NewKeyring()
+	if err := kr.Add(sshagent.AddedKey{PrivateKey: raw}); err != nil {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(t.TempDir(), "agent.sock")
@@ -435,7 +437,7 @@ func startAgent(t *testing.T, k *sshtest.Key) string {
 				return
 			}
 			go func() {
-				agent.ServeAgent(kr, c)
+				sshagent.ServeAgent(kr, c)
 				c.Close()
 			}()
 		}
@@ -833,4 +835,88 @@ func TestFleetConcurrency(t *testing.T) {
 			t.Errorf("concurrency %d: at most %d targets ran at once, want %d to %d", tt.concurrency, most, tt.minMost, tt.maxMost)
 		}
 	}
+}
+
+// The README's fleet example loads, and each target reaches SSH the way its comments say.
+func TestFleetExampleConfig(t *testing.T) {
+	c, err := config.Load("../../testdata/fleet/hardtrail.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Agent.Concurrency != 32 || len(c.Targets) != 4 {
+		t.Fatalf("concurrency %d, %d targets", c.Agent.Concurrency, len(c.Targets))
+	}
+	for _, tt := range []struct {
+		name, jump     string
+		commandTimeout time.Duration
+		agent          bool
+		pins           int
+	}{
+		{name: "bastion"},
+		{name: "web1", jump: "hardtrail@bastion.example.net:22", commandTimeout: 30 * time.Second},
+		{name: "db1", jump: "hardtrail@bastion.example.net:22"},
+		{name: "edge1", agent: true, pins: 1},
+	} {
+		tg, _ := c.Target(tt.name)
+		sc, err := agent.SSHConfig(c, tg)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		jump := ""
+		if sc.Jump != nil {
+			jump = sc.Jump.Address
+			if sc.Jump.Name != "bastion" || len(sc.Jump.IdentityFiles) != 1 || len(sc.Jump.KnownHosts) != 1 {
+				t.Errorf("%s: jump %+v", tt.name, sc.Jump)
+			}
+		}
+		if tg.Transport != "ssh" || jump != tt.jump || sc.CommandTimeout != tt.commandTimeout || sc.UseAgent != tt.agent || len(sc.Fingerprints) != tt.pins {
+			t.Errorf("%s: transport %s, jump %q, command timeout %s, agent %v, %d pins", tt.name, tg.Transport, jump, sc.CommandTimeout, sc.UseAgent, len(sc.Fingerprints))
+		}
+	}
+}
+
+// SIGINT during a fleet run stops the target being captured (nothing left running on it), marks
+// the targets not yet started, and the summary adds up to the whole fleet.
+func TestFleetInterrupt(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, dir, sshtest.Options{})
+	profile := strings.ReplaceAll(faultProfiles, "2741.1", "2741.4")
+	var targets []target
+	for i := range 4 {
+		targets = append(targets, srv.target(fmt.Sprintf("t%d", i), "hang"))
+	}
+	cfg, _ := writeConfig(t, dir, 1, targets, profile)
+	cmd := exec.Command(binary, "--config", cfg, "snapshot")
+	cmd.Env = cleanEnv()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); exec.Command("pgrep", "-f", "sleep 2741.4").Run() != nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("the first target's command never ran:\n%s%s", stdout.String(), stderr.String())
+		}
+	}
+	start := time.Now()
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	if d := time.Since(start); d > 8*time.Second {
+		t.Errorf("stopping took %s", d)
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Errorf("exit: %v", err)
+	}
+	out := stdout.String()
+	if n := strings.Count(out, "failed at cancelled: "); n != 4 || strings.Count(out, "not started") != 3 {
+		t.Errorf("want 4 cancelled targets, 3 of them not started:\n%s", out)
+	}
+	if !regexp.MustCompile(`(?m)^4 targets: 0 captured, 4 failed in `).MatchString(stderr.String()) ||
+		!strings.Contains(stderr.String(), "hardtrail: 4 of 4 targets failed to capture") {
+		t.Errorf("stderr:\n%s\nstdout:\n%s", stderr.String(), out)
+	}
+	noSurvivor(t, "sleep 2741.4")
+	verifyStore(t, cfg)
 }
