@@ -34,10 +34,13 @@ func RegisterDialer(kind string, d Dialer) { dialers[kind] = d }
 
 // Result is the outcome of capturing one target.
 type Result struct {
-	Target   string
-	Saved    *store.Saved
-	Err      error
-	Stage    string // where it failed: dial, collect, store
+	Target string
+	Saved  *store.Saved
+	Err    error
+	// Stage is where it failed: config; the SSH stages dial, handshake, hostkey, auth,
+	// command; timeout (a deadline passed, the target's own included); collect; store; or
+	// cancelled (the run ended before the target was captured).
+	Stage    string
 	Duration time.Duration
 }
 
