@@ -525,11 +525,12 @@ func TestFleetFaults(t *testing.T) {
 	cfg, _ := writeConfig(t, dir, 0, targets, faultProfiles)
 
 	// The connection of target cut is dropped while its command runs.
+	pgrep := testutil.Tool(t, "pgrep")
 	cutDone := make(chan struct{})
 	go func() {
 		defer close(cutDone)
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if exec.Command("pgrep", "-f", "sleep 2741.3").Run() == nil {
+			if exec.Command(pgrep, "-f", "sleep 2741.3").Run() == nil {
 				proxy.Drop()
 				return
 			}
@@ -886,6 +887,7 @@ func TestFleetInterrupt(t *testing.T) {
 		targets = append(targets, srv.target(fmt.Sprintf("t%d", i), "hang"))
 	}
 	cfg, _ := writeConfig(t, dir, 1, targets, profile)
+	pgrep := testutil.Tool(t, "pgrep")
 	cmd := exec.Command(binary, "--config", cfg, "snapshot")
 	cmd.Env = cleanEnv()
 	var stdout, stderr bytes.Buffer
@@ -893,7 +895,7 @@ func TestFleetInterrupt(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); exec.Command("pgrep", "-f", "sleep 2741.4").Run() != nil; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); exec.Command(pgrep, "-f", "sleep 2741.4").Run() != nil; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
 			cmd.Wait()
