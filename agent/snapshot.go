@@ -34,10 +34,13 @@ func RegisterDialer(kind string, d Dialer) { dialers[kind] = d }
 
 // Result is the outcome of capturing one target.
 type Result struct {
-	Target   string
-	Saved    *store.Saved
-	Err      error
-	Stage    string // where it failed: dial, collect, store
+	Target string
+	Saved  *store.Saved
+	Err    error
+	// Stage is where it failed: config; the SSH stages dial, handshake, hostkey, auth,
+	// command; timeout (a deadline passed, the target's own included); collect; store; or
+	// cancelled (the run ended before the target was captured).
+	Stage    string
 	Duration time.Duration
 }
 
@@ -51,7 +54,8 @@ type Snapshotter struct {
 
 // Run captures the named targets (every target when names is empty), at most
 // Config.Agent.Concurrency at once. Each target's failure is its own: the others complete.
-// progress, when set, is called as each target finishes, from one goroutine at a time.
+// progress, when set, is called once for every target as it finishes (or, when ctx ends first,
+// is given up unstarted), from one goroutine at a time.
 func (s *Snapshotter) Run(ctx context.Context, names []string, note string, progress func(Result)) ([]Result, error) {
 	targets, err := s.pick(names)
 	if err != nil {
@@ -69,22 +73,24 @@ func (s *Snapshotter) Run(ctx context.Context, names []string, note string, prog
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var r Result
 			select {
 			case sem <- struct{}{}:
+				start := time.Now()
+				r = s.one(ctx, t, note)
+				r.Duration = time.Since(start)
+				<-sem
 			case <-ctx.Done():
-				results[i] = Result{Target: t.Name, Err: ctx.Err(), Stage: "cancelled"}
-				return
+				r = Result{Target: t.Name, Err: fmt.Errorf("target %s: not started: %w", t.Name, ctx.Err()), Stage: "cancelled"}
 			}
-			defer func() { <-sem }()
-			start := time.Now()
-			r := s.one(ctx, t, note)
-			r.Duration = time.Since(start)
 			if r.Err != nil {
 				log.Info("capture failed", "target", t.Name, "stage", r.Stage, "err", r.Err)
 			} else {
 				log.Info("captured", "target", t.Name, "snapshot", store.Short(r.Saved.ID), "artifacts", r.Saved.Artifacts, "changed", r.Saved.Changed, "duration", r.Duration)
 			}
 			results[i] = r
+			// Every target is reported, those never started too, so a progress display
+			// adds up to the whole fleet.
 			if progress != nil {
 				mu.Lock()
 				progress(r)
@@ -127,32 +133,45 @@ func configName(c *config.Config) string {
 
 func (s *Snapshotter) one(ctx context.Context, t *config.Target, note string) Result {
 	r := Result{Target: t.Name}
-	ctx, cancel := context.WithTimeout(ctx, t.Timeout.Duration)
+	tctx, cancel := context.WithTimeout(ctx, t.Timeout.Duration)
 	defer cancel()
+	// fail records err at stage; when the run was cancelled or the target's own deadline
+	// passed, that is the cause, whatever the error it surfaced as.
+	fail := func(err error, stage string) Result {
+		switch {
+		case ctx.Err() != nil:
+			stage = "cancelled"
+		case errors.Is(tctx.Err(), context.DeadlineExceeded):
+			err = fmt.Errorf("%w (the target's timeout of %s passed: raise timeout in its [[target]] table, "+
+				"or set command_timeout to give up on single commands instead)", err, t.Timeout.Duration)
+			stage = "timeout"
+		}
+		r.Err, r.Stage = err, stage
+		return r
+	}
 	profiles, err := s.Config.ProfilesFor(t)
 	if err != nil {
-		r.Err, r.Stage = err, "config"
-		return r
+		return fail(err, "config")
 	}
 	d, ok := dialers[t.Transport]
 	if !ok {
-		r.Err, r.Stage = fmt.Errorf("target %s: transport %q is not available in this build", t.Name, t.Transport), "dial"
-		return r
+		return fail(fmt.Errorf("target %s: transport %q is not available in this build", t.Name, t.Transport), "dial")
 	}
-	tr, err := d(ctx, s.Config, t)
+	tr, err := d(tctx, s.Config, t)
 	if err != nil {
-		r.Err, r.Stage = err, stageOf(err, "dial")
-		return r
+		return fail(err, stageOf(err, "dial"))
 	}
 	defer tr.Close()
-	capt, err := collector.Collect(ctx, tr, t.Name, profiles, s.Redactor, collector.Options{Logger: s.Logger})
+	capt, err := collector.Collect(tctx, tr, t.Name, profiles, s.Redactor, collector.Options{Logger: s.Logger})
 	if err != nil {
-		r.Err, r.Stage = err, stageOf(err, "collect")
-		return r
+		return fail(err, stageOf(err, "collect"))
 	}
+	// A remote transport learns the target's hostname from its first command, after the
+	// capture began: take the connection's description as it stands at the end.
+	capt.Transport = tr.Info()
 	m, contents := ToManifest(capt, note)
 	// Storing is not bound by the target's deadline: a capture that finished is kept.
-	saved, err := s.Store.Save(context.WithoutCancel(ctx), m, contents)
+	saved, err := s.Store.Save(context.WithoutCancel(tctx), m, contents)
 	if err != nil {
 		r.Err, r.Stage = err, "store"
 		return r
