@@ -6,7 +6,6 @@ import (
 	"encoding/xml"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -23,21 +22,9 @@ var checkData = filepath.Join("..", "..", "testdata", "check")
 func ruleFile(name string) string { return filepath.Join(checkData, name) }
 
 // htEnv is ht with extra environment variables and a working directory ("" for the current one).
-func htEnv(t testing.TB, env []string, dir string, args ...string) (string, string, int) {
+func htDir(t testing.TB, env []string, dir string, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
-	cmd.Env = append(append(os.Environ(), "HARDTRAIL_CONFIG=", "HARDTRAIL_STORE="), env...)
-	cmd.Dir = dir
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return stdout.String(), stderr.String(), code
+	return htRun(t, env, dir, args...)
 }
 
 // resultsDoc is the JSON check prints.
@@ -62,7 +49,7 @@ func parseResults(t testing.TB, out string) resultsDoc {
 // exit code other than 0 and 1 fails the test.
 func checkJSON(t testing.TB, env []string, args ...string) (resultsDoc, int) {
 	t.Helper()
-	out, errOut, code := htEnv(t, env, "", append(args, "--format", "json")...)
+	out, errOut, code := htDir(t, env, "", append(args, "--format", "json")...)
 	if code != 0 && code != 1 {
 		t.Fatalf("hardtrail %v: exit %d\n%s%s", args, code, out, errOut)
 	}
@@ -303,7 +290,7 @@ func TestCheckOutcomesAndExitCodes(t *testing.T) {
 			for _, r := range tc.rules {
 				args = append(args, "--rules", r)
 			}
-			out, errOut, code := htEnv(t, nil, "", append(args, "--format", "json")...)
+			out, errOut, code := htDir(t, nil, "", append(args, "--format", "json")...)
 			if code != tc.code || errOut != tc.stderr {
 				t.Errorf("exit %d, stderr %q; want %d, %q", code, errOut, tc.code, tc.stderr)
 			}
@@ -402,7 +389,7 @@ func TestCheckConfigRules(t *testing.T) {
 		t.Errorf("config rules: exit %d, %s", code, doc.Reports[0].Summary)
 	}
 	// Run from another directory: the paths are the config's.
-	if _, errOut, code := htEnv(t, nil, t.TempDir(), "--config", e.config, "check"); code != 0 {
+	if _, errOut, code := htDir(t, nil, t.TempDir(), "--config", e.config, "check"); code != 0 {
 		t.Errorf("from another directory: exit %d: %s", code, errOut)
 	}
 	// --rules replaces the config's rules; builtin is the shipped packs.

@@ -137,7 +137,7 @@ func TestRulesFetch(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dst := filepath.Join(dir, tc.name)
-			out, errOut, code := htEnv(t, p.env, "", "rules", "fetch", tc.source, dst)
+			out, errOut, code := htDir(t, p.env, "", "rules", "fetch", tc.source, dst)
 			if want := fmt.Sprintf(tc.out, dst); code != 0 || out != want {
 				t.Errorf("exit %d\n%s\nwant:\n%s\nstderr: %s", code, out, want, errOut)
 			}
@@ -149,7 +149,7 @@ func TestRulesFetch(t *testing.T) {
 
 	// A pack that does not lint is not installed, and nothing is left beside the destination.
 	before := entries(t, dir)
-	out, errOut, code := htEnv(t, p.env, "", "rules", "fetch", bad, filepath.Join(dir, "bad"))
+	out, errOut, code := htDir(t, p.env, "", "rules", "fetch", bad, filepath.Join(dir, "bad"))
 	want := `the rule pack does not lint: bad-probe-key.toml:8:1: rule "app-mode": rule.file.mode: unknown key (check its spelling and the table it is in)`
 	if code != 2 || out != "" || !strings.Contains(errOut, want) {
 		t.Errorf("bad pack: exit %d, stderr %q lacks %q", code, errOut, want)
@@ -163,7 +163,7 @@ func TestRulesFetch(t *testing.T) {
 		{"git::file://" + repo + "?ref=master", "is not a full commit ID"},
 		{good[:len(good)-1] + map[bool]string{true: "1", false: "0"}[good[len(good)-1] == '0'], "checksum mismatch"},
 	} {
-		if _, errOut, code := htEnv(t, p.env, "", "rules", "fetch", tc.source, filepath.Join(dir, "refused")); code != 2 || !strings.Contains(errOut, tc.err) {
+		if _, errOut, code := htDir(t, p.env, "", "rules", "fetch", tc.source, filepath.Join(dir, "refused")); code != 2 || !strings.Contains(errOut, tc.err) {
 			t.Errorf("%s: exit %d, stderr %q lacks %q", tc.source, code, errOut, tc.err)
 		}
 	}
@@ -204,7 +204,7 @@ func TestCheckRemoteRules(t *testing.T) {
 	}
 	// Offline: both pinned sources come from the cache.
 	p.srv.Close()
-	if _, errOut, code := htEnv(t, p.env, "", "--config", e.config, "check", "--rules", good, "--rules", waivers); code != 0 {
+	if _, errOut, code := htDir(t, p.env, "", "--config", e.config, "check", "--rules", good, "--rules", waivers); code != 0 {
 		t.Errorf("offline with a warm cache: exit %d: %s", code, errOut)
 	}
 	if got := entries(t, cache); !slices.Equal(got, sortedStrings(key(good), key(waivers))) {
@@ -214,7 +214,7 @@ func TestCheckRemoteRules(t *testing.T) {
 	// A bad pack: exit 2, exact position, and the cache holds what it held.
 	p2 := newPackServer(t)
 	bad := p2.serve("/bad.tar.gz", tarGz(t, "bad-syntax.toml"))
-	_, errOut, code := htEnv(t, p2.env, "", "--config", e.config, "check", "--rules", bad)
+	_, errOut, code := htDir(t, p2.env, "", "--config", e.config, "check", "--rules", bad)
 	want := `the rule pack does not lint: bad-syntax.toml:3:22: rule "app-secure-2": rule.title: strings cannot contain newlines`
 	if code != 2 || !strings.Contains(errOut, want) {
 		t.Errorf("bad pack: exit %d, stderr %q lacks %q", code, errOut, want)
@@ -258,7 +258,7 @@ func TestCheckRemoteRulesConcurrent(t *testing.T) {
 	codes := make(chan string, 2)
 	for range 2 {
 		go func() {
-			out, errOut, code := htEnv(t, p.env, "", "--config", e.config, "check", "--snapshot", "local", "--rules", good)
+			out, errOut, code := htDir(t, p.env, "", "--config", e.config, "check", "--snapshot", "local", "--rules", good)
 			codes <- fmt.Sprintf("exit %d %s%s", code, out, errOut)
 		}()
 	}

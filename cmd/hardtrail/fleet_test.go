@@ -110,18 +110,7 @@ func writeConfig(t testing.TB, dir string, concurrency int, targets []target, ex
 // htEnv runs the binary with a clean environment (no agent, no hardtrail variables) plus env.
 func htEnv(t testing.TB, env []string, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
-	cmd.Env = cleanEnv(env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return stdout.String(), stderr.String(), code
+	return htRun(t, env, "", args...)
 }
 
 func cleanEnv(env ...string) []string {
@@ -584,7 +573,7 @@ func TestFleetFaults(t *testing.T) {
 	// A command past its command_timeout is an artifact marked unavailable; the rest of the
 	// target is captured. (The collector words the reason with the source's own timeout, not
 	// the target's command_timeout that stopped it; what it took is recorded right.)
-	hang := entries(manifest(t, cfg, "hang"))
+	hang := manifestEntries(manifest(t, cfg, "hang"))
 	if e := hang["hang"]; !strings.HasPrefix(e.Unavailable, "timed out") || e.DurationMS < 900 || e.DurationMS > 5000 {
 		t.Errorf("hung command: %+v", e)
 	}
@@ -592,7 +581,7 @@ func TestFleetFaults(t *testing.T) {
 		t.Errorf("command after the hung one: %+v", e)
 	}
 	// A flood is cut at the source's max_bytes and recorded as truncated.
-	flood := entries(manifest(t, cfg, "flood"))
+	flood := manifestEntries(manifest(t, cfg, "flood"))
 	if e := flood["flood"]; !e.Truncated || e.Size != 4096 || e.Unavailable != "" {
 		t.Errorf("flood: %+v", e)
 	}
@@ -634,7 +623,7 @@ func noSurvivor(t *testing.T, pattern string) {
 	}
 }
 
-func entries(m store.Manifest) map[string]store.ArtifactEntry {
+func manifestEntries(m store.Manifest) map[string]store.ArtifactEntry {
 	out := map[string]store.ArtifactEntry{}
 	for _, e := range m.Artifacts {
 		out[e.Name] = e

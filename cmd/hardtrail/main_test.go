@@ -43,8 +43,16 @@ func TestMain(m *testing.M) {
 // ht runs the binary and returns stdout, stderr and the exit code.
 func ht(t testing.TB, args ...string) (string, string, int) {
 	t.Helper()
+	return htRun(t, nil, "", args...)
+}
+
+// htRun runs the binary in dir (the test's own when empty) with env added to a clean
+// environment (no HARDTRAIL_* settings, no ssh-agent).
+func htRun(t testing.TB, env []string, dir string, args ...string) (string, string, int) {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "HARDTRAIL_CONFIG=", "HARDTRAIL_STORE=")
+	cmd.Env = cleanEnv(env...)
+	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
