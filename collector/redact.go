@@ -29,8 +29,9 @@ var secretPatterns = []secretPattern{
 	// The body of PEM private keys of every kind (RSA, EC, OPENSSH, ENCRYPTED, PKCS#8).
 	{re: regexp.MustCompile(`(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----\r?\n(.*?)\r?\n?-----END [A-Z0-9 ]*PRIVATE KEY-----`),
 		hints: []string{"private key-----"}, multiline: true},
-	// crypt(3) password hashes: MD5, bcrypt, SHA-256/512, yescrypt, scrypt, argon2.
-	{re: regexp.MustCompile(`\$(?:1|2[abxy]?|5|6|7|y|gy|md5|sha1|argon2(?:id|i|d))\$[^\s:"',;]{8,}`),
+	// crypt(3) password hashes: MD5, bcrypt, SHA-256/512, yescrypt, scrypt, argon2. A hash never
+	// holds '<', which ends it inside an XML element (<phash>, <bcrypt-hash>).
+	{re: regexp.MustCompile(`\$(?:1|2[abxy]?|5|6|7|y|gy|md5|sha1|argon2(?:id|i|d))\$[^\s:"',;<]{8,}`),
 		hints: []string{"$"}},
 	// key = value or key: value secrets in INI, YAML, shell and daemon config files.
 	{re: regexp.MustCompile(`(?i)(?:password|passwd|passphrase|secret|pre[-_]?shared[-_]?key|psk|wpa_passphrase|api[-_]?key|auth[-_]?token|access[-_]?key|community)["']?\s*[=:]\s*("[^"\n]*"|'[^'\n]*'|[^\s"',;]+)`),
