@@ -175,7 +175,7 @@ func (r *Redactor) replace(b []byte, idx [][]int) []byte {
 			continue
 		}
 		secret := b[s:e]
-		if bytes.HasPrefix(secret, []byte(placeholderPrefix)) {
+		if bytes.HasPrefix(secret, []byte(placeholderPrefix)) || isMask(secret) {
 			continue
 		}
 		out.Write(b[last:s])
@@ -184,6 +184,12 @@ func (r *Redactor) replace(b []byte, idx [][]int) []byte {
 	}
 	out.Write(b[last:])
 	return out.Bytes()
+}
+
+// isMask reports whether a value is a device's mask ("*****", as Cisco ASA shows keys), which
+// hides the secret already and is kept as it is.
+func isMask(b []byte) bool {
+	return len(b) >= 3 && len(bytes.Trim(b, "*")) == 0
 }
 
 // LoadOrCreateKey reads the redaction key at path, creating it (32 random bytes, mode 0600) on

@@ -167,6 +167,9 @@ func (s *Server) SetOutputs(m map[string]string) {
 // program that prints its output, found first in PATH. Processes run in a session of their
 // own and are killed when the SSH session ends.
 func (s *Server) SetRoot(root string) {
+	if abs, err := filepath.Abs(root); err == nil {
+		root = abs
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.root = root
