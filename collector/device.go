@@ -305,16 +305,8 @@ func RedactFortiOS(r *Redactor, b []byte) []byte {
 				}
 			}
 		case strings.HasPrefix(t, "set "):
-			if m := fortiENC.FindStringSubmatch(body); m != nil {
-				val := strings.Trim(m[3], `"`)
-				ph := r.PathPlaceholder(path(m[2]))
-				if strings.HasPrefix(val, "SH2") || strings.HasPrefix(val, "AK1") {
-					ph = r.Placeholder([]byte(val))
-				}
-				if strings.HasPrefix(val, placeholderPrefix) {
-					ph = m[3]
-				}
-				out.WriteString(m[1] + "ENC " + ph + m[4] + eol)
+			if l, ok := redactENC(r, body, path); ok {
+				out.WriteString(l + eol)
 				continue
 			}
 			if m := fortiSet.FindStringSubmatch(body); m != nil {
@@ -330,8 +322,15 @@ func RedactFortiOS(r *Redactor, b []byte) []byte {
 					continue
 				default:
 					// Any other quoted value is kept, and lines inside it are not read as
-					// config, edit, next or end.
-					for j := i; j <= q.end; j++ {
+					// config, edit, next or end; a line in it that sets an ENC value (where
+					// a quote was left open) is still redacted.
+					out.WriteString(l)
+					for j := i + 1; j <= q.end; j++ {
+						b := strings.TrimRight(ls[j], "\r\n")
+						if red, ok := redactENC(r, b, path); ok {
+							out.WriteString(red + ls[j][len(b):])
+							continue
+						}
 						out.WriteString(ls[j])
 					}
 					i = q.end
@@ -342,6 +341,24 @@ func RedactFortiOS(r *Redactor, b []byte) []byte {
 		out.WriteString(l)
 	}
 	return []byte(out.String())
+}
+
+// redactENC replaces the value of a `set KEY ENC VALUE` line: by a PathPlaceholder, or for a
+// password hash (SH2..., AK1...) by the placeholder of its value.
+func redactENC(r *Redactor, line string, path func(key string) string) (string, bool) {
+	m := fortiENC.FindStringSubmatch(line)
+	if m == nil {
+		return "", false
+	}
+	val := strings.Trim(m[3], `"`)
+	ph := r.PathPlaceholder(path(m[2]))
+	switch {
+	case strings.HasPrefix(val, placeholderPrefix):
+		ph = m[3]
+	case strings.HasPrefix(val, "SH2") || strings.HasPrefix(val, "AK1"):
+		ph = r.Placeholder([]byte(val))
+	}
+	return m[1] + "ENC " + ph + m[4], true
 }
 
 // quotedValue is a double-quoted value that starts on one line and may end on a later one.

@@ -175,7 +175,7 @@ func (r *Redactor) replace(b []byte, idx [][]int) []byte {
 			continue
 		}
 		secret := b[s:e]
-		if bytes.HasPrefix(secret, []byte(placeholderPrefix)) || isMask(secret) {
+		if bytes.HasPrefix(bytes.TrimLeft(secret, `"'`), []byte(placeholderPrefix)) || isMask(secret) {
 			continue
 		}
 		out.Write(b[last:s])
