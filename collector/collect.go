@@ -169,6 +169,8 @@ func Collect(ctx context.Context, tr transport.Transport, target string, profile
 		}
 	}
 	c.Artifacts = arts
+	// Read again: a transport learns the target's own hostname while it runs commands.
+	c.Transport = tr.Info()
 	c.Finished = time.Now().UTC()
 	return c, nil
 }

@@ -586,3 +586,30 @@ func FuzzDeviceSources(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDeviceConfig measures redaction, metadata and normalisation of each device's
+// running configuration (capture 1), in bytes of raw output per second.
+func BenchmarkDeviceConfig(b *testing.B) {
+	profiles, err := Builtin()
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := testRedactor(b, "k")
+	for _, c := range []struct{ profile, file string }{
+		{"cisco-ios", "show_running-config.txt"}, {"cisco-asa", "show_running-config.txt"},
+		{"fortigate", "show_grep_..txt"}, {"junos", "show_configuration_no-more.txt"},
+		{"mikrotik", "export_terse.txt"}, {"pfsense", "root/conf/config.xml"}, {"panos", "show_config_running.txt"},
+	} {
+		in, err := os.ReadFile(filepath.Join("..", "testdata", "devices", c.profile, "capture-1", c.file))
+		if err != nil {
+			b.Fatal(err)
+		}
+		s := &profiles[c.profile].Sources[0]
+		b.Run(c.profile, func(b *testing.B) {
+			b.SetBytes(int64(len(in)))
+			for b.Loop() {
+				s.finish(r, in)
+			}
+		})
+	}
+}

@@ -40,6 +40,7 @@ type device struct {
 	extra   map[string]string // outputs beyond the captures: pager and session settings
 	unix    bool              // a Unix host: files under capture-N/root
 	changed []string          // artifacts the third capture changes
+	host    string            // the hostname the transport learns (interactive devices: from the prompt)
 }
 
 var iosPager = devicesim.Device{
@@ -55,10 +56,10 @@ var iosPager = devicesim.Device{
 
 func devices() []device {
 	return []device{
-		{profile: "cisco-ios", target: "edge-rtr1", sim: iosPager,
+		{profile: "cisco-ios", target: "edge-rtr1", host: "edge-rtr1", sim: iosPager,
 			extra:   map[string]string{"terminal width 511": ""},
 			changed: []string{"config/running"}},
-		{profile: "cisco-asa", target: "asa-fw1", changed: []string{"config/running"}, sim: devicesim.Device{
+		{profile: "cisco-asa", target: "asa-fw1", host: "asa-fw1", changed: []string{"config/running"}, sim: devicesim.Device{
 			Shell:     true,
 			Banner:    "Type help or '?' for a list of available commands.\n",
 			Prompt:    "asa-fw1# ",
@@ -68,7 +69,7 @@ func devices() []device {
 			PagerOff:  []string{"terminal pager 0"},
 			Unknown:   "                  ^\nERROR: % Invalid input detected at '^' marker.\n",
 		}},
-		{profile: "fortigate", target: "fgt-hq", changed: []string{"config/running"}, sim: devicesim.Device{
+		{profile: "fortigate", target: "fgt-hq", host: "FGT-HQ", changed: []string{"config/running"}, sim: devicesim.Device{
 			Shell:     true,
 			Prompt:    "FGT-HQ # ",
 			PageLines: 22,
@@ -90,7 +91,7 @@ func devices() []device {
 		}},
 		{profile: "pfsense", target: "pfsense-dmz", unix: true, changed: []string{"config/running", "firewall/pf-rules"},
 			extra: map[string]string{"id -u": "0\n"}},
-		{profile: "panos", target: "pa-3220-hq", changed: []string{"config/running"}, sim: devicesim.Device{
+		{profile: "panos", target: "pa-3220-hq", host: "PA-3220-HQ", changed: []string{"config/running"}, sim: devicesim.Device{
 			Shell:    true,
 			Banner:   "Last login: Mon Jan 15 10:20:02 2024 from 10.10.5.30\n\nNumber of failed attempts since last successful login: 0\n\n\n",
 			Prompt:   "admin@PA-3220-HQ> ",
@@ -257,6 +258,9 @@ func TestDevices(t *testing.T) {
 			if len(snap.Manifest.Artifacts) != len(profiles[d.profile].Sources) {
 				t.Errorf("%d artifacts, want one per source (%d)", len(snap.Manifest.Artifacts), len(profiles[d.profile].Sources))
 			}
+			if d.host != "" && snap.Manifest.Hostname != d.host {
+				t.Errorf("hostname %q, want %q from the prompt", snap.Manifest.Hostname, d.host)
+			}
 			metas[d.target] = map[string]map[string]string{}
 			for _, e := range snap.Manifest.Artifacts {
 				if e.Unavailable != "" || e.ExitCode != 0 || e.Truncated {
@@ -325,6 +329,37 @@ func TestDevices(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestExecOnlyProfile: the same commands sent as exec requests, which a CLI-only device
+// refuses, fail the capture; the interactive profile is what makes the device capturable.
+func TestExecOnlyProfile(t *testing.T) {
+	ios := devices()[0]
+	l := newLab(t, []device{ios}, `
+[[profile]]
+name = "ios-exec"
+raw_commands = true
+[[profile.source]]
+name = "config/running"
+command = ["show", "running-config"]
+`)
+	l.cfg.Targets[0].Profiles = []string{"ios-exec"}
+	rs, err := l.snap.Run(t.Context(), nil, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs[0].Err == nil || rs[0].Stage != "command" {
+		t.Fatalf("exec on a CLI-only device: stage %q, %v", rs[0].Stage, rs[0].Err)
+	}
+	for _, r := range l.sims[0].Log() {
+		if r.Kind != "exec refused" {
+			t.Errorf("device saw %+v", r)
+		}
+	}
+	l.cfg.Targets[0].Profiles = []string{"cisco-ios"}
+	if rs, _ := l.snap.Run(t.Context(), nil, "", nil); rs[0].Err != nil {
+		t.Fatalf("interactive: %v", rs[0].Err)
+	}
 }
 
 func metaOf(s *store.Snapshot) map[string]map[string]string {

@@ -128,6 +128,9 @@ type shell struct {
 	done   chan struct{} // closed when the session has ended
 	notify chan struct{} // signalled on new output
 
+	// known is the prompt as the session's first prompt showed it.
+	known string
+
 	mu      sync.Mutex
 	buf     []byte
 	max     int  // bytes of the current output kept before the tail window
@@ -203,10 +206,13 @@ func (t *Transport) openShell(ctx context.Context, prompt *regexp.Regexp, setup 
 		sess.Wait()
 		close(s.done)
 	}()
-	tail, err := s.wait(ctx, true)
+	tail, err := s.wait(ctx, "")
 	if err != nil {
 		b, _ := s.snapshot()
 		return fail(fmt.Errorf("%w (last output: %q)", err, lastLine(cleanTerminal(b))))
+	}
+	if b, _ := s.snapshot(); tail <= len(b) {
+		s.known = cleanLine(b[tail:])
 	}
 	if i := prompt.SubexpIndex("host"); i > 0 {
 		b, _ := s.snapshot()
@@ -223,7 +229,7 @@ func (t *Transport) openShell(ctx context.Context, prompt *regexp.Regexp, setup 
 		if err := s.send(l + "\n"); err != nil {
 			return fail(err)
 		}
-		if _, err := s.wait(ctx, false); err != nil {
+		if _, err := s.wait(ctx, l); err != nil {
 			return fail(fmt.Errorf("%s: %w", l, err))
 		}
 	}
@@ -265,7 +271,7 @@ func (s *shell) run(ctx context.Context, line string, maxBytes int64) (*transpor
 	if err := s.send(line + "\n"); err != nil {
 		return nil, err
 	}
-	tail, err := s.wait(ctx, false)
+	tail, err := s.wait(ctx, line)
 	b, dropped := s.snapshot()
 	res := &transport.Result{Duration: time.Since(start)}
 	if err != nil {
@@ -294,10 +300,13 @@ func (s *shell) run(ctx context.Context, line string, maxBytes int64) (*transpor
 	return res, nil
 }
 
-// wait reads output until the prompt stands on its last line and the output has been quiet for
-// shellSettle, answering pager prompts on the way. It returns where the prompt's line starts.
-// first allows one bare line end to be sent when the session stays quiet without a prompt.
-func (s *shell) wait(ctx context.Context, first bool) (int, error) {
+// wait reads output until the prompt stands on its last line, answering pager prompts on the
+// way, and returns where the prompt's line starts. The prompt counts once the output has been
+// quiet for shellSettle, or at once when it is exactly the session's first prompt and the echo
+// of sent has been seen. For the first prompt (sent empty), one bare line end is sent when the
+// session stays quiet without one.
+func (s *shell) wait(ctx context.Context, sent string) (int, error) {
+	first := sent == ""
 	limit := time.NewTimer(s.t.target.cfg.CommandTimeout)
 	defer limit.Stop()
 	settle := time.NewTimer(time.Hour)
@@ -319,6 +328,9 @@ func (s *shell) wait(ctx context.Context, first bool) (int, error) {
 				return 0, err
 			}
 		case s.prompt.MatchString(last):
+			if s.known != "" && last == s.known && bytes.Contains(b, []byte(sent)) {
+				return start, nil
+			}
 			if seen != len(b) {
 				seen = len(b)
 				settle.Reset(shellSettle)
