@@ -228,6 +228,7 @@ func ToManifest(c *collector.Capture, note string) (*store.Manifest, [][]byte) {
 			Owner:       a.Owner,
 			Group:       a.Group,
 			Unavailable: a.Unavailable,
+			Meta:        a.Meta,
 		}
 		if a.Path != "" && a.Unavailable == "" {
 			e.Mode = ModeString(a.Mode)

@@ -36,6 +36,9 @@ type Artifact struct {
 	// Unavailable, when set, says why nothing was captured: not installed, not permitted,
 	// timed out. The content is then empty and means nothing.
 	Unavailable string
+	// Meta holds the provenance values the source's meta rules extracted from the redacted
+	// output (who changed the configuration, and when); nil when none matched.
+	Meta map[string]string
 }
 
 // Capture is everything collected from one target in one run.
@@ -94,13 +97,19 @@ func Collect(ctx context.Context, tr transport.Transport, target string, profile
 		mu.Unlock()
 	}
 
+	// Interactive profiles run their commands in one CLI session each, before anything else.
+	shelled, err := runShells(ctx, tr, profiles, results)
+	if err != nil {
+		return nil, fmt.Errorf("target %s: %w", target, err)
+	}
+
 	// Command sources go through one batch when the transport can.
 	if b, ok := tr.(transport.Batcher); ok {
 		var cmds []transport.Command
 		var batched []*Source
 		maxTimeout := time.Duration(0)
 		for _, s := range sources {
-			if len(s.Command) > 0 {
+			if len(s.Command) > 0 && !shelled[s] {
 				cmds = append(cmds, s.command(s.Command))
 				batched = append(batched, s)
 				maxTimeout = max(maxTimeout, s.timeout())
@@ -160,6 +169,8 @@ func Collect(ctx context.Context, tr transport.Transport, target string, profile
 		}
 	}
 	c.Artifacts = arts
+	// Read again: a transport learns the target's own hostname while it runs commands.
+	c.Transport = tr.Info()
 	c.Finished = time.Now().UTC()
 	return c, nil
 }
@@ -209,19 +220,19 @@ func (s *Source) runCommand(ctx context.Context, tr transport.Transport, red *Re
 		case errors.Is(err, context.DeadlineExceeded):
 			a.Unavailable = fmt.Sprintf("timed out after %s", s.timeout())
 			if res != nil {
-				a.Duration, a.Stderr = res.Duration, string(red.Redact(res.Stderr, s.redact))
+				a.Duration, a.Stderr = res.Duration, string(s.redactAll(red, res.Stderr))
 			}
 			return a, nil
 		default:
 			return a, fmt.Errorf("source %s: %w", s.Name, err)
 		}
 		a.ExitCode, a.Duration, a.Truncated = res.ExitCode, res.Duration, res.Truncated
-		a.Stderr = string(red.Redact(res.Stderr, s.redact))
+		a.Stderr = string(s.redactAll(red, res.Stderr))
 		if res.ExitCode != 0 && len(strings.TrimSpace(string(res.Stdout))) == 0 && notPermitted.Match(res.Stderr) {
 			a.Unavailable = "not permitted: " + firstLine(a.Stderr)
 			return a, nil
 		}
-		a.Content = s.apply(red.Redact(res.Stdout, s.redact))
+		a.Content, a.Meta = s.finish(red, res.Stdout)
 		return a, nil
 	}
 	a.Command = s.Command
@@ -295,7 +306,7 @@ func (s *Source) readFiles(ctx context.Context, tr transport.Transport, red *Red
 		switch {
 		case err == nil:
 			a.Size, a.Mode, a.Owner, a.Group, a.Truncated = f.Size, f.Mode, f.Owner, f.Group, f.Truncated
-			a.Content = s.apply(red.Redact(f.Content, s.redact))
+			a.Content, a.Meta = s.finish(red, f.Content)
 		case ctx.Err() != nil:
 			return nil, ctx.Err()
 		case errors.Is(err, transport.ErrNotFound):

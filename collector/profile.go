@@ -41,11 +41,18 @@ type Source struct {
 	Redact   []string       `toml:"redact"`
 	Timeout  tomlx.Duration `toml:"timeout"`
 	MaxBytes int64          `toml:"max_bytes"`
+	// RedactWith names built-in structural redactors (see RedactorNames), run before the
+	// patterns, for secrets a pattern cannot place, such as FortiOS's re-encrypted values.
+	RedactWith []string `toml:"redact_with"`
+	// Meta extracts named provenance values (who changed the configuration, and when) from
+	// the redacted output, before normalisation drops their lines, into the artifact's metadata.
+	Meta []MetaRule `toml:"meta"`
 
-	drop    []*regexp.Regexp
-	replace []*regexp.Regexp
-	redact  []*regexp.Regexp
-	norm    []Normaliser
+	drop      []*regexp.Regexp
+	replace   []*regexp.Regexp
+	redact    []*regexp.Regexp
+	norm      []Normaliser
+	redactors []StructRedactor
 }
 
 // Replace is one rewrite of a source's output.
@@ -60,8 +67,20 @@ type Profile struct {
 	Description string `toml:"description"`
 	// RawCommands marks a network device profile: the target has no POSIX shell, so each
 	// command is sent as its words, one SSH session each, and files cannot be read.
-	RawCommands bool     `toml:"raw_commands"`
-	Sources     []Source `toml:"source"`
+	RawCommands bool `toml:"raw_commands"`
+	// Interactive runs the profile's commands in one interactive CLI session (a terminal),
+	// for devices that refuse exec requests or drop the connection after one: PagerOff lines
+	// first, then each command, its output read until Prompt matches the last line again.
+	// It needs raw_commands.
+	Interactive bool `toml:"interactive"`
+	// Prompt matches the CLI's prompt on the last line of output (default DefaultPrompt); a
+	// named group "host" names the target.
+	Prompt string `toml:"prompt"`
+	// PagerOff are CLI lines sent before the commands, such as "terminal length 0".
+	PagerOff []string `toml:"pager_off"`
+	Sources  []Source `toml:"source"`
+
+	prompt *regexp.Regexp
 }
 
 // DefaultTimeout bounds one source unless it sets its own.
@@ -76,6 +95,9 @@ func (p *Profile) Compile() error {
 	}
 	if len(p.Sources) == 0 {
 		return fmt.Errorf("profile %q: no sources", p.Name)
+	}
+	if err := p.compileShell(); err != nil {
+		return err
 	}
 	seen := map[string]bool{}
 	for i := range p.Sources {
@@ -173,7 +195,7 @@ func (s *Source) compile() error {
 		}
 		s.norm = append(s.norm, f)
 	}
-	return nil
+	return s.compileDevice()
 }
 
 func compileAll(what string, pats []string) ([]*regexp.Regexp, error) {

@@ -29,8 +29,9 @@ var secretPatterns = []secretPattern{
 	// The body of PEM private keys of every kind (RSA, EC, OPENSSH, ENCRYPTED, PKCS#8).
 	{re: regexp.MustCompile(`(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----\r?\n(.*?)\r?\n?-----END [A-Z0-9 ]*PRIVATE KEY-----`),
 		hints: []string{"private key-----"}, multiline: true},
-	// crypt(3) password hashes: MD5, bcrypt, SHA-256/512, yescrypt, scrypt, argon2.
-	{re: regexp.MustCompile(`\$(?:1|2[abxy]?|5|6|7|y|gy|md5|sha1|argon2(?:id|i|d))\$[^\s:"',;]{8,}`),
+	// crypt(3) password hashes: MD5, bcrypt, SHA-256/512, yescrypt, scrypt, argon2. A hash never
+	// holds '<', which ends it inside an XML element (<phash>, <bcrypt-hash>).
+	{re: regexp.MustCompile(`\$(?:1|2[abxy]?|5|6|7|y|gy|md5|sha1|argon2(?:id|i|d))\$[^\s:"',;<]{8,}`),
 		hints: []string{"$"}},
 	// key = value or key: value secrets in INI, YAML, shell and daemon config files.
 	{re: regexp.MustCompile(`(?i)(?:password|passwd|passphrase|secret|pre[-_]?shared[-_]?key|psk|wpa_passphrase|api[-_]?key|auth[-_]?token|access[-_]?key|community)["']?\s*[=:]\s*("[^"\n]*"|'[^'\n]*'|[^\s"',;]+)`),
@@ -174,7 +175,7 @@ func (r *Redactor) replace(b []byte, idx [][]int) []byte {
 			continue
 		}
 		secret := b[s:e]
-		if bytes.HasPrefix(secret, []byte(placeholderPrefix)) {
+		if bytes.HasPrefix(bytes.TrimLeft(secret, `"'`), []byte(placeholderPrefix)) || isMask(secret) {
 			continue
 		}
 		out.Write(b[last:s])
@@ -183,6 +184,12 @@ func (r *Redactor) replace(b []byte, idx [][]int) []byte {
 	}
 	out.Write(b[last:])
 	return out.Bytes()
+}
+
+// isMask reports whether a value is a device's mask ("*****", as Cisco ASA shows keys), which
+// hides the secret already and is kept as it is.
+func isMask(b []byte) bool {
+	return len(b) >= 3 && len(bytes.Trim(b, "*")) == 0
 }
 
 // LoadOrCreateKey reads the redaction key at path, creating it (32 random bytes, mode 0600) on

@@ -1,0 +1,503 @@
+package ssh
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hardtrail/hardtrail/collector/transport"
+	gossh "golang.org/x/crypto/ssh"
+)
+
+// Some devices (Cisco IOS and ASA, FortiOS, PAN-OS) offer only their interactive CLI, or drop
+// the whole connection after one exec request. RunShell drives that CLI the way an operator
+// does: one terminal session, the prompt found on the last line of output, each line sent and
+// its output read until the prompt is back, with the echoed line, pager prompts and the prompt
+// removed.
+
+const (
+	// shellCols is the terminal width asked for: wide, so no device wraps a long line.
+	shellCols = 511
+	// shellSettle is how long the output must stay quiet after a prompt before it counts, so a
+	// configuration line that looks like a prompt and arrives at a packet's end is not taken
+	// for one.
+	shellSettle = 30 * time.Millisecond
+	// shellNudge is how long a session may stay quiet without a prompt before a bare line end
+	// is sent, as some CLIs wait for one before their first prompt.
+	shellNudge = time.Second
+	// shellTail is how much output is kept past a command's cap to find the prompt in.
+	shellTail = 4096
+	// shellSetupMax caps what the banner and each setup line may print.
+	shellSetupMax = 1 << 20
+)
+
+// pagerPrompt matches a pager's prompt at the end of the output: Cisco IOS and FortiOS
+// "--More--", ASA "<--- More --->", Junos "---(more 45%)---", RouterOS "-- [Q quit|D dump|down]".
+var pagerPrompt = regexp.MustCompile(`(?:-- ?More ?--|<--- More --->|---\(more(?: \d+%)?\)---|-- \[Q quit\|D dump\|down\])[ \t]*$`)
+
+// pagerRemnant is a pager prompt left at the start of a line by a device that does not erase it.
+var pagerRemnant = regexp.MustCompile(`^[ \t]*(?:-- ?More ?--|<--- More --->|---\(more(?: \d+%)?\)---|-- \[Q quit\|D dump\|down\])[ \t]*`)
+
+// cliError matches what CLIs print when they refuse a command, on one of its first lines.
+var cliError = regexp.MustCompile(`^\s*(?:% ?(?:Invalid|Incomplete|Ambiguous|Unknown|Unrecognized|Bad|Error|Authorization failed|Access denied)|(?:syntax )?error:|syntax error|Unknown command|Invalid syntax|Command fail|ERROR:|bad command name|expected end of command|unknown command)`)
+
+var _ = (interface {
+	RunShell(context.Context, *regexp.Regexp, []string, []transport.Command) ([]transport.BatchResult, error)
+})((*Transport)(nil))
+
+// RunShell runs cmds in an interactive CLI session: see collector.ShellRunner for the contract.
+// The session asks for a terminal 511 columns wide; each wait for the prompt (the first, after
+// each setup line, after each command) is bounded by the command timeout. A pager prompt that
+// still appears is answered with a space. When prompt has a group named "host", its match names
+// the target.
+func (t *Transport) RunShell(ctx context.Context, prompt *regexp.Regexp, setup []string, cmds []transport.Command) ([]transport.BatchResult, error) {
+	if prompt == nil {
+		return nil, errors.New("interactive session: no prompt pattern")
+	}
+	for _, l := range setup {
+		if err := validRawWord(l); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]transport.BatchResult, len(cmds))
+	var sh *shell
+	defer func() {
+		if sh != nil {
+			sh.close()
+		}
+	}()
+	opened := false
+	for i, c := range cmds {
+		line, err := shellLine(c)
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		if sh == nil {
+			if sh, err = t.openShell(ctx, prompt, setup); err != nil {
+				if !opened {
+					return nil, err
+				}
+				for j := i; j < len(cmds); j++ {
+					if out[j].Err == nil {
+						out[j].Err = err
+					}
+				}
+				return out, nil
+			}
+			opened = true
+		}
+		out[i].Result, out[i].Err = sh.run(ctx, line, c.MaxBytes)
+		if out[i].Err != nil {
+			// The session is in an unknown state: the next command gets a new one.
+			sh.close()
+			sh = nil
+		}
+	}
+	return out, nil
+}
+
+// shellLine is the CLI line of a command.
+func shellLine(c transport.Command) (string, error) {
+	if err := validCommand(c); err != nil {
+		return "", err
+	}
+	for _, w := range c.Argv {
+		if err := validRawWord(w); err != nil {
+			return "", err
+		}
+	}
+	if c.Sudo {
+		return "", fmt.Errorf("%s: sudo is not available in a device CLI", c.Argv[0])
+	}
+	return strings.Join(c.Argv, " "), nil
+}
+
+// shell is one interactive session: its output accumulates in buf until a prompt ends it.
+type shell struct {
+	t      *Transport
+	sess   *gossh.Session
+	stdin  io.WriteCloser
+	prompt *regexp.Regexp
+	done   chan struct{} // closed when the session has ended
+	notify chan struct{} // signalled on new output
+
+	// known is the prompt as the session's first prompt showed it.
+	known string
+
+	mu      sync.Mutex
+	buf     []byte
+	max     int  // bytes of the current output kept before the tail window
+	dropped bool // output past max was discarded
+	closed  bool
+}
+
+// Write collects output; past max it keeps only a tail window to find the prompt in.
+func (s *shell) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	s.buf = append(s.buf, p...)
+	if s.max > 0 && len(s.buf) > s.max+2*shellTail {
+		n := copy(s.buf[s.max:], s.buf[len(s.buf)-shellTail:])
+		s.buf = s.buf[:s.max+n]
+		s.dropped = true
+	}
+	s.mu.Unlock()
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+	return len(p), nil
+}
+
+// reset starts collecting the output of a new line, keeping at most max bytes of it.
+func (s *shell) reset(max int) {
+	s.mu.Lock()
+	s.buf, s.max, s.dropped = s.buf[:0], max, false
+	s.mu.Unlock()
+}
+
+func (s *shell) snapshot() ([]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.buf), s.dropped
+}
+
+// openShell opens a session with a terminal, waits for the first prompt and sends the setup
+// lines.
+func (t *Transport) openShell(ctx context.Context, prompt *regexp.Regexp, setup []string) (*shell, error) {
+	select {
+	case t.sessions <- struct{}{}:
+	case <-ctx.Done():
+		return nil, t.fail(ctxStage(ctx), fmt.Errorf("waiting for a session: %w", ctx.Err()))
+	}
+	sess, err := t.newSession(ctx)
+	if err != nil {
+		<-t.sessions
+		return nil, err
+	}
+	s := &shell{t: t, sess: sess, prompt: prompt, done: make(chan struct{}), notify: make(chan struct{}, 1), max: shellSetupMax}
+	fail := func(err error) (*shell, error) {
+		s.close()
+		return nil, err
+	}
+	if err := sess.RequestPty("vt100", 0, shellCols, gossh.TerminalModes{gossh.ECHO: 1}); err != nil {
+		sess.Close()
+		<-t.sessions
+		return nil, t.fail(StageCommand, fmt.Errorf("the device refused a terminal: %w", err))
+	}
+	if s.stdin, err = sess.StdinPipe(); err != nil {
+		sess.Close()
+		<-t.sessions
+		return nil, t.fail(StageCommand, err)
+	}
+	sess.Stdout, sess.Stderr = s, s
+	if err := sess.Shell(); err != nil {
+		sess.Close()
+		<-t.sessions
+		return nil, t.fail(StageCommand, fmt.Errorf("the device refused an interactive session: %w", err))
+	}
+	go func() {
+		sess.Wait()
+		close(s.done)
+	}()
+	tail, err := s.wait(ctx, "")
+	if err != nil {
+		b, _ := s.snapshot()
+		return fail(fmt.Errorf("%w (last output: %q)", err, lastLine(cleanTerminal(b))))
+	}
+	if b, _ := s.snapshot(); tail <= len(b) {
+		s.known = cleanLine(b[tail:])
+	}
+	if i := prompt.SubexpIndex("host"); i > 0 {
+		b, _ := s.snapshot()
+		if m := prompt.FindStringSubmatch(cleanLine(b[tail:])); m != nil && m[i] != "" {
+			t.mu.Lock()
+			if t.hostname == "" {
+				t.hostname = m[i]
+			}
+			t.mu.Unlock()
+		}
+	}
+	for _, l := range setup {
+		s.reset(shellSetupMax)
+		if err := s.send(l + "\n"); err != nil {
+			return fail(err)
+		}
+		if _, err := s.wait(ctx, l); err != nil {
+			return fail(fmt.Errorf("%s: %w", l, err))
+		}
+	}
+	return s, nil
+}
+
+func (s *shell) send(text string) error {
+	if _, err := io.WriteString(s.stdin, text); err != nil {
+		return s.t.fail(StageCommand, fmt.Errorf("writing to the CLI: %w", err))
+	}
+	return nil
+}
+
+// close ends the session and frees its slot.
+func (s *shell) close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.sess.Close()
+	select {
+	case <-s.done:
+	case <-time.After(stopGrace):
+		s.t.track(func() { <-s.done })
+	}
+	<-s.t.sessions
+}
+
+// run sends one command line and returns its output.
+func (s *shell) run(ctx context.Context, line string, maxBytes int64) (*transport.Result, error) {
+	if maxBytes <= 0 {
+		maxBytes = transport.DefaultMaxBytes
+	}
+	s.reset(int(maxBytes))
+	start := time.Now()
+	if err := s.send(line + "\n"); err != nil {
+		return nil, err
+	}
+	tail, err := s.wait(ctx, line)
+	b, dropped := s.snapshot()
+	res := &transport.Result{Duration: time.Since(start)}
+	if err != nil {
+		res.ExitCode = -1
+		res.Stdout = commandOutput(b[:min(len(b), int(maxBytes))], line)
+		return res, fmt.Errorf("%s: %w", line, err)
+	}
+	raw := b[:tail]
+	if dropped {
+		raw = b[:maxBytes]
+	}
+	res.Stdout = commandOutput(raw, line)
+	if dropped {
+		res.Truncated, res.ExitCode = true, -1
+		if int64(len(res.Stdout)) > maxBytes {
+			res.Stdout = res.Stdout[:maxBytes]
+		}
+		return res, nil
+	}
+	if refused(res.Stdout) {
+		res.Stderr, res.Stdout, res.ExitCode = res.Stdout, nil, 1
+		if len(res.Stderr) > transport.MaxStderrBytes {
+			res.Stderr = res.Stderr[:transport.MaxStderrBytes]
+		}
+	}
+	return res, nil
+}
+
+// wait reads output until the prompt stands on its last line, answering pager prompts on the
+// way, and returns where the prompt's line starts. The prompt counts once the output has been
+// quiet for shellSettle, or at once when it is exactly the session's first prompt and the echo
+// of sent has been seen. For the first prompt (sent empty), one bare line end is sent when the
+// session stays quiet without one.
+func (s *shell) wait(ctx context.Context, sent string) (int, error) {
+	first := sent == ""
+	limit := time.NewTimer(s.t.target.cfg.CommandTimeout)
+	defer limit.Stop()
+	settle := time.NewTimer(time.Hour)
+	settle.Stop()
+	nudge := time.NewTimer(shellNudge)
+	defer nudge.Stop()
+	if !first {
+		nudge.Stop()
+	}
+	seen, answered := -1, -1
+	for {
+		b, _ := s.snapshot()
+		start := bytes.LastIndexByte(b, '\n') + 1
+		last := cleanLine(b[start:])
+		switch {
+		case pagerPrompt.MatchString(last) && start != answered:
+			answered = start
+			if err := s.send(" "); err != nil {
+				return 0, err
+			}
+		case s.prompt.MatchString(last):
+			if s.known != "" && last == s.known && bytes.Contains(b, []byte(sent)) {
+				return start, nil
+			}
+			if seen != len(b) {
+				seen = len(b)
+				settle.Reset(shellSettle)
+			}
+		default:
+			seen = -1
+			settle.Stop()
+		}
+		select {
+		case <-s.notify:
+			if first {
+				nudge.Reset(shellNudge)
+			}
+		case <-settle.C:
+			if b, _ := s.snapshot(); len(b) == seen {
+				return start, nil
+			}
+		case <-nudge.C:
+			first = false
+			if err := s.send("\n"); err != nil {
+				return 0, err
+			}
+		case <-limit.C:
+			return 0, s.t.fail(StageTimeout, fmt.Errorf("no prompt within %s (command timeout): %w",
+				s.t.target.cfg.CommandTimeout, context.DeadlineExceeded))
+		case <-ctx.Done():
+			return 0, s.t.fail(ctxStage(ctx), ctx.Err())
+		case <-s.done:
+			// Output may still be on its way; look once more before giving up.
+			if b2, _ := s.snapshot(); len(b2) != len(b) {
+				continue
+			}
+			if lost := s.t.lostErr(); lost != nil {
+				return 0, s.t.fail(StageTimeout, lost)
+			}
+			return 0, s.t.fail(StageCommand, errors.New("the device ended the session before its prompt came back"))
+		}
+	}
+}
+
+// commandOutput cleans a command's raw terminal output and removes the echo of its line.
+func commandOutput(raw []byte, line string) []byte {
+	b := cleanTerminal(raw)
+	first, rest, found := bytes.Cut(b, []byte("\n"))
+	if bytes.HasSuffix(bytes.TrimRight(first, " \t"), []byte(line)) {
+		if !found {
+			return []byte{}
+		}
+		return rest
+	}
+	return b
+}
+
+// refused reports whether one of the first three non-blank lines of out is a CLI's refusal.
+func refused(out []byte) bool {
+	n := 0
+	for l := range bytes.Lines(out) {
+		if len(bytes.TrimSpace(l)) == 0 {
+			continue
+		}
+		if cliError.Match(l) {
+			return true
+		}
+		if n++; n == 3 {
+			break
+		}
+	}
+	return false
+}
+
+// cleanTerminal turns what a terminal session printed into text: escape sequences removed,
+// carriage returns and backspaces applied as a terminal would (a pager prompt that the device
+// erases disappears), line ends made "\n", and pager prompts left at a line's start removed.
+func cleanTerminal(b []byte) []byte {
+	b = stripEscapes(b)
+	var out bytes.Buffer
+	out.Grow(len(b))
+	for len(b) > 0 {
+		line, rest, found := bytes.Cut(b, []byte("\n"))
+		b = rest
+		l := overstrike(line)
+		if loc := pagerRemnant.FindIndex(l); loc != nil {
+			l = l[loc[1]:]
+		}
+		out.Write(l)
+		if found {
+			out.WriteByte('\n')
+		}
+	}
+	return out.Bytes()
+}
+
+// cleanLine is one line as a terminal shows it.
+func cleanLine(b []byte) string {
+	return string(overstrike(stripEscapes(b)))
+}
+
+// overstrike applies carriage returns and backspaces within one line: each moves the cursor,
+// and what follows overwrites. Other control characters but tab are dropped. When something was
+// overwritten, trailing blanks (an erased prompt's) are trimmed.
+func overstrike(line []byte) []byte {
+	cells := make([]byte, 0, len(line))
+	col, rewrote := 0, false
+	for _, c := range line {
+		switch {
+		case c == '\r':
+			col = 0
+		case c == '\b':
+			if col > 0 {
+				col--
+			}
+		case c < 0x20 && c != '\t', c == 0x7f:
+		default:
+			if col < len(cells) {
+				cells[col] = c
+				rewrote = true
+			} else {
+				cells = append(cells, c)
+			}
+			col++
+		}
+	}
+	if rewrote {
+		cells = bytes.TrimRight(cells, " \t")
+	}
+	return cells
+}
+
+// stripEscapes removes ANSI escape sequences: CSI (ESC [ ... final byte), OSC (ESC ] ... BEL
+// or ESC \), and two-byte escapes.
+func stripEscapes(b []byte) []byte {
+	if bytes.IndexByte(b, 0x1b) < 0 {
+		return b
+	}
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		if b[i] != 0x1b {
+			out = append(out, b[i])
+			continue
+		}
+		if i+1 >= len(b) {
+			break
+		}
+		switch b[i+1] {
+		case '[':
+			j := i + 2
+			for j < len(b) && (b[j] < 0x40 || b[j] > 0x7e) {
+				j++
+			}
+			i = j
+		case ']':
+			j := i + 2
+			for j < len(b) && b[j] != 0x07 && !(b[j] == 0x1b && j+1 < len(b) && b[j+1] == '\\') {
+				j++
+			}
+			if j < len(b) && b[j] == 0x1b {
+				j++
+			}
+			i = j
+		default:
+			i++
+		}
+	}
+	return out
+}
+
+func lastLine(b []byte) string {
+	b = bytes.TrimRight(b, "\n")
+	return string(b[bytes.LastIndexByte(b, '\n')+1:])
+}
