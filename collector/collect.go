@@ -103,8 +103,14 @@ func Collect(ctx context.Context, tr transport.Transport, target string, profile
 		return nil, fmt.Errorf("target %s: %w", target, err)
 	}
 
-	// Command sources go through one batch when the transport can.
-	if b, ok := tr.(transport.Batcher); ok {
+	// Everything in one round trip when the transport can (commands, files, globs; then the
+	// files the globs matched), else the commands in one batch.
+	pre := &prefetched{}
+	if g, ok := tr.(transport.Gatherer); ok {
+		if err := gather(ctx, g, sources, shelled, results, pre); err != nil {
+			return nil, fmt.Errorf("target %s: %w", target, err)
+		}
+	} else if b, ok := tr.(transport.Batcher); ok {
 		var cmds []transport.Command
 		var batched []*Source
 		maxTimeout := time.Duration(0)
@@ -145,7 +151,7 @@ func Collect(ctx context.Context, tr transport.Transport, target string, profile
 				one, err = s.runCommand(ctx, tr, red, results[s])
 				a = []Artifact{one}
 			} else {
-				a, err = s.readFiles(ctx, tr, red)
+				a, err = s.readFiles(ctx, tr, red, pre)
 			}
 			if err != nil {
 				log.Warn("source failed", "target", target, "source", s.Name, "err", err)
@@ -183,8 +189,90 @@ func (s *Source) timeout() time.Duration {
 }
 
 func (s *Source) command(argv []string) transport.Command {
-	return transport.Command{Argv: argv, Sudo: s.Sudo, MaxBytes: s.MaxBytes}
+	return transport.Command{Argv: argv, Sudo: s.Sudo, MaxBytes: s.MaxBytes, Timeout: s.Timeout.Duration}
 }
+
+// prefetched holds what a Gatherer read ahead for file sources, by path and by pattern.
+type prefetched struct {
+	files map[string]transport.FileResult
+	globs map[string]transport.GlobResult
+}
+
+// gather runs every source's command, literal file and glob in one round trip, then reads the
+// files the globs matched in a second.
+func gather(ctx context.Context, g transport.Gatherer, sources []*Source, shelled map[*Source]bool, results map[*Source]*transport.BatchResult, pre *prefetched) error {
+	var req transport.Gathering
+	var cmdSources []*Source
+	pre.files, pre.globs = map[string]transport.FileResult{}, map[string]transport.GlobResult{}
+	seen := map[string]bool{}
+	for _, s := range sources {
+		switch {
+		case len(s.Command) > 0 && !shelled[s]:
+			req.Commands = append(req.Commands, s.command(s.Command))
+			cmdSources = append(cmdSources, s)
+		case len(s.Files) > 0:
+			for _, f := range s.Files {
+				if seen[f] {
+					continue
+				}
+				seen[f] = true
+				if isGlob(f) {
+					req.Globs = append(req.Globs, f)
+				} else {
+					req.Files = append(req.Files, transport.FileRead{Path: f, MaxBytes: s.MaxBytes})
+				}
+			}
+		}
+	}
+	if len(req.Commands)+len(req.Files)+len(req.Globs) == 0 {
+		return nil
+	}
+	got, err := g.Gather(ctx, req)
+	if err != nil {
+		return err
+	}
+	for i, s := range cmdSources {
+		results[s] = &got.Commands[i]
+	}
+	for i, f := range req.Files {
+		pre.files[f.Path] = got.Files[i]
+	}
+	var more transport.Gathering
+	for i, pat := range req.Globs {
+		pre.globs[pat] = got.Globs[i]
+		for _, p := range got.Globs[i].Paths {
+			if !seen[p] {
+				seen[p] = true
+				more.Files = append(more.Files, transport.FileRead{Path: p, MaxBytes: capFor(sources, pat)})
+			}
+		}
+	}
+	if len(more.Files) == 0 {
+		return nil
+	}
+	got, err = g.Gather(ctx, more)
+	if err != nil {
+		return err
+	}
+	for i, f := range more.Files {
+		pre.files[f.Path] = got.Files[i]
+	}
+	return nil
+}
+
+// capFor is the cap of the first source reading through pattern.
+func capFor(sources []*Source, pattern string) int64 {
+	for _, s := range sources {
+		for _, f := range s.Files {
+			if f == pattern {
+				return s.MaxBytes
+			}
+		}
+	}
+	return 0
+}
+
+func isGlob(p string) bool { return strings.ContainsAny(p, `*?[\`) }
 
 // notPermitted matches what programs print when they lack privilege.
 var notPermitted = regexp.MustCompile(`(?i)permission denied|operation not permitted|must be root|you must be root|a password is required|not allowed to execute|are not in the sudoers`)
@@ -218,9 +306,14 @@ func (s *Source) runCommand(ctx context.Context, tr transport.Transport, red *Re
 			a.Unavailable = "not permitted: " + err.Error()
 			return a, nil
 		case errors.Is(err, context.DeadlineExceeded):
+			// The transport may have stopped it sooner than the source's timeout (an SSH
+			// target's command_timeout): say how long it really ran.
 			a.Unavailable = fmt.Sprintf("timed out after %s", s.timeout())
 			if res != nil {
 				a.Duration, a.Stderr = res.Duration, string(s.redactAll(red, res.Stderr))
+				if res.Duration > 0 && res.Duration < s.timeout() {
+					a.Unavailable = fmt.Sprintf("timed out after %s", res.Duration.Round(100*time.Millisecond))
+				}
 			}
 			return a, nil
 		default:
@@ -250,22 +343,32 @@ func firstLine(s string) string {
 
 // readFiles reads every file the source names. A single named file that is missing or
 // unreadable is an unavailable artifact; a glob that matches nothing yields none.
-func (s *Source) readFiles(ctx context.Context, tr transport.Transport, red *Redactor) ([]Artifact, error) {
+func (s *Source) readFiles(ctx context.Context, tr transport.Transport, red *Redactor, pre *prefetched) ([]Artifact, error) {
 	var paths []string
 	seen := map[string]bool{}
 	for _, pat := range s.Files {
-		if !strings.ContainsAny(pat, `*?[\`) {
+		if !isGlob(pat) {
 			if !seen[pat] {
 				paths, seen[pat] = append(paths, pat), true
 			}
 			continue
 		}
-		gctx, cancel := context.WithTimeout(ctx, s.timeout())
-		m, err := tr.Glob(gctx, pat)
-		cancel()
+		var m []string
+		var err error
+		if g, ok := pre.globs[pat]; ok {
+			m, err = g.Paths, g.Err
+		} else {
+			gctx, cancel := context.WithTimeout(ctx, s.timeout())
+			m, err = tr.Glob(gctx, pat)
+			cancel()
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
+			}
+			if errors.Is(err, context.DeadlineExceeded) {
+				// The files behind the pattern are unknown: say so under the source's name.
+				return []Artifact{{Name: s.Name, Source: s.Name, Unavailable: fmt.Sprintf("timed out expanding %s", pat)}}, nil
 			}
 			return nil, fmt.Errorf("source %s: %w", s.Name, err)
 		}
@@ -275,9 +378,19 @@ func (s *Source) readFiles(ctx context.Context, tr transport.Transport, red *Red
 			}
 		}
 	}
-	// Every file in one round trip when the transport can.
+	// Every file in one round trip when the transport can, unless it was read ahead.
 	var batch []transport.FileResult
-	if fb, ok := tr.(transport.FileBatcher); ok && len(paths) > 0 {
+	allPre := len(paths) > 0
+	for _, p := range paths {
+		if _, ok := pre.files[p]; !ok {
+			allPre = false
+		}
+	}
+	if allPre {
+		for _, p := range paths {
+			batch = append(batch, pre.files[p])
+		}
+	} else if fb, ok := tr.(transport.FileBatcher); ok && len(paths) > 0 {
 		fctx, cancel := context.WithTimeout(ctx, s.timeout())
 		res, err := fb.ReadFiles(fctx, paths, s.MaxBytes)
 		cancel()

@@ -32,6 +32,9 @@ type Command struct {
 	// MaxBytes caps stdout; past it the output is marked truncated and the command is stopped.
 	// Zero means DefaultMaxBytes.
 	MaxBytes int64
+	// Timeout, when set, bounds this command inside a batch; transports that run one command per
+	// call rely on ctx instead.
+	Timeout time.Duration
 }
 
 // Result is what a command did. A non-zero exit is data, not an error.
@@ -112,4 +115,37 @@ type FileBatcher interface {
 type FileResult struct {
 	File *File
 	Err  error
+}
+
+// Gatherer is implemented by transports that run commands, read files and expand globs all in
+// one round trip. Each result is what Run (or RunBatch), ReadFile and Glob would have returned;
+// Gather's own error means nothing could be gathered (the transport broke or ctx ended first).
+type Gatherer interface {
+	Gather(ctx context.Context, g Gathering) (*Gathered, error)
+}
+
+// Gathering is what one Gather call asks for.
+type Gathering struct {
+	Commands []Command
+	Files    []FileRead
+	Globs    []string
+}
+
+// FileRead is one file to read, with its cap (zero means DefaultMaxBytes).
+type FileRead struct {
+	Path     string
+	MaxBytes int64
+}
+
+// Gathered holds one result per command, file and glob, in the order asked.
+type Gathered struct {
+	Commands []BatchResult
+	Files    []FileResult
+	Globs    []GlobResult
+}
+
+// GlobResult is one glob's expansion, sorted.
+type GlobResult struct {
+	Paths []string
+	Err   error
 }

@@ -1,0 +1,135 @@
+package ssh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hardtrail/hardtrail/collector/transport"
+)
+
+var _ transport.Gatherer = (*Transport)(nil)
+
+// Gather implements transport.Gatherer: commands, file reads and glob expansions run as the
+// steps of one script in one session, so a profile's sources cost the target one login shell.
+func (t *Transport) Gather(ctx context.Context, g transport.Gathering) (*transport.Gathered, error) {
+	out := &transport.Gathered{
+		Commands: make([]transport.BatchResult, len(g.Commands)),
+		Files:    make([]transport.FileResult, len(g.Files)),
+		Globs:    make([]transport.GlobResult, len(g.Globs)),
+	}
+	if t.target.cfg.RawCommands {
+		if len(g.Files)+len(g.Globs) > 0 {
+			return nil, t.errRaw("reading files")
+		}
+		rs, err := t.RunBatch(ctx, g.Commands)
+		if err != nil {
+			return nil, err
+		}
+		out.Commands = rs
+		return out, nil
+	}
+	type ref struct {
+		kind stepKind
+		i    int
+	}
+	var steps []step
+	var refs []ref
+	secs := t.commandSeconds()
+	var limit time.Duration
+	for i, c := range g.Commands {
+		if err := validCommand(c); err != nil {
+			out.Commands[i].Err = err
+			continue
+		}
+		max := c.MaxBytes
+		if max <= 0 {
+			max = transport.DefaultMaxBytes
+		}
+		cs := secs
+		if c.Timeout > 0 {
+			cs = int((c.Timeout + time.Second - 1) / time.Second)
+		}
+		steps = append(steps, step{kind: stepCommand, argv: c.Argv, sudo: c.Sudo, max: max, timeout: cs})
+		refs = append(refs, ref{stepCommand, i})
+		limit += time.Duration(cs) * time.Second
+	}
+	for i, f := range g.Files {
+		if f.Path == "" || validWord(f.Path) != nil {
+			out.Files[i].Err = fmt.Errorf("read %q: bad path", f.Path)
+			continue
+		}
+		max := f.MaxBytes
+		if max <= 0 {
+			max = transport.DefaultMaxBytes
+		}
+		steps = append(steps, step{kind: stepFile, path: f.Path, max: max})
+		refs = append(refs, ref{stepFile, i})
+		limit += time.Duration(secs) * time.Second
+	}
+	patterns := make([]string, len(g.Globs))
+	for i, pat := range g.Globs {
+		p, err := validGlob(pat)
+		if err != nil {
+			out.Globs[i].Err = err
+			continue
+		}
+		words, err := globWords(p)
+		if err != nil {
+			out.Globs[i].Err = fmt.Errorf("glob %q: %w", p, err)
+			continue
+		}
+		patterns[i] = p
+		steps = append(steps, step{kind: stepGlob, glob: words, max: transport.DefaultMaxBytes})
+		refs = append(refs, ref{stepGlob, i})
+		limit += time.Duration(secs) * time.Second
+	}
+	if len(steps) == 0 {
+		return out, nil
+	}
+	s, err := t.session(ctx, steps, limit+stopGrace)
+	if err != nil {
+		return nil, err
+	}
+	produced := false
+	for si, r := range refs {
+		switch r.kind {
+		case stepCommand:
+			out.Commands[r.i].Result, out.Commands[r.i].Err = s.command(si, g.Commands[r.i].Argv[0])
+		case stepFile:
+			max := g.Files[r.i].MaxBytes
+			if max <= 0 {
+				max = transport.DefaultMaxBytes
+			}
+			out.Files[r.i].File, out.Files[r.i].Err = s.file(si, g.Files[r.i].Path, max)
+		case stepGlob:
+			out.Globs[r.i].Paths, out.Globs[r.i].Err = s.glob(si, patterns[r.i])
+		}
+		produced = produced || !s.incomplete(si)
+	}
+	if !produced {
+		return nil, firstErr(out)
+	}
+	return out, nil
+}
+
+// firstErr is the first error of a gathering that produced nothing: why the whole call failed.
+func firstErr(g *transport.Gathered) error {
+	for _, r := range g.Commands {
+		if r.Err != nil {
+			return r.Err
+		}
+	}
+	for _, r := range g.Files {
+		if r.Err != nil {
+			return r.Err
+		}
+	}
+	for _, r := range g.Globs {
+		if r.Err != nil {
+			return r.Err
+		}
+	}
+	return errors.New("nothing was gathered")
+}
