@@ -31,7 +31,7 @@ type Held struct {
 	Since    time.Time     `json:"since"` // the snapshot's time
 	Until    time.Time     `json:"until"`
 	Count    int           `json:"count"`
-	MaxGap   time.Duration `json:"max_gap"`
+	MaxGap   time.Duration `json:"max_gap_ns"`
 }
 
 var errMoved = errors.New("the newest snapshot changed")
