@@ -34,6 +34,7 @@ func Handler(reg prometheus.Gatherer, log *slog.Logger) (http.Handler, error) {
 		Name:        "hardtrail agent",
 		Description: "Remediation status of hardened configuration, as Prometheus metrics",
 		Version:     buildinfo.String(),
+		RoutePrefix: "/",
 		Links: []web.LandingLinks{
 			{Address: "/metrics", Text: "Metrics"},
 			{Address: "/healthz", Text: "Health"},

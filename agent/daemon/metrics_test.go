@@ -157,12 +157,18 @@ func TestMetricsWithoutState(t *testing.T) {
 	}
 }
 
-func TestHealthz(t *testing.T) {
+func TestHealthzAndLandingPage(t *testing.T) {
 	h := handler(t, func() *State { return nil })
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
-	if rec.Code != 200 || rec.Body.String() != "ok\n" {
-		t.Errorf("healthz: %d %q", rec.Code, rec.Body.String())
+	for _, tc := range []struct {
+		path string
+		code int
+		body string
+	}{{"/healthz", 200, "ok\n"}, {"/", 200, `href="/metrics"`}, {"/nothing", 404, "not found"}} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", tc.path, nil))
+		if rec.Code != tc.code || !strings.Contains(rec.Body.String(), tc.body) {
+			t.Errorf("%s: %d %q", tc.path, rec.Code, rec.Body.String())
+		}
 	}
 }
 
