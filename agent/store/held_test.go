@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -188,4 +190,61 @@ func TestEqual(t *testing.T) {
 			t.Errorf("%s: manifests equal", name)
 		}
 	}
+}
+
+// An unchanged capture that holds the newest snapshot costs the store nothing after the
+// first: the held span is updated in place. Beside it, the growth of storing the same
+// captures as snapshots.
+func TestHeldGrowth(t *testing.T) {
+	s := open(t)
+	ctx := t.Context()
+	p := HoldPolicy{MaxAge: 24 * time.Hour, MaxGap: time.Hour}
+	m := func(at time.Time) (*Manifest, [][]byte) {
+		m := &Manifest{Target: "web1", Transport: "local", Started: at, TakenAt: at, Profiles: []string{"linux"}, ToolVersion: "test"}
+		var cs [][]byte
+		for i := range 11 {
+			m.Artifacts = append(m.Artifacts, ArtifactEntry{Name: fmt.Sprintf("art/%d", i), Source: "x"})
+			cs = append(cs, []byte(strings.Repeat(fmt.Sprintf("line %d\n", i), 2000)))
+		}
+		return m, cs
+	}
+	size := func() int64 {
+		s.w.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+		st, _ := os.Stat(s.Path())
+		return st.Size()
+	}
+	t0 := time.Now().Add(-time.Hour)
+	mf, cs := m(t0)
+	if _, err := s.SaveOrHold(ctx, mf, cs, p); err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	grow := func(policy HoldPolicy, from time.Time) float64 {
+		before := size()
+		for i := range n {
+			mf, cs := m(from.Add(time.Duration(i+1) * time.Second))
+			if _, err := s.SaveOrHold(ctx, mf, cs, policy); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return float64(size()-before) / n
+	}
+	held := grow(p, t0)
+	saved := grow(HoldPolicy{}, t0.Add(time.Minute))
+	t.Logf("store growth per unchanged capture of 11 artifacts: %.0f bytes held, %.0f bytes as a snapshot", held, saved)
+	if held > 100 || saved < 500 {
+		t.Errorf("held %.0f bytes, saved %.0f bytes per capture", held, saved)
+	}
+	if h, err := s.Held(ctx, mustLatest(t, s, "web1")); err == nil {
+		t.Errorf("the newest snapshot (stored without holding) is held: %+v", h)
+	}
+}
+
+func mustLatest(t *testing.T, s *Store, target string) string {
+	t.Helper()
+	id, err := s.Latest(t.Context(), target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
