@@ -50,6 +50,10 @@ type Snapshotter struct {
 	Store    *store.Store
 	Redactor *collector.Redactor
 	Logger   *slog.Logger
+	// Hold, when set, records a capture equal to the target's newest snapshot as holding it
+	// instead of storing a new snapshot (store.SaveOrHold); the daemon sets it, the snapshot
+	// command does not.
+	Hold store.HoldPolicy
 }
 
 // Run captures the named targets (every target when names is empty), at most
@@ -86,7 +90,7 @@ func (s *Snapshotter) Run(ctx context.Context, names []string, note string, prog
 			if r.Err != nil {
 				log.Info("capture failed", "target", t.Name, "stage", r.Stage, "err", r.Err)
 			} else {
-				log.Info("captured", "target", t.Name, "snapshot", store.Short(r.Saved.ID), "artifacts", r.Saved.Artifacts, "changed", r.Saved.Changed, "duration", r.Duration)
+				log.Info("captured", "target", t.Name, "snapshot", store.Short(r.Saved.ID), "artifacts", r.Saved.Artifacts, "changed", r.Saved.Changed, "held", r.Saved.Held, "duration", r.Duration)
 			}
 			results[i] = r
 			// Every target is reported, those never started too, so a progress display
@@ -171,7 +175,7 @@ func (s *Snapshotter) one(ctx context.Context, t *config.Target, note string) Re
 	capt.Transport = tr.Info()
 	m, contents := ToManifest(capt, note)
 	// Storing is not bound by the target's deadline: a capture that finished is kept.
-	saved, err := s.Store.Save(context.WithoutCancel(tctx), m, contents)
+	saved, err := s.Store.SaveOrHold(context.WithoutCancel(tctx), m, contents, s.Hold)
 	if err != nil {
 		r.Err, r.Stage = err, "store"
 		return r

@@ -49,6 +49,25 @@ var migrations = []string{
 		report       BLOB NOT NULL,  -- the report JSON, deflated
 		PRIMARY KEY (snapshot, rules_digest)
 	);`,
+	// 4: incidents' status history, a hash chain of its own; and the spans over which captures
+	// found a snapshot unchanged.
+	`CREATE TABLE status_events (
+		id       TEXT PRIMARY KEY,         -- hex SHA-256 of record
+		seq      INTEGER NOT NULL UNIQUE,  -- 1, 2, ... over the store
+		prev     TEXT NOT NULL,            -- id of the event before, '' for the first
+		incident TEXT NOT NULL,
+		target   TEXT NOT NULL,
+		status   TEXT NOT NULL CHECK (status IN ('open', 'remediated', 'verified', 'regressed')),
+		record   BLOB NOT NULL             -- canonical JSON of the event
+	);
+	CREATE INDEX status_events_incident ON status_events (incident, target, seq);
+	CREATE TABLE held (
+		snapshot   TEXT PRIMARY KEY REFERENCES snapshots (id),
+		target     TEXT NOT NULL,
+		last_at    TEXT NOT NULL,                   -- RFC 3339 UTC: the last capture equal to it
+		count      INTEGER NOT NULL CHECK (count > 0), -- captures equal to it after it was taken
+		max_gap_ms INTEGER NOT NULL                 -- longest time between two of them (from taken_at)
+	);`,
 }
 
 // SchemaVersion is the number of schema steps this build knows.

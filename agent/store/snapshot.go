@@ -81,6 +81,9 @@ type Saved struct {
 	Artifacts int
 	Changed   int // artifacts added, removed or different since the previous snapshot
 	NewBlobs  int // blobs that were not already stored
+	// Held is true when the capture equalled snapshot ID and was recorded as holding it
+	// (SaveOrHold) instead of being stored as a new snapshot.
+	Held bool
 }
 
 var targetRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$`)

@@ -39,6 +39,8 @@ type VerifyReport struct {
 	Blobs     int       `json:"blobs"`
 	Links     int       `json:"links"`
 	Results   int       `json:"results"`
+	Events    int       `json:"status_events"`
+	Held      int       `json:"held"`
 	Problems  []Problem `json:"problems"`
 }
 
@@ -173,6 +175,12 @@ func (s *Store) Verify(ctx context.Context) (*VerifyReport, error) {
 		return nil, err2
 	}
 	if rep.Results, err2 = s.verifyResults(ctx, add); err2 != nil {
+		return nil, err2
+	}
+	if rep.Events, err2 = s.verifyEvents(ctx, add); err2 != nil {
+		return nil, err2
+	}
+	if rep.Held, err2 = s.verifyHeld(ctx, add); err2 != nil {
 		return nil, err2
 	}
 	sort.SliceStable(rep.Problems, func(i, j int) bool {

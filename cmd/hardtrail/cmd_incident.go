@@ -173,10 +173,17 @@ func incidentCmd(a *app) *cobra.Command {
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
-			if a.json() {
-				return a.printJSON(s)
+			h, err := statusHistory(ctx, st, s)
+			if err != nil {
+				return err
 			}
-			return writeIncident(a, s)
+			if a.json() {
+				return a.printJSON(h.withState(s))
+			}
+			if err := writeIncident(a, s); err != nil {
+				return err
+			}
+			return writeHistory(a, s, h)
 		},
 	})
 	return cmd

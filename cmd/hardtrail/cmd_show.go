@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -38,11 +40,16 @@ func showCmd(a *app) *cobra.Command {
 				_, err = a.stdout.Write(b)
 				return err
 			}
+			held, err := a.store.Held(ctx, snap.ID)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
 			if a.json() {
 				return a.printJSON(struct {
 					ID       string          `json:"id"`
 					Manifest json.RawMessage `json:"manifest"`
-				}{snap.ID, snap.Raw})
+					Held     *store.Held     `json:"held,omitempty"`
+				}{snap.ID, snap.Raw, held})
 			}
 			m := snap.Manifest
 			w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
@@ -62,7 +69,11 @@ func showCmd(a *app) *cobra.Command {
 			if m.Note != "" {
 				fmt.Fprintf(w, "note\t%s\n", m.Note)
 			}
-			fmt.Fprintf(w, "changed\t%d of %d artifacts since the previous snapshot\n\n", snap.Changed, len(m.Artifacts))
+			fmt.Fprintf(w, "changed\t%d of %d artifacts since the previous snapshot\n", snap.Changed, len(m.Artifacts))
+			if held != nil {
+				fmt.Fprintf(w, "held\tunchanged until %s (%d later captures, at most %s apart)\n", held.Until.Format("2006-01-02T15:04:05.000Z07:00"), held.Count, held.MaxGap.Round(time.Second))
+			}
+			fmt.Fprintln(w)
 			fmt.Fprintf(w, "ARTIFACT\tSHA256\tSIZE\tEXIT\tSTATUS\n")
 			for _, e := range m.Artifacts {
 				status := "ok"

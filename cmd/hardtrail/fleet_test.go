@@ -306,7 +306,7 @@ func TestFleetAuth(t *testing.T) {
 		targets[i].Profiles = []string{"whoami"}
 	}
 	cfg, _ := writeConfig(t, dir, 0, targets, whoami)
-	lines, errOut, code := snapshotRun(t, []string{"SSH_AUTH_SOCK=" + startAgent(t, agentKey)}, cfg)
+	lines, errOut, code := snapshotRun(t, []string{"SSH_AUTH_SOCK=" + startSSHAgent(t, agentKey)}, cfg)
 	if code != 0 {
 		t.Fatalf("snapshot: exit %d\n%+v\n%s", code, lines, errOut)
 	}
@@ -398,7 +398,7 @@ func sudoUser(t *testing.T, commands ...string) string {
 }
 
 // startAgent serves an in-process ssh-agent holding k on a unix socket and returns its path.
-func startAgent(t *testing.T, k *sshtest.Key) string {
+func startSSHAgent(t *testing.T, k *sshtest.Key) string {
 	t.Helper()
 	pem, err := os.ReadFile(k.Path)
 	if err != nil {

@@ -1,0 +1,192 @@
+package daemon
+
+import (
+	"bytes"
+	"flag"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hardtrail/hardtrail/agent/incident"
+	"github.com/hardtrail/hardtrail/internal/buildinfo"
+	"github.com/hardtrail/hardtrail/internal/testutil"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// sampleState has two targets (one down), rules of several severities and outcomes, drift,
+// and incidents in every status.
+func sampleState() *State {
+	at := time.Date(2026, 3, 1, 12, 0, 0, 500e6, time.UTC)
+	return &State{
+		Targets: map[string]TargetState{
+			"web1": {Collected: true, Up: true, Duration: 1500 * time.Millisecond, Errors: 2, Rules: []RuleResult{
+				{Rule: "sshd-password-authentication", Severity: "high", Success: false},
+				{Rule: "sshd-x11-forwarding", Severity: "medium", Success: true},
+			}},
+			"db1":    {Collected: true, Up: false, Duration: 30 * time.Second, Errors: 7},
+			"fresh1": {},
+		},
+		Snapshots: map[string]time.Time{"web1": at, "db1": at.Add(-time.Hour), "gone1": at.Add(-48 * time.Hour)},
+		Incidents: []IncidentStatus{
+			{Incident: "INC-2026-0042", Target: "web1", Status: incident.Regressed},
+			{Incident: "INC-2026-0043", Target: "db1", Status: incident.Open},
+			{Incident: "INC-2026-0044", Target: "web1", Status: incident.Verified},
+			{Incident: "SEC-1", Target: "gone1", Status: incident.Remediated},
+		},
+		Drift:  map[string][]Drift{"web1": {{Artifact: "firewall/iptables", Drifted: true}, {Artifact: "sshd/effective", Drifted: false}}},
+		Reload: Reload{OK: true, At: at},
+	}
+}
+
+func scrape(t testing.TB, h http.Handler) (int, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	return rec.Code, rec.Body.String()
+}
+
+func handler(t testing.TB, state func() *State) http.Handler {
+	t.Helper()
+	h, err := Handler(NewRegistry(state), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// ours keeps the hardtrail_ lines of an exposition, with the build's own labels replaced.
+func ours(text string) string {
+	var b strings.Builder
+	for _, l := range strings.SplitAfter(text, "\n") {
+		if strings.HasPrefix(l, "hardtrail_") || strings.HasPrefix(l, "# HELP hardtrail_") || strings.HasPrefix(l, "# TYPE hardtrail_") {
+			b.WriteString(l)
+		}
+	}
+	return strings.NewReplacer(`version="`+buildinfo.Version+`"`, `version="VERSION"`, `revision="`+buildinfo.Revision+`"`, `revision="REVISION"`,
+		`goversion="`+buildinfo.GoVersion+`"`, `goversion="GOVERSION"`).Replace(b.String())
+}
+
+func TestMetricsGolden(t *testing.T) {
+	st := sampleState()
+	code, body := scrape(t, handler(t, func() *State { return st }))
+	if code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	got := ours(body)
+	golden := filepath.Join("..", "..", "testdata", "agent", "metrics.golden")
+	if *update {
+		os.MkdirAll(filepath.Dir(golden), 0o755)
+		os.WriteFile(golden, []byte(got), 0o644)
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("metrics differ from %s (go test -update rewrites it):\n%s", golden, got)
+	}
+	// Nothing but ours, Go's and the process's.
+	for _, l := range strings.Split(body, "\n") {
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		if !strings.HasPrefix(l, "hardtrail_") && !strings.HasPrefix(l, "go_") && !strings.HasPrefix(l, "process_") {
+			t.Errorf("unexpected series %s", l)
+		}
+	}
+}
+
+// Each incident and target has all four statuses, exactly one of them 1.
+func TestIncidentStatusIsAStateSet(t *testing.T) {
+	st := sampleState()
+	_, body := scrape(t, handler(t, func() *State { return st }))
+	ones := map[string]int{}
+	all := map[string]int{}
+	for _, l := range strings.Split(body, "\n") {
+		if !strings.HasPrefix(l, "hardtrail_incident_status{") {
+			continue
+		}
+		labels := l[strings.IndexByte(l, '{'):strings.IndexByte(l, '}')]
+		pair := labels[:strings.Index(labels, ",status=")]
+		all[pair]++
+		if strings.HasSuffix(l, " 1") {
+			ones[pair]++
+		}
+	}
+	if len(all) != len(st.Incidents) {
+		t.Fatalf("%d incident/target pairs, want %d:\n%s", len(all), len(st.Incidents), body)
+	}
+	for pair, n := range all {
+		if n != len(incident.Statuses) || ones[pair] != 1 {
+			t.Errorf("%s: %d series, %d of them 1", pair, n, ones[pair])
+		}
+	}
+}
+
+// A scrape reads state: scraping again changes no value, and the error counter is the
+// number of failed collections, not of scrapes.
+func TestScrapesChangeNothing(t *testing.T) {
+	st := sampleState()
+	h := handler(t, func() *State { return st })
+	_, first := scrape(t, h)
+	for range 5 {
+		scrape(t, h)
+	}
+	_, last := scrape(t, h)
+	if ours(first) != ours(last) {
+		t.Errorf("scrapes changed the metrics:\n%s\n---\n%s", ours(first), ours(last))
+	}
+	if !strings.Contains(last, `hardtrail_collect_errors_total{target="db1"} 7`) {
+		t.Errorf("errors counter:\n%s", ours(last))
+	}
+}
+
+// Before the first cycle there is no state: /metrics still answers 200 with the build.
+func TestMetricsWithoutState(t *testing.T) {
+	code, body := scrape(t, handler(t, func() *State { return nil }))
+	if code != 200 || !strings.Contains(body, "hardtrail_build_info{") || strings.Contains(body, "hardtrail_target_up") {
+		t.Errorf("status %d:\n%s", code, ours(body))
+	}
+}
+
+func TestHealthzAndLandingPage(t *testing.T) {
+	h := handler(t, func() *State { return nil })
+	for _, tc := range []struct {
+		path string
+		code int
+		body string
+	}{{"/healthz", 200, "ok\n"}, {"/", 200, `href="/metrics"`}, {"/nothing", 404, "not found"}} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", tc.path, nil))
+		if rec.Code != tc.code || !strings.Contains(rec.Body.String(), tc.body) {
+			t.Errorf("%s: %d %q", tc.path, rec.Code, rec.Body.String())
+		}
+	}
+}
+
+// promtool accepts the exposition of a full state.
+func TestPromtoolCheckMetrics(t *testing.T) {
+	promtool := testutil.Tool(t, "promtool")
+	st := sampleState()
+	srv := httptest.NewServer(handler(t, func() *State { return st }))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(body)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
