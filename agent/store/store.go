@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	_ "modernc.org/sqlite" // the pure Go SQLite driver
 )
@@ -79,11 +80,32 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
 	s.r.SetMaxOpenConns(4)
-	if err := s.migrate(ctx); err != nil {
+	// Switching a new store to WAL takes an exclusive lock without waiting on the busy
+	// handler, so two processes opening a fresh store at once can see SQLITE_BUSY; retry.
+	deadline := time.Now().Add(BusyTimeoutMS * time.Millisecond)
+	for {
+		err = s.migrate(ctx)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
 	return s, nil
+}
+
+func isBusy(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
 }
 
 func writableDir(dir string) error {
