@@ -417,7 +417,7 @@ func inSNMPCommunity(stack []string) bool {
 // terminal escape sequences and other control characters are removed, trailing whitespace is
 // trimmed, and blank lines at the start and the end are dropped.
 func NormaliseCLI(b []byte) []byte {
-	b = stripEscapes(b)
+	b = transport.StripEscapes(b)
 	ls := lines(b)
 	for i, l := range ls {
 		ls[i] = strings.TrimRightFunc(strings.Map(func(r rune) rune {
@@ -434,44 +434,6 @@ func NormaliseCLI(b []byte) []byte {
 		ls = ls[:len(ls)-1]
 	}
 	return join(ls)
-}
-
-// stripEscapes removes ANSI escape sequences: CSI (ESC [ ... final), OSC (ESC ] ... BEL or
-// ESC \), and two-byte escapes.
-func stripEscapes(b []byte) []byte {
-	if !slices.Contains(b, 0x1b) {
-		return b
-	}
-	out := make([]byte, 0, len(b))
-	for i := 0; i < len(b); i++ {
-		if b[i] != 0x1b {
-			out = append(out, b[i])
-			continue
-		}
-		if i+1 >= len(b) {
-			break
-		}
-		switch b[i+1] {
-		case '[':
-			j := i + 2
-			for j < len(b) && (b[j] < 0x40 || b[j] > 0x7e) {
-				j++
-			}
-			i = j
-		case ']':
-			j := i + 2
-			for j < len(b) && b[j] != 0x07 && !(b[j] == 0x1b && j+1 < len(b) && b[j+1] == '\\') {
-				j++
-			}
-			if j < len(b) && b[j] == 0x1b {
-				j++
-			}
-			i = j
-		default:
-			i++
-		}
-	}
-	return out
 }
 
 // NormalisePfsenseRevision removes the <revision> element of a pfSense or OPNsense config.xml:

@@ -405,7 +405,7 @@ func refused(out []byte) bool {
 // carriage returns and backspaces applied as a terminal would (a pager prompt that the device
 // erases disappears), line ends made "\n", and pager prompts left at a line's start removed.
 func cleanTerminal(b []byte) []byte {
-	b = stripEscapes(b)
+	b = transport.StripEscapes(b)
 	var out bytes.Buffer
 	out.Grow(len(b))
 	for len(b) > 0 {
@@ -425,7 +425,7 @@ func cleanTerminal(b []byte) []byte {
 
 // cleanLine is one line as a terminal shows it.
 func cleanLine(b []byte) string {
-	return string(overstrike(stripEscapes(b)))
+	return string(overstrike(transport.StripEscapes(b)))
 }
 
 // overstrike applies carriage returns and backspaces within one line: each moves the cursor,
@@ -457,44 +457,6 @@ func overstrike(line []byte) []byte {
 		cells = bytes.TrimRight(cells, " \t")
 	}
 	return cells
-}
-
-// stripEscapes removes ANSI escape sequences: CSI (ESC [ ... final byte), OSC (ESC ] ... BEL
-// or ESC \), and two-byte escapes.
-func stripEscapes(b []byte) []byte {
-	if bytes.IndexByte(b, 0x1b) < 0 {
-		return b
-	}
-	out := make([]byte, 0, len(b))
-	for i := 0; i < len(b); i++ {
-		if b[i] != 0x1b {
-			out = append(out, b[i])
-			continue
-		}
-		if i+1 >= len(b) {
-			break
-		}
-		switch b[i+1] {
-		case '[':
-			j := i + 2
-			for j < len(b) && (b[j] < 0x40 || b[j] > 0x7e) {
-				j++
-			}
-			i = j
-		case ']':
-			j := i + 2
-			for j < len(b) && b[j] != 0x07 && !(b[j] == 0x1b && j+1 < len(b) && b[j+1] == '\\') {
-				j++
-			}
-			if j < len(b) && b[j] == 0x1b {
-				j++
-			}
-			i = j
-		default:
-			i++
-		}
-	}
-	return out
 }
 
 func lastLine(b []byte) string {
