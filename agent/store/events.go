@@ -93,32 +93,7 @@ func (s *Store) RecordStatus(ctx context.Context, e StatusEvent) (*StatusEvent, 
 // StatusEvents returns an incident's status events in the order they were recorded (every
 // incident's when incident is empty).
 func (s *Store) StatusEvents(ctx context.Context, incident string) ([]StatusEvent, error) {
-	q := `SELECT id, record FROM status_events`
-	var args []any
-	if incident != "" {
-		q += ` WHERE incident = ?`
-		args = append(args, incident)
-	}
-	rows, err := s.r.QueryContext(ctx, q+` ORDER BY seq`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []StatusEvent
-	for rows.Next() {
-		var id string
-		var raw []byte
-		if err := rows.Scan(&id, &raw); err != nil {
-			return nil, err
-		}
-		var e StatusEvent
-		if err := json.Unmarshal(raw, &e); err != nil {
-			return nil, fmt.Errorf("status event %s: corrupt record: %w", short(id), err)
-		}
-		e.ID = id
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return records(ctx, s, "status_events", "status event", incident, func(e *StatusEvent, id string) { e.ID = id })
 }
 
 // verifyEvents checks every status event's hash, the chain, and that the snapshot it names

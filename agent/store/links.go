@@ -99,7 +99,13 @@ func (s *Store) Tag(ctx context.Context, l Link) (*Link, error) {
 
 // Links returns an incident's links in the order they were made (all incidents when empty).
 func (s *Store) Links(ctx context.Context, incident string) ([]Link, error) {
-	q := `SELECT id, record FROM links`
+	return records(ctx, s, "links", "link", incident, func(l *Link, id string) { l.ID = id })
+}
+
+// records reads the JSON records of a chained table (links, status_events) in chain order,
+// only the incident's when incident is set; setID gives each record its row's ID.
+func records[T any](ctx context.Context, s *Store, table, what, incident string, setID func(*T, string)) ([]T, error) {
+	q := `SELECT id, record FROM ` + table
 	var args []any
 	if incident != "" {
 		q += ` WHERE incident = ?`
@@ -110,19 +116,19 @@ func (s *Store) Links(ctx context.Context, incident string) ([]Link, error) {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Link
+	var out []T
 	for rows.Next() {
 		var id string
 		var raw []byte
 		if err := rows.Scan(&id, &raw); err != nil {
 			return nil, err
 		}
-		var l Link
-		if err := json.Unmarshal(raw, &l); err != nil {
-			return nil, fmt.Errorf("link %s: corrupt record: %w", short(id), err)
+		var v T
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return nil, fmt.Errorf("%s %s: corrupt record: %w", what, short(id), err)
 		}
-		l.ID = id
-		out = append(out, l)
+		setID(&v, id)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }
