@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +16,6 @@ import (
 
 	gocmp "github.com/google/go-cmp/cmp"
 	gossh "golang.org/x/crypto/ssh"
-	sshagent "golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/hardtrail/hardtrail/agent"
@@ -306,7 +304,7 @@ func TestFleetAuth(t *testing.T) {
 		targets[i].Profiles = []string{"whoami"}
 	}
 	cfg, _ := writeConfig(t, dir, 0, targets, whoami)
-	lines, errOut, code := snapshotRun(t, []string{"SSH_AUTH_SOCK=" + startSSHAgent(t, agentKey)}, cfg)
+	lines, errOut, code := snapshotRun(t, []string{"SSH_AUTH_SOCK=" + sshtest.StartAgent(t, agentKey)}, cfg)
 	if code != 0 {
 		t.Fatalf("snapshot: exit %d\n%+v\n%s", code, lines, errOut)
 	}
@@ -395,47 +393,6 @@ func sudoUser(t *testing.T, commands ...string) string {
 	t.Cleanup(func() { os.Remove(sudoers) })
 	testutil.Run(t, visudo, "-c", "-f", sudoers)
 	return user
-}
-
-// startAgent serves an in-process ssh-agent holding k on a unix socket and returns its path.
-func startSSHAgent(t *testing.T, k *sshtest.Key) string {
-	t.Helper()
-	pem, err := os.ReadFile(k.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := gossh.ParseRawPrivateKey(pem)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr := sshagent.NewKeyring()
-	if err := kr.Add(sshagent.AddedKey{PrivateKey: raw}); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(t.TempDir(), "agent.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				sshagent.ServeAgent(kr, c)
-				c.Close()
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		<-done
-	})
-	return sock
 }
 
 // faultProfiles are profiles for the fault targets: a quick one for the targets that must get

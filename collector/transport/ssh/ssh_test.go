@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +20,6 @@ import (
 	"github.com/hardtrail/hardtrail/internal/testutil"
 	"go.uber.org/goleak"
 	gossh "golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
 
@@ -123,7 +121,7 @@ func TestAuth(t *testing.T) {
 	otherKey := sshtest.NewKey(t, dir, "id_other", "ed25519", "")
 	agentKey := sshtest.NewKey(t, dir, "id_agent", "ed25519", "")
 	f.srv.Authorize(t, "root", agentKey, "")
-	t.Setenv("SSH_AUTH_SOCK", startAgent(t, agentKey))
+	t.Setenv("SSH_AUTH_SOCK", sshtest.StartAgent(t, agentKey))
 	t.Setenv("HT_TEST_PASSPHRASE", pass)
 
 	tests := []struct {
@@ -175,47 +173,6 @@ func TestAuth(t *testing.T) {
 			}
 		})
 	}
-}
-
-// startAgent serves an in-process ssh-agent holding k on a unix socket and returns its path.
-func startAgent(t *testing.T, k *sshtest.Key) string {
-	t.Helper()
-	pem, err := os.ReadFile(k.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := gossh.ParseRawPrivateKey(pem)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr := agent.NewKeyring()
-	if err := kr.Add(agent.AddedKey{PrivateKey: raw}); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(t.TempDir(), "agent.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				agent.ServeAgent(kr, c)
-				c.Close()
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		<-done
-	})
-	return sock
 }
 
 func TestHostKeys(t *testing.T) {
