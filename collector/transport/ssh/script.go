@@ -112,6 +112,34 @@ _h_file() {
 	fi
 	_h_e "$1" "$_h_s" "$_h_rc"
 }
+_h_rd() {
+	printf '\n%s F %s\000' "$_h_rm" "$1"
+	_h_rc=0
+	if [ ! -e "$1" ]; then
+		_h_s=1
+	elif [ ! -r "$1" ]; then
+		_h_s=2
+	else
+		_h_s=0
+		_h_st=$(stat -L -c '%s %f %u %g %U %G' -- "$1" </dev/null)
+		_h_rc=$?
+		if [ "$_h_rc" = 0 ]; then
+			printf '%s\n' "$_h_st"
+			if [ -f "$1" ]; then
+				head -c "$2" -- "$1" </dev/null
+				_h_rc=$?
+			fi
+		fi
+		if [ "$_h_rc" != 0 ]; then
+			if [ ! -e "$1" ]; then
+				_h_s=1 _h_rc=0
+			elif [ ! -r "$1" ]; then
+				_h_s=2 _h_rc=0
+			fi
+		fi
+	fi
+	printf '\n%s E %s %s\n' "$_h_rm" "$_h_s" "$_h_rc"
+}
 { read -r _h_hn </proc/sys/kernel/hostname && printf '%s H %s\n' "$_h_m" "$_h_hn"; } 2>/dev/null
 `
 
@@ -125,6 +153,7 @@ const (
 	stepCommand stepKind = iota
 	stepFile
 	stepGlob
+	stepGlobRead
 )
 
 // step is one framed section of a script.
@@ -132,10 +161,11 @@ type step struct {
 	kind    stepKind
 	argv    []string // stepCommand
 	sudo    bool
-	max     int64  // bytes of output kept; the target sends one more to show truncation
-	timeout int    // seconds for timeout(1); 0 for none
-	path    string // stepFile
-	glob    []string
+	max     int64    // bytes of output kept; the target sends one more to show truncation
+	timeout int      // seconds for timeout(1); 0 for none
+	path    string   // stepFile
+	glob    []string // stepGlob, stepGlobRead
+	match   string   // stepGlobRead: a case pattern matching a superset of the glob's matches
 }
 
 // quote makes s one word for a POSIX shell: single-quoted, embedded quotes closed, escaped and
@@ -155,12 +185,16 @@ func validWord(s string) error {
 func script(marker string, steps []step) []byte {
 	var b strings.Builder
 	b.WriteString("_h_m=" + quote(marker) + "\n")
-	b.WriteString(scriptHead)
-	var timeouts, sudo bool
+	var timeouts, sudo, reads bool
 	for _, s := range steps {
 		timeouts = timeouts || s.timeout > 0
 		sudo = sudo || s.sudo
+		reads = reads || s.kind == stepGlobRead
 	}
+	if reads {
+		b.WriteString("_h_rm=" + quote(recordMarker(marker)) + "\n")
+	}
+	b.WriteString(scriptHead)
 	if timeouts {
 		b.WriteString("if command -v timeout >/dev/null 2>&1 && timeout -k 1 5 true >/dev/null 2>&1; then _h_to=1; fi\n")
 	}
@@ -185,6 +219,16 @@ func script(marker string, steps []step) []byte {
 			// The words are built by globWords: quoted literals around unquoted wildcards.
 			fmt.Fprintf(&b, "_h_b %d\nset +f\nfor _h_f in %s; do if [ -e \"$_h_f\" ] || [ -L \"$_h_f\" ]; then printf '%%s\\000' \"$_h_f\"; fi; done\nset -f\n_h_e %d 0 0\n",
 				i, strings.Join(s.glob, " "), i)
+		case stepGlobRead:
+			// As stepGlob, each name filtered on the target by a case pattern built by
+			// caseWord, then read as a record; past maxGlobFiles a last header says so.
+			fmt.Fprintf(&b, "_h_b %d\n_h_k=0\nset +f\nfor _h_f in %s; do\nset -f\n"+
+				"case $_h_f in */.|*/..) continue ;; %s) ;; *) continue ;; esac\n"+
+				"[ -e \"$_h_f\" ] || [ -L \"$_h_f\" ] || continue\n"+
+				"_h_k=$((_h_k + 1))\n"+
+				"if [ \"$_h_k\" -gt %d ]; then printf '\\n%%s F %%s\\000' \"$_h_rm\" \"$_h_f\"; break; fi\n"+
+				"_h_rd \"$_h_f\" %d\ndone\nset -f\n_h_e %d 0 0\n",
+				i, strings.Join(s.glob, " "), s.match, maxGlobFiles, s.max+1, i)
 		}
 	}
 	b.WriteString(scriptTail)
@@ -225,6 +269,56 @@ func globWords(pattern string) ([]string, error) {
 		}
 	}
 	return words, nil
+}
+
+// caseWord turns an absolute path.Match pattern into a shell case pattern matching a superset of
+// its matches among the names globWords expands to: literal parts single-quoted, every wildcard,
+// class or not, an unquoted `*` (a class or `?` matches one rune, which may be several bytes).
+// The caller filters with path.Match.
+func caseWord(pattern string) string {
+	var b strings.Builder
+	var lit strings.Builder
+	flush := func() {
+		if lit.Len() > 0 {
+			b.WriteString(quote(lit.String()))
+			lit.Reset()
+		}
+	}
+	star := func() {
+		flush()
+		if !strings.HasSuffix(b.String(), "*") {
+			b.WriteString("*")
+		}
+	}
+	for i := 0; i < len(pattern); i++ {
+		switch c := pattern[i]; c {
+		case '*', '?':
+			star()
+		case '\\':
+			if i+1 < len(pattern) {
+				i++
+				lit.WriteByte(pattern[i])
+			}
+		case '[':
+			j := i + 1
+			for j < len(pattern) && pattern[j] != ']' {
+				if pattern[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			if j >= len(pattern) {
+				flush()
+				return b.String() + "*"
+			}
+			star()
+			i = j
+		default:
+			lit.WriteByte(c)
+		}
+	}
+	flush()
+	return b.String()
 }
 
 // validGlob checks a Glob pattern the way Local does, and cleans it.

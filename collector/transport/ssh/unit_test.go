@@ -277,6 +277,8 @@ func TestScriptGolden(t *testing.T) {
 		{kind: stepCommand, argv: []string{"printf", "%s\n", "it's", "$(id)"}, max: 100},
 		{kind: stepFile, path: "/etc/ssh/sshd_config", max: 16 << 20},
 		{kind: stepGlob, glob: []string{`'/etc''/ssh''/sshd_config.d''/'*`, `'/etc''/ssh''/sshd_config.d''/'.*`}, max: 1 << 20},
+		{kind: stepGlobRead, glob: []string{`'/etc''/ssh''/sshd_config.d''/'*`, `'/etc''/ssh''/sshd_config.d''/'.*`},
+			match: `'/etc/ssh/sshd_config.d/'*'.conf'`, max: 16 << 20},
 	}
 	got := script("HT-00000000000000000000000000000000", steps)
 	golden := filepath.Join("..", "..", "..", "testdata", "ssh", "script.golden")
