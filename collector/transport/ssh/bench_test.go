@@ -2,10 +2,12 @@ package ssh_test
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -86,11 +88,27 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// captureCommands are the linux profile's commands; captureFiles its literal files.
-var captureCommands = []struct {
+type benchCommand struct {
 	argv []string
 	sudo bool
-}{
+}
+
+// lightCommands have the shape of the linux profile's commands (nine, four with sudo) and cost
+// little themselves, so that what a tool adds per session and per command stands out.
+var lightCommands = []benchCommand{
+	{[]string{"uname", "-a"}, true},
+	{[]string{"cat", "/proc/loadavg"}, true},
+	{[]string{"id", "-u"}, true},
+	{[]string{"cat", "/etc/hostname"}, true},
+	{[]string{"true"}, false},
+	{[]string{"date", "-u"}, false},
+	{[]string{"cat", "/proc/version"}, false},
+	{[]string{"uname", "-r"}, false},
+	{[]string{"sed", "-n", "1p", "/etc/passwd"}, false},
+}
+
+// linuxCommands are the linux profile's commands.
+var linuxCommands = []benchCommand{
 	{[]string{"sshd", "-T"}, true},
 	{[]string{"iptables-save"}, true},
 	{[]string{"ip6tables-save"}, true},
@@ -102,8 +120,9 @@ var captureCommands = []struct {
 	{[]string{"sysctl", "-a"}, false},
 }
 
-// BenchmarkCapture captures one target the way the linux profile does (its nine commands, its two
-// files and a glob that matches two files), one connection per op, three ways: with the glob's
+// BenchmarkCapture captures one target the way the linux profile does (nine commands, its two
+// files and a glob that matches two files), one connection per op, with the profile's commands
+// (linux) or cheap ones of the same shape (light), three ways: with the glob's
 // files read in a second session (two-sessions), in the same session (one-session), and with
 // OpenSSH's ssh running the same commands in one shell command line (openssh), as a fleet loop
 // would. plain targets start bash without an rc file; rcfile ones read root's ~/.bashrc. It
@@ -114,7 +133,14 @@ func BenchmarkCapture(b *testing.B) {
 	for _, v := range []struct {
 		name   string
 		config []string
-	}{{"plain", []string{"SetEnv SHLVL=1"}}, {"rcfile", nil}} {
+		cmds   []benchCommand
+	}{
+		{"light/plain", []string{"SetEnv SHLVL=1"}, lightCommands}, {"light/rcfile", nil, lightCommands},
+		{"linux/plain", []string{"SetEnv SHLVL=1"}, linuxCommands}, {"linux/rcfile", nil, linuxCommands},
+	} {
+		if !benchWanted(b, v.name) {
+			continue
+		}
 		f := newFixture(b, sshtest.Options{HostKeyTypes: []string{"ed25519"}, Config: v.config})
 		confd := filepath.Join(f.dir, "sshd_config.d")
 		if err := os.Mkdir(confd, 0o755); err != nil {
@@ -129,7 +155,7 @@ func BenchmarkCapture(b *testing.B) {
 		var g transport.Gathering
 		var line strings.Builder
 		line.WriteString("cat /etc/os-release\n")
-		for _, c := range captureCommands {
+		for _, c := range v.cmds {
 			g.Commands = append(g.Commands, transport.Command{Argv: c.argv, Sudo: c.sudo, MaxBytes: 16 << 20})
 			for _, w := range c.argv {
 				line.WriteString("'" + strings.ReplaceAll(w, "'", `'\''`) + "' ")
@@ -198,4 +224,20 @@ func BenchmarkCapture(b *testing.B) {
 			})
 		}
 	}
+}
+
+// benchWanted reports whether -test.bench may select a sub-benchmark under name, so that a fixture
+// is started only for those that run.
+func benchWanted(b *testing.B, name string) bool {
+	pattern := flag.Lookup("test.bench").Value.String()
+	parts := strings.Split(pattern, "/")
+	for i, p := range strings.Split(name, "/") {
+		if i+1 >= len(parts) {
+			return true
+		}
+		if ok, err := regexp.MatchString(parts[i+1], p); err == nil && !ok {
+			return false
+		}
+	}
+	return true
 }

@@ -16,22 +16,28 @@ import (
 //	MARKER B INDEX\n                 (both streams)
 //	<raw output, any bytes>
 //	\nMARKER E INDEX STATUS CODE\n   (stdout; STATUS 0 ran, 1 not found, 2 permission denied)
-//	\nMARKER E INDEX\n               (stderr)
+//	\nMARKER E INDEX [CODE]\n        (stderr)
+//
+// A command that ran has CODE `-` on stdout and its exit status on stderr: the process that
+// waits for it writes its stderr, not its stdout, which goes through head(1); so the shell needs
+// no command substitution, and no fork, to learn it.
 //
 // and the script ends with MARKER Z. Output before the first frame (a login banner, an rc file's
 // chatter) is ignored. A watchdog reads the rest of stdin: when the client closes the session or
 // the connection drops, stdin ends and the watchdog stops every process of the login session,
 // including commands that ignore SIGHUP or run under timeout(1) in their own process group.
 
-// commandLine is the remote command: pagers and locale pinned, the script read from stdin.
+// commandLine is the remote command: the script read from stdin by sh, whatever the login shell.
 func commandLine(scriptLen int) string {
-	return fmt.Sprintf(`exec env LC_ALL=C PAGER=cat SYSTEMD_PAGER= SYSTEMD_COLORS=0 sh -c 'eval "$(head -c %d)"'`, scriptLen)
+	return fmt.Sprintf(`exec sh -c 'eval "$(head -c %d)"'`, scriptLen)
 }
 
-const scriptHead = `exec 3>&1 5<&0 0</dev/null
+// scriptHead pins pagers and locale, and defines the steps. Its prologue runs shell builtins
+// only, but for the watchdog's fork.
+const scriptHead = `exec 5<&0 0</dev/null
 set -f
-PATH=${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/sbin:/sbin
-export PATH
+LC_ALL=C PAGER=cat SYSTEMD_PAGER= SYSTEMD_COLORS=0 PATH=${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/sbin:/sbin
+export LC_ALL PAGER SYSTEMD_PAGER SYSTEMD_COLORS PATH
 ( trap '' HUP INT TERM
   while read -r _h_x; do :; done <&5
   pkill -TERM -s 0 || kill -TERM 0
@@ -79,17 +85,15 @@ _h_run() {
 	shift 4
 	if [ "$_h_su" = 1 ] && [ "$_h_uid" != 0 ]; then set -- sudo -n -- "$@"; fi
 	_h_b "$_h_i"
-	_h_rc=0
 	if _h_look "$1"; then
-		_h_s=0
 		shift
 		set -- "$_h_p" "$@"
-		if [ -n "$_h_to" ] && [ "$_h_t" -gt 0 ]; then set -- timeout -k 2 "$_h_t" "$@"; fi
-		_h_rc=$( { { "$@" </dev/null 3>&- 4>&-; echo $? >&4; } | head -c "$_h_n" >&3 4>&-; } 4>&1 )
+		if [ -n "$_h_to" ] && [ "$_h_t" -gt 0 ]; then set -- "$_h_to" -k 2 "$_h_t" "$@"; fi
+		{ "$@"; printf '\n%s E %s %s\n' "$_h_m" "$_h_i" $? >&2; } | head -c "$_h_n"
+		printf '\n%s E %s 0 -\n' "$_h_m" "$_h_i"
 	else
-		_h_s=$?
+		_h_e "$_h_i" $? 0
 	fi
-	_h_e "$_h_i" "$_h_s" "${_h_rc:-0}"
 }
 _h_file() {
 	_h_b "$1"
@@ -100,14 +104,11 @@ _h_file() {
 		_h_s=2
 	else
 		_h_s=0
-		_h_st=$(stat -L -c '%s %f %u %g %U %G' -- "$3" </dev/null)
+		stat -L -c '%s %f %u %g %U %G' -- "$3"
 		_h_rc=$?
-		if [ "$_h_rc" = 0 ]; then
-			printf '%s\n' "$_h_st"
-			if [ -f "$3" ]; then
-				head -c "$2" -- "$3" </dev/null
-				_h_rc=$?
-			fi
+		if [ "$_h_rc" = 0 ] && [ -f "$3" ]; then
+			head -c "$2" -- "$3"
+			_h_rc=$?
 		fi
 	fi
 	_h_e "$1" "$_h_s" "$_h_rc"
@@ -121,14 +122,11 @@ _h_rd() {
 		_h_s=2
 	else
 		_h_s=0
-		_h_st=$(stat -L -c '%s %f %u %g %U %G' -- "$1" </dev/null)
+		stat -L -c '%s %f %u %g %U %G' -- "$1"
 		_h_rc=$?
-		if [ "$_h_rc" = 0 ]; then
-			printf '%s\n' "$_h_st"
-			if [ -f "$1" ]; then
-				head -c "$2" -- "$1" </dev/null
-				_h_rc=$?
-			fi
+		if [ "$_h_rc" = 0 ] && [ -f "$1" ]; then
+			head -c "$2" -- "$1"
+			_h_rc=$?
 		fi
 		if [ "$_h_rc" != 0 ]; then
 			if [ ! -e "$1" ]; then
@@ -196,10 +194,15 @@ func script(marker string, steps []step) []byte {
 	}
 	b.WriteString(scriptHead)
 	if timeouts {
-		b.WriteString("if command -v timeout >/dev/null 2>&1 && timeout -k 1 5 true >/dev/null 2>&1; then _h_to=1; fi\n")
+		// timeout(1) takes -k (GNU, BusyBox since 1.30) when it parses the line and reports
+		// that the command cannot run (126 or 127), without starting one.
+		b.WriteString("if _h_look timeout; then \"$_h_p\" -k 1 5 /dev/null/hardtrail >/dev/null 2>&1\n" +
+			"case $? in 126|127) _h_to=$_h_p ;; esac; fi\n")
 	}
 	if sudo {
-		b.WriteString("_h_uid=$(id -u 2>/dev/null)\n")
+		// The effective user ID, from the second field of the shell's own Uid line.
+		b.WriteString("{ while read -r _h_k _h_x _h_uid _h_x; do [ \"$_h_k\" = Uid: ] && break; _h_uid=; done </proc/self/status; } 2>/dev/null\n" +
+			"[ -n \"$_h_uid\" ] || _h_uid=$(id -u 2>/dev/null)\n")
 	}
 	for i, s := range steps {
 		switch s.kind {

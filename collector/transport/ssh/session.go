@@ -246,7 +246,16 @@ func (r *run) end(i int, name string) (status, code int, d time.Duration, err er
 		return 0, 0, d, r.t.fail(StageCommand, fmt.Errorf("%s: malformed end frame %q", name, s.fields))
 	}
 	status, err1 := strconv.Atoi(s.fields[0])
-	code, err2 := strconv.Atoi(s.fields[1])
+	codeField := s.fields[1]
+	if codeField == "-" {
+		// A command that ran: its exit status is on stderr's end line.
+		e, ok := r.stderr.result(i)
+		if !ok || !e.done || len(e.fields) != 1 {
+			return 0, 0, d, r.t.fail(StageCommand, fmt.Errorf("%s: no exit status", name))
+		}
+		codeField = e.fields[0]
+	}
+	code, err2 := strconv.Atoi(codeField)
 	if err1 != nil || err2 != nil {
 		return 0, 0, d, r.t.fail(StageCommand, fmt.Errorf("%s: malformed end frame %q", name, s.fields))
 	}
