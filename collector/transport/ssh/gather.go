@@ -11,8 +11,11 @@ import (
 
 var _ transport.Gatherer = (*Transport)(nil)
 
-// Gather implements transport.Gatherer: commands, file reads and glob expansions run as the
-// steps of one script in one session, so a profile's sources cost the target one login shell.
+// Gather implements transport.Gatherer: commands, file reads, glob expansions and glob reads run
+// as the steps of one script in one session, so a profile's sources cost the target one login
+// shell. A glob read expands its pattern on the target, keeps the names a case pattern may match,
+// and reads each as a record of the step (see record.go); the names are then matched here with
+// path.Match, like Glob's. It reads at most 4096 files; past that the glob read fails.
 func (t *Transport) Gather(ctx context.Context, g transport.Gathering) (*transport.Gathered, error) {
 	out := &transport.Gathered{
 		Commands: make([]transport.BatchResult, len(g.Commands)),
