@@ -18,14 +18,14 @@ import (
 //	\nMARKER E INDEX STATUS CODE\n   (stdout; STATUS 0 ran, 1 not found, 2 permission denied)
 //	\nMARKER E INDEX [CODE]\n        (stderr)
 //
-// A command that ran has CODE `-` on stdout and its exit status on stderr: the process that
-// waits for it writes its stderr, not its stdout, which goes through head(1); so the shell needs
-// no command substitution, and no fork, to learn it.
-//
 // and the script ends with MARKER Z. Output before the first frame (a login banner, an rc file's
 // chatter) is ignored. A watchdog reads the rest of stdin: when the client closes the session or
 // the connection drops, stdin ends and the watchdog stops every process of the login session,
 // including commands that ignore SIGHUP or run under timeout(1) in their own process group.
+//
+// A command that ran has CODE `-` on stdout and its exit status on stderr: the subshell that
+// waits for it writes to stderr, while its stdout goes through head(1), so the shell learns the
+// status without a command substitution (a fork) per command.
 
 // commandLine is the remote command: the script read from stdin by sh, whatever the login shell.
 func commandLine(scriptLen int) string {
