@@ -103,8 +103,8 @@ func Collect(ctx context.Context, tr transport.Transport, target string, profile
 		return nil, fmt.Errorf("target %s: %w", target, err)
 	}
 
-	// Everything in one round trip when the transport can (commands, files, globs; then the
-	// files the globs matched), else the commands in one batch.
+	// Everything in one round trip when the transport can (commands, files, globs and the files
+	// they match), else the commands in one batch.
 	pre := &prefetched{}
 	if g, ok := tr.(transport.Gatherer); ok {
 		if err := gather(ctx, g, sources, shelled, results, pre); err != nil {
@@ -198,8 +198,8 @@ type prefetched struct {
 	globs map[string]transport.GlobResult
 }
 
-// gather runs every source's command, literal file and glob in one round trip, then reads the
-// files the globs matched in a second.
+// gather runs every source's command, reads every literal file, and expands every glob and reads
+// what it matches, all in one round trip.
 func gather(ctx context.Context, g transport.Gatherer, sources []*Source, shelled map[*Source]bool, results map[*Source]*transport.BatchResult, pre *prefetched) error {
 	var req transport.Gathering
 	var cmdSources []*Source
@@ -217,14 +217,14 @@ func gather(ctx context.Context, g transport.Gatherer, sources []*Source, shelle
 				}
 				seen[f] = true
 				if isGlob(f) {
-					req.Globs = append(req.Globs, f)
+					req.GlobReads = append(req.GlobReads, transport.FileGlob{Pattern: f, MaxBytes: capFor(sources, f)})
 				} else {
 					req.Files = append(req.Files, transport.FileRead{Path: f, MaxBytes: s.MaxBytes})
 				}
 			}
 		}
 	}
-	if len(req.Commands)+len(req.Files)+len(req.Globs) == 0 {
+	if len(req.Commands)+len(req.Files)+len(req.GlobReads) == 0 {
 		return nil
 	}
 	got, err := g.Gather(ctx, req)
@@ -237,25 +237,17 @@ func gather(ctx context.Context, g transport.Gatherer, sources []*Source, shelle
 	for i, f := range req.Files {
 		pre.files[f.Path] = got.Files[i]
 	}
-	var more transport.Gathering
-	for i, pat := range req.Globs {
-		pre.globs[pat] = got.Globs[i]
-		for _, p := range got.Globs[i].Paths {
-			if !seen[p] {
-				seen[p] = true
-				more.Files = append(more.Files, transport.FileRead{Path: p, MaxBytes: capFor(sources, pat)})
+	if len(got.GlobReads) != len(req.GlobReads) {
+		return nil // a transport that does not read globs: the sources expand them themselves
+	}
+	for i, gr := range req.GlobReads {
+		r := got.GlobReads[i]
+		pre.globs[gr.Pattern] = transport.GlobResult{Paths: r.Paths, Err: r.Err}
+		for k, p := range r.Paths {
+			if _, ok := pre.files[p]; !ok && k < len(r.Files) {
+				pre.files[p] = r.Files[k]
 			}
 		}
-	}
-	if len(more.Files) == 0 {
-		return nil
-	}
-	got, err = g.Gather(ctx, more)
-	if err != nil {
-		return err
-	}
-	for i, f := range more.Files {
-		pre.files[f.Path] = got.Files[i]
 	}
 	return nil
 }

@@ -119,7 +119,8 @@ type FileResult struct {
 
 // Gatherer is implemented by transports that run commands, read files and expand globs all in
 // one round trip. Each result is what Run (or RunBatch), ReadFile and Glob would have returned;
-// Gather's own error means nothing could be gathered (the transport broke or ctx ended first).
+// a glob read is what Glob and then ReadFile on each match would have returned. Gather's own
+// error means nothing could be gathered (the transport broke or ctx ended first).
 type Gatherer interface {
 	Gather(ctx context.Context, g Gathering) (*Gathered, error)
 }
@@ -129,6 +130,15 @@ type Gathering struct {
 	Commands []Command
 	Files    []FileRead
 	Globs    []string
+	// GlobReads expand a pattern and read every file it matches, in the same round trip.
+	GlobReads []FileGlob
+}
+
+// FileGlob is an absolute pattern in path.Match syntax whose matches are read, each with the
+// cap MaxBytes (zero means DefaultMaxBytes).
+type FileGlob struct {
+	Pattern  string
+	MaxBytes int64
 }
 
 // FileRead is one file to read, with its cap (zero means DefaultMaxBytes).
@@ -139,13 +149,22 @@ type FileRead struct {
 
 // Gathered holds one result per command, file and glob, in the order asked.
 type Gathered struct {
-	Commands []BatchResult
-	Files    []FileResult
-	Globs    []GlobResult
+	Commands  []BatchResult
+	Files     []FileResult
+	Globs     []GlobResult
+	GlobReads []GlobReadResult
 }
 
 // GlobResult is one glob's expansion, sorted.
 type GlobResult struct {
 	Paths []string
+	Err   error
+}
+
+// GlobReadResult is one glob read: the matches, sorted, and for each (Files[i] for Paths[i]) what
+// ReadFile would have returned. Err means the pattern could not be expanded; then Paths is empty.
+type GlobReadResult struct {
+	Paths []string
+	Files []FileResult
 	Err   error
 }

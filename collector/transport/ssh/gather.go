@@ -11,16 +11,21 @@ import (
 
 var _ transport.Gatherer = (*Transport)(nil)
 
-// Gather implements transport.Gatherer: commands, file reads and glob expansions run as the
-// steps of one script in one session, so a profile's sources cost the target one login shell.
+// Gather implements transport.Gatherer: commands, file reads, glob expansions and glob reads run
+// as the steps of one script in one session, so a profile's sources cost the target one login
+// shell. A glob read expands its pattern on the target, keeps the names a case pattern may match,
+// and reads each as a record of the step (see record.go); the names are then matched here with
+// path.Match, like Glob's. It reads at most 4096 files; past that the glob read fails.
 func (t *Transport) Gather(ctx context.Context, g transport.Gathering) (*transport.Gathered, error) {
 	out := &transport.Gathered{
 		Commands: make([]transport.BatchResult, len(g.Commands)),
 		Files:    make([]transport.FileResult, len(g.Files)),
 		Globs:    make([]transport.GlobResult, len(g.Globs)),
+
+		GlobReads: make([]transport.GlobReadResult, len(g.GlobReads)),
 	}
 	if t.target.cfg.RawCommands {
-		if len(g.Files)+len(g.Globs) > 0 {
+		if len(g.Files)+len(g.Globs)+len(g.GlobReads) > 0 {
 			return nil, t.errRaw("reading files")
 		}
 		rs, err := t.RunBatch(ctx, g.Commands)
@@ -85,6 +90,23 @@ func (t *Transport) Gather(ctx context.Context, g transport.Gathering) (*transpo
 		refs = append(refs, ref{stepGlob, i})
 		limit += time.Duration(secs) * time.Second
 	}
+	readPatterns := make([]string, len(g.GlobReads))
+	for i, gr := range g.GlobReads {
+		p, err := validGlob(gr.Pattern)
+		if err != nil {
+			out.GlobReads[i].Err = err
+			continue
+		}
+		words, err := globWords(p)
+		if err != nil {
+			out.GlobReads[i].Err = fmt.Errorf("glob %q: %w", p, err)
+			continue
+		}
+		readPatterns[i] = p
+		steps = append(steps, step{kind: stepGlobRead, glob: words, match: caseWord(p), max: capOf(gr.MaxBytes)})
+		refs = append(refs, ref{stepGlobRead, i})
+		limit += time.Duration(secs) * time.Second
+	}
 	if len(steps) == 0 {
 		return out, nil
 	}
@@ -105,6 +127,9 @@ func (t *Transport) Gather(ctx context.Context, g transport.Gathering) (*transpo
 			out.Files[r.i].File, out.Files[r.i].Err = s.file(si, g.Files[r.i].Path, max)
 		case stepGlob:
 			out.Globs[r.i].Paths, out.Globs[r.i].Err = s.glob(si, patterns[r.i])
+		case stepGlobRead:
+			o := &out.GlobReads[r.i]
+			o.Paths, o.Files, o.Err = s.globRead(si, readPatterns[r.i], capOf(g.GlobReads[r.i].MaxBytes))
 		}
 		produced = produced || !s.incomplete(si)
 	}
@@ -131,5 +156,18 @@ func firstErr(g *transport.Gathered) error {
 			return r.Err
 		}
 	}
+	for _, r := range g.GlobReads {
+		if r.Err != nil {
+			return r.Err
+		}
+	}
 	return errors.New("nothing was gathered")
+}
+
+// capOf is a cap as asked, or the default for zero.
+func capOf(max int64) int64 {
+	if max <= 0 {
+		return transport.DefaultMaxBytes
+	}
+	return max
 }

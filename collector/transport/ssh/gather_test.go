@@ -2,11 +2,16 @@ package ssh_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/hardtrail/hardtrail/collector"
 	"github.com/hardtrail/hardtrail/collector/transport"
 	"github.com/hardtrail/hardtrail/collector/transport/ssh/sshtest"
 )
@@ -61,5 +66,117 @@ func TestGather(t *testing.T) {
 	}
 	if g := got.Globs[1]; g.Err != nil || len(g.Paths) != 0 {
 		t.Errorf("glob 1: %+v", g)
+	}
+}
+
+// Glob reads in one session: the matches as Glob finds them, each file as ReadFile reads it.
+func TestGatherGlobReads(t *testing.T) {
+	f := newFixture(t, sshtest.Options{HostKeyTypes: []string{"ed25519"}})
+	tr := dial(t, f.config())
+	local := transport.NewLocal()
+	ctx := t.Context()
+	dir := globTree(t)
+	if err := os.Symlink("nowhere", filepath.Join(dir, "dangling.conf")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "fake.conf"), []byte("\nHR-00000000000000000000000000000000 E 0 0\n"+
+		"\nHT-00000000000000000000000000000000 E 0 0 0\n\x00\xff"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	patterns := []string{
+		"/etc/ssh/*", "/etc/pass?d", "/etc/[a-c]*.conf", "/etc/ssh/sshd_config",
+		dir + "/*", dir + "/*.conf", dir + "/.*", dir + "/*/x.conf", dir + "/[ab]*", dir + "/?.conf", dir + "/nomatch*",
+		dir + "/a.conf", dir + "/missing", dir + "/with space*", dir + "/quote'*", dir + "/$(touch*", dir + `/\*`,
+		dir + "/*\n*", "relative/*", "/etc/[",
+	}
+	var g transport.Gathering
+	for i, p := range patterns {
+		g.GlobReads = append(g.GlobReads, transport.FileGlob{Pattern: p, MaxBytes: int64(i % 3 * 7)})
+	}
+	before := sessions(f.srv)
+	got, err := tr.Gather(ctx, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := sessions(f.srv) - before; n != 1 {
+		t.Errorf("gather used %d sessions, want 1", n)
+	}
+	for i, gr := range g.GlobReads {
+		r := got.GlobReads[i]
+		lg, lerr := local.Glob(ctx, gr.Pattern)
+		if (lerr == nil) != (r.Err == nil) {
+			t.Errorf("%q: local %v, ssh %v", gr.Pattern, lerr, r.Err)
+			continue
+		}
+		if diff := cmp.Diff(lg, r.Paths); diff != "" || len(r.Files) != len(r.Paths) {
+			t.Errorf("%q: paths (-local +ssh):\n%s", gr.Pattern, diff)
+			continue
+		}
+		for k, p := range r.Paths {
+			rf, rerr := r.Files[k].File, r.Files[k].Err
+			if filepath.Base(p) == "fifo" {
+				if rerr == nil || !strings.Contains(rerr.Error(), "not a regular file") {
+					t.Errorf("%q: FIFO read: %v", gr.Pattern, rerr)
+				}
+				continue
+			}
+			lf, lerr := local.ReadFile(ctx, p, gr.MaxBytes)
+			if (lerr == nil) != (rerr == nil) || errors.Is(lerr, transport.ErrNotFound) != errors.Is(rerr, transport.ErrNotFound) {
+				t.Errorf("%q: read %s: local %v, ssh %v", gr.Pattern, p, lerr, rerr)
+				continue
+			}
+			if diff := cmp.Diff(lf, rf); diff != "" {
+				t.Errorf("%q: read %s (-local +ssh):\n%s", gr.Pattern, p, diff)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pwned")); err == nil {
+		t.Error("a glob ran code on the target")
+	}
+}
+
+// A profile of commands, files and a glob costs the target one session.
+func TestCollectOneSession(t *testing.T) {
+	f := newFixture(t, sshtest.Options{HostKeyTypes: []string{"ed25519"}})
+	tr := dial(t, f.config())
+	confd := filepath.Join(f.dir, "conf.d")
+	if err := os.Mkdir(confd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"10-a.conf", "20-b.conf", "skip.txt"} {
+		if err := os.WriteFile(filepath.Join(confd, n), []byte("in "+n+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	doc := fmt.Sprintf(`[[profile]]
+name = "p"
+[[profile.source]]
+name = "os"
+files = ["/etc/os-release"]
+[[profile.source]]
+name = "conf"
+files = ["/etc/hostname", %q]
+[[profile.source]]
+name = "id"
+command = ["id", "-u"]
+`, filepath.Join(confd, "*.conf"))
+	ps, err := collector.LoadProfiles("p.toml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := sessions(f.srv)
+	c, err := collector.Collect(t.Context(), tr, "t", []*collector.Profile{&ps[0]}, nil, collector.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := sessions(f.srv) - before; n != 1 {
+		t.Errorf("the capture used %d sessions, want 1", n)
+	}
+	var got []string
+	for _, a := range c.Artifacts {
+		got = append(got, fmt.Sprintf("%s %q %s", a.Name, a.Content, a.Unavailable))
+	}
+	if len(got) != 5 || !strings.Contains(got[1], `"in 10-a.conf\n"`) || !strings.Contains(got[2], `"in 20-b.conf\n"`) {
+		t.Errorf("artifacts:\n%s", strings.Join(got, "\n"))
 	}
 }

@@ -16,22 +16,28 @@ import (
 //	MARKER B INDEX\n                 (both streams)
 //	<raw output, any bytes>
 //	\nMARKER E INDEX STATUS CODE\n   (stdout; STATUS 0 ran, 1 not found, 2 permission denied)
-//	\nMARKER E INDEX\n               (stderr)
+//	\nMARKER E INDEX [CODE]\n        (stderr)
 //
 // and the script ends with MARKER Z. Output before the first frame (a login banner, an rc file's
 // chatter) is ignored. A watchdog reads the rest of stdin: when the client closes the session or
 // the connection drops, stdin ends and the watchdog stops every process of the login session,
 // including commands that ignore SIGHUP or run under timeout(1) in their own process group.
+//
+// A command that ran has CODE `-` on stdout and its exit status on stderr: the subshell that
+// waits for it writes to stderr, while its stdout goes through head(1), so the shell learns the
+// status without a command substitution (a fork) per command.
 
-// commandLine is the remote command: pagers and locale pinned, the script read from stdin.
+// commandLine is the remote command: the script read from stdin by sh, whatever the login shell.
 func commandLine(scriptLen int) string {
-	return fmt.Sprintf(`exec env LC_ALL=C PAGER=cat SYSTEMD_PAGER= SYSTEMD_COLORS=0 sh -c 'eval "$(head -c %d)"'`, scriptLen)
+	return fmt.Sprintf(`exec sh -c 'eval "$(head -c %d)"'`, scriptLen)
 }
 
-const scriptHead = `exec 3>&1 5<&0 0</dev/null
+// scriptHead pins pagers and locale, and defines the steps. Its prologue runs shell builtins
+// only, but for the watchdog's fork.
+const scriptHead = `exec 5<&0 0</dev/null
 set -f
-PATH=${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/sbin:/sbin
-export PATH
+LC_ALL=C PAGER=cat SYSTEMD_PAGER= SYSTEMD_COLORS=0 PATH=${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/sbin:/sbin
+export LC_ALL PAGER SYSTEMD_PAGER SYSTEMD_COLORS PATH
 ( trap '' HUP INT TERM
   while read -r _h_x; do :; done <&5
   pkill -TERM -s 0 || kill -TERM 0
@@ -79,17 +85,15 @@ _h_run() {
 	shift 4
 	if [ "$_h_su" = 1 ] && [ "$_h_uid" != 0 ]; then set -- sudo -n -- "$@"; fi
 	_h_b "$_h_i"
-	_h_rc=0
 	if _h_look "$1"; then
-		_h_s=0
 		shift
 		set -- "$_h_p" "$@"
-		if [ -n "$_h_to" ] && [ "$_h_t" -gt 0 ]; then set -- timeout -k 2 "$_h_t" "$@"; fi
-		_h_rc=$( { { "$@" </dev/null 3>&- 4>&-; echo $? >&4; } | head -c "$_h_n" >&3 4>&-; } 4>&1 )
+		if [ -n "$_h_to" ] && [ "$_h_t" -gt 0 ]; then set -- "$_h_to" -k 2 "$_h_t" "$@"; fi
+		{ "$@"; printf '\n%s E %s %s\n' "$_h_m" "$_h_i" $? >&2; } | head -c "$_h_n"
+		printf '\n%s E %s 0 -\n' "$_h_m" "$_h_i"
 	else
-		_h_s=$?
+		_h_e "$_h_i" $? 0
 	fi
-	_h_e "$_h_i" "$_h_s" "${_h_rc:-0}"
 }
 _h_file() {
 	_h_b "$1"
@@ -100,17 +104,39 @@ _h_file() {
 		_h_s=2
 	else
 		_h_s=0
-		_h_st=$(stat -L -c '%s %f %u %g %U %G' -- "$3" </dev/null)
+		stat -L -c '%s %f %u %g %U %G' -- "$3"
 		_h_rc=$?
-		if [ "$_h_rc" = 0 ]; then
-			printf '%s\n' "$_h_st"
-			if [ -f "$3" ]; then
-				head -c "$2" -- "$3" </dev/null
-				_h_rc=$?
-			fi
+		if [ "$_h_rc" = 0 ] && [ -f "$3" ]; then
+			head -c "$2" -- "$3"
+			_h_rc=$?
 		fi
 	fi
 	_h_e "$1" "$_h_s" "$_h_rc"
+}
+_h_rd() {
+	printf '\n%s F %s\000' "$_h_rm" "$1"
+	_h_rc=0
+	if [ ! -e "$1" ]; then
+		_h_s=1
+	elif [ ! -r "$1" ]; then
+		_h_s=2
+	else
+		_h_s=0
+		stat -L -c '%s %f %u %g %U %G' -- "$1"
+		_h_rc=$?
+		if [ "$_h_rc" = 0 ] && [ -f "$1" ]; then
+			head -c "$2" -- "$1"
+			_h_rc=$?
+		fi
+		if [ "$_h_rc" != 0 ]; then
+			if [ ! -e "$1" ]; then
+				_h_s=1 _h_rc=0
+			elif [ ! -r "$1" ]; then
+				_h_s=2 _h_rc=0
+			fi
+		fi
+	fi
+	printf '\n%s E %s %s\n' "$_h_rm" "$_h_s" "$_h_rc"
 }
 { read -r _h_hn </proc/sys/kernel/hostname && printf '%s H %s\n' "$_h_m" "$_h_hn"; } 2>/dev/null
 `
@@ -125,6 +151,7 @@ const (
 	stepCommand stepKind = iota
 	stepFile
 	stepGlob
+	stepGlobRead
 )
 
 // step is one framed section of a script.
@@ -132,10 +159,11 @@ type step struct {
 	kind    stepKind
 	argv    []string // stepCommand
 	sudo    bool
-	max     int64  // bytes of output kept; the target sends one more to show truncation
-	timeout int    // seconds for timeout(1); 0 for none
-	path    string // stepFile
-	glob    []string
+	max     int64    // bytes of output kept; the target sends one more to show truncation
+	timeout int      // seconds for timeout(1); 0 for none
+	path    string   // stepFile
+	glob    []string // stepGlob, stepGlobRead
+	match   string   // stepGlobRead: a case pattern matching a superset of the glob's matches
 }
 
 // quote makes s one word for a POSIX shell: single-quoted, embedded quotes closed, escaped and
@@ -155,17 +183,26 @@ func validWord(s string) error {
 func script(marker string, steps []step) []byte {
 	var b strings.Builder
 	b.WriteString("_h_m=" + quote(marker) + "\n")
-	b.WriteString(scriptHead)
-	var timeouts, sudo bool
+	var timeouts, sudo, reads bool
 	for _, s := range steps {
 		timeouts = timeouts || s.timeout > 0
 		sudo = sudo || s.sudo
+		reads = reads || s.kind == stepGlobRead
 	}
+	if reads {
+		b.WriteString("_h_rm=" + quote(recordMarker(marker)) + "\n")
+	}
+	b.WriteString(scriptHead)
 	if timeouts {
-		b.WriteString("if command -v timeout >/dev/null 2>&1 && timeout -k 1 5 true >/dev/null 2>&1; then _h_to=1; fi\n")
+		// timeout(1) takes -k (GNU, BusyBox since 1.30) when it parses the line and reports
+		// that the command cannot run (126 or 127), without starting one.
+		b.WriteString("if _h_look timeout; then \"$_h_p\" -k 1 5 /dev/null/hardtrail >/dev/null 2>&1\n" +
+			"case $? in 126|127) _h_to=$_h_p ;; esac; fi\n")
 	}
 	if sudo {
-		b.WriteString("_h_uid=$(id -u 2>/dev/null)\n")
+		// The effective user ID, from the second field of the shell's own Uid line.
+		b.WriteString("{ while read -r _h_k _h_x _h_uid _h_x; do [ \"$_h_k\" = Uid: ] && break; _h_uid=; done </proc/self/status; } 2>/dev/null\n" +
+			"[ -n \"$_h_uid\" ] || _h_uid=$(id -u 2>/dev/null)\n")
 	}
 	for i, s := range steps {
 		switch s.kind {
@@ -185,6 +222,16 @@ func script(marker string, steps []step) []byte {
 			// The words are built by globWords: quoted literals around unquoted wildcards.
 			fmt.Fprintf(&b, "_h_b %d\nset +f\nfor _h_f in %s; do if [ -e \"$_h_f\" ] || [ -L \"$_h_f\" ]; then printf '%%s\\000' \"$_h_f\"; fi; done\nset -f\n_h_e %d 0 0\n",
 				i, strings.Join(s.glob, " "), i)
+		case stepGlobRead:
+			// As stepGlob, each name filtered on the target by a case pattern built by
+			// caseWord, then read as a record; past maxGlobFiles a last header says so.
+			fmt.Fprintf(&b, "_h_b %d\n_h_k=0\nset +f\nfor _h_f in %s; do\nset -f\n"+
+				"case $_h_f in */.|*/..) continue ;; %s) ;; *) continue ;; esac\n"+
+				"[ -e \"$_h_f\" ] || [ -L \"$_h_f\" ] || continue\n"+
+				"_h_k=$((_h_k + 1))\n"+
+				"if [ \"$_h_k\" -gt %d ]; then printf '\\n%%s F %%s\\000' \"$_h_rm\" \"$_h_f\"; break; fi\n"+
+				"_h_rd \"$_h_f\" %d\ndone\nset -f\n_h_e %d 0 0\n",
+				i, strings.Join(s.glob, " "), s.match, maxGlobFiles, s.max+1, i)
 		}
 	}
 	b.WriteString(scriptTail)
@@ -225,6 +272,56 @@ func globWords(pattern string) ([]string, error) {
 		}
 	}
 	return words, nil
+}
+
+// caseWord turns an absolute path.Match pattern into a shell case pattern matching a superset of
+// its matches among the names globWords expands to: literal parts single-quoted, every wildcard,
+// class or not, an unquoted `*` (a class or `?` matches one rune, which may be several bytes).
+// The caller filters with path.Match.
+func caseWord(pattern string) string {
+	var b strings.Builder
+	var lit strings.Builder
+	flush := func() {
+		if lit.Len() > 0 {
+			b.WriteString(quote(lit.String()))
+			lit.Reset()
+		}
+	}
+	star := func() {
+		flush()
+		if !strings.HasSuffix(b.String(), "*") {
+			b.WriteString("*")
+		}
+	}
+	for i := 0; i < len(pattern); i++ {
+		switch c := pattern[i]; c {
+		case '*', '?':
+			star()
+		case '\\':
+			if i+1 < len(pattern) {
+				i++
+				lit.WriteByte(pattern[i])
+			}
+		case '[':
+			j := i + 1
+			for j < len(pattern) && pattern[j] != ']' {
+				if pattern[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			if j >= len(pattern) {
+				flush()
+				return b.String() + "*"
+			}
+			star()
+			i = j
+		default:
+			lit.WriteByte(c)
+		}
+	}
+	flush()
+	return b.String()
 }
 
 // validGlob checks a Glob pattern the way Local does, and cleans it.

@@ -25,7 +25,8 @@ type run struct {
 	stderr *frameReader
 	outs   []*transport.CapWriter
 	errs   []*transport.CapWriter
-	cause  error // why unfinished steps did not finish; nil when the script ran to its end
+	reads  []*recordReader // a glob read step's stdout; nil for other steps
+	cause  error           // why unfinished steps did not finish; nil when the script ran to its end
 }
 
 // session runs steps as one framed script in one session. It fails as a whole only when no
@@ -41,20 +42,29 @@ func (t *Transport) session(ctx context.Context, steps []step, limit time.Durati
 	defer func() { <-t.sessions }()
 
 	r := &run{t: t, steps: steps}
+	marker := newMarker()
 	for _, s := range steps {
 		max := s.max
 		if s.kind == stepFile {
 			max += maxFrameLine // the stat line comes first
 		}
+		var rr *recordReader
+		if s.kind == stepGlobRead {
+			max = 0
+			rr = newRecordReader(recordMarker(marker), s.max+1+maxFrameLine, maxGlobFiles)
+		}
 		r.outs = append(r.outs, &transport.CapWriter{Max: max})
 		r.errs = append(r.errs, &transport.CapWriter{Max: transport.MaxStderrBytes})
+		r.reads = append(r.reads, rr)
 	}
-	marker := newMarker()
 	r.stdout = newFrameReader(marker, func(i int) io.Writer {
-		if i < len(steps) {
-			return r.outs[i]
+		switch {
+		case i >= len(steps):
+			return nil
+		case r.reads[i] != nil:
+			return r.reads[i]
 		}
-		return nil
+		return r.outs[i]
 	})
 	r.stderr = newFrameReader(marker, func(i int) io.Writer {
 		if i < len(steps) {
@@ -236,7 +246,16 @@ func (r *run) end(i int, name string) (status, code int, d time.Duration, err er
 		return 0, 0, d, r.t.fail(StageCommand, fmt.Errorf("%s: malformed end frame %q", name, s.fields))
 	}
 	status, err1 := strconv.Atoi(s.fields[0])
-	code, err2 := strconv.Atoi(s.fields[1])
+	codeField := s.fields[1]
+	if codeField == "-" {
+		// A command that ran: its exit status is on stderr's end line.
+		e, ok := r.stderr.result(i)
+		if !ok || !e.done || len(e.fields) != 1 {
+			return 0, 0, d, r.t.fail(StageCommand, fmt.Errorf("%s: no exit status", name))
+		}
+		codeField = e.fields[0]
+	}
+	code, err2 := strconv.Atoi(codeField)
 	if err1 != nil || err2 != nil {
 		return 0, 0, d, r.t.fail(StageCommand, fmt.Errorf("%s: malformed end frame %q", name, s.fields))
 	}
@@ -292,13 +311,18 @@ func (r *run) file(i int, p string, max int64) (*transport.File, error) {
 	if err != nil {
 		return nil, err
 	}
+	return r.fileFrom(p, status, code, string(r.errs[i].Bytes()), r.outs[i].Bytes(), max)
+}
+
+// fileFrom builds a File from a read's status and code (as a file step's end frame has them),
+// its stderr, and what it wrote: the stat line, then the content.
+func (r *run) fileFrom(p string, status, code int, stderr string, out []byte, max int64) (*transport.File, error) {
 	switch status {
 	case 1:
 		return nil, fmt.Errorf("%s: %w", p, transport.ErrNotFound)
 	case 2:
 		return nil, fmt.Errorf("%s: %w", p, transport.ErrPermission)
 	}
-	stderr := string(r.errs[i].Bytes())
 	if code != 0 {
 		switch {
 		case strings.Contains(stderr, "No such file"):
@@ -308,7 +332,6 @@ func (r *run) file(i int, p string, max int64) (*transport.File, error) {
 		}
 		return nil, r.t.fail(StageCommand, fmt.Errorf("read %s: exit %d: %s", p, code, strings.TrimSpace(stderr)))
 	}
-	out := r.outs[i].Bytes()
 	nl := bytes.IndexByte(out, '\n')
 	if nl < 0 {
 		return nil, r.t.fail(StageCommand, fmt.Errorf("read %s: no stat line", p))
@@ -398,4 +421,61 @@ func (r *run) glob(i int, pattern string) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// globRead turns step i's records into the sorted matches of pattern, each read as ReadFile
+// would have read it.
+func (r *run) globRead(i int, pattern string, max int64) ([]string, []transport.FileResult, error) {
+	if _, _, _, err := r.end(i, "glob "+pattern); err != nil {
+		return nil, nil, err
+	}
+	recs, overflow := r.reads[i].result()
+	if overflow {
+		return nil, nil, r.t.fail(StageCommand, fmt.Errorf("glob %q: more than %d files match", pattern, maxGlobFiles))
+	}
+	stderr := string(r.errs[i].Bytes())
+	type match struct {
+		path string
+		res  transport.FileResult
+	}
+	var ms []match
+	seen := map[string]bool{}
+	for _, rec := range recs {
+		name := rec.path
+		if name == "" || seen[name] || path.Clean(name) != name {
+			continue
+		}
+		if ok, _ := path.Match(pattern, name); !ok {
+			continue
+		}
+		seen[name] = true
+		m := match{path: name}
+		status, err1 := 0, error(nil)
+		code := 0
+		if len(rec.fields) == 2 {
+			status, err1 = strconv.Atoi(rec.fields[0])
+			if err1 == nil {
+				code, err1 = strconv.Atoi(rec.fields[1])
+			}
+		}
+		switch {
+		case !rec.done:
+			m.res.Err = r.t.fail(StageCommand, fmt.Errorf("%s: the read did not finish", name))
+		case len(rec.fields) != 2 || err1 != nil:
+			m.res.Err = r.t.fail(StageCommand, fmt.Errorf("%s: malformed end record %q", name, rec.fields))
+		default:
+			m.res.File, m.res.Err = r.fileFrom(name, status, code, stderr, rec.body.Bytes(), max)
+		}
+		ms = append(ms, m)
+	}
+	if len(ms) == 0 {
+		return nil, nil, nil
+	}
+	sort.Slice(ms, func(a, b int) bool { return ms[a].path < ms[b].path })
+	paths := make([]string, len(ms))
+	files := make([]transport.FileResult, len(ms))
+	for k, m := range ms {
+		paths[k], files[k] = m.path, m.res
+	}
+	return paths, files, nil
 }

@@ -277,6 +277,8 @@ func TestScriptGolden(t *testing.T) {
 		{kind: stepCommand, argv: []string{"printf", "%s\n", "it's", "$(id)"}, max: 100},
 		{kind: stepFile, path: "/etc/ssh/sshd_config", max: 16 << 20},
 		{kind: stepGlob, glob: []string{`'/etc''/ssh''/sshd_config.d''/'*`, `'/etc''/ssh''/sshd_config.d''/'.*`}, max: 1 << 20},
+		{kind: stepGlobRead, glob: []string{`'/etc''/ssh''/sshd_config.d''/'*`, `'/etc''/ssh''/sshd_config.d''/'.*`},
+			match: `'/etc/ssh/sshd_config.d/'*'.conf'`, max: 16 << 20},
 	}
 	got := script("HT-00000000000000000000000000000000", steps)
 	golden := filepath.Join("..", "..", "..", "testdata", "ssh", "script.golden")
@@ -334,7 +336,7 @@ func TestScriptLocally(t *testing.T) {
 		t.Fatal(err)
 	}
 	stdin.Close()
-	fr := cmd.Stdout.(*frameReader)
+	fr, fe := cmd.Stdout.(*frameReader), cmd.Stderr.(*frameReader)
 	want := []struct {
 		out, err, fields string
 	}{
@@ -345,6 +347,9 @@ func TestScriptLocally(t *testing.T) {
 	}
 	for i, w := range want {
 		s, _ := fr.result(i)
+		if e, _ := fe.result(i); len(s.fields) == 2 && s.fields[1] == "-" && len(e.fields) == 1 {
+			s.fields[1] = e.fields[0] // a command that ran says its exit status on stderr
+		}
 		if got := string(outs[i].Bytes()); got != w.out || string(errs[i].Bytes()) != w.err || strings.Join(s.fields, " ") != w.fields {
 			t.Errorf("step %d: out %q err %q end %q, want %q %q %q", i, got, errs[i].Bytes(), s.fields, w.out, w.err, w.fields)
 		}
