@@ -117,8 +117,8 @@ func (l *Local) Run(ctx context.Context, c Command) (*Result, error) {
 		Truncated: stdout.Full(),
 		ExitCode:  -1,
 	}
-	if cmd.ProcessState != nil {
-		res.ExitCode = cmd.ProcessState.ExitCode()
+	if cmd.ProcessState != nil && !res.Truncated {
+		res.ExitCode = cmd.ProcessState.ExitCode() // past the cap, the status is ours, not its
 	}
 	if err != nil {
 		var ee *exec.ExitError

@@ -41,7 +41,7 @@ type Command struct {
 type Result struct {
 	Stdout    []byte
 	Stderr    []byte // at most MaxStderrBytes
-	ExitCode  int    // -1 when the command was ended by a signal
+	ExitCode  int    // -1 when the command was ended by a signal or stopped at the cap
 	Duration  time.Duration
 	Truncated bool // stdout passed MaxBytes and the command was stopped
 }

@@ -175,6 +175,25 @@ func TestFaultCommandTimeout(t *testing.T) {
 	}
 }
 
+// TestFaultCommandTimeoutStubborn: a command that ignores SIGTERM past its timeout is killed, with
+// its children, killGrace later.
+func TestFaultCommandTimeoutStubborn(t *testing.T) {
+	leakCheck(t)
+	f := newFixture(t, sshtest.Options{HostKeyTypes: []string{"ed25519"}})
+	cfg := f.config()
+	cfg.CommandTimeout = time.Second
+	tr := dial(t, cfg)
+	err := quick(t, 6*time.Second, func() error {
+		_, err := tr.Run(t.Context(), transport.Command{Argv: []string{"sh", "-c", "trap '' TERM; sleep 1037.3; true"}})
+		return err
+	})
+	wantStage(t, err, ssh.StageTimeout)
+	noSurvivor(t, "sleep 1037.3")
+	if got := string(run(t, tr, "echo", "after").Stdout); got != "after\n" {
+		t.Errorf("after a timeout: %q", got)
+	}
+}
+
 // TestFaultContext stops commands through the context alone, with no timeout(1) involved: the
 // watchdog and the signal must stop them, including processes that ignore SIGTERM and SIGHUP.
 func TestFaultContext(t *testing.T) {
@@ -252,11 +271,12 @@ func TestFaultFlood(t *testing.T) {
 	f := newFixture(t, sshtest.Options{HostKeyTypes: []string{"ed25519"}})
 	tr := dial(t, f.config())
 	var rs []transport.BatchResult
-	err := quick(t, 4*time.Second, func() error {
+	err := quick(t, 6*time.Second, func() error {
 		var err error
 		rs, err = tr.RunBatch(t.Context(), []transport.Command{
 			{Argv: []string{"yes", "hardtrail-flood"}, MaxBytes: 4096},
 			{Argv: []string{"head", "-c", "100000000", "/dev/zero"}, MaxBytes: 1 << 20},
+			{Argv: []string{"sh", "-c", "trap '' TERM; exec yes hardtrail-stubborn"}, MaxBytes: 4096},
 			{Argv: []string{"echo", "after"}},
 		})
 		return err
@@ -264,7 +284,7 @@ func TestFaultFlood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, want := range []int{4096, 1 << 20} {
+	for i, want := range []int{4096, 1 << 20, 4096} {
 		r := rs[i]
 		if r.Err != nil || len(r.Result.Stdout) != want || !r.Result.Truncated {
 			t.Errorf("flood %d: %d bytes, truncated %v, %v", i, len(r.Result.Stdout), r.Result.Truncated, r.Err)
@@ -273,8 +293,9 @@ func TestFaultFlood(t *testing.T) {
 	if !strings.HasPrefix(string(rs[0].Result.Stdout), "hardtrail-flood\n") {
 		t.Errorf("flood output starts %q", rs[0].Result.Stdout[:20])
 	}
-	if rs[2].Err != nil || string(rs[2].Result.Stdout) != "after\n" {
-		t.Errorf("after the flood: %+v", rs[2])
+	if rs[3].Err != nil || string(rs[3].Result.Stdout) != "after\n" {
+		t.Errorf("after the flood: %+v", rs[3])
 	}
 	noSurvivor(t, "yes hardtrail-flood")
+	noSurvivor(t, "yes hardtrail-stubborn")
 }

@@ -28,6 +28,7 @@ type frameReader struct {
 	marker   []byte
 	end      []byte // "\n" + marker
 	sink     func(i int) io.Writer
+	note     func(i int, pid int) // told of a P line: the PID of step i's command
 	mu       sync.Mutex
 	buf      []byte
 	cur      int // index of the open section, -1 when between sections
@@ -80,6 +81,25 @@ func (f *frameReader) step() bool {
 			return false
 		}
 		s.data.Write(f.buf[:i])
+		// A P line inside a section names its command's PID and is not part of the output;
+		// any other marker line ends the section.
+		rest := f.buf[i+len(f.end):]
+		nl := bytes.IndexByte(rest, '\n')
+		if nl < 0 && len(rest) <= maxFrameLine {
+			f.buf = append(f.buf[:0], f.buf[i:]...)
+			return false
+		}
+		if nl >= 0 {
+			if fields := strings.Fields(string(rest[:nl])); len(fields) == 3 && fields[0] == "P" {
+				f.buf = append(f.buf[:0], rest[nl+1:]...)
+				idx, err1 := strconv.Atoi(fields[1])
+				pid, err2 := strconv.Atoi(fields[2])
+				if err1 == nil && err2 == nil && idx == f.cur && pid > 0 && f.note != nil {
+					f.note(idx, pid)
+				}
+				return true
+			}
+		}
 		f.buf = append(f.buf[:0], f.buf[i+1:]...) // the newline before the marker is framing
 		f.cur = -1
 		return true

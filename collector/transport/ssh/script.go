@@ -16,16 +16,18 @@ import (
 //	MARKER B INDEX\n                 (both streams)
 //	<raw output, any bytes>
 //	\nMARKER E INDEX STATUS CODE\n   (stdout; STATUS 0 ran, 1 not found, 2 permission denied)
-//	\nMARKER E INDEX [CODE]\n        (stderr)
+//	\nMARKER E INDEX\n               (stderr)
 //
 // and the script ends with MARKER Z. Output before the first frame (a login banner, an rc file's
-// chatter) is ignored. A watchdog reads the rest of stdin: when the client closes the session or
-// the connection drops, stdin ends and the watchdog stops every process of the login session,
-// including commands that ignore SIGHUP or run under timeout(1) in their own process group.
+// chatter) is ignored. A command runs as a child of the script's shell, which first writes
+// `\nMARKER P INDEX PID\n` inside the step's stderr frame (not part of the output).
 //
-// A command that ran has CODE `-` on stdout and its exit status on stderr: the subshell that
-// waits for it writes to stderr, while its stdout goes through head(1), so the shell learns the
-// status without a command substitution (a fork) per command.
+// A watchdog reads the rest of stdin. The client writes `T PID` or `K PID` lines there to stop a
+// command that passed its timeout or its output cap (SIGTERM, then SIGKILL to it and its
+// children); the shell's own builtins do it, so a command costs the target one fork and exec,
+// as in a plain shell. When the client closes the session or the connection drops, stdin ends
+// and the watchdog stops every process of the login session, including commands that ignore
+// SIGHUP.
 
 // commandLine is the remote command: the script read from stdin by sh, whatever the login shell.
 func commandLine(scriptLen int) string {
@@ -33,13 +35,20 @@ func commandLine(scriptLen int) string {
 }
 
 // scriptHead pins pagers and locale, and defines the steps. Its prologue runs shell builtins
-// only, but for the watchdog's fork.
+// only, but for the watchdog's fork. `wait` runs in a group with stderr to /dev/null because
+// dash reports a child killed by a signal ("Terminated") on the shell's stderr after it.
 const scriptHead = `exec 5<&0 0</dev/null
 set -f
 LC_ALL=C PAGER=cat SYSTEMD_PAGER= SYSTEMD_COLORS=0 PATH=${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/sbin:/sbin
 export LC_ALL PAGER SYSTEMD_PAGER SYSTEMD_COLORS PATH
 ( trap '' HUP INT TERM
-  while read -r _h_x; do :; done <&5
+  while read -r _h_c _h_x; do
+    case $_h_x in ''|0|*[!0-9]*) continue ;; esac
+    case $_h_c in
+    T) kill -TERM "$_h_x" ;;
+    K) pkill -KILL -P "$_h_x"; kill -KILL "$_h_x" ;;
+    esac
+  done <&5
   pkill -TERM -s 0 || kill -TERM 0
   sleep 1
   pkill -KILL -s 0 || kill -KILL 0
@@ -81,16 +90,16 @@ _h_look() {
 	return $_h_r
 }
 _h_run() {
-	_h_i=$1 _h_n=$2 _h_t=$3 _h_su=$4
-	shift 4
+	_h_i=$1 _h_su=$2
+	shift 2
 	if [ "$_h_su" = 1 ] && [ "$_h_uid" != 0 ]; then set -- sudo -n -- "$@"; fi
 	_h_b "$_h_i"
 	if _h_look "$1"; then
 		shift
-		set -- "$_h_p" "$@"
-		if [ -n "$_h_to" ] && [ "$_h_t" -gt 0 ]; then set -- "$_h_to" -k 2 "$_h_t" "$@"; fi
-		{ "$@"; printf '\n%s E %s %s\n' "$_h_m" "$_h_i" $? >&2; } | head -c "$_h_n"
-		printf '\n%s E %s 0 -\n' "$_h_m" "$_h_i"
+		"$_h_p" "$@" &
+		printf '\n%s P %s %s\n' "$_h_m" "$_h_i" $! >&2
+		{ wait $!; } 2>/dev/null
+		_h_e "$_h_i" 0 $?
 	else
 		_h_e "$_h_i" $? 0
 	fi
@@ -159,8 +168,8 @@ type step struct {
 	kind    stepKind
 	argv    []string // stepCommand
 	sudo    bool
-	max     int64    // bytes of output kept; the target sends one more to show truncation
-	timeout int      // seconds for timeout(1); 0 for none
+	max     int64    // bytes of output kept; a file's target sends one more to show truncation
+	timeout int      // stepCommand: seconds before the client stops it; 0 for none
 	path    string   // stepFile
 	glob    []string // stepGlob, stepGlobRead
 	match   string   // stepGlobRead: a case pattern matching a superset of the glob's matches
@@ -183,9 +192,8 @@ func validWord(s string) error {
 func script(marker string, steps []step) []byte {
 	var b strings.Builder
 	b.WriteString("_h_m=" + quote(marker) + "\n")
-	var timeouts, sudo, reads bool
+	var sudo, reads bool
 	for _, s := range steps {
-		timeouts = timeouts || s.timeout > 0
 		sudo = sudo || s.sudo
 		reads = reads || s.kind == stepGlobRead
 	}
@@ -193,12 +201,6 @@ func script(marker string, steps []step) []byte {
 		b.WriteString("_h_rm=" + quote(recordMarker(marker)) + "\n")
 	}
 	b.WriteString(scriptHead)
-	if timeouts {
-		// timeout(1) takes -k (GNU, BusyBox since 1.30) when it parses the line and reports
-		// that the command cannot run (126 or 127), without starting one.
-		b.WriteString("if _h_look timeout; then \"$_h_p\" -k 1 5 /dev/null/hardtrail >/dev/null 2>&1\n" +
-			"case $? in 126|127) _h_to=$_h_p ;; esac; fi\n")
-	}
 	if sudo {
 		// The effective user ID, from the second field of the shell's own Uid line.
 		b.WriteString("{ while read -r _h_k _h_x _h_uid _h_x; do [ \"$_h_k\" = Uid: ] && break; _h_uid=; done </proc/self/status; } 2>/dev/null\n" +
@@ -211,7 +213,7 @@ func script(marker string, steps []step) []byte {
 			if s.sudo {
 				su = 1
 			}
-			fmt.Fprintf(&b, "_h_run %d %d %d %d", i, s.max+1, s.timeout, su)
+			fmt.Fprintf(&b, "_h_run %d %d", i, su)
 			for _, w := range s.argv {
 				b.WriteString(" " + quote(w))
 			}

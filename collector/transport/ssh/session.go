@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hardtrail/hardtrail/collector/transport"
@@ -27,6 +28,125 @@ type run struct {
 	errs   []*transport.CapWriter
 	reads  []*recordReader // a glob read step's stdout; nil for other steps
 	cause  error           // why unfinished steps did not finish; nil when the script ran to its end
+
+	ctl      *control
+	mu       sync.Mutex
+	pids     map[int]int  // step -> its command's PID on the target, from the P line
+	stops    map[int]bool // steps asked to stop: output past the cap, or the timeout passed
+	timedOut map[int]bool
+	timers   []*time.Timer
+	ended    bool // the session is over; no more stop requests
+}
+
+// killGrace is how long a command has between SIGTERM and SIGKILL.
+const killGrace = 2 * time.Second
+
+// started records step i's command PID and starts its timeout.
+func (r *run) started(i, pid int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ended || r.pids[i] != 0 {
+		return
+	}
+	r.pids[i] = pid
+	if r.stops[i] {
+		r.signalLocked(i, pid)
+	}
+	if secs := r.steps[i].timeout; secs > 0 {
+		r.timers = append(r.timers, time.AfterFunc(time.Duration(secs)*time.Second, func() {
+			if r.incomplete(i) {
+				r.mu.Lock()
+				r.timedOut[i] = true
+				r.mu.Unlock()
+				r.stop(i)
+			}
+		}))
+	}
+}
+
+// stop asks the target to stop step i's command: SIGTERM now (or as soon as its PID is known),
+// SIGKILL to it and its children after killGrace if it has not ended by then.
+func (r *run) stop(i int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ended || r.stops[i] {
+		return
+	}
+	r.stops[i] = true
+	if pid := r.pids[i]; pid != 0 {
+		r.signalLocked(i, pid)
+	}
+}
+
+func (r *run) signalLocked(i, pid int) {
+	r.ctl.send(fmt.Sprintf("T %d\n", pid))
+	r.timers = append(r.timers, time.AfterFunc(killGrace, func() {
+		if r.incomplete(i) {
+			r.ctl.send(fmt.Sprintf("K %d\n", pid))
+		}
+	}))
+}
+
+// finish ends stop requests and their timers.
+func (r *run) finish() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ended = true
+	for _, t := range r.timers {
+		t.Stop()
+	}
+}
+
+// control owns a session's stdin: the script first, then stop requests for the watchdog, then
+// EOF. x/crypto's CloseWrite must not race a Write, so all three hold mu.
+type control struct {
+	mu     sync.Mutex
+	w      io.WriteCloser
+	closed bool
+	wrote  chan struct{} // closed once the script is written
+}
+
+func startControl(w io.WriteCloser, body []byte) *control {
+	c := &control{w: w, wrote: make(chan struct{})}
+	c.mu.Lock()
+	go func() {
+		defer c.mu.Unlock()
+		c.w.Write(body)
+		close(c.wrote)
+	}()
+	return c
+}
+
+// send writes one line after the script, unless stdin is closed; it never blocks the caller.
+func (c *control) send(line string) {
+	go func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if !c.closed {
+			c.w.Write([]byte(line))
+		}
+	}()
+}
+
+// close sends EOF once the script and pending lines are written; it reports whether it could
+// within the time given.
+func (c *control) close(within time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if !c.closed {
+			c.closed = true
+			c.w.Close()
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-time.After(within):
+		return false
+	}
 }
 
 // session runs steps as one framed script in one session. It fails as a whole only when no
@@ -41,9 +161,10 @@ func (t *Transport) session(ctx context.Context, steps []step, limit time.Durati
 	}
 	defer func() { <-t.sessions }()
 
-	r := &run{t: t, steps: steps}
+	r := &run{t: t, steps: steps, pids: map[int]int{}, stops: map[int]bool{}, timedOut: map[int]bool{}}
+	defer r.finish()
 	marker := newMarker()
-	for _, s := range steps {
+	for i, s := range steps {
 		max := s.max
 		if s.kind == stepFile {
 			max += maxFrameLine // the stat line comes first
@@ -53,7 +174,11 @@ func (t *Transport) session(ctx context.Context, steps []step, limit time.Durati
 			max = 0
 			rr = newRecordReader(recordMarker(marker), s.max+1+maxFrameLine, maxGlobFiles)
 		}
-		r.outs = append(r.outs, &transport.CapWriter{Max: max})
+		out := &transport.CapWriter{Max: max}
+		if s.kind == stepCommand {
+			out.OnFull = func() { r.stop(i) }
+		}
+		r.outs = append(r.outs, out)
 		r.errs = append(r.errs, &transport.CapWriter{Max: transport.MaxStderrBytes})
 		r.reads = append(r.reads, rr)
 	}
@@ -72,6 +197,7 @@ func (t *Transport) session(ctx context.Context, steps []step, limit time.Durati
 		}
 		return nil
 	})
+	r.stderr.note = r.started
 
 	sess, err := t.newSession(ctx)
 	if err != nil {
@@ -87,22 +213,7 @@ func (t *Transport) session(ctx context.Context, steps []step, limit time.Durati
 	if err := sess.Start(commandLine(len(body))); err != nil {
 		return nil, t.fail(StageCommand, fmt.Errorf("starting the remote shell: %w", err))
 	}
-	wrote := make(chan struct{})
-	go func() {
-		stdin.Write(body)
-		close(wrote)
-	}()
-	// closeStdin sends EOF once the script is written (x/crypto's CloseWrite must not race a
-	// Write); it reports whether it could.
-	closeStdin := func(within time.Duration) bool {
-		select {
-		case <-wrote:
-			stdin.Close()
-			return true
-		case <-time.After(within):
-			return false
-		}
-	}
+	r.ctl = startControl(stdin, body)
 	done := make(chan error, 1)
 	go func() { done <- sess.Wait() }()
 
@@ -111,14 +222,14 @@ func (t *Transport) session(ctx context.Context, steps []step, limit time.Durati
 	var waitErr error
 	select {
 	case waitErr = <-done:
-		if !closeStdin(stopGrace) {
+		if !r.ctl.close(stopGrace) {
 			sess.Close() // the target never read the script; closing the channel ends the write
-			<-wrote
+			<-r.ctl.wrote
 		}
 	case <-lctx.Done():
 		// EOF on stdin wakes the watchdog, which stops every process of the session; the
 		// signal reaches the shell at once; closing the channel is the last resort.
-		closeStdin(stopGrace / 2)
+		r.ctl.close(stopGrace / 2)
 		sess.Signal(gossh.SIGTERM)
 		select {
 		case waitErr = <-done:
@@ -132,7 +243,7 @@ func (t *Transport) session(ctx context.Context, steps []step, limit time.Durati
 				// or with the connection, and answer now.
 				t.track(func() {
 					<-done
-					<-wrote
+					<-r.ctl.wrote
 				})
 			}
 		}
@@ -246,16 +357,7 @@ func (r *run) end(i int, name string) (status, code int, d time.Duration, err er
 		return 0, 0, d, r.t.fail(StageCommand, fmt.Errorf("%s: malformed end frame %q", name, s.fields))
 	}
 	status, err1 := strconv.Atoi(s.fields[0])
-	codeField := s.fields[1]
-	if codeField == "-" {
-		// A command that ran: its exit status is on stderr's end line.
-		e, ok := r.stderr.result(i)
-		if !ok || !e.done || len(e.fields) != 1 {
-			return 0, 0, d, r.t.fail(StageCommand, fmt.Errorf("%s: no exit status", name))
-		}
-		codeField = e.fields[0]
-	}
-	code, err2 := strconv.Atoi(codeField)
+	code, err2 := strconv.Atoi(s.fields[1])
 	if err1 != nil || err2 != nil {
 		return 0, 0, d, r.t.fail(StageCommand, fmt.Errorf("%s: malformed end frame %q", name, s.fields))
 	}
@@ -291,13 +393,15 @@ func (r *run) command(i int, name string) (*transport.Result, error) {
 	default:
 		return nil, r.t.fail(StageCommand, fmt.Errorf("%s: unknown step status %d", name, status))
 	}
-	// The shell reports death by signal N as 128+N; Local reports it as -1.
-	if code > 128 && code <= 128+64 {
+	// The shell reports death by signal N as 128+N; Local reports it as -1, and so a command
+	// stopped at the cap, whether or not it ended first.
+	if code > 128 && code <= 128+64 || res.Truncated {
 		res.ExitCode = -1
 	}
-	// timeout(1) exits 124 when it stopped the command (137 when it had to kill it).
-	if r.steps[i].timeout > 0 && (code == 124 || code == 137) &&
-		d >= time.Duration(r.steps[i].timeout)*time.Second-500*time.Millisecond {
+	r.mu.Lock()
+	timedOut := r.timedOut[i]
+	r.mu.Unlock()
+	if timedOut {
 		res.ExitCode = -1
 		return res, r.t.fail(StageTimeout, fmt.Errorf("%s: stopped after %s (command timeout): %w",
 			name, d.Round(time.Millisecond), context.DeadlineExceeded))

@@ -587,7 +587,7 @@ func validCommand(c transport.Command) error {
 	return nil
 }
 
-// commandSeconds is the per-command timeout in whole seconds, as timeout(1) takes it.
+// commandSeconds is the per-command timeout in whole seconds.
 func (t *Transport) commandSeconds() int {
 	d := t.target.cfg.CommandTimeout
 	return int((d + time.Second - 1) / time.Second)
