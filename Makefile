@@ -23,7 +23,7 @@ lint:
 
 # Benchmarks print side-by-side figures from one run; see README "Performance".
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 5x -timeout 30m ./...
+	$(GO) test -run '^$$' -bench . -benchtime 5x -timeout 90m ./...
 
 # Snapshot this machine into the default store (root: /var/lib/hardtrail, else $$XDG_DATA_HOME).
 run:

@@ -242,12 +242,12 @@ func countIn(b *testing.B, path, s string) int {
 // each fleet once per -count, whatever -benchtime says; the leaves only report.
 func BenchmarkFleet(b *testing.B) {
 	testutil.Root(b)
-	for _, tool := range []string{"parallel-ssh", "xargs", "ssh"} {
+	for _, tool := range []string{"parallel-ssh", "xargs", "ssh", "ansible"} {
 		testutil.Tool(b, tool)
 	}
 	plain := startBenchFleet(b, 300, true)
 	b.Run("N=100", func(b *testing.B) {
-		plain.compare(b, 100, fleetConcurrency, "hardtrail", "parallel-ssh", "ssh-loop", "ssh-loop-sntrup")
+		plain.compare(b, 100, fleetConcurrency, "hardtrail", "parallel-ssh", "ssh-loop", "ssh-loop-sntrup", "ansible")
 	})
 	b.Run("N=300", func(b *testing.B) {
 		plain.compare(b, 300, fleetConcurrency, "hardtrail", "parallel-ssh", "ssh-loop")
@@ -265,12 +265,18 @@ func (f *benchFleet) compare(b *testing.B, n, par int, tools ...string) {
 		b.Fatal(err)
 	}
 	var targets []target
-	var psshHosts, sshHosts strings.Builder
+	var psshHosts, sshHosts, inventory strings.Builder
 	for i, h := range f.hosts[:n] {
 		targets = append(targets, target{Name: fmt.Sprintf("t%03d", i), Address: "root@" + h,
 			Identity: f.key.Path, KnownHosts: f.kh, Profiles: []string{"linux"}})
 		fmt.Fprintf(&psshHosts, "root@%s\n", h)
 		fmt.Fprintf(&sshHosts, "ssh://root@%s\n", h)
+		host, port, _ := net.SplitHostPort(h)
+		fmt.Fprintf(&inventory, "t%03d ansible_host=%s ansible_port=%s ansible_user=root\n", i, host, port)
+	}
+	inventoryFile := filepath.Join(dir, "inventory")
+	if err := os.WriteFile(inventoryFile, []byte(inventory.String()), 0o600); err != nil {
+		b.Fatal(err)
 	}
 	cfg, _ := writeConfig(b, dir, par, targets, "")
 	hostsFile := filepath.Join(dir, "hosts")
@@ -301,9 +307,23 @@ func (f *benchFleet) compare(b *testing.B, n, par int, tools ...string) {
 			}
 			return exec.Command("parallel-ssh", append(args, linuxCommands)...), osReleases(b)
 		},
+		// Ansible's ad-hoc mode with the raw module: the same shell command line over OpenSSH,
+		// no Python needed on the targets, its cheapest way to run commands.
+		"ansible": func() (*exec.Cmd, func(string) int) {
+			c := exec.Command("ansible", "all", "-i", inventoryFile, "--private-key", f.key.Path,
+				"-f", fmt.Sprint(par), "-m", "raw", "-a", linuxCommands)
+			home := filepath.Join(dir, "ansible")
+			c.Env = append(os.Environ(), "ANSIBLE_HOME="+home, "ANSIBLE_LOCAL_TEMP="+filepath.Join(home, "tmp"),
+				"ANSIBLE_NOCOLOR=1", "ANSIBLE_HOST_KEY_CHECKING=True", "ANSIBLE_TIMEOUT=60",
+				"ANSIBLE_SSH_ARGS="+strings.Join(append(append([]string(nil), sshOpts[2:]...), curve...), " "))
+			return c, osReleases(b)
+		},
 		"ssh-loop":        func() (*exec.Cmd, func(string) int) { return loop(curve...), osReleases(b) },
 		"ssh-loop-sntrup": func() (*exec.Cmd, func(string) int) { return loop(), osReleases(b) },
 	}
+	// A first pass that is not measured warms the targets' caches (the package database, unit
+	// files, /proc), so that the tool run first is not charged for them.
+	f.run(b, "warm-up", loop(curve...))
 	got := map[string]figures{}
 	for _, name := range tools {
 		cmd, captured := run[name]()
