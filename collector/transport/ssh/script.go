@@ -104,26 +104,7 @@ _h_run() {
 		_h_e "$_h_i" $? 0
 	fi
 }
-_h_file() {
-	_h_b "$1"
-	_h_rc=0
-	if [ ! -e "$3" ]; then
-		_h_s=1
-	elif [ ! -r "$3" ]; then
-		_h_s=2
-	else
-		_h_s=0
-		stat -L -c '%s %f %u %g %U %G' -- "$3"
-		_h_rc=$?
-		if [ "$_h_rc" = 0 ] && [ -f "$3" ]; then
-			head -c "$2" -- "$3"
-			_h_rc=$?
-		fi
-	fi
-	_h_e "$1" "$_h_s" "$_h_rc"
-}
-_h_rd() {
-	printf '\n%s F %s\000' "$_h_rm" "$1"
+_h_read() {
 	_h_rc=0
 	if [ ! -e "$1" ]; then
 		_h_s=1
@@ -145,6 +126,15 @@ _h_rd() {
 			fi
 		fi
 	fi
+}
+_h_file() {
+	_h_b "$1"
+	_h_read "$3" "$2"
+	_h_e "$1" "$_h_s" "$_h_rc"
+}
+_h_rd() {
+	printf '\n%s F %s\000' "$_h_rm" "$1"
+	_h_read "$1" "$2"
 	printf '\n%s E %s %s\n' "$_h_rm" "$_h_s" "$_h_rc"
 }
 { read -r _h_hn </proc/sys/kernel/hostname && printf '%s H %s\n' "$_h_m" "$_h_hn"; } 2>/dev/null
