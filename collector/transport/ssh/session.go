@@ -41,11 +41,14 @@ type run struct {
 // killGrace is how long a command has between SIGTERM and SIGKILL.
 const killGrace = 2 * time.Second
 
-// started records step i's command PID and starts its timeout.
+// started records step i's command PID and starts its timeout. The P line comes on stderr, so
+// it may be read after stdout has ended the step: then the PID is not signalled, as it may
+// already name another process.
 func (r *run) started(i, pid int) {
+	done := !r.incomplete(i)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.ended || r.pids[i] != 0 {
+	if r.ended || done || r.pids[i] != 0 {
 		return
 	}
 	r.pids[i] = pid
@@ -67,9 +70,10 @@ func (r *run) started(i, pid int) {
 // stop asks the target to stop step i's command: SIGTERM now (or as soon as its PID is known),
 // SIGKILL to it and its children after killGrace if it has not ended by then.
 func (r *run) stop(i int) {
+	done := !r.incomplete(i)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.ended || r.stops[i] {
+	if r.ended || done || r.stops[i] {
 		return
 	}
 	r.stops[i] = true
