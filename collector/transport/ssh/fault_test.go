@@ -194,7 +194,7 @@ func TestFaultCommandTimeoutStubborn(t *testing.T) {
 	}
 }
 
-// TestFaultContext stops commands through the context alone, with no timeout(1) involved: the
+// TestFaultContext stops commands through the context alone, no command timeout involved: the
 // watchdog and the signal must stop them, including processes that ignore SIGTERM and SIGHUP.
 func TestFaultContext(t *testing.T) {
 	leakCheck(t)
