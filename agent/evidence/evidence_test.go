@@ -3,11 +3,9 @@ package evidence
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"crypto/ed25519"
 	"errors"
 	"flag"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -253,9 +251,9 @@ func TestDeterministic(t *testing.T) {
 		t.Fatal("two exports of the same evidence differ")
 	}
 	// Every entry: uid/gid 0, no owner names, the after snapshot's time, 0644 or 0755.
-	entries := readEntries(t, outs[0])
+	entries := testutil.ReadTarGz(t, outs[0])
 	for _, e := range entries {
-		h := e.h
+		h := e.H
 		if h.Uid != 0 || h.Gid != 0 || h.Uname != "" || h.Gname != "" || !h.ModTime.Equal(t0.Add(90*time.Minute)) {
 			t.Errorf("%s: uid %d gid %d %q %q time %s", h.Name, h.Uid, h.Gid, h.Uname, h.Gname, h.ModTime)
 		}
@@ -264,61 +262,16 @@ func TestDeterministic(t *testing.T) {
 		}
 	}
 	for i := 1; i < len(entries); i++ {
-		if entries[i-1].h.Name >= entries[i].h.Name {
-			t.Errorf("entries out of order: %s before %s", entries[i-1].h.Name, entries[i].h.Name)
+		if entries[i-1].H.Name >= entries[i].H.Name {
+			t.Errorf("entries out of order: %s before %s", entries[i-1].H.Name, entries[i].H.Name)
 		}
 	}
 }
 
-type entry struct {
-	h    *tar.Header
-	data []byte
-}
+type entry = testutil.TarEntry
 
-func readEntries(t testing.TB, archive []byte) []entry {
-	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(archive))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(zr)
-	var out []entry
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ := io.ReadAll(tr)
-		out = append(out, entry{h, data})
-	}
-}
-
-func writeEntries(t testing.TB, es []entry) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	for _, e := range es {
-		h := *e.h
-		if h.Typeflag == tar.TypeReg {
-			h.Size = int64(len(e.data))
-		}
-		if err := tw.WriteHeader(&h); err != nil {
-			t.Fatal(err)
-		}
-		tw.Write(e.data)
-	}
-	tw.Close()
-	zw.Close()
-	return buf.Bytes()
-}
-
-// mutate rewrites the archive with f applied to its entries.
 func mutate(t testing.TB, archive []byte, f func([]entry) []entry) []byte {
-	return writeEntries(t, f(readEntries(t, archive)))
+	return testutil.WriteTarGz(t, f(testutil.ReadTarGz(t, archive)))
 }
 
 func signedBundle(t testing.TB) ([]byte, ed25519.PublicKey, ed25519.PrivateKey) {
@@ -371,10 +324,10 @@ func wantFailure(t *testing.T, archive []byte, pub ed25519.PublicKey, path, msg 
 func flip(name string, at func(data []byte) int) func([]entry) []entry {
 	return func(es []entry) []entry {
 		for i := range es {
-			if es[i].h.Name == name {
-				d := bytes.Clone(es[i].data)
+			if es[i].H.Name == name {
+				d := bytes.Clone(es[i].Data)
 				d[at(d)] ^= 0x01
-				es[i].data = d
+				es[i].Data = d
 			}
 		}
 		return es
@@ -406,12 +359,12 @@ func TestVerifyTampered(t *testing.T) {
 			return remove(es, id+"before/web1/system/motd")
 		}, path: id + "before/web1/system/motd", msg: "listed in the manifest but missing"},
 		{name: "file added", f: func(es []entry) []entry {
-			return append(es, entry{&tar.Header{Name: id + "after/web1/backdoor", Typeflag: tar.TypeReg, Mode: 0o644}, []byte("x")})
+			return append(es, entry{H: &tar.Header{Name: id + "after/web1/backdoor", Typeflag: tar.TypeReg, Mode: 0o644}, Data: []byte("x")})
 		}, path: id + "after/web1/backdoor", msg: "not listed in the manifest"},
 		{name: "file grown", f: func(es []entry) []entry {
 			for i := range es {
-				if es[i].h.Name == id+"results.json" {
-					es[i].data = append(es[i].data, ' ')
+				if es[i].H.Name == id+"results.json" {
+					es[i].Data = append(es[i].Data, ' ')
 				}
 			}
 			return es
@@ -420,8 +373,8 @@ func TestVerifyTampered(t *testing.T) {
 		{name: "signature removed, no key", nokey: true, f: func(es []entry) []entry { return remove(es, id+"manifest.json.sig") }, path: id + "manifest.json.sig", msg: "the manifest says SHA256:"},
 		{name: "signature truncated", f: func(es []entry) []entry {
 			for i := range es {
-				if es[i].h.Name == id+"manifest.json.sig" {
-					es[i].data = es[i].data[:10]
+				if es[i].H.Name == id+"manifest.json.sig" {
+					es[i].Data = es[i].Data[:10]
 				}
 			}
 			return es
@@ -429,13 +382,13 @@ func TestVerifyTampered(t *testing.T) {
 		{name: "re-signed by another key", f: func(es []entry) []entry {
 			var m []byte
 			for _, e := range es {
-				if e.h.Name == id+"manifest.json" {
-					m = e.data
+				if e.H.Name == id+"manifest.json" {
+					m = e.Data
 				}
 			}
 			for i := range es {
-				if es[i].h.Name == id+"manifest.json.sig" {
-					es[i].data = ed25519.Sign(otherKey, m)
+				if es[i].H.Name == id+"manifest.json.sig" {
+					es[i].Data = ed25519.Sign(otherKey, m)
 				}
 			}
 			return es
@@ -454,7 +407,7 @@ func TestVerifyTampered(t *testing.T) {
 func remove(es []entry, name string) []entry {
 	var out []entry
 	for _, e := range es {
-		if e.h.Name != name {
+		if e.H.Name != name {
 			out = append(out, e)
 		}
 	}

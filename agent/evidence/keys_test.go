@@ -123,10 +123,10 @@ func TestOpenSSLVerifiesSignature(t *testing.T) {
 	if err := build(t).Write(&buf, key); err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range readEntries(t, buf.Bytes()) {
-		switch strings.TrimPrefix(e.h.Name, incidentID+"/") {
+	for _, e := range testutil.ReadTarGz(t, buf.Bytes()) {
+		switch strings.TrimPrefix(e.H.Name, incidentID+"/") {
 		case ManifestName, SignatureName:
-			os.WriteFile(filepath.Join(dir, filepath.Base(e.h.Name)), e.data, 0o600)
+			os.WriteFile(filepath.Join(dir, filepath.Base(e.H.Name)), e.Data, 0o600)
 		}
 	}
 	manifest, sig := filepath.Join(dir, ManifestName), filepath.Join(dir, SignatureName)

@@ -3,10 +3,8 @@ package main
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"encoding/xml"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,55 +70,20 @@ func listTree(t testing.TB, dir string) string {
 
 // tarEntry and the helpers below take a bundle apart and put it back together, to alter
 // one file inside it.
-type tarEntry struct {
-	h    *tar.Header
-	data []byte
-}
+type tarEntry = testutil.TarEntry
 
 func readBundle(t testing.TB, file string) []tarEntry {
 	t.Helper()
-	f, err := os.Open(file)
+	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(zr)
-	var out []tarEntry
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ := io.ReadAll(tr)
-		out = append(out, tarEntry{h, data})
-	}
+	return testutil.ReadTarGz(t, data)
 }
 
 func writeBundle(t testing.TB, file string, es []tarEntry) {
 	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	for _, e := range es {
-		h := *e.h
-		if h.Typeflag == tar.TypeReg {
-			h.Size = int64(len(e.data))
-		}
-		if err := tw.WriteHeader(&h); err != nil {
-			t.Fatal(err)
-		}
-		tw.Write(e.data)
-	}
-	tw.Close()
-	zw.Close()
-	if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(file, testutil.WriteTarGz(t, es), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -322,10 +285,10 @@ rule_present = "--dport 23 -j DROP"
 		es := readBundle(t, bundle)
 		found := false
 		for i := range es {
-			if es[i].h.Name == name {
-				d := bytes.Clone(es[i].data)
+			if es[i].H.Name == name {
+				d := bytes.Clone(es[i].Data)
 				d[len(d)/2] ^= 0x01
-				es[i].data, found = d, true
+				es[i].Data, found = d, true
 			}
 		}
 		if !found {
@@ -374,7 +337,7 @@ func TestEvidenceVerifyHostile(t *testing.T) {
 	evil := func(name string, hs ...*tar.Header) string {
 		var es []tarEntry
 		for _, h := range hs {
-			es = append(es, tarEntry{h, []byte("pwned\n")})
+			es = append(es, tarEntry{H: h, Data: []byte("pwned\n")})
 		}
 		p := filepath.Join(base, name+".tar.gz")
 		writeBundle(t, p, es)
