@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -10,30 +9,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hardtrail/hardtrail/internal/testutil"
 )
-
-// syncBuffer collects a process's output from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // freePort returns a loopback port nobody listens on at the moment.
 func freePort(t testing.TB) string {
@@ -201,7 +181,7 @@ scrape_configs:
       - targets: [%q]
 `, scrapeEvery, evaluateEach, rules, a.addr)), 0o600)
 	promAddr := freePort(t)
-	var promLog syncBuffer
+	var promLog testutil.SyncBuffer
 	prom := exec.Command(prometheus, "--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
 		"--web.listen-address="+promAddr, "--log.level=warn")
 	prom.Stdout, prom.Stderr = &promLog, &promLog

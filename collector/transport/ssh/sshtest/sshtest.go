@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -91,25 +90,8 @@ type Server struct {
 	Dir      string
 	HostKeys map[string]*Key // by type: ed25519, ecdsa, rsa
 	cmd      *exec.Cmd
-	log      *syncBuffer
+	log      *testutil.SyncBuffer
 	done     chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // Start runs sshd with fresh host keys, public key authentication only, root allowed with keys,
@@ -129,7 +111,7 @@ func Start(t testing.TB, opts Options) *Server {
 			t.Fatal(err)
 		}
 	}
-	s := &Server{Dir: dir, HostKeys: map[string]*Key{}, log: &syncBuffer{}, done: make(chan struct{})}
+	s := &Server{Dir: dir, HostKeys: map[string]*Key{}, log: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	types := opts.HostKeyTypes
 	if len(types) == 0 {
 		types = []string{"ed25519", "ecdsa", "rsa"}
@@ -171,7 +153,7 @@ func Start(t testing.TB, opts Options) *Server {
 
 	for attempt := 0; ; attempt++ {
 		port := freePort(t)
-		s.log = &syncBuffer{}
+		s.log = &testutil.SyncBuffer{}
 		s.done = make(chan struct{})
 		s.cmd = exec.Command(sshd, "-D", "-e", "-f", cfgPath, "-p", strconv.Itoa(port))
 		s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
