@@ -235,7 +235,7 @@ func ToManifest(c *collector.Capture, note string) (*store.Manifest, [][]byte) {
 			Meta:        a.Meta,
 		}
 		if a.Path != "" && a.Unavailable == "" {
-			e.Mode = ModeString(a.Mode)
+			e.Mode = fmt.Sprintf("%04o", rules.UnixMode(a.Mode))
 		}
 		m.Artifacts = append(m.Artifacts, e)
 		contents[i] = a.Content
@@ -244,21 +244,6 @@ func ToManifest(c *collector.Capture, note string) (*store.Manifest, [][]byte) {
 		}
 	}
 	return m, contents
-}
-
-// ModeString writes a file mode the way chmod reads it: 0644, 4755.
-func ModeString(m fs.FileMode) string {
-	v := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		v |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		v |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		v |= 0o1000
-	}
-	return fmt.Sprintf("%04o", v)
 }
 
 // Facts loads a stored snapshot's artifacts as rules see them: evaluation reads evidence, never

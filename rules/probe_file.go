@@ -77,8 +77,9 @@ func (p *fileProbe) expected() string {
 	return strings.Join(parts, " and ")
 }
 
-// unixMode is a FileMode's permission bits with setuid, setgid and sticky as in chmod.
-func unixMode(m fs.FileMode) uint32 {
+// UnixMode is a FileMode's permission bits with setuid, setgid and sticky as chmod reads them:
+// 0644, 04755.
+func UnixMode(m fs.FileMode) uint32 {
 	u := uint32(m.Perm())
 	if m&fs.ModeSetuid != 0 {
 		u |= 0o4000
@@ -144,7 +145,7 @@ func (p *fileProbe) eval(e *env) verdict {
 	for _, a := range arts {
 		var meta []string
 		if p.MaxMode != "" {
-			m := unixMode(a.Mode)
+			m := UnixMode(a.Mode)
 			meta = append(meta, fmt.Sprintf("mode %04o", m))
 			if m&^p.maxMode != 0 {
 				problems = append(problems, fmt.Sprintf("%s has mode %04o, wider than %s", a.Name, m, p.MaxMode))
