@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hardtrail/hardtrail/agent"
+	"github.com/hardtrail/hardtrail/agent/fleet"
 	"github.com/hardtrail/hardtrail/agent/incident"
 	"github.com/hardtrail/hardtrail/agent/store"
 	"github.com/hardtrail/hardtrail/collector"
@@ -255,7 +255,7 @@ func (d *Daemon) Cycle(ctx context.Context) *CycleReport {
 // collect captures the named targets; each one's rules are evaluated and its state published
 // as soon as it is done, whatever the others are doing.
 func (d *Daemon) collect(ctx context.Context, cfg *config.Config, set *rules.Set, names []string) []TargetReport {
-	results := make(chan agent.Result, len(names))
+	results := make(chan fleet.Result, len(names))
 	var reports []TargetReport
 	done := make(chan struct{})
 	go func() {
@@ -271,9 +271,9 @@ func (d *Daemon) collect(ctx context.Context, cfg *config.Config, set *rules.Set
 	d.mu.Unlock()
 	c := *cfg
 	c.Agent.Concurrency = max(1, cfg.Agent.Concurrency-busy)
-	sn := &agent.Snapshotter{Config: &c, Store: d.opts.Store, Redactor: d.opts.Redactor, Logger: d.log,
+	sn := &fleet.Snapshotter{Config: &c, Store: d.opts.Store, Redactor: d.opts.Redactor, Logger: d.log,
 		Hold: store.HoldPolicy{MaxAge: d.opts.MaxAge, MaxGap: 2 * cfg.Agent.Interval.Duration}}
-	_, err := sn.Run(ctx, names, "", func(r agent.Result) { results <- r })
+	_, err := sn.Run(ctx, names, "", func(r fleet.Result) { results <- r })
 	close(results)
 	<-done
 	if err != nil {
@@ -292,7 +292,7 @@ func (d *Daemon) release(names ...string) {
 }
 
 // finish evaluates the rules on the target's newest snapshot and publishes the target's state.
-func (d *Daemon) finish(ctx context.Context, set *rules.Set, r agent.Result) TargetReport {
+func (d *Daemon) finish(ctx context.Context, set *rules.Set, r fleet.Result) TargetReport {
 	tr := TargetReport{Target: r.Target, Err: r.Err, Stage: r.Stage, Duration: r.Duration}
 	if r.Saved != nil {
 		tr.Snapshot, tr.Held, tr.Changed = r.Saved.ID, r.Saved.Held, r.Saved.Changed
@@ -318,7 +318,7 @@ func (d *Daemon) finish(ctx context.Context, set *rules.Set, r agent.Result) Tar
 			d.log.Error("newest snapshot", "target", r.Target, "err", err)
 		} else {
 			taken = snap.Manifest.TakenAt
-			rep, err := agent.Check(ctx, st, snap, set, time.Now())
+			rep, err := fleet.Check(ctx, st, snap, set, time.Now())
 			if err != nil {
 				d.log.Error("rules", "target", r.Target, "snapshot", store.Short(id), "err", err)
 			}

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hardtrail/hardtrail/agent"
+	"github.com/hardtrail/hardtrail/agent/fleet"
 	"github.com/hardtrail/hardtrail/agent/incident"
 	"github.com/hardtrail/hardtrail/agent/store"
 	"github.com/hardtrail/hardtrail/collector"
@@ -112,7 +112,7 @@ func (f *fixture) write(name, content string) {
 // snapshot captures web1 the way the snapshot command does and tags it.
 func (f *fixture) snapshot(t *testing.T, phase string) string {
 	t.Helper()
-	sn := &agent.Snapshotter{Config: f.cfg, Store: f.st, Redactor: f.red}
+	sn := &fleet.Snapshotter{Config: f.cfg, Store: f.st, Redactor: f.red}
 	res, err := sn.Run(t.Context(), []string{"web1"}, "", nil)
 	if err != nil || res[0].Err != nil {
 		t.Fatal(err, res[0].Err)

@@ -10,9 +10,9 @@ import (
 	"sort"
 	"time"
 
-	"github.com/hardtrail/hardtrail/agent/evidence/diff"
 	"github.com/hardtrail/hardtrail/agent/incident"
 	"github.com/hardtrail/hardtrail/agent/store"
+	"github.com/hardtrail/hardtrail/diff"
 	"github.com/hardtrail/hardtrail/internal/buildinfo"
 	"github.com/hardtrail/hardtrail/rules"
 )

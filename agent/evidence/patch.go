@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/hardtrail/hardtrail/agent/evidence/diff"
+	"github.com/hardtrail/hardtrail/diff"
 )
 
 // The diffs of a bundle are git-style, so that GNU patch, git apply and this package read them

@@ -15,8 +15,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/hardtrail/hardtrail/agent/evidence/diff"
 	"github.com/hardtrail/hardtrail/agent/store"
+	"github.com/hardtrail/hardtrail/diff"
 )
 
 // Failure is a bundle that was read but does not verify: Path names the first file (or

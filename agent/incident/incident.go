@@ -11,9 +11,9 @@ import (
 	"sort"
 	"time"
 
-	"github.com/hardtrail/hardtrail/agent"
-	"github.com/hardtrail/hardtrail/agent/evidence/diff"
+	"github.com/hardtrail/hardtrail/agent/fleet"
 	"github.com/hardtrail/hardtrail/agent/store"
+	"github.com/hardtrail/hardtrail/diff"
 	"github.com/hardtrail/hardtrail/rules"
 )
 
@@ -175,7 +175,7 @@ func analyseTarget(ctx context.Context, st *store.Store, target string, before, 
 			if sn == nil {
 				return nil, nil
 			}
-			f, err := agent.Facts(ctx, st, sn)
+			f, err := fleet.Facts(ctx, st, sn)
 			if err != nil {
 				return nil, err
 			}

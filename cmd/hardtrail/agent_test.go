@@ -168,9 +168,9 @@ func metricValue(body, series string) string {
 	return ""
 }
 
-// fleet is a config of several local targets whose "files" profile captures files of dir as
+// localFleet is a config of several local targets whose "files" profile captures files of dir as
 // sshd and firewall artifacts, with rules of which one names incident INC-1.
-type fleet struct {
+type localFleet struct {
 	dir, cfg, store, rules string
 }
 
@@ -210,9 +210,9 @@ rule_absent = "--dport 23 -j ACCEPT"
 `
 )
 
-func newFleet(t testing.TB, targets []string, extra string) *fleet {
+func newFleet(t testing.TB, targets []string, extra string) *localFleet {
 	t.Helper()
-	f := &fleet{dir: t.TempDir()}
+	f := &localFleet{dir: t.TempDir()}
 	f.cfg = filepath.Join(f.dir, "hardtrail.toml")
 	f.store = filepath.Join(f.dir, "h.db")
 	f.rules = filepath.Join(f.dir, "rules.toml")
@@ -232,14 +232,14 @@ func newFleet(t testing.TB, targets []string, extra string) *fleet {
 	return f
 }
 
-func (f *fleet) write(target, name, content string) {
+func (f *localFleet) write(target, name, content string) {
 	if err := os.WriteFile(filepath.Join(f.dir, target, name), []byte(content), 0o600); err != nil {
 		panic(err)
 	}
 }
 
 // incident records INC-1 on target: before weak, after hardened.
-func (f *fleet) incident(t testing.TB, id, target string) {
+func (f *localFleet) incident(t testing.TB, id, target string) {
 	t.Helper()
 	f.write(target, "fw", fleetWeakFW)
 	f.write(target, "sshd", fleetWeakSSHD)

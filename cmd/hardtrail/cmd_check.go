@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/hardtrail/hardtrail/agent"
+	"github.com/hardtrail/hardtrail/agent/fleet"
 	"github.com/hardtrail/hardtrail/agent/store"
 	"github.com/hardtrail/hardtrail/rules"
 )
@@ -75,9 +75,9 @@ func checkCmd(a *app) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				sn := &agent.Snapshotter{Config: cfg, Store: st, Redactor: red, Logger: a.log}
+				sn := &fleet.Snapshotter{Config: cfg, Store: st, Redactor: red, Logger: a.log}
 				progress := newProgress(a.stderr, len(args), len(cfg.Targets))
-				results, err := sn.Run(ctx, args, "", func(r agent.Result) {
+				results, err := sn.Run(ctx, args, "", func(r fleet.Result) {
 					progress.done(r)
 					progress.draw()
 				})
@@ -103,7 +103,7 @@ func checkCmd(a *app) *cobra.Command {
 				if it.snap == nil {
 					continue
 				}
-				if reports[i], err = agent.Check(ctx, st, it.snap, set, now); err != nil {
+				if reports[i], err = fleet.Check(ctx, st, it.snap, set, now); err != nil {
 					return err
 				}
 			}
@@ -128,7 +128,7 @@ func checkCmd(a *app) *cobra.Command {
 }
 
 // captureReport is the report of a target that could not be captured: one result in error.
-func captureReport(r agent.Result, digest string, at time.Time) rules.Report {
+func captureReport(r fleet.Result, digest string, at time.Time) rules.Report {
 	res := rules.Result{
 		Rule: CaptureRule, Title: "The target is captured", Severity: rules.High, Kind: CaptureRule,
 		Controls: []string{}, Incidents: []string{}, Outcome: rules.Error,

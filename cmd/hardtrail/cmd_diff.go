@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/hardtrail/hardtrail/agent/evidence/diff"
 	"github.com/hardtrail/hardtrail/agent/store"
+	"github.com/hardtrail/hardtrail/diff"
 )
 
 func init() { commands = append(commands, diffCmd) }

@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	gossh "golang.org/x/crypto/ssh"
 
-	"github.com/hardtrail/hardtrail/agent"
+	"github.com/hardtrail/hardtrail/agent/fleet"
 	"github.com/hardtrail/hardtrail/collector/transport/ssh"
 )
 
@@ -39,7 +39,7 @@ func hostsCmd(a *app) *cobra.Command {
 			if t.Transport != "ssh" {
 				return usageErr("target %s is %s, not ssh: it has no host key", t.Name, t.Transport)
 			}
-			sc, err := agent.SSHConfig(cfg, t)
+			sc, err := fleet.SSHConfig(cfg, t)
 			if err != nil {
 				return usageErr("%v", err)
 			}

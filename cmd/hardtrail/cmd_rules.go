@@ -60,7 +60,7 @@ func rulesLintCmd(a *app) *cobra.Command {
 				case p == BuiltinRules:
 					srcs = append(srcs, rules.ShippedSource())
 				case fetch.IsRemote(p):
-					return usageErr("rules lint reads local files only, and %s is a remote source: fetch it with hardtrail rules fetch SOURCE DIR, then lint DIR", redactSource(p))
+					return usageErr("rules lint reads local files only, and %s is a remote source: fetch it with hardtrail rules fetch SOURCE DIR, then lint DIR", fetch.RedactSource(p))
 				default:
 					srcs = append(srcs, rules.Source{Path: p})
 				}

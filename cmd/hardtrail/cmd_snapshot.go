@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/hardtrail/hardtrail/agent"
+	"github.com/hardtrail/hardtrail/agent/fleet"
 	"github.com/hardtrail/hardtrail/agent/store"
 )
 
@@ -49,10 +49,10 @@ func snapshotCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sn := &agent.Snapshotter{Config: cfg, Store: st, Redactor: red, Logger: a.log}
+			sn := &fleet.Snapshotter{Config: cfg, Store: st, Redactor: red, Logger: a.log}
 			progress := newProgress(a.stderr, len(args), len(cfg.Targets))
 			var tagErr error
-			results, err := sn.Run(ctx, args, note, func(r agent.Result) {
+			results, err := sn.Run(ctx, args, note, func(r fleet.Result) {
 				if tagging && r.Err == nil {
 					if _, err := tf.tag(ctx, st, r.Saved.ID, note); err != nil {
 						tagErr = err
@@ -100,7 +100,7 @@ func snapshotCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-func printSnapshotLine(a *app, r agent.Result) {
+func printSnapshotLine(a *app, r fleet.Result) {
 	if r.Err != nil {
 		fmt.Fprintf(a.stdout, "%-12s  %s  failed at %s: %v\n", "-", r.Target, r.Stage, r.Err)
 		return

@@ -18,7 +18,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
-	"github.com/hardtrail/hardtrail/agent"
+	"github.com/hardtrail/hardtrail/agent/fleet"
 	"github.com/hardtrail/hardtrail/agent/store"
 	"github.com/hardtrail/hardtrail/collector/transport/ssh/sshtest"
 	"github.com/hardtrail/hardtrail/config"
@@ -805,7 +805,7 @@ func TestFleetExampleConfig(t *testing.T) {
 		{name: "edge1", agent: true, pins: 1},
 	} {
 		tg, _ := c.Target(tt.name)
-		sc, err := agent.SSHConfig(c, tg)
+		sc, err := fleet.SSHConfig(c, tg)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}

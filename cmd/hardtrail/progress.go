@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/hardtrail/hardtrail/agent"
+	"github.com/hardtrail/hardtrail/agent/fleet"
 )
 
 // progress shows a fleet capture's progress on a terminal (targets done and failed, rate, ETA)
@@ -34,7 +34,7 @@ func newProgress(w io.Writer, named, all int) *progress {
 	return p
 }
 
-func (p *progress) done(r agent.Result) {
+func (p *progress) done(r fleet.Result) {
 	p.done_++
 	if r.Err != nil {
 		p.fail++
@@ -72,7 +72,7 @@ func (p *progress) clear() {
 	}
 }
 
-func (p *progress) finish(results []agent.Result) {
+func (p *progress) finish(results []fleet.Result) {
 	p.clear()
 	if p.total < 2 && p.fail == 0 {
 		return

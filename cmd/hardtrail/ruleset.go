@@ -2,14 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/hardtrail/hardtrail/rules"
 	"github.com/hardtrail/hardtrail/rules/fetch"
@@ -88,50 +83,18 @@ func relTo(base, p string) string {
 	return filepath.Join(base, p)
 }
 
-// rulesCache is the directory beside the store that holds fetched rule packs, one directory
-// per source named by the SHA-256 of the source as written.
-func (a *app) rulesCache() (string, error) {
+// fetchCached returns the directory holding the pack of a remote source, from the rules cache
+// beside the store.
+func (a *app) fetchCached(ctx context.Context, source string) (string, error) {
 	cfg, err := a.config()
 	if err != nil {
 		return "", err
 	}
-	return cfg.StorePath(a.storeFlag) + ".rules-cache", nil
-}
-
-// fetchCached returns the directory holding the pack of a remote source. A pinned source (a
-// checksum or a commit) that was fetched before is used as it is, without the network; any
-// other source is fetched again each time. Fetches into the cache are serialised by a lock on
-// the cache directory, so concurrent runs do not replace a pack under each other.
-func (a *app) fetchCached(ctx context.Context, source string) (string, error) {
-	if err := fetch.CheckSource(source); err != nil {
-		return "", fmt.Errorf("rules source %s: %w", redactSource(source), err)
+	c := fetch.Cache{
+		Dir:     cfg.StorePath(a.storeFlag) + ".rules-cache",
+		Options: fetch.Options{Lint: lintPack, Logger: a.log},
 	}
-	cache, err := a.rulesCache()
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256([]byte(source))
-	dst := filepath.Join(cache, hex.EncodeToString(sum[:]))
-	pinned := fetch.Pinned(source)
-	if pinned && isDir(dst) {
-		a.log.Debug("rule pack from the cache", "dir", dst)
-		return dst, nil
-	}
-	if err := os.MkdirAll(cache, 0o700); err != nil {
-		return "", fmt.Errorf("rules cache: %w", err)
-	}
-	unlock, err := lockDir(cache)
-	if err != nil {
-		return "", fmt.Errorf("rules cache %s: %w", cache, err)
-	}
-	defer unlock()
-	if pinned && isDir(dst) { // fetched by another run while this one waited
-		return dst, nil
-	}
-	if err := fetch.Fetch(ctx, source, dst, fetch.Options{Lint: lintPack, Logger: a.log}); err != nil {
-		return "", err
-	}
-	return dst, nil
+	return c.Get(ctx, source)
 }
 
 // lintPack is the check a fetched pack must pass before it is installed: every file loads as
@@ -143,35 +106,3 @@ func lintPack(_ context.Context, dir string) error {
 
 // packSource is a pack directory as a source whose files are named relative to it.
 func packSource(dir string) rules.Source { return rules.Source{FS: os.DirFS(dir), Path: "."} }
-
-// redactSource leaves out a source's query, which may hold a presigned URL's signature.
-func redactSource(s string) string {
-	if i := strings.IndexByte(s, '?'); i >= 0 {
-		return s[:i] + "?..."
-	}
-	return s
-}
-
-func isDir(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.IsDir()
-}
-
-// lockDir takes an exclusive lock on a directory, waiting for it, and returns its release.
-func lockDir(dir string) (func(), error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-		if !errors.Is(err, syscall.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock: %w", err)
-	}
-	return func() { f.Close() }, nil // closing releases the lock
-}

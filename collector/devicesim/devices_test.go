@@ -17,12 +17,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hardtrail/hardtrail/agent"
-	"github.com/hardtrail/hardtrail/agent/evidence/diff"
+	"github.com/hardtrail/hardtrail/agent/fleet"
 	"github.com/hardtrail/hardtrail/agent/store"
 	"github.com/hardtrail/hardtrail/collector"
 	"github.com/hardtrail/hardtrail/collector/devicesim"
 	"github.com/hardtrail/hardtrail/config"
+	"github.com/hardtrail/hardtrail/diff"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -149,7 +149,7 @@ type lab struct {
 	cfg     *config.Config
 	store   *store.Store
 	storeDB string
-	snap    *agent.Snapshotter
+	snap    *fleet.Snapshotter
 }
 
 func newLab(t *testing.T, devs []device, extraConfig string) *lab {
@@ -195,12 +195,12 @@ func newLab(t *testing.T, devs []device, extraConfig string) *lab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.snap = &agent.Snapshotter{Config: cfg, Store: st, Redactor: red}
+	l.snap = &fleet.Snapshotter{Config: cfg, Store: st, Redactor: red}
 	return l
 }
 
 // capture switches every device to a capture and snapshots them all.
-func (l *lab) capture(t *testing.T, n int) map[string]agent.Result {
+func (l *lab) capture(t *testing.T, n int) map[string]fleet.Result {
 	t.Helper()
 	for i, d := range l.devs {
 		l.sims[i].SetOutputs(d.outputs(t, n))
@@ -214,7 +214,7 @@ func (l *lab) capture(t *testing.T, n int) map[string]agent.Result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]agent.Result{}
+	out := map[string]fleet.Result{}
 	for _, r := range rs {
 		if r.Err != nil {
 			t.Fatalf("capture %d of %s failed at %s: %v", n, r.Target, r.Stage, r.Err)

@@ -3,7 +3,7 @@ package diff_test
 import (
 	"fmt"
 
-	"github.com/hardtrail/hardtrail/agent/evidence/diff"
+	"github.com/hardtrail/hardtrail/diff"
 )
 
 func ExampleUnified() {

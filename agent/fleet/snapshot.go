@@ -1,6 +1,5 @@
-// Package agent runs collections: it captures targets with bounded concurrency, stores each
-// capture as a snapshot, and (as the daemon) keeps remediation status for Prometheus.
-package agent
+// Package fleet captures targets with bounded concurrency and stores each capture as a snapshot.
+package fleet
 
 import (
 	"context"

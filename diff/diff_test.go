@@ -20,7 +20,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 
 // fixtureDir holds config-like before/after pairs: NAME/a and NAME/b (a missing file is an
 // added or removed artifact) and the golden NAME/unified.diff.
-const fixtureDir = "../../../testdata/diff"
+const fixtureDir = "../testdata/diff"
 
 type fixture struct {
 	name   string
