@@ -68,6 +68,24 @@ var migrations = []string{
 		count      INTEGER NOT NULL CHECK (count > 0), -- captures equal to it after it was taken
 		max_gap_ms INTEGER NOT NULL                 -- longest time between two of them (from taken_at)
 	);`,
+	// 5: the texts of the rule sets whose results are stored; incident records (open, note,
+	// close, void), a hash chain of their own.
+	`CREATE TABLE rule_sets (
+		digest    TEXT PRIMARY KEY,  -- the rule set's digest, as results name it
+		stored_at TEXT NOT NULL,
+		sha256    TEXT NOT NULL,     -- hex SHA-256 of record
+		record    BLOB NOT NULL      -- JSON of the rule files, deflated
+	);
+	CREATE TABLE incident_records (
+		id       TEXT PRIMARY KEY,         -- hex SHA-256 of record
+		seq      INTEGER NOT NULL UNIQUE,  -- 1, 2, ... over the store
+		prev     TEXT NOT NULL,            -- id of the record before, '' for the first
+		incident TEXT NOT NULL,
+		folded   TEXT NOT NULL,            -- lower(incident): IDs are unique regardless of case
+		kind     TEXT NOT NULL CHECK (kind IN ('open', 'note', 'close', 'void')),
+		record   BLOB NOT NULL             -- canonical JSON of the record
+	);
+	CREATE INDEX incident_records_incident ON incident_records (folded, seq);`,
 }
 
 // SchemaVersion is the number of schema steps this build knows.

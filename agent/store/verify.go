@@ -41,6 +41,8 @@ type VerifyReport struct {
 	Results   int       `json:"results"`
 	Events    int       `json:"status_events"`
 	Held      int       `json:"held"`
+	RuleSets  int       `json:"rule_sets"`
+	Records   int       `json:"incident_records"`
 	Problems  []Problem `json:"problems"`
 }
 
@@ -181,6 +183,12 @@ func (s *Store) Verify(ctx context.Context) (*VerifyReport, error) {
 		return nil, err2
 	}
 	if rep.Held, err2 = s.verifyHeld(ctx, add); err2 != nil {
+		return nil, err2
+	}
+	if rep.RuleSets, err2 = s.verifyRuleSets(ctx, add); err2 != nil {
+		return nil, err2
+	}
+	if rep.Records, err2 = s.verifyRecords(ctx, add); err2 != nil {
 		return nil, err2
 	}
 	sort.SliceStable(rep.Problems, func(i, j int) bool {
