@@ -112,7 +112,7 @@ func TestIncidentDiffAndPatch(t *testing.T) {
 		{[]string{"incident", "show", "404"}, `incident ID "404" is invalid`},
 		{[]string{"tag", "web1", "--incident", "INC 7", "--phase", "before"}, `incident ID "INC 7" is invalid`},
 		{[]string{"tag", "web1", "--incident", "INC-7", "--phase", "during"}, `phase "during" is invalid`},
-		{[]string{"tag", "web1", "--incident", "INC-7"}, `required flag(s) "phase" not set`},
+		{[]string{"tag", "web1", "--incident", "INC-7"}, "tag needs --incident ID and --phase before|after"},
 		{[]string{"diff", "INC-404:before", "web1"}, "unknown incident INC-404"},
 		{[]string{"diff", "web1~9", "web1"}, `target "web1" has only 3 snapshots, so web1~9 does not exist`},
 		{[]string{"diff", "web1", "web1", "--artifact", "nope"}, `neither snapshot has an artifact "nope"`},
