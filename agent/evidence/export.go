@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"path"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/hardtrail/hardtrail/agent/incident"
@@ -56,17 +57,23 @@ func Build(ctx context.Context, st *store.Store, id string, set *rules.Set) (*Bu
 	if err != nil {
 		return nil, err
 	}
-	linked := incident.Linked(set, id)
+	id = state.Incident
+	linked := state.LinkedSet()
 	if linked == nil {
 		if linked, err = rules.Merge(); err != nil {
 			return nil, err
 		}
+	}
+	hs, err := state.Histories(ctx, st, asOf)
+	if err != nil {
+		return nil, err
 	}
 	b := &Bundle{files: map[string][]byte{}}
 	m := &b.Manifest
 	*m = Manifest{
 		Format: Format, Incident: id, Status: state.Status, AsOf: asOf.UTC(),
 		ToolVersion: buildinfo.Version, RulesDigest: linked.Digest(), Rules: []string{},
+		Headline: incident.Headline(state.Status, hs), RulesFrom: state.Rules.From, RulesChanged: state.Rules.Changed,
 	}
 	for _, r := range linked.Rules() {
 		m.Rules = append(m.Rules, r.ID)
@@ -88,19 +95,28 @@ func Build(ctx context.Context, st *store.Store, id string, set *rules.Set) (*Bu
 		if err != nil {
 			return nil, err
 		}
-		m.Links = append(m.Links, Link{ID: l.ID, Target: l.Target, Phase: l.Phase, Snapshot: l.Snapshot,
-			TakenAt: s.Manifest.TakenAt.UTC(), By: l.By, At: l.At.UTC(), Note: l.Note})
+		ml := Link{ID: l.ID, Target: l.Target, Phase: l.Phase, Snapshot: l.Snapshot,
+			TakenAt: s.Manifest.TakenAt.UTC(), By: l.By, At: l.At.UTC(), Note: l.Note, Who: l.Who}
+		if v, ok := state.Voided(l.ID); ok {
+			ml.Voided = v
+		}
+		if l.Signature != "" {
+			ml.Signature = b.addSigned(l.ID, l.SignedBytes(), l.Signature)
+		}
+		m.Links = append(m.Links, ml)
 	}
 	var reports []rules.Report
 	var combined bytes.Buffer
-	for _, ts := range state.Targets {
+	for ti, ts := range state.Targets {
 		t := Target{Target: ts.Target, Status: ts.Status, Cause: ts.Cause}
 		ref := func(sid string) (*SnapshotRef, *store.Snapshot, error) {
 			s, err := get(sid)
 			if err != nil {
 				return nil, nil, err
 			}
-			return &SnapshotRef{ID: s.ID, Seq: s.Manifest.Seq, TakenAt: s.Manifest.TakenAt.UTC(), Note: s.Manifest.Note}, s, nil
+			r := &SnapshotRef{ID: s.ID, Seq: s.Manifest.Seq, TakenAt: s.Manifest.TakenAt.UTC(), Note: s.Manifest.Note}
+			r.Manifest, r.Provenance, err = b.addSnapshot(ctx, st, s)
+			return r, s, err
 		}
 		var before, after *store.Snapshot
 		if ts.Before != nil {
@@ -117,6 +133,23 @@ func Build(ctx context.Context, st *store.Store, id string, set *rules.Set) (*Bu
 			return nil, err
 		}
 		t.Results = results(ts)
+		t.History = hs[ti]
+		if t.History != nil {
+			for _, e := range t.History.Episodes {
+				for _, sid := range []string{e.Snapshot, e.RestoredBy} {
+					if sid == "" {
+						continue
+					}
+					s, err := get(sid)
+					if err != nil {
+						return nil, err
+					}
+					if _, _, err := b.addSnapshot(ctx, st, s); err != nil {
+						return nil, err
+					}
+				}
+			}
+		}
 		for _, p := range []struct {
 			phase string
 			snap  *SnapshotRef
@@ -143,7 +176,13 @@ func Build(ctx context.Context, st *store.Store, id string, set *rules.Set) (*Bu
 		m.Targets = append(m.Targets, t)
 	}
 	if b.mtime.IsZero() {
-		return nil, fmt.Errorf("incident %s: %w: tag one with hardtrail tag REF --incident %s --phase after", id, ErrNoAfter, id)
+		return nil, noAfter(state)
+	}
+	if err := b.addRules(m, state); err != nil {
+		return nil, fmt.Errorf("incident %s: %w", id, err)
+	}
+	if err := b.addRecord(m, state); err != nil {
+		return nil, fmt.Errorf("incident %s: %w", id, err)
 	}
 	b.files[CombinedDiff] = combined.Bytes()
 	var buf bytes.Buffer
@@ -157,11 +196,35 @@ func Build(ctx context.Context, st *store.Store, id string, set *rules.Set) (*Bu
 	}
 	b.files[ResultsJUnit] = bytes.Clone(buf.Bytes())
 	b.files[ReportName] = renderReport(m, state, b.files)
+	// Files made from the others (renderings, attestations) are added here, in one place.
 	if err := checkPaths(b.files); err != nil {
 		return nil, fmt.Errorf("incident %s: %w", id, err)
 	}
 	m.Files = fileList(b.files)
 	return b, nil
+}
+
+// noAfter says what a target lacks when none has both phases: the advice depends on which
+// phase is missing.
+func noAfter(s *incident.State) error {
+	var noBefore, none []string
+	for _, t := range s.Targets {
+		switch {
+		case t.After != nil && t.Before == nil:
+			noBefore = append(noBefore, t.Target)
+		case t.After == nil:
+			none = append(none, t.Target)
+		}
+	}
+	switch {
+	case len(noBefore) > 0:
+		return fmt.Errorf("incident %s: %w: %s has an after snapshot but no before; tag the snapshot from before the fix with hardtrail tag REF --incident %s --phase before",
+			s.Incident, ErrNoAfter, strings.Join(noBefore, ", "), s.Incident)
+	case len(none) > 0:
+		return fmt.Errorf("incident %s: %w: %s has no after snapshot yet; once fixed, capture with hardtrail snapshot --incident %s --phase after",
+			s.Incident, ErrNoAfter, strings.Join(none, ", "), s.Incident)
+	}
+	return fmt.Errorf("incident %s: %w: no snapshot is tagged with it; tag one with hardtrail tag REF --incident %s --phase before", s.Incident, ErrNoAfter, s.Incident)
 }
 
 // latestTime is the time of the newest snapshot or link of the incident: the time the
@@ -250,13 +313,20 @@ func (b *Bundle) addTarget(ctx context.Context, st *store.Store, t *Target, ts i
 		case !ok:
 			return nil, nil, nil
 		case e.Unavailable != "":
-			return &Version{Unavailable: e.Unavailable}, nil, nil
+			return &Version{Unavailable: e.Unavailable, ExitCode: e.ExitCode, Stderr: e.Stderr}, nil, nil
 		}
 		c, err := st.Blob(ctx, e.SHA256)
 		if err != nil {
 			return nil, nil, fmt.Errorf("artifact %s of snapshot %s: %w", name, store.Short(s.ID), err)
 		}
-		return &Version{SHA256: e.SHA256, Size: int64(len(c)), Binary: diff.IsBinary(c)}, c, nil
+		v := &Version{SHA256: e.SHA256, Size: int64(len(c)), Binary: diff.IsBinary(c), ExitCode: e.ExitCode, Stderr: e.Stderr}
+		if e.ExitCode != 0 && len(c) == 0 {
+			v.Failed = fmt.Sprintf("%s exited %d with no output", commandName(e.Command), e.ExitCode)
+			if line := firstLine(e.Stderr); line != "" {
+				v.Failed += ": " + line
+			}
+		}
+		return v, c, nil
 	}
 	for _, n := range sorted {
 		if err := checkName(n); err != nil {
@@ -271,8 +341,8 @@ func (b *Bundle) addTarget(ctx context.Context, st *store.Store, t *Target, ts i
 		if art.After, ac, err = version(after, n); err != nil {
 			return err
 		}
-		inB := art.Before != nil && art.Before.Unavailable == ""
-		inA := art.After != nil && art.After.Unavailable == ""
+		inB := art.Before.captured()
+		inA := art.After.captured()
 		p := t.Target + "/" + n
 		if inB {
 			b.files[BeforeDir+"/"+p] = bc
@@ -286,7 +356,7 @@ func (b *Bundle) addTarget(ctx context.Context, st *store.Store, t *Target, ts i
 			// Only in the newest snapshot: drift after the remediation.
 		case !inB && !inA:
 			art.Change = Unchanged
-			if art.Before == nil || art.After == nil || art.Before.Unavailable != art.After.Unavailable {
+			if art.Before == nil || art.After == nil || art.Before.Unavailable+art.Before.Failed != art.After.Unavailable+art.After.Failed {
 				art.Change = NotCaptured
 			}
 		case art.Before != nil && !inB || art.After != nil && !inA:
