@@ -92,7 +92,10 @@ normalise = ["iptables-save"]
 name = "sshd/effective"
 command = [%q, "-T", "-f", %q]
 `, store, rulesFile, ns, sshd, sshdConfig)), 0o600)
-	run := func(args ...string) string { t.Helper(); return mustHT(t, append([]string{"--config", cfg}, args...)...) }
+	run := func(args ...string) string {
+		t.Helper()
+		return mustHT(t, append([]string{"--config", cfg}, args...)...)
+	}
 
 	// The incident: telnet open and passwords accepted; then closed and refused.
 	run("incident", "open", incident, "--title", "telnet open and SSH passwords accepted", "--severity", "high",
