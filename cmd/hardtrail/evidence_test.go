@@ -204,7 +204,7 @@ rule_present = "--dport 23 -j DROP"
 	}
 
 	stdout = mustHT(t, "evidence", "verify", bundle, "--pubkey", pub)
-	if !strings.Contains(stdout, "ok: "+bundle+": incident INC-7 (verified)") || !strings.Contains(stdout, "signature: good, signed by SHA256:") {
+	if !strings.Contains(stdout, "ok: "+bundle+": incident INC-7 (verified now; never regressed since the fix)") || !strings.Contains(stdout, "signature: good, signed by SHA256:") {
 		t.Errorf("verify:\n%s", stdout)
 	}
 	if stdout := mustHT(t, "evidence", "verify", bundle); !strings.Contains(stdout, "signature: NOT CHECKED (no --pubkey)") {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -122,5 +123,54 @@ func TestIncidentDiffAndPatch(t *testing.T) {
 		if code != 2 || !strings.Contains(errOut, tc.err) {
 			t.Errorf("%v: exit %d, stderr %q, want %q", tc.args, code, errOut, tc.err)
 		}
+	}
+}
+
+// A mistaken link is withdrawn by a void record: incident show still lists it, as voided,
+// with who voided it and why, and the status no longer counts it.
+func TestVoidLink(t *testing.T) {
+	cfg, dir := fileTarget(t)
+	write := func(s string) { os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(s), 0o644) }
+	write("PermitRootLogin yes\n")
+	mustHT(t, "--config", cfg, "snapshot", "--incident", "INC-8", "--phase", "before", "--by", "alice")
+	write("PermitRootLogin yes\n# touched\n")
+	var l struct {
+		ID string `json:"id"`
+	}
+	mustHT(t, "--config", cfg, "snapshot")
+	if err := json.Unmarshal([]byte(mustHT(t, "--config", cfg, "tag", "web1", "--incident", "INC-8", "--phase", "after", "--by", "bob", "--format", "json")), &l); err != nil || l.ID == "" {
+		t.Fatalf("tag: %v %+v", err, l)
+	}
+	if _, errOut, code := ht(t, "--config", cfg, "tag", "--void", l.ID[:8]); code != 2 || !strings.Contains(errOut, "--void needs --reason") {
+		t.Errorf("void without a reason: exit %d %s", code, errOut)
+	}
+	out := mustHT(t, "--config", cfg, "tag", "--void", l.ID[:8], "--reason", "tagged before the change was applied", "--by", "carol")
+	if !strings.Contains(out, "voided link "+l.ID[:12]) {
+		t.Errorf("void: %s", out)
+	}
+	if _, errOut, code := ht(t, "--config", cfg, "tag", "--void", l.ID, "--reason", "again"); code != 2 || !strings.Contains(errOut, "already void") {
+		t.Errorf("void twice: exit %d %s", code, errOut)
+	}
+	show := mustHT(t, "--config", cfg, "incident", "show", "inc-8")
+	for _, want := range []string{"incident INC-8: open", "link " + l.ID[:12], "VOIDED by carol", ": tagged before the change was applied", "void  by carol"} {
+		if !strings.Contains(show, want) {
+			t.Errorf("incident show lacks %q:\n%s", want, show)
+		}
+	}
+	var st struct {
+		Links []struct{ Phase string }
+		Voids []struct{ Link, Reason, By string }
+	}
+	json.Unmarshal([]byte(mustHT(t, "--config", cfg, "incident", "show", "INC-8", "--format", "json")), &st)
+	if len(st.Links) != 2 || len(st.Voids) != 1 || st.Voids[0].Link != l.ID || st.Voids[0].By != "carol" {
+		t.Errorf("incident show JSON: %+v", st)
+	}
+	mustHT(t, "--config", cfg, "store", "verify")
+	// A rule naming an incident the store does not know is warned of.
+	rf := filepath.Join(t.TempDir(), "r.toml")
+	os.WriteFile(rf, []byte("[[rule]]\nid = \"r1\"\ntitle = \"t\"\nseverity = \"low\"\ncontrols = [\"X\"]\nincidents = [\"INC-8\", \"INC-9\"]\n[rule.file]\npath = \"sshd/config\"\nabsent = 'x'\n"), 0o644)
+	_, errOut, code := ht(t, "--config", cfg, "rules", "lint", rf)
+	if code != 0 || !strings.Contains(errOut, `rule "r1" names incident INC-9, which the store does not know`) || strings.Contains(errOut, "incident INC-8,") {
+		t.Errorf("rules lint: exit %d %s", code, errOut)
 	}
 }
