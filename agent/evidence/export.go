@@ -49,6 +49,10 @@ func Build(ctx context.Context, st *store.Store, id string, set *rules.Set) (*Bu
 	if err := store.CheckIncidentID(id); err != nil {
 		return nil, err
 	}
+	id, err := st.CanonicalIncident(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	asOf, err := latestTime(ctx, st, id)
 	if err != nil {
 		return nil, err

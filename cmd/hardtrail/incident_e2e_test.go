@@ -257,6 +257,30 @@ command = [%q, "-T", "-f", %q]
 		t.Errorf("%d operator signatures in the bundle, want the link's and the close's", sigs)
 	}
 
+	// The README's recipe for checking a bundle without hardtrail, as an auditor runs it.
+	for _, tool := range []string{"tar", "openssl", "jq", "sha256sum", "patch", "diff", "bash"} {
+		testutil.Tool(t, tool)
+	}
+	audit := filepath.Join(dir, "audit")
+	os.Mkdir(audit, 0o700)
+	os.WriteFile(filepath.Join(audit, "b.tar.gz"), mustRead(t, bundle), 0o600)
+	os.WriteFile(filepath.Join(audit, incident+".pub"), mustRead(t, evKey+".pub"), 0o600)
+	recipe := `set -eu -o pipefail
+tar xzf b.tar.gz && cp "$1.pub" "$1/evidence.pub" && cp "$2" "$1/allowed_signers" && cd "$1"
+openssl pkeyutl -verify -pubin -inkey evidence.pub -rawin -in manifest.json -sigfile manifest.json.sig
+jq -r '.files[] | "\(.sha256)  \(.path)"' manifest.json | sha256sum -c --quiet
+for f in snapshots/*.json; do [ "$(sha256sum < "$f" | cut -d' ' -f1).json" = "$(basename "$f")" ] || { echo "BAD $f"; exit 1; }; done
+r=$(mktemp -d) && cp -r before/. "$r" && (cd "$r" && patch -p1 --batch --quiet < "$OLDPWD/diff/combined.diff") && diff -r "$r" after
+for s in records/*.sig; do ssh-keygen -Y verify -f allowed_signers -I alice@example.org -n hardtrail -s "$s" < "${s%.sig}.json"; done
+`
+	cmd := exec.Command("bash", "-c", recipe, "recipe", incident, allowed)
+	cmd.Dir = audit
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("the README's recipe: %v\n%s", err, out)
+	} else if strings.Count(string(out), "Good \"hardtrail\" signature for alice@example.org") != 2 {
+		t.Errorf("the README's recipe checked no operator signature:\n%s", out)
+	}
+
 	// Tampering: results.json says a rule passed before the fix, the manifest's hash list
 	// rewritten to match (no signature): the rules re-run from the bundle say otherwise.
 	tampered := filepath.Join(dir, "t.tar.gz")

@@ -166,6 +166,9 @@ func TestVoidLink(t *testing.T) {
 		t.Errorf("incident show JSON: %+v", st)
 	}
 	mustHT(t, "--config", cfg, "store", "verify")
+	if _, errOut, code := ht(t, "--config", cfg, "incident", "close", "INC-8", "--approver", "dave"); code != 1 || !strings.Contains(errOut, "incident INC-8 is open, not verified, so it cannot be closed") {
+		t.Errorf("close while open: exit %d %s", code, errOut)
+	}
 	// A rule naming an incident the store does not know is warned of.
 	rf := filepath.Join(t.TempDir(), "r.toml")
 	os.WriteFile(rf, []byte("[[rule]]\nid = \"r1\"\ntitle = \"t\"\nseverity = \"low\"\ncontrols = [\"X\"]\nincidents = [\"INC-8\", \"INC-9\"]\n[rule.file]\npath = \"sshd/config\"\nabsent = 'x'\n"), 0o644)
