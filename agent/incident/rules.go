@@ -60,17 +60,25 @@ func (c RuleChange) String() string {
 	return fmt.Sprintf("%s changed from %s to %s", c.Rule, c.Old, c.New)
 }
 
-// parsed caches rule sets loaded from the store by digest: a digest names its rules.
-var parsed sync.Map // digest -> *rules.Set
+// parsed caches rule sets loaded from a store by digest: a digest names its rules, so the
+// text stored under it never changes.
+var parsed sync.Map // store path and digest -> storedSet
+
+type storedSet struct {
+	set  *rules.Set
+	text *store.RuleSet
+}
 
 // StoredSet loads the rule set with the digest from the store's text of it.
 func StoredSet(ctx context.Context, st *store.Store, digest string) (*rules.Set, *store.RuleSet, error) {
+	key := st.Path() + "\x00" + digest
+	if v, ok := parsed.Load(key); ok {
+		s := v.(storedSet)
+		return s.set, s.text, nil
+	}
 	rs, err := st.RuleSet(ctx, digest)
 	if err != nil {
 		return nil, nil, err
-	}
-	if v, ok := parsed.Load(digest); ok {
-		return v.(*rules.Set), rs, nil
 	}
 	files := make([]rules.File, len(rs.Files))
 	for i, f := range rs.Files {
@@ -80,7 +88,7 @@ func StoredSet(ctx context.Context, st *store.Store, digest string) (*rules.Set,
 	if err != nil {
 		return nil, nil, fmt.Errorf("stored rule set %s does not load: %w", digest, err)
 	}
-	parsed.Store(digest, set)
+	parsed.Store(key, storedSet{set, rs})
 	return set, rs, nil
 }
 
