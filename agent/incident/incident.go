@@ -371,6 +371,8 @@ func judge(ts *Target, before, after *store.Link, reverted []string) (Status, st
 		}
 	}
 	switch {
+	case applicable == 0 && len(ts.RulesLatest) > 0:
+		why = append(why, "no linked rule applies to this target, so no test proves the fix here")
 	case applicable == 0:
 		why = append(why, "no rule is linked to the incident, so no test proves the fix")
 	case before == nil:

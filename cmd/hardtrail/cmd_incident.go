@@ -30,11 +30,13 @@ func operator(by string) string {
 	if by != "" {
 		return by
 	}
-	w := whoAmI()
-	if w.Invoker != "" {
+	if w := whoAmI(); w.Invoker != "" {
 		return w.Invoker
 	}
-	return w.Effective
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return ""
 }
 
 // whoAmI is who runs hardtrail: the user who invoked it (SUDO_USER, else the user of the
