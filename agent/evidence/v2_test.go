@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/hardtrail/hardtrail/agent/store"
+	"github.com/hardtrail/hardtrail/internal/testutil"
 )
 
 // rebuilt copies b, changes it with f, recomputes the file list (as a hostile exporter
@@ -185,4 +186,35 @@ func TestExportAdvice(t *testing.T) {
 	if !errors.Is(err, ErrNoAfter) || !strings.Contains(err.Error(), "app1 has an after snapshot but no before") || !strings.Contains(err.Error(), "--phase before") {
 		t.Errorf("after only: %v", err)
 	}
+}
+
+// FuzzVerifyManifest puts an arbitrary manifest.json into an otherwise good bundle, so that the
+// checks behind the structure see hostile manifests: Verify never panics and fails with a
+// *Failure.
+func FuzzVerifyManifest(f *testing.F) {
+	b := build(f)
+	var buf bytes.Buffer
+	b.Write(&buf, nil)
+	entries := testutil.ReadTarGz(f, buf.Bytes())
+	f.Add(b.ManifestBytes(nil))
+	f.Add([]byte(`{"format":"hardtrail-evidence/2","incident":"INC-2026-0007","targets":[{"target":"web1","exported":true}]}`))
+	f.Fuzz(func(t *testing.T, manifest []byte) {
+		es := make([]entry, len(entries))
+		copy(es, entries)
+		for i := range es {
+			if es[i].H.Name == incidentID+"/"+ManifestName {
+				h := *es[i].H
+				h.Size = int64(len(manifest))
+				es[i] = entry{H: &h, Data: manifest}
+			}
+		}
+		v, err := Verify(bytes.NewReader(testutil.WriteTarGz(t, es)), nil, DefaultLimits)
+		var fail *Failure
+		if err != nil && !errors.As(err, &fail) {
+			t.Fatalf("error of type %T: %v", err, err)
+		}
+		if err == nil && v == nil {
+			t.Fatal("no error and nothing verified")
+		}
+	})
 }

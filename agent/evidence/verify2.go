@@ -61,6 +61,9 @@ func checkSnapshots(m *Manifest, files map[string][]byte, fail func(string, stri
 		snaps[id] = &sm
 	}
 	for _, t := range m.Targets {
+		if t.Exported && (t.Before == nil || t.After == nil) {
+			return nil, fail(ManifestName, "target %s is exported without both a before and an after snapshot", t.Target)
+		}
 		for _, r := range []*SnapshotRef{t.Before, t.After, t.Newest} {
 			if r == nil {
 				continue
