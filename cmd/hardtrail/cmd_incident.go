@@ -364,13 +364,22 @@ func incidentCmd(a *app) *cobra.Command {
 			}
 			sigs := signatures(s, signers, allowed != "")
 			if a.json() {
+				linkIDs, recordIDs := []string{}, []string{}
+				for _, l := range s.Links {
+					linkIDs = append(linkIDs, l.ID)
+				}
+				for _, r := range s.Records {
+					recordIDs = append(recordIDs, r.ID)
+				}
 				return a.printJSON(struct {
 					*incident.State
 					*incidentHistory
 					Headline   string              `json:"headline"`
+					LinkIDs    []string            `json:"link_ids"`
+					RecordIDs  []string            `json:"record_ids"`
 					Histories  []*incident.History `json:"histories"`
 					Signatures []signatureCheck    `json:"signatures"`
-				}{s, h, incident.Headline(s.Status, hs), hs, sigs})
+				}{s, h, incident.Headline(s.Status, hs), linkIDs, recordIDs, hs, sigs})
 			}
 			if err := writeIncident(a, s, hs, sigs); err != nil {
 				return err
@@ -727,6 +736,10 @@ func writeIncident(a *app, s *incident.State, hs []*incident.History, sigs []sig
 				for _, r := range e.RulesFailed {
 					fmt.Fprintf(w, "      rule failed: %s\n", r)
 				}
+			}
+			for _, sp := range h.Held {
+				fmt.Fprintf(w, "    %s held unchanged from %s to %s, %d captures, at most %s apart\n", store.Short(sp.Snapshot),
+					sp.Since.Format(time.RFC3339), sp.Until.Format(time.RFC3339), sp.Count, incident.Seconds(sp.MaxGap))
 			}
 		}
 	}

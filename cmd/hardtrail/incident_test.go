@@ -158,11 +158,12 @@ func TestVoidLink(t *testing.T) {
 		}
 	}
 	var st struct {
-		Links []struct{ Phase string }
-		Voids []struct{ Link, Reason, By string }
+		Links   []struct{ Phase string }
+		LinkIDs []string `json:"link_ids"`
+		Voids   []struct{ Link, Reason, By string }
 	}
 	json.Unmarshal([]byte(mustHT(t, "--config", cfg, "incident", "show", "INC-8", "--format", "json")), &st)
-	if len(st.Links) != 2 || len(st.Voids) != 1 || st.Voids[0].Link != l.ID || st.Voids[0].By != "carol" {
+	if len(st.Links) != 2 || len(st.LinkIDs) != 2 || st.LinkIDs[1] != l.ID || len(st.Voids) != 1 || st.Voids[0].Link != l.ID || st.Voids[0].By != "carol" {
 		t.Errorf("incident show JSON: %+v", st)
 	}
 	mustHT(t, "--config", cfg, "store", "verify")
