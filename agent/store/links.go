@@ -59,7 +59,7 @@ type Link struct {
 }
 
 // notVoid is the SQL condition that a link (of table alias l) has not been voided.
-const notVoid = `l.id NOT IN (SELECT json_extract(record, '$.link') FROM incident_records WHERE kind = 'void')`
+const notVoid = `l.id NOT IN (SELECT link FROM incident_records WHERE kind = 'void')`
 
 // Tag records a link from an incident to a snapshot. Incident, Phase, Snapshot and By are the
 // caller's; Target, Seq, Prev, At and ID are filled here.

@@ -56,8 +56,8 @@ type Record struct {
 	Lessons  string `json:"lessons,omitempty"`
 	// Status is the incident's status when it was closed.
 	Status string `json:"status,omitempty"`
-	// Link is the ID of the link a void record withdraws.
-	Link string    `json:"link,omitempty"`
+	// Link is the ID of the link a void record withdraws ("" for other kinds).
+	Link string    `json:"link"`
 	By   string    `json:"by"`
 	Who  *Actor    `json:"who,omitempty"`
 	At   time.Time `json:"at"`
@@ -171,7 +171,7 @@ func (s *Store) AddRecord(ctx context.Context, r Record) (*Record, error) {
 				return err
 			}
 			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM incident_records WHERE kind = 'void' AND incident = ? AND json_extract(record, '$.link') = ?`, inc, r.Link).Scan(&n); err != nil {
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM incident_records WHERE kind = 'void' AND link = ?`, r.Link).Scan(&n); err != nil {
 				return err
 			}
 			if n > 0 {
@@ -188,8 +188,8 @@ func (s *Store) AddRecord(ctx context.Context, r Record) (*Record, error) {
 			return err
 		}
 		r.ID = Hash(raw)
-		_, err = tx.ExecContext(ctx, `INSERT INTO incident_records (id, seq, prev, incident, folded, kind, record) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			r.ID, r.Seq, r.Prev, r.Incident, strings.ToLower(r.Incident), r.Kind, raw)
+		_, err = tx.ExecContext(ctx, `INSERT INTO incident_records (id, seq, prev, incident, folded, kind, link, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.ID, r.Seq, r.Prev, r.Incident, strings.ToLower(r.Incident), r.Kind, r.Link, raw)
 		return err
 	})
 	if err != nil {
@@ -244,7 +244,7 @@ func (s *Store) verifyRecords(ctx context.Context, add func(Problem)) (int, erro
 	if err != nil {
 		return 0, err
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT id, seq, prev, incident, kind, record FROM incident_records ORDER BY seq`)
+	rows, err := s.r.QueryContext(ctx, `SELECT id, seq, prev, incident, folded, kind, link, record FROM incident_records ORDER BY seq`)
 	if err != nil {
 		return 0, err
 	}
@@ -253,10 +253,10 @@ func (s *Store) verifyRecords(ctx context.Context, add func(Problem)) (int, erro
 	var lastID string
 	var lastSeq int64
 	for rows.Next() {
-		var id, prev, inc, kind string
+		var id, prev, inc, folded, kind, link string
 		var seq int64
 		var raw []byte
-		if err := rows.Scan(&id, &seq, &prev, &inc, &kind, &raw); err != nil {
+		if err := rows.Scan(&id, &seq, &prev, &inc, &folded, &kind, &link, &raw); err != nil {
 			return n, err
 		}
 		n++
@@ -267,7 +267,7 @@ func (s *Store) verifyRecords(ctx context.Context, add func(Problem)) (int, erro
 		var r Record
 		if err := json.Unmarshal(raw, &r); err != nil {
 			add(Problem{Msg: what + "record is not valid JSON"})
-		} else if r.Seq != seq || r.Prev != prev || r.Incident != inc || r.Kind != kind {
+		} else if r.Seq != seq || r.Prev != prev || r.Incident != inc || r.Kind != kind || r.Link != link || folded != strings.ToLower(inc) {
 			add(Problem{Msg: what + "index columns disagree with the record"})
 		}
 		switch {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -102,20 +103,12 @@ func (s *Store) EvaluatedRuleSets(ctx context.Context, targets []string) ([]stri
 		return nil, nil
 	}
 	q := `SELECT r.rules_digest FROM results r JOIN snapshots s ON s.id = r.snapshot JOIN rule_sets rs ON rs.digest = r.rules_digest
-		WHERE s.target IN (?` + repeat(", ?", len(targets)-1) + `) GROUP BY r.rules_digest ORDER BY max(r.evaluated_at) DESC, r.rules_digest`
+		WHERE s.target IN (?` + strings.Repeat(", ?", len(targets)-1) + `) GROUP BY r.rules_digest ORDER BY max(r.evaluated_at) DESC, r.rules_digest`
 	args := make([]any, len(targets))
 	for i, t := range targets {
 		args[i] = t
 	}
 	return s.strings(ctx, q, args...)
-}
-
-func repeat(s string, n int) string {
-	out := ""
-	for range n {
-		out += s
-	}
-	return out
 }
 
 func (s *Store) verifyRuleSets(ctx context.Context, add func(Problem)) (int, error) {

@@ -83,9 +83,11 @@ var migrations = []string{
 		incident TEXT NOT NULL,
 		folded   TEXT NOT NULL,            -- lower(incident): IDs are unique regardless of case
 		kind     TEXT NOT NULL CHECK (kind IN ('open', 'note', 'close', 'void')),
+		link     TEXT NOT NULL,            -- the link a void withdraws, '' for other kinds
 		record   BLOB NOT NULL             -- canonical JSON of the record
 	);
-	CREATE INDEX incident_records_incident ON incident_records (folded, seq);`,
+	CREATE INDEX incident_records_incident ON incident_records (folded, seq);
+	CREATE INDEX incident_records_link ON incident_records (link);`,
 }
 
 // SchemaVersion is the number of schema steps this build knows.
