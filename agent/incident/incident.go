@@ -358,15 +358,15 @@ func judge(ts *Target, before, after *store.Link, reverted []string) (Status, st
 	}
 	provers := 0
 	failedBefore := 0
-	before2 := map[string]rules.Outcome{}
+	onBefore := map[string]rules.Outcome{}
 	for _, r := range ts.RulesBefore {
-		before2[r.Rule] = r.Outcome
+		onBefore[r.Rule] = r.Outcome
 		if r.Outcome == rules.Fail || r.Outcome == rules.Error {
 			failedBefore++
 		}
 	}
 	for _, r := range ts.RulesAfter {
-		if o := before2[r.Rule]; (o == rules.Fail || o == rules.Error) && r.Outcome == rules.Pass {
+		if o := onBefore[r.Rule]; (o == rules.Fail || o == rules.Error) && r.Outcome == rules.Pass {
 			provers++
 		}
 	}

@@ -170,6 +170,9 @@ func (s *Store) AddRecord(ctx context.Context, r Record) (*Record, error) {
 			if err != nil {
 				return err
 			}
+			if inc != r.Incident {
+				return fmt.Errorf("link %s belongs to incident %s, not %s", short(r.Link), inc, r.Incident)
+			}
 			var n int
 			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM incident_records WHERE kind = 'void' AND link = ?`, r.Link).Scan(&n); err != nil {
 				return err
