@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -176,5 +177,33 @@ func TestVoidLink(t *testing.T) {
 	_, errOut, code := ht(t, "--config", cfg, "rules", "lint", rf)
 	if code != 0 || !strings.Contains(errOut, `rule "r1" names incident INC-9, which the store does not know`) || strings.Contains(errOut, "incident INC-8,") {
 		t.Errorf("rules lint: exit %d %s", code, errOut)
+	}
+}
+
+// Under sudo the operator is the user who ran sudo, and the link keeps both that user and the
+// effective one.
+func TestWhoUnderSudo(t *testing.T) {
+	cfg, dir := fileTarget(t)
+	os.WriteFile(filepath.Join(dir, "sshd_config"), []byte("PermitRootLogin yes\n"), 0o644)
+	mustHT(t, "--config", cfg, "snapshot")
+	out, errOut, code := htRun(t, []string{"SUDO_USER=alice"}, "", "--config", cfg, "tag", "web1", "--incident", "INC-5", "--phase", "before", "--format", "json")
+	if code != 0 {
+		t.Fatalf("tag: exit %d %s", code, errOut)
+	}
+	var l struct {
+		By  string
+		Who struct{ Invoker, Effective string }
+	}
+	if err := json.Unmarshal([]byte(out), &l); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := user.Current()
+	if l.By != "alice" || l.Who.Invoker != "alice" || !strings.HasPrefix(l.Who.Effective, u.Username+" (uid "+u.Uid+")") {
+		t.Errorf("link by %q, who %+v", l.By, l.Who)
+	}
+	// --by names the operator; who ran hardtrail is kept beside it.
+	out = mustHT(t, "--config", cfg, "incident", "open", "INC-5", "--title", "t", "--by", "mallory", "--format", "json")
+	if !strings.Contains(out, `"by": "mallory"`) || !strings.Contains(out, `"effective": "`+u.Username) {
+		t.Errorf("record: %s", out)
 	}
 }
