@@ -9,13 +9,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
+	crand "crypto/rand"
 	"crypto/subtle"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -66,6 +67,11 @@ type Device struct {
 	NoPager   []string
 	// Hang lists commands that never answer.
 	Hang []string
+	// Chop, when not zero, seeds a random cutting of the CLI's output: each answer (the echo
+	// of a line, its output and the next prompt) is gathered and written as one burst cut at
+	// random points, often inside the prompt, so a client sees a prompt split across reads as
+	// well as output and prompt in one read. Each session draws its own cuts.
+	Chop int64
 
 	// Users and Keys authenticate, by password or public key; with neither, any key is accepted.
 	Users map[string]string
@@ -87,16 +93,17 @@ type Server struct {
 	srv *glider.Server
 	bin string // programs standing in for commands on a Unix host
 
-	mu      sync.Mutex
-	outputs map[string]string
-	root    string
-	log     []Request
+	mu       sync.Mutex
+	outputs  map[string]string
+	root     string
+	log      []Request
+	sessions int64
 }
 
 // Start starts a device on a random loopback port; it stops when the test ends.
 func Start(t testing.TB, d Device) *Server {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	_, priv, err := ed25519.GenerateKey(crand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,12 +251,23 @@ func crlf(s string) string {
 func (s *Server) cli(sess glider.Session) {
 	r := bufio.NewReader(sess)
 	w := &lineWriter{w: sess}
+	if s.dev.Chop != 0 {
+		s.mu.Lock()
+		s.sessions++
+		n := s.sessions
+		s.mu.Unlock()
+		w.chop = rand.New(rand.NewPCG(uint64(s.dev.Chop), uint64(n)))
+		w.tail = len(s.dev.Prompt)
+	}
 	if s.dev.Banner != "" {
 		io.WriteString(w, crlf(s.dev.Banner))
 	}
 	paging := s.dev.PageLines > 0
 	for {
 		io.WriteString(w, s.dev.Prompt)
+		if w.flush() != nil {
+			return
+		}
 		line, err := readLine(r, w)
 		if err != nil {
 			return
@@ -263,6 +281,7 @@ func (s *Server) cli(sess glider.Session) {
 		case slices.Contains(s.dev.PagerOff, line):
 			paging = false
 		case slices.Contains(s.dev.Hang, line):
+			w.flush()
 			<-sess.Context().Done()
 			return
 		default:
@@ -278,19 +297,67 @@ func (s *Server) cli(sess glider.Session) {
 	}
 }
 
-// lineWriter writes to the client, remembering a write error.
+// lineWriter writes to the client, remembering a write error. With chop set it gathers what
+// is written until flush, which writes it in randomly cut pieces.
 type lineWriter struct {
-	w   io.Writer
-	err error
+	w    io.Writer
+	err  error
+	chop *rand.Rand
+	tail int // the prompt's length: cuts are drawn often within the last tail bytes
+	buf  []byte
 }
 
 func (l *lineWriter) Write(p []byte) (int, error) {
 	if l.err != nil {
 		return 0, l.err
 	}
+	if l.chop != nil {
+		l.buf = append(l.buf, p...)
+		return len(p), nil
+	}
 	n, err := l.w.Write(p)
 	l.err = err
 	return n, err
+}
+
+// flush writes what was gathered, cut at random points: some cuts anywhere (pieces of a few
+// bytes or some kilobytes), and in half the bursts one cut inside the last tail bytes.
+func (l *lineWriter) flush() error {
+	if l.chop == nil || l.err != nil || len(l.buf) == 0 {
+		l.buf = l.buf[:0]
+		return l.err
+	}
+	b := l.buf
+	var cuts []int
+	for at := 0; ; {
+		if l.chop.IntN(2) == 0 {
+			at += 1 + l.chop.IntN(16)
+		} else {
+			at += 1 + l.chop.IntN(8192)
+		}
+		if at >= len(b) {
+			break
+		}
+		cuts = append(cuts, at)
+	}
+	if l.tail > 0 && len(b) > 1 && l.chop.IntN(2) == 0 {
+		cuts = append(cuts, len(b)-1-l.chop.IntN(min(l.tail+1, len(b)-1)))
+	}
+	slices.Sort(cuts)
+	cuts = append(slices.Compact(cuts), len(b))
+	last := 0
+	for _, c := range cuts {
+		if c <= last {
+			continue
+		}
+		if _, err := l.w.Write(b[last:c]); err != nil {
+			l.err = err
+			break
+		}
+		last = c
+	}
+	l.buf = b[:0]
+	return l.err
 }
 
 // readLine reads one typed line, echoing it as a terminal does: CR, LF or CRLF ends it,
@@ -338,6 +405,9 @@ func (s *Server) page(r *bufio.Reader, w *lineWriter, out string, paging bool) b
 			continue
 		}
 		io.WriteString(w, s.dev.More)
+		if w.flush() != nil {
+			return false
+		}
 		key, err := r.ReadByte()
 		if err != nil {
 			return false
@@ -493,7 +563,7 @@ func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) 
 // and public key.
 func ClientKey(t testing.TB, dir, name string) (string, gossh.PublicKey) {
 	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	pub, priv, err := ed25519.GenerateKey(crand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}

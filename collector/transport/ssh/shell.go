@@ -206,17 +206,16 @@ func (t *Transport) openShell(ctx context.Context, prompt *regexp.Regexp, setup 
 		sess.Wait()
 		close(s.done)
 	}()
-	tail, err := s.wait(ctx, "")
+	first, err := s.wait(ctx, "")
 	if err != nil {
 		b, _ := s.snapshot()
 		return fail(fmt.Errorf("%w (last output: %q)", err, lastLine(cleanTerminal(b))))
 	}
-	if b, _ := s.snapshot(); tail <= len(b) {
-		s.known = cleanLine(b[tail:])
-	}
+	// The prompt as wait found it, not as the output reads a moment later: a line end that
+	// arrived since (the answer to a nudge) must not become part of the known prompt.
+	s.known = first.prompt
 	if i := prompt.SubexpIndex("host"); i > 0 {
-		b, _ := s.snapshot()
-		if m := prompt.FindStringSubmatch(cleanLine(b[tail:])); m != nil && m[i] != "" {
+		if m := prompt.FindStringSubmatch(first.prompt); m != nil && m[i] != "" {
 			t.mu.Lock()
 			if t.hostname == "" {
 				t.hostname = m[i]
@@ -271,7 +270,8 @@ func (s *shell) run(ctx context.Context, line string, maxBytes int64) (*transpor
 	if err := s.send(line + "\n"); err != nil {
 		return nil, err
 	}
-	tail, err := s.wait(ctx, line)
+	end, err := s.wait(ctx, line)
+	tail := end.start
 	b, dropped := s.snapshot()
 	res := &transport.Result{Duration: time.Since(start)}
 	if err != nil {
@@ -300,12 +300,20 @@ func (s *shell) run(ctx context.Context, line string, maxBytes int64) (*transpor
 	return res, nil
 }
 
+// promptAt is where wait found the prompt: the offset of its line in the output, and the
+// line as a terminal shows it.
+type promptAt struct {
+	start  int
+	prompt string
+}
+
 // wait reads output until the prompt stands on its last line, answering pager prompts on the
 // way, and returns where the prompt's line starts. The prompt counts once the output has been
 // quiet for shellSettle, or at once when it is exactly the session's first prompt and the echo
 // of sent has been seen. For the first prompt (sent empty), one bare line end is sent when the
-// session stays quiet without one.
-func (s *shell) wait(ctx context.Context, sent string) (int, error) {
+// session stays quiet without a prompt for shellNudge; never once a prompt is on the last line,
+// since the device would answer it with a second prompt that ends the next line's wait early.
+func (s *shell) wait(ctx context.Context, sent string) (promptAt, error) {
 	first := sent == ""
 	limit := time.NewTimer(s.t.target.cfg.CommandTimeout)
 	defer limit.Stop()
@@ -321,15 +329,17 @@ func (s *shell) wait(ctx context.Context, sent string) (int, error) {
 		b, _ := s.snapshot()
 		start := bytes.LastIndexByte(b, '\n') + 1
 		last := cleanLine(b[start:])
+		atPrompt := false
 		switch {
 		case pagerPrompt.MatchString(last) && start != answered:
 			answered = start
 			if err := s.send(" "); err != nil {
-				return 0, err
+				return promptAt{}, err
 			}
 		case s.prompt.MatchString(last):
+			atPrompt = true
 			if s.known != "" && last == s.known && bytes.Contains(b, []byte(sent)) {
-				return start, nil
+				return promptAt{start, last}, nil
 			}
 			if seen != len(b) {
 				seen = len(b)
@@ -339,34 +349,37 @@ func (s *shell) wait(ctx context.Context, sent string) (int, error) {
 			seen = -1
 			settle.Stop()
 		}
+		if first && atPrompt {
+			nudge.Stop()
+		}
 		select {
 		case <-s.notify:
-			if first {
+			if first && !atPrompt {
 				nudge.Reset(shellNudge)
 			}
 		case <-settle.C:
 			if b, _ := s.snapshot(); len(b) == seen {
-				return start, nil
+				return promptAt{start, last}, nil
 			}
 		case <-nudge.C:
 			first = false
 			if err := s.send("\n"); err != nil {
-				return 0, err
+				return promptAt{}, err
 			}
 		case <-limit.C:
-			return 0, s.t.fail(StageTimeout, fmt.Errorf("no prompt within %s (command timeout): %w",
+			return promptAt{}, s.t.fail(StageTimeout, fmt.Errorf("no prompt within %s (command timeout): %w",
 				s.t.target.cfg.CommandTimeout, context.DeadlineExceeded))
 		case <-ctx.Done():
-			return 0, s.t.fail(ctxStage(ctx), ctx.Err())
+			return promptAt{}, s.t.fail(ctxStage(ctx), ctx.Err())
 		case <-s.done:
 			// Output may still be on its way; look once more before giving up.
 			if b2, _ := s.snapshot(); len(b2) != len(b) {
 				continue
 			}
 			if lost := s.t.lostErr(); lost != nil {
-				return 0, s.t.fail(StageTimeout, lost)
+				return promptAt{}, s.t.fail(StageTimeout, lost)
 			}
-			return 0, s.t.fail(StageCommand, errors.New("the device ended the session before its prompt came back"))
+			return promptAt{}, s.t.fail(StageCommand, errors.New("the device ended the session before its prompt came back"))
 		}
 	}
 }
