@@ -613,3 +613,39 @@ func BenchmarkDeviceConfig(b *testing.B) {
 		})
 	}
 }
+
+func TestRedactCiscoSNMPHosts(t *testing.T) {
+	r := testRedactor(t, "k")
+	p := func(s string) string { return r.Placeholder([]byte(s)) }
+	cases := []struct{ in, want string }{
+		{"snmp-server host 10.1.1.1 C1\n", "snmp-server host 10.1.1.1 " + p("C1") + "\n"},
+		{"snmp-server host 10.1.1.1 traps C2 udp-port 1162 config\n", "snmp-server host 10.1.1.1 traps " + p("C2") + " udp-port 1162 config\n"},
+		{"snmp-server host 10.1.1.1 vrf Mgmt-intf version 2c C3\n", "snmp-server host 10.1.1.1 vrf Mgmt-intf version 2c " + p("C3") + "\n"},
+		{"snmp-server host 10.1.1.1 informs version 1 C4\r\n", "snmp-server host 10.1.1.1 informs version 1 " + p("C4") + "\r\n"},
+		{"snmp-server host 10.1.1.1 traps version 2c C5 udp-port 162 use-vrf management\n", "snmp-server host 10.1.1.1 traps version 2c " + p("C5") + " udp-port 162 use-vrf management\n"},
+		// v3 names a user, kept readable; a mask or an empty community is left alone.
+		{"snmp-server host 10.1.1.1 informs version 3 priv snmpv3-mon\n", "snmp-server host 10.1.1.1 informs version 3 priv snmpv3-mon\n"},
+		{"snmp-server host 10.1.1.1 version 2c *****\n", "snmp-server host 10.1.1.1 version 2c *****\n"},
+		{"snmp-server host 10.1.1.1\nsnmp-server host 10.1.1.1 traps\n", "snmp-server host 10.1.1.1\nsnmp-server host 10.1.1.1 traps\n"},
+		// The community may repeat a word seen earlier on the line.
+		{"snmp-server host 10.1.1.1 traps traps\n", "snmp-server host 10.1.1.1 traps " + p("traps") + "\n"},
+		{"snmp-server location 10.1.1.1 C6\n", "snmp-server location 10.1.1.1 C6\n"},
+	}
+	for _, c := range cases {
+		if got := string(RedactCiscoSNMPHosts(r, []byte(c.in))); got != c.want {
+			t.Errorf("RedactCiscoSNMPHosts(%q)\n got %q\nwant %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestNormalisePfsenseVolatile(t *testing.T) {
+	in := "<pfsense>\n\t<revision>\n\t\t<time>1</time>\n\t</revision>\n\t<filter>\n\t\t<rule>\n\t\t\t<created><time>5</time></created>\n" +
+		"\t\t\t<updated>\n\t\t\t\t<time>6</time>\n\t\t\t</updated>\n\t\t</rule>\n\t</filter>\n\t<installedpackages>\n\t\t<snortglobal>\n" +
+		"\t\t\t<last_rule_upd_status>success</last_rule_upd_status><last_rule_upd_time>7</last_rule_upd_time>\n\t\t</snortglobal>\n" +
+		"\t\t<pkg><revision><time>8</time></revision><name>x</name></pkg>\n\t</installedpackages>\n</pfsense>\n"
+	want := "<pfsense>\n\t<filter>\n\t\t<rule>\n\t\t\t<created><time>5</time></created>\n\t\t</rule>\n\t</filter>\n\t<installedpackages>\n" +
+		"\t\t<snortglobal>\n\t\t</snortglobal>\n\t\t<pkg><name>x</name></pkg>\n\t</installedpackages>\n</pfsense>\n"
+	if got := string(NormalisePfsenseRevision([]byte(in))); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
