@@ -260,7 +260,7 @@ name = "x"
 [[profile.source]]
 name = "a"
 command = ["show"]
-redact_with = ["junos"]`, `redact_with: unknown redactor "junos" (known: fortios)`},
+redact_with = ["junos"]`, `redact_with: unknown redactor "junos" (known: cisco-snmp, fortios)`},
 		{"bad meta name", `
 [[profile]]
 name = "x"
