@@ -21,16 +21,17 @@ import (
 
 // ShellRunner is implemented by transports that can drive a network device's interactive CLI.
 //
-// RunShell opens one terminal session, waits until prompt matches the last line of output,
-// sends each setup line (pager off), then each command as its words joined by spaces, reading
-// its output until the prompt matches again. A result's Stdout is what the command printed,
+// RunShell opens one terminal session, waits until the shell's prompt matches the last line of
+// output, enters privileged mode when the shell has an enable line and the prompt is
+// unprivileged, sends each setup line (pager off), then each command as its words joined by
+// spaces, reading its output until the prompt matches again. A result's Stdout is what the command printed,
 // without the echoed line, pager prompts or the prompt; a CLI's refusal ("% Invalid input") is
 // ExitCode 1 with the message as Stderr. It returns one BatchResult per command, in order, each
 // as Run would have returned it; a command that hangs past the command timeout is stopped with
 // its session and the rest run in a new one. Its own error means no session could be opened
-// or no prompt was seen, so nothing ran.
+// or no prompt was seen (or privileged mode was refused), so nothing ran.
 type ShellRunner interface {
-	RunShell(ctx context.Context, prompt *regexp.Regexp, setup []string, cmds []transport.Command) ([]transport.BatchResult, error)
+	RunShell(ctx context.Context, sh transport.Shell, cmds []transport.Command) ([]transport.BatchResult, error)
 }
 
 // DefaultPrompt matches the prompts of most network CLIs: "edge-rtr1#", "asa-fw1> ",
@@ -58,7 +59,7 @@ func runShells(ctx context.Context, tr transport.Transport, profiles []*Profile,
 			limit += s.timeout()
 		}
 		sctx, cancel := context.WithTimeout(ctx, limit)
-		res, err := sr.RunShell(sctx, p.prompt, p.PagerOff, cmds)
+		res, err := sr.RunShell(sctx, transport.Shell{Prompt: p.prompt, Setup: p.PagerOff, Enable: p.Enable}, cmds)
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("profile %s: %w", p.Name, err)
@@ -77,8 +78,8 @@ func runShells(ctx context.Context, tr transport.Transport, profiles []*Profile,
 // compileShell checks the interactive settings of a profile and compiles its prompt.
 func (p *Profile) compileShell() error {
 	if !p.Interactive {
-		if p.Prompt != "" || len(p.PagerOff) > 0 {
-			return fmt.Errorf("profile %q: prompt and pager_off need interactive = true", p.Name)
+		if p.Prompt != "" || len(p.PagerOff) > 0 || p.Enable != "" {
+			return fmt.Errorf("profile %q: prompt, pager_off and enable need interactive = true", p.Name)
 		}
 		return nil
 	}
@@ -101,6 +102,9 @@ func (p *Profile) compileShell() error {
 		if l == "" || strings.ContainsFunc(l, isControl) {
 			return fmt.Errorf("profile %q: pager_off line %q: empty or holds a control character", p.Name, l)
 		}
+	}
+	if p.Enable != "" && strings.ContainsFunc(p.Enable, isControl) {
+		return fmt.Errorf("profile %q: enable line %q holds a control character", p.Name, p.Enable)
 	}
 	for i := range p.Sources {
 		if len(p.Sources[i].Fallback) > 0 {

@@ -299,15 +299,16 @@ type shellFake struct {
 	lines  map[string]string
 	setups [][]string
 	prompt *regexp.Regexp
+	enable string
 	err    error
 }
 
-func (f *shellFake) RunShell(_ context.Context, prompt *regexp.Regexp, setup []string, cmds []transport.Command) ([]transport.BatchResult, error) {
+func (f *shellFake) RunShell(_ context.Context, sh transport.Shell, cmds []transport.Command) ([]transport.BatchResult, error) {
 	if f.err != nil {
 		return nil, f.err
 	}
-	f.setups = append(f.setups, setup)
-	f.prompt = prompt
+	f.setups = append(f.setups, sh.Setup)
+	f.prompt, f.enable = sh.Prompt, sh.Enable
 	out := make([]transport.BatchResult, len(cmds))
 	for i, c := range cmds {
 		out[i].Result = &transport.Result{Stdout: []byte(f.lines[strings.Join(c.Argv, " ")])}
@@ -322,6 +323,7 @@ name = "dev"
 raw_commands = true
 interactive = true
 pager_off = ["terminal length 0"]
+enable = "enable"
 [[profile.source]]
 name = "config/running"
 command = ["show", "running-config"]
@@ -343,8 +345,8 @@ command = ["show", "version"]
 	if len(f.Ran()) != 0 {
 		t.Errorf("commands ran outside the interactive session: %q", f.Ran())
 	}
-	if len(f.setups) != 1 || strings.Join(f.setups[0], "|") != "terminal length 0" || f.prompt.String() != DefaultPrompt {
-		t.Errorf("sessions %q, prompt %v", f.setups, f.prompt)
+	if len(f.setups) != 1 || strings.Join(f.setups[0], "|") != "terminal length 0" || f.prompt.String() != DefaultPrompt || f.enable != "enable" {
+		t.Errorf("sessions %q, prompt %v, enable %q", f.setups, f.prompt, f.enable)
 	}
 	run := c.Artifacts[0]
 	if run.Name != "config/running" || !strings.HasPrefix(string(run.Content), "hostname r1\nsnmp-server community <redacted:") || run.Meta["changed_by"] != "jdoe" {

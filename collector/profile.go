@@ -78,6 +78,9 @@ type Profile struct {
 	Prompt string `toml:"prompt"`
 	// PagerOff are CLI lines sent before the commands, such as "terminal length 0".
 	PagerOff []string `toml:"pager_off"`
+	// Enable is the CLI line that enters privileged mode ("enable"), sent with the target's
+	// enable secret when the first prompt is unprivileged (ends in '>').
+	Enable string `toml:"enable"`
 	Sources  []Source `toml:"source"`
 
 	prompt *regexp.Regexp

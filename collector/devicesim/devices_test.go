@@ -41,6 +41,10 @@ type device struct {
 	unix    bool              // a Unix host: files under capture-N/root
 	changed []string          // artifacts the third capture changes
 	host    string            // the hostname the transport learns (interactive devices: from the prompt)
+	// targetExtra are lines added to the device's [[target]] table; env are variables they
+	// name, whose values are secrets too (an enable secret).
+	targetExtra string
+	env         map[string]string
 }
 
 var iosPager = devicesim.Device{
@@ -59,16 +63,25 @@ func devices() []device {
 		{profile: "cisco-ios", target: "edge-rtr1", host: "edge-rtr1", sim: iosPager,
 			extra:   map[string]string{"terminal width 511": ""},
 			changed: []string{"config/running"}},
-		{profile: "cisco-asa", target: "asa-fw1", host: "asa-fw1", changed: []string{"config/running"}, sim: devicesim.Device{
-			Shell:     true,
-			Banner:    "Type help or '?' for a list of available commands.\n",
-			Prompt:    "asa-fw1# ",
-			PageLines: 24,
-			More:      "<--- More --->",
-			MoreErase: "\r              \r",
-			PagerOff:  []string{"terminal pager 0"},
-			Unknown:   "                  ^\nERROR: % Invalid input detected at '^' marker.\n",
-		}},
+		// The ASA login lands unprivileged: the profile enters privileged mode with the
+		// target's enable secret.
+		{profile: "cisco-asa", target: "asa-fw1", host: "asa-fw1", changed: []string{"config/running"},
+			targetExtra: "enable_secret_env = \"HARDTRAIL_LAB_ASA_ENABLE\"\n",
+			env:         map[string]string{"HARDTRAIL_LAB_ASA_ENABLE": "Asa-En4ble-Lab-91"}, sim: devicesim.Device{
+				Shell:        true,
+				Banner:       "Type help or '?' for a list of available commands.\n",
+				UserPrompt:   "asa-fw1> ",
+				Enable:       "enable",
+				EnableSecret: "Asa-En4ble-Lab-91",
+				WrongSecret:  "Invalid password\n",
+				BadSecret:    "Access denied.\n",
+				Prompt:       "asa-fw1# ",
+				PageLines:    24,
+				More:         "<--- More --->",
+				MoreErase:    "\r              \r",
+				PagerOff:     []string{"terminal pager 0"},
+				Unknown:      "                  ^\nERROR: % Invalid input detected at '^' marker.\n",
+			}},
 		{profile: "fortigate", target: "fgt-hq", host: "FGT-HQ", changed: []string{"config/running"}, sim: devicesim.Device{
 			Shell:     true,
 			Prompt:    "FGT-HQ # ",
@@ -169,8 +182,11 @@ func newLab(t *testing.T, devs []device, extraConfig string) *lab {
 		}
 		l.sims = append(l.sims, s)
 		known = append(known, s.KnownHostsLine())
-		fmt.Fprintf(&targets, "[[target]]\nname = %q\naddress = \"hardtrail@%s\"\nprofiles = [%q]\nidentity_file = %q\nknown_hosts = \"known_hosts\"\nuse_agent = false\ncommand_timeout = \"10s\"\ntimeout = \"60s\"\n\n",
-			d.target, s.Addr, d.profile, key)
+		fmt.Fprintf(&targets, "[[target]]\nname = %q\naddress = \"hardtrail@%s\"\nprofiles = [%q]\nidentity_file = %q\nknown_hosts = \"known_hosts\"\nuse_agent = false\ncommand_timeout = \"10s\"\ntimeout = \"60s\"\n%s\n",
+			d.target, s.Addr, d.profile, key, d.targetExtra)
+		for k, v := range d.env {
+			t.Setenv(k, v)
+		}
 	}
 	if err := os.WriteFile(filepath.Join(dir, "known_hosts"), []byte(strings.Join(known, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -324,6 +340,8 @@ func TestDevices(t *testing.T) {
 			switch {
 			case p.Interactive && (kinds["shell"] != 3 || kinds["exec"] != 0):
 				t.Errorf("%s: %v, want one interactive session per capture and no exec", d.profile, kinds)
+			case d.sim.UserPrompt != "" && kinds["secret"] != 3:
+				t.Errorf("%s: %v, want the enable secret typed once per capture", d.profile, kinds)
 			case !p.Interactive && kinds["shell"] != 0:
 				t.Errorf("%s: %v, want no interactive session", d.profile, kinds)
 			}
@@ -449,6 +467,9 @@ func noSecretInStore(t *testing.T, l *lab) {
 	var words []string
 	for _, d := range l.devs {
 		words = append(words, secrets(t, d)...)
+		for _, v := range d.env {
+			words = append(words, v)
+		}
 	}
 	var hay [][]byte
 	for _, f := range []string{l.storeDB, l.storeDB + "-wal"} {

@@ -67,6 +67,16 @@ type Device struct {
 	NoPager   []string
 	// Hang lists commands that never answer.
 	Hang []string
+	// UserPrompt, when set, is the unprivileged prompt a session starts at, where every
+	// command but PagerOff lines, Enable and exit is refused with Unknown. Enable asks for
+	// EnableSecret at "Password: " without echo, up to three times; then BadSecret is printed
+	// and the session stays unprivileged. Right, the session goes on at Prompt.
+	UserPrompt   string
+	Enable       string
+	EnableSecret string
+	BadSecret    string
+	// WrongSecret is printed after each wrong answer (ASA: "Invalid password").
+	WrongSecret string
 	// Chop, when not zero, seeds a random cutting of the CLI's output: each answer (the echo
 	// of a line, its output and the next prompt) is gathered and written as one burst cut at
 	// random points, often inside the prompt, so a client sees a prompt split across reads as
@@ -80,7 +90,7 @@ type Device struct {
 
 // Request is one request the device saw.
 type Request struct {
-	Kind string // "exec", "exec refused", "shell", "shell refused", "line" (typed in the CLI)
+	Kind string // "exec", "exec refused", "shell", "shell refused", "line" (typed in the CLI), "secret" (typed at a password prompt, not kept)
 	Text string
 }
 
@@ -263,12 +273,16 @@ func (s *Server) cli(sess glider.Session) {
 		io.WriteString(w, crlf(s.dev.Banner))
 	}
 	paging := s.dev.PageLines > 0
+	prompt, user := s.dev.Prompt, s.dev.UserPrompt != ""
+	if user {
+		prompt = s.dev.UserPrompt
+	}
 	for {
-		io.WriteString(w, s.dev.Prompt)
+		io.WriteString(w, prompt)
 		if w.flush() != nil {
 			return
 		}
-		line, err := readLine(r, w)
+		line, err := readLine(r, w, true)
 		if err != nil {
 			return
 		}
@@ -280,6 +294,16 @@ func (s *Server) cli(sess glider.Session) {
 			return
 		case slices.Contains(s.dev.PagerOff, line):
 			paging = false
+		case user && s.dev.Enable != "" && line == s.dev.Enable:
+			ok, err := s.enable(r, w)
+			if err != nil {
+				return
+			}
+			if ok {
+				prompt, user = s.dev.Prompt, false
+			}
+		case user:
+			io.WriteString(w, crlf(s.dev.Unknown))
 		case slices.Contains(s.dev.Hang, line):
 			w.flush()
 			<-sess.Context().Done()
@@ -360,9 +384,30 @@ func (l *lineWriter) flush() error {
 	return l.err
 }
 
-// readLine reads one typed line, echoing it as a terminal does: CR, LF or CRLF ends it,
-// DEL and backspace erase.
-func readLine(r *bufio.Reader, w io.Writer) (string, error) {
+// enable asks for the enable secret up to three times, reading each answer without echo.
+func (s *Server) enable(r *bufio.Reader, w *lineWriter) (bool, error) {
+	for range 3 {
+		io.WriteString(w, "Password: ")
+		if err := w.flush(); err != nil {
+			return false, err
+		}
+		pw, err := readLine(r, w, false)
+		if err != nil {
+			return false, err
+		}
+		s.record("secret", "")
+		if subtle.ConstantTimeCompare([]byte(pw), []byte(s.dev.EnableSecret)) == 1 {
+			return true, nil
+		}
+		io.WriteString(w, crlf(s.dev.WrongSecret))
+	}
+	io.WriteString(w, crlf(s.dev.BadSecret))
+	return false, nil
+}
+
+// readLine reads one typed line, echoing it as a terminal does when echo is set: CR, LF or
+// CRLF ends it, DEL and backspace erase.
+func readLine(r *bufio.Reader, w io.Writer, echo bool) (string, error) {
 	var line []byte
 	for {
 		c, err := r.ReadByte()
@@ -381,11 +426,15 @@ func readLine(r *bufio.Reader, w io.Writer) (string, error) {
 		case 0x7f, '\b':
 			if len(line) > 0 {
 				line = line[:len(line)-1]
-				io.WriteString(w, "\b \b")
+				if echo {
+					io.WriteString(w, "\b \b")
+				}
 			}
 		default:
 			line = append(line, c)
-			w.Write([]byte{c})
+			if echo {
+				w.Write([]byte{c})
+			}
 		}
 	}
 }

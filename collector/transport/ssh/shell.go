@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -47,29 +48,37 @@ var pagerRemnant = regexp.MustCompile(`^[ \t]*(?:-- ?More ?--|<--- More --->|---
 // cliError matches what CLIs print when they refuse a command, on one of its first lines.
 var cliError = regexp.MustCompile(`^\s*(?:% ?(?:Invalid|Incomplete|Ambiguous|Unknown|Unrecognized|Bad|Error|Authorization failed|Access denied)|(?:syntax )?error:|syntax error|Unknown command|Invalid syntax|Command fail|ERROR:|bad command name|expected end of command|unknown command)`)
 
+// passwordPrompt matches a CLI asking for the enable secret.
+var passwordPrompt = regexp.MustCompile(`(?i)^\s*(?:enable )?password: ?$`)
+
 var _ = (interface {
-	RunShell(context.Context, *regexp.Regexp, []string, []transport.Command) ([]transport.BatchResult, error)
+	RunShell(context.Context, transport.Shell, []transport.Command) ([]transport.BatchResult, error)
 })((*Transport)(nil))
 
 // RunShell runs cmds in an interactive CLI session: see collector.ShellRunner for the contract.
 // The session asks for a terminal 511 columns wide; each wait for the prompt (the first, after
 // each setup line, after each command) is bounded by the command timeout. A pager prompt that
-// still appears is answered with a space. When prompt has a group named "host", its match names
-// the target.
-func (t *Transport) RunShell(ctx context.Context, prompt *regexp.Regexp, setup []string, cmds []transport.Command) ([]transport.BatchResult, error) {
-	if prompt == nil {
+// still appears is answered with a space. When the prompt pattern has a group named "host", its
+// match names the target. With sh.Enable set and a first prompt ending in '>', the enable line
+// is sent and the target's enable secret typed at the password prompt; a device that asks
+// again or stays unprivileged fails the session with ErrEnableRefused.
+func (t *Transport) RunShell(ctx context.Context, sh transport.Shell, cmds []transport.Command) ([]transport.BatchResult, error) {
+	if sh.Prompt == nil {
 		return nil, errors.New("interactive session: no prompt pattern")
 	}
-	for _, l := range setup {
+	for _, l := range append(slices.Clone(sh.Setup), sh.Enable) {
+		if l == "" {
+			continue
+		}
 		if err := validRawWord(l); err != nil {
 			return nil, err
 		}
 	}
 	out := make([]transport.BatchResult, len(cmds))
-	var sh *shell
+	var sess *shell
 	defer func() {
-		if sh != nil {
-			sh.close()
+		if sess != nil {
+			sess.close()
 		}
 	}()
 	opened := false
@@ -79,8 +88,8 @@ func (t *Transport) RunShell(ctx context.Context, prompt *regexp.Regexp, setup [
 			out[i].Err = err
 			continue
 		}
-		if sh == nil {
-			if sh, err = t.openShell(ctx, prompt, setup); err != nil {
+		if sess == nil {
+			if sess, err = t.openShell(ctx, sh); err != nil {
 				if !opened {
 					return nil, err
 				}
@@ -93,11 +102,11 @@ func (t *Transport) RunShell(ctx context.Context, prompt *regexp.Regexp, setup [
 			}
 			opened = true
 		}
-		out[i].Result, out[i].Err = sh.run(ctx, line, c.MaxBytes)
+		out[i].Result, out[i].Err = sess.run(ctx, line, c.MaxBytes)
 		if out[i].Err != nil {
 			// The session is in an unknown state: the next command gets a new one.
-			sh.close()
-			sh = nil
+			sess.close()
+			sess = nil
 		}
 	}
 	return out, nil
@@ -128,8 +137,11 @@ type shell struct {
 	done   chan struct{} // closed when the session has ended
 	notify chan struct{} // signalled on new output
 
-	// known is the prompt as the session's first prompt showed it.
+	// known is the prompt as the session's first prompt showed it (after enable, the
+	// privileged one).
 	known string
+	// ask, while set, is a prompt for input (a password) that ends a wait as asked.
+	ask *regexp.Regexp
 
 	mu      sync.Mutex
 	buf     []byte
@@ -168,9 +180,10 @@ func (s *shell) snapshot() ([]byte, bool) {
 	return bytes.Clone(s.buf), s.dropped
 }
 
-// openShell opens a session with a terminal, waits for the first prompt and sends the setup
-// lines.
-func (t *Transport) openShell(ctx context.Context, prompt *regexp.Regexp, setup []string) (*shell, error) {
+// openShell opens a session with a terminal, waits for the first prompt, enters privileged mode
+// when asked to and needed, and sends the setup lines.
+func (t *Transport) openShell(ctx context.Context, spec transport.Shell) (*shell, error) {
+	prompt, setup := spec.Prompt, spec.Setup
 	select {
 	case t.sessions <- struct{}{}:
 	case <-ctx.Done():
@@ -206,7 +219,7 @@ func (t *Transport) openShell(ctx context.Context, prompt *regexp.Regexp, setup 
 		sess.Wait()
 		close(s.done)
 	}()
-	first, err := s.wait(ctx, "")
+	first, err := s.wait(ctx, "", true)
 	if err != nil {
 		b, _ := s.snapshot()
 		return fail(fmt.Errorf("%w (last output: %q)", err, lastLine(cleanTerminal(b))))
@@ -223,12 +236,17 @@ func (t *Transport) openShell(ctx context.Context, prompt *regexp.Regexp, setup 
 			t.mu.Unlock()
 		}
 	}
+	if spec.Enable != "" && !privileged(first.prompt) {
+		if err := s.enable(ctx, spec.Enable); err != nil {
+			return fail(err)
+		}
+	}
 	for _, l := range setup {
 		s.reset(shellSetupMax)
 		if err := s.send(l + "\n"); err != nil {
 			return fail(err)
 		}
-		if _, err := s.wait(ctx, l); err != nil {
+		if _, err := s.wait(ctx, l, false); err != nil {
 			return fail(fmt.Errorf("%s: %w", l, err))
 		}
 	}
@@ -239,6 +257,59 @@ func (s *shell) send(text string) error {
 	if _, err := io.WriteString(s.stdin, text); err != nil {
 		return s.t.fail(StageCommand, fmt.Errorf("writing to the CLI: %w", err))
 	}
+	return nil
+}
+
+// privileged reports whether a prompt shows a privileged level: it ends in '#' ('>' is a user
+// level).
+func privileged(prompt string) bool {
+	return strings.HasSuffix(strings.TrimRight(prompt, " \t"), "#")
+}
+
+// enable sends line (such as "enable"), types the target's enable secret at the password
+// prompt, and checks that the prompt that follows is privileged; that prompt becomes the known
+// one. The secret is never echoed by a device; any output quoted in an error has it masked.
+func (s *shell) enable(ctx context.Context, line string) error {
+	secret, err := enableSecret(&s.t.target.cfg)
+	if err != nil {
+		return s.t.fail(StageAuth, fmt.Errorf("the prompt %q is unprivileged and the profile enters privileged mode with %q: %w", s.known, line, err))
+	}
+	s.ask = passwordPrompt
+	defer func() { s.ask = nil }()
+	said := func() string {
+		b, _ := s.snapshot()
+		b = bytes.ReplaceAll(cleanTerminal(b), secret, []byte("***"))
+		return strings.Join(strings.Fields(string(b)), " ")
+	}
+	s.reset(shellSetupMax)
+	if err := s.send(line + "\n"); err != nil {
+		return err
+	}
+	at, err := s.wait(ctx, line, false)
+	if err != nil {
+		return fmt.Errorf("%s: %w", line, err)
+	}
+	if !at.asked {
+		if privileged(at.prompt) {
+			s.known = at.prompt
+			return nil
+		}
+		return s.t.fail(StageAuth, fmt.Errorf("%s: %w: it answered %q without asking for a secret", line, ErrEnableRefused, said()))
+	}
+	s.reset(shellSetupMax)
+	if err := s.send(string(secret) + "\n"); err != nil {
+		return err
+	}
+	at, err = s.wait(ctx, "", false)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s: after the secret: %w", line, err)
+	case at.asked:
+		return s.t.fail(StageAuth, fmt.Errorf("%s: %w: it asked for the secret again, so the secret is wrong (check enable_secret_file or enable_secret_env)", line, ErrEnableRefused))
+	case !privileged(at.prompt):
+		return s.t.fail(StageAuth, fmt.Errorf("%s: %w: it answered %q and stayed at %q (check enable_secret_file or enable_secret_env)", line, ErrEnableRefused, said(), at.prompt))
+	}
+	s.known = at.prompt
 	return nil
 }
 
@@ -270,7 +341,7 @@ func (s *shell) run(ctx context.Context, line string, maxBytes int64) (*transpor
 	if err := s.send(line + "\n"); err != nil {
 		return nil, err
 	}
-	end, err := s.wait(ctx, line)
+	end, err := s.wait(ctx, line, false)
 	tail := end.start
 	b, dropped := s.snapshot()
 	res := &transport.Result{Duration: time.Since(start)}
@@ -305,6 +376,7 @@ func (s *shell) run(ctx context.Context, line string, maxBytes int64) (*transpor
 type promptAt struct {
 	start  int
 	prompt string
+	asked  bool // the line is the shell's ask prompt (a password prompt), not its prompt
 }
 
 // wait reads output until the prompt stands on its last line, answering pager prompts on the
@@ -313,8 +385,8 @@ type promptAt struct {
 // of sent has been seen. For the first prompt (sent empty), one bare line end is sent when the
 // session stays quiet without a prompt for shellNudge; never once a prompt is on the last line,
 // since the device would answer it with a second prompt that ends the next line's wait early.
-func (s *shell) wait(ctx context.Context, sent string) (promptAt, error) {
-	first := sent == ""
+// While ask is set, a last line it matches ends the wait at once, as asked.
+func (s *shell) wait(ctx context.Context, sent string, first bool) (promptAt, error) {
 	limit := time.NewTimer(s.t.target.cfg.CommandTimeout)
 	defer limit.Stop()
 	settle := time.NewTimer(time.Hour)
@@ -331,6 +403,8 @@ func (s *shell) wait(ctx context.Context, sent string) (promptAt, error) {
 		last := cleanLine(b[start:])
 		atPrompt := false
 		switch {
+		case s.ask != nil && s.ask.MatchString(last):
+			return promptAt{start, last, true}, nil
 		case pagerPrompt.MatchString(last) && start != answered:
 			answered = start
 			if err := s.send(" "); err != nil {
@@ -339,7 +413,7 @@ func (s *shell) wait(ctx context.Context, sent string) (promptAt, error) {
 		case s.prompt.MatchString(last):
 			atPrompt = true
 			if s.known != "" && last == s.known && bytes.Contains(b, []byte(sent)) {
-				return promptAt{start, last}, nil
+				return promptAt{start: start, prompt: last}, nil
 			}
 			if seen != len(b) {
 				seen = len(b)
@@ -359,7 +433,7 @@ func (s *shell) wait(ctx context.Context, sent string) (promptAt, error) {
 			}
 		case <-settle.C:
 			if b, _ := s.snapshot(); len(b) == seen {
-				return promptAt{start, last}, nil
+				return promptAt{start: start, prompt: last}, nil
 			}
 		case <-nudge.C:
 			first = false

@@ -101,7 +101,7 @@ func TestRunShellStress(t *testing.T) {
 				if i/len(stressKinds)%2 == 0 {
 					setup = []string{d.kind.pagerOff}
 				}
-				rs, err := d.tr.RunShell(ctx, d.kind.pattern, setup, cmds)
+				rs, err := d.tr.RunShell(ctx, transport.Shell{Prompt: d.kind.pattern, Setup: setup}, cmds)
 				took[i] = time.Since(t0)
 				if err != nil {
 					errs[i] = err.Error()
