@@ -80,8 +80,8 @@ type Profile struct {
 	PagerOff []string `toml:"pager_off"`
 	// Enable is the CLI line that enters privileged mode ("enable"), sent with the target's
 	// enable secret when the first prompt is unprivileged (ends in '>').
-	Enable string `toml:"enable"`
-	Sources  []Source `toml:"source"`
+	Enable  string   `toml:"enable"`
+	Sources []Source `toml:"source"`
 
 	prompt *regexp.Regexp
 }
