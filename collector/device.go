@@ -418,6 +418,10 @@ func inSNMPCommunity(stack []string) bool {
 	return false
 }
 
+// hostSetting are the words that start a second `snmp-server host HOST` line on NX-OS, which
+// carries no community.
+var hostSetting = map[string]bool{"use-vrf": true, "filter-vrf": true, "source-interface": true}
+
 // RedactCiscoSNMPHosts redacts the community of `snmp-server host` lines in the syntax Cisco
 // IOS, IOS XE, NX-OS and Arista EOS share: HOST, an optional `vrf NAME`, an optional `traps` or
 // `informs`, an optional `version 1|2c|3` (3 with auth, noauth or priv), then the community or,
@@ -435,6 +439,9 @@ func RedactCiscoSNMPHosts(r *Redactor, b []byte) []byte {
 		}
 		f := strings.Fields(body)
 		k := 3 // after snmp-server host HOST
+		if k < len(f) && hostSetting[f[k]] {
+			continue // NX-OS sets the host's VRF or source on a line of its own
+		}
 		if k+1 < len(f) && f[k] == "vrf" {
 			k += 2
 		}

@@ -111,6 +111,31 @@ func devices() []device {
 			PagerOff: []string{"set cli pager off"},
 			Unknown:  "Unknown command: bogus\nInvalid syntax.\n",
 		}},
+		{profile: "cisco-nxos", target: "dc1-leaf1", changed: []string{"config/running"}, sim: devicesim.Device{
+			Exec:        true,
+			Unknown:     "% Invalid command at '^' marker.\n",
+			UnknownExit: 16,
+		}},
+		{profile: "arista-eos", target: "dc1-spine1", changed: []string{"config/running"}, sim: devicesim.Device{
+			Exec:        true,
+			Unknown:     "% Invalid input\n",
+			UnknownExit: 1,
+		}},
+		{profile: "checkpoint-gaia", target: "gw-hq1", changed: []string{"config/running"}, sim: devicesim.Device{
+			Exec:        true,
+			Unknown:     "CLINFR0329  Invalid command:'bogus'.\n",
+			UnknownExit: 1,
+		}},
+		{profile: "huawei-vrp", target: "ce6881-dc1", host: "CE6881-DC1", changed: []string{"config/running"}, sim: devicesim.Device{
+			Shell:     true,
+			Banner:    "\nInfo: The max number of VTY users is 21, the number of current VTY users online is 1, and total number of terminal users online is 1.\n      The current login time is 2024-01-15 10:22:33+01:00.\n      The last login time is 2024-01-12 16:41:55+01:00 from 10.10.5.30 through SSH.\n",
+			Prompt:    "<CE6881-DC1>",
+			PageLines: 40,
+			More:      "  ---- More ----",
+			MoreErase: "\r                \r",
+			PagerOff:  []string{"screen-length 0 temporary"},
+			Unknown:   "                ^\nError: Unrecognized command found at '^' position.\n",
+		}},
 	}
 }
 

@@ -39,14 +39,15 @@ const (
 )
 
 // pagerPrompt matches a pager's prompt at the end of the output: Cisco IOS and FortiOS
-// "--More--", ASA "<--- More --->", Junos "---(more 45%)---", RouterOS "-- [Q quit|D dump|down]".
-var pagerPrompt = regexp.MustCompile(`(?:-- ?More ?--|<--- More --->|---\(more(?: \d+%)?\)---|-- \[Q quit\|D dump\|down\])[ \t]*$`)
+// "--More--", ASA "<--- More --->", Junos "---(more 45%)---", RouterOS "-- [Q quit|D dump|down]",
+// Huawei VRP "  ---- More ----".
+var pagerPrompt = regexp.MustCompile(`(?:-- ?More ?--|<--- More --->|---\(more(?: \d+%)?\)---|-- \[Q quit\|D dump\|down\]|---- More ----)[ \t]*$`)
 
 // pagerRemnant is a pager prompt left at the start of a line by a device that does not erase it.
-var pagerRemnant = regexp.MustCompile(`^[ \t]*(?:-- ?More ?--|<--- More --->|---\(more(?: \d+%)?\)---|-- \[Q quit\|D dump\|down\])[ \t]*`)
+var pagerRemnant = regexp.MustCompile(`^[ \t]*(?:-- ?More ?--|<--- More --->|---\(more(?: \d+%)?\)---|-- \[Q quit\|D dump\|down\]|---- More ----)[ \t]*`)
 
 // cliError matches what CLIs print when they refuse a command, on one of its first lines.
-var cliError = regexp.MustCompile(`^\s*(?:% ?(?:Invalid|Incomplete|Ambiguous|Unknown|Unrecognized|Bad|Error|Authorization failed|Access denied)|(?:syntax )?error:|syntax error|Unknown command|Invalid syntax|Command fail|ERROR:|bad command name|expected end of command|unknown command)`)
+var cliError = regexp.MustCompile(`^\s*(?:% ?(?:Invalid|Incomplete|Ambiguous|Unknown|Unrecognized|Bad|Error|Authorization failed|Access denied)|(?:syntax )?error:|Error: |syntax error|Unknown command|Invalid syntax|Command fail|ERROR:|bad command name|expected end of command|unknown command)`)
 
 // passwordPrompt matches a CLI asking for the enable secret.
 var passwordPrompt = regexp.MustCompile(`(?i)^\s*(?:enable )?password: ?$`)
