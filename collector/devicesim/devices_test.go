@@ -9,11 +9,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -188,6 +190,25 @@ type lab struct {
 	store   *store.Store
 	storeDB string
 	snap    *fleet.Snapshotter
+	logs    *lockedBuffer // every log line of the captures, searched for secrets too
+}
+
+// lockedBuffer collects log output from concurrent captures.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Clone(l.b.Bytes())
 }
 
 func newLab(t *testing.T, devs []device, extraConfig string) *lab {
@@ -236,7 +257,9 @@ func newLab(t *testing.T, devs []device, extraConfig string) *lab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.snap = &fleet.Snapshotter{Config: cfg, Store: st, Redactor: red}
+	l.logs = &lockedBuffer{}
+	l.snap = &fleet.Snapshotter{Config: cfg, Store: st, Redactor: red,
+		Logger: slog.New(slog.NewTextHandler(l.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	return l
 }
 
@@ -525,6 +548,8 @@ func noSecretInStore(t *testing.T, l *lab) {
 	if n < 2*len(l.devs) {
 		t.Fatalf("only %d blobs and manifests", n)
 	}
+	logs := l.logs.Bytes()
+	hay = append(hay, logs)
 	for _, w := range words {
 		for _, h := range hay {
 			if bytes.Contains(h, []byte(w)) {
@@ -533,5 +558,5 @@ func noSecretInStore(t *testing.T, l *lab) {
 			}
 		}
 	}
-	t.Logf("%d secrets searched for in %d stored items and the raw database", len(words), n)
+	t.Logf("%d secrets searched for in %d stored items, the raw database and %d bytes of log", len(words), n, len(logs))
 }
