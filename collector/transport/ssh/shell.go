@@ -8,6 +8,7 @@ import (
 	"io"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -493,7 +494,7 @@ func refused(out []byte) bool {
 // carriage returns and backspaces applied as a terminal would (a pager prompt that the device
 // erases disappears), line ends made "\n", and pager prompts left at a line's start removed.
 func cleanTerminal(b []byte) []byte {
-	b = transport.StripEscapes(b)
+	b = transport.StripEscapes(cursorBack(b))
 	var out bytes.Buffer
 	out.Grow(len(b))
 	for len(b) > 0 {
@@ -513,7 +514,26 @@ func cleanTerminal(b []byte) []byte {
 
 // cleanLine is one line as a terminal shows it.
 func cleanLine(b []byte) string {
-	return string(overstrike(transport.StripEscapes(b)))
+	return string(overstrike(transport.StripEscapes(cursorBack(b))))
+}
+
+// cursorLeft is the escape that moves the cursor N columns left (ESC [ N D), with which Huawei
+// VRP erases its pager prompt.
+var cursorLeft = regexp.MustCompile(`\x1b\[(\d{0,3})D`)
+
+// cursorBack turns cursor-left escapes into as many backspaces, so overstrike erases what they
+// erase instead of the text shifting right when escapes are removed.
+func cursorBack(b []byte) []byte {
+	if !bytes.Contains(b, []byte("\x1b[")) {
+		return b
+	}
+	return cursorLeft.ReplaceAllFunc(b, func(m []byte) []byte {
+		n := 1
+		if d := m[2 : len(m)-1]; len(d) > 0 {
+			n, _ = strconv.Atoi(string(d))
+		}
+		return bytes.Repeat([]byte{'\b'}, n)
+	})
 }
 
 // overstrike applies carriage returns and backspaces within one line: each moves the cursor,

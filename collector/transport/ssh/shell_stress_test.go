@@ -16,18 +16,20 @@ import (
 )
 
 // stressKind is one CLI style: its prompt as the device prints it, the pattern that finds it,
-// and the line that turns its pager off.
+// the line that turns its pager off, and its pager prompt and how it erases it.
 type stressKind struct {
-	prompt   string
-	pattern  *regexp.Regexp
-	pagerOff string
+	prompt      string
+	pattern     *regexp.Regexp
+	pagerOff    string
+	more, erase string
 }
 
 var stressKinds = []stressKind{
-	{"core-sw%d#", regexp.MustCompile(`^(?P<host>[\w.-]+)[>#]$`), "terminal length 0"},
-	{"asa-fw%d# ", regexp.MustCompile(`^(?P<host>[\w.-]+)(?:/[\w.-]+)*[>#] ?$`), "terminal pager 0"},
-	{"FGT-%d # ", regexp.MustCompile(`^(?P<host>[\w.-]+)(?: \([\w.-]+\))? [#$] $`), "config system console"},
-	{"admin@PA-%d> ", regexp.MustCompile(`^(?:[\w.-]+@)?(?P<host>[\w.-]+)(?:\([\w-]+\))?[>#] $`), "set cli pager off"},
+	{"core-sw%d#", regexp.MustCompile(`^(?P<host>[\w.-]+)[>#]$`), "terminal length 0", " --More-- ", "\b\b\b\b\b\b\b\b\b\b          \b\b\b\b\b\b\b\b\b\b"},
+	{"asa-fw%d# ", regexp.MustCompile(`^(?P<host>[\w.-]+)(?:/[\w.-]+)*[>#] ?$`), "terminal pager 0", "<--- More --->", "\r              \r"},
+	{"FGT-%d # ", regexp.MustCompile(`^(?P<host>[\w.-]+)(?: \([\w.-]+\))? [#$] $`), "config system console", "--More-- ", "\r          \r"},
+	{"admin@PA-%d> ", regexp.MustCompile(`^(?:[\w.-]+@)?(?P<host>[\w.-]+)(?:\([\w-]+\))?[>#] $`), "set cli pager off", "lines 1-24 --More--", "\r                    \r"},
+	{"<CE-%d>", regexp.MustCompile(`^<(?P<host>[\w.-]+)>$`), "screen-length 0 temporary", "  ---- More ----", "\x1b[16D                \x1b[16D"},
 }
 
 // stressConfig is a configuration of about 20 kB whose lines end in the characters prompts
@@ -69,7 +71,7 @@ func TestRunShellStress(t *testing.T) {
 		}
 		srv := devicesim.Start(t, devicesim.Device{
 			Shell: true, Banner: "\nAuthorised access only.\n\n", Prompt: prompt,
-			PageLines: 24, More: " --More-- ", MoreErase: "\r          \r",
+			PageLines: 24, More: k.more, MoreErase: k.erase,
 			PagerOff: []string{k.pagerOff}, Unknown: "% Invalid input\n", Outputs: outputs,
 			Chop: int64(1 + i),
 		})

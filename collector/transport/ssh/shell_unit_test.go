@@ -15,6 +15,8 @@ func TestCleanTerminal(t *testing.T) {
 		{"junos pager", "a\n---(more 45%)---\r                \rb\n", "a\nb\n"},
 		{"huawei pager", "a\r\n  ---- More ----\r                \rb\r\n", "a\nb\n"},
 		{"huawei pager not erased", "a\r\n  ---- More ----b\r\n", "a\nb\n"},
+		{"huawei pager erased by cursor moves", "a\r\n  ---- More ----\x1b[16D                \x1b[16D b indented\r\n", "a\n b indented\n"},
+		{"cursor moves back over text", "abc\x1b[2DXY\r\n", "aXY\n"},
 		{"colours", "\x1b[1;32mok\x1b[0m\r\n", "ok\n"},
 		{"title", "\x1b]0;title\x07text\n", "text\n"},
 		{"redrawn prompt", "\rFGT-HQ # show\r\n", "FGT-HQ # show\n"},
