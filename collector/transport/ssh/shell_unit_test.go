@@ -76,7 +76,7 @@ func TestRefused(t *testing.T) {
 // FuzzCleanTerminal: any bytes a device sends clean up without panicking, into text without
 // carriage returns, backspaces or escapes, and cleaning is idempotent.
 func FuzzCleanTerminal(f *testing.F) {
-	for _, s := range []string{"a\r\nb", " --More-- \b\b\b  \b\b\bx", "\x1b[1;3", "\x1b]0;t", "<--- More --->\r   \r", "\b\b\r\r\n"} {
+	for _, s := range []string{"a\r\nb", " --More-- \b\b\b  \b\b\bx", "\x1b[1;3", "\x1b]0;t", "<--- More --->\r   \r", "\b\b\r\r\n", "  ---- More ----\x1b[16D    \x1b[16D x", "\x1b[D\x1b[999D"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
