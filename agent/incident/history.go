@@ -166,7 +166,7 @@ func TargetHistory(ctx context.Context, st *store.Store, s *State, target string
 // Headline sums up a status with its history, so that "verified" is never said without it:
 // "verified now; regressed 3 times since the fix, 41 s in total; last restored 2026-12-01 20:31Z".
 func Headline(status Status, hs []*History) string {
-	n := 0
+	n, have := 0, 0
 	var total time.Duration
 	var last *time.Time
 	ongoing := false
@@ -174,6 +174,7 @@ func Headline(status Status, hs []*History) string {
 		if h == nil {
 			continue
 		}
+		have++
 		n += len(h.Episodes)
 		total += h.Regressed
 		for _, e := range h.Episodes {
@@ -185,6 +186,9 @@ func Headline(status Status, hs []*History) string {
 				last = e.Restored
 			}
 		}
+	}
+	if have == 0 {
+		return string(status) + ": no target has a fix (before and after) to hold yet"
 	}
 	out := string(status) + " now"
 	switch n {

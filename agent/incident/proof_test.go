@@ -188,3 +188,29 @@ func TestHistoryEpisodes(t *testing.T) {
 		t.Errorf("headline %q", hl)
 	}
 }
+
+func TestHeadline(t *testing.T) {
+	at := time.Date(2026, 12, 1, 20, 31, 5, 0, time.UTC)
+	ep := func(d time.Duration, restored bool) Episode {
+		e := Episode{FirstSeen: at.Add(-d), Duration: d}
+		if restored {
+			e.Restored = &at
+		}
+		return e
+	}
+	for _, tc := range []struct {
+		status Status
+		hs     []*History
+		want   string
+	}{
+		{Open, []*History{nil}, "open: no target has a fix (before and after) to hold yet"},
+		{Verified, []*History{{}}, "verified now; never regressed since the fix"},
+		{Verified, []*History{{Episodes: []Episode{ep(20*time.Second, true), ep(20*time.Second, true), ep(time.Second, true)}, Regressed: 41 * time.Second}},
+			"verified now; regressed 3 times since the fix, 41 s in total; last restored 2026-12-01 20:31Z"},
+		{Regressed, []*History{nil, {Episodes: []Episode{ep(0, false)}}}, "regressed now; regressed once since the fix, 0 s in total; still regressed"},
+	} {
+		if got := Headline(tc.status, tc.hs); got != tc.want {
+			t.Errorf("Headline = %q, want %q", got, tc.want)
+		}
+	}
+}
