@@ -38,8 +38,13 @@ func TestIncidentEvidenceEndToEnd(t *testing.T) {
 	hostKey := filepath.Join(dir, "ssh_host_ed25519_key")
 	testutil.Run(t, keygen, "-q", "-t", "ed25519", "-N", "", "-f", hostKey)
 	sshdConfig := filepath.Join(dir, "sshd_config")
+	// Written whole (temporary file, rename), so that the agent never captures half a file.
 	setPasswords := func(v string) {
-		os.WriteFile(sshdConfig, []byte("HostKey "+hostKey+"\nPermitRootLogin no\nPasswordAuthentication "+v+"\n"), 0o600)
+		tmp := sshdConfig + ".tmp"
+		os.WriteFile(tmp, []byte("HostKey "+hostKey+"\nPermitRootLogin no\nPasswordAuthentication "+v+"\n"), 0o600)
+		if err := os.Rename(tmp, sshdConfig); err != nil {
+			t.Fatal(err)
+		}
 	}
 	telnet := func(from, to string) {
 		iptables("-D", "INPUT", "-p", "tcp", "--dport", "23", "-j", from)
