@@ -38,13 +38,15 @@ func (b *Bundle) File(p string) ([]byte, bool) {
 	return c, ok
 }
 
-// Build gathers an incident's evidence from the store: incident.Analyse with the rules of set
-// that name the incident gives the targets, the newest before and after links, what the
-// remediation changed, whether it holds on the newest snapshot, and the rules' outcomes. Every
-// target with both phases gets before/TARGET/ARTIFACT and after/TARGET/ARTIFACT files (an
-// unavailable artifact is listed in the manifest with its reason, not written) and a diff per
-// changed text artifact, all joined in diff/combined.diff. Build reads the store and writes
-// nothing.
+// Build gathers an incident's evidence from the store: incident.Analyse gives the targets, the
+// newest before and after links, what the remediation changed, whether it holds on the newest
+// snapshot, and the outcomes of the linked rules (those the store keeps; set only while it keeps
+// none); the history since the fix comes from every stored snapshot and held span. Every target
+// with both phases gets before/TARGET/ARTIFACT and after/TARGET/ARTIFACT files (an unavailable
+// artifact, or a command that failed with no output, is listed in the manifest with its reason,
+// not written) and a diff per changed text artifact, all joined in diff/combined.diff; the
+// snapshots' canonical manifests go to snapshots/, the linked rule files to rules/, the incident
+// record and operator signatures to records/. Build reads the store and writes nothing.
 func Build(ctx context.Context, st *store.Store, id string, set *rules.Set) (*Bundle, error) {
 	if err := store.CheckIncidentID(id); err != nil {
 		return nil, err

@@ -81,7 +81,7 @@ func renderReport(m *Manifest, state *incident.State, files map[string][]byte) [
 
 	w("## Timeline\n\n")
 	w("| Time (UTC) | Event | Target | Snapshot | By | Note |\n|---|---|---|---|---|---|\n")
-	for _, e := range timeline(m, state) {
+	for _, e := range timeline(m) {
 		w("| %s | %s | %s | `%s` | %s | %s |\n", stamp(e.at), e.what, cell(e.target), store.Short(e.snapshot), cell(e.by), cell(e.note))
 	}
 	w("\n")
@@ -103,9 +103,10 @@ type event struct {
 	note                       string
 }
 
-// timeline lists the captures of the snapshots the incident links, each link, and the newest
-// snapshot of each target, in time order.
-func timeline(m *Manifest, state *incident.State) []event {
+// timeline lists the captures of the snapshots the incident links, each link and its void, each
+// regression and restoration since the fix, and the newest snapshot of each target, in time
+// order.
+func timeline(m *Manifest) []event {
 	var es []event
 	captured := map[string]bool{}
 	for _, l := range m.Links {
@@ -122,16 +123,14 @@ func timeline(m *Manifest, state *incident.State) []event {
 			es = append(es, event{at: v.At, order: 2, what: "link " + store.Short(l.ID) + " voided", target: l.Target, snapshot: l.Snapshot, by: byWho(v.By, v.Who), note: v.Reason})
 		}
 	}
-	if state != nil {
-		for _, ts := range m.Targets {
-			if ts.History == nil {
-				continue
-			}
-			for _, e := range ts.History.Episodes {
-				es = append(es, event{at: e.FirstSeen, what: "regressed", target: ts.Target, snapshot: e.Snapshot})
-				if e.Restored != nil {
-					es = append(es, event{at: *e.Restored, what: "restored", target: ts.Target, snapshot: e.RestoredBy})
-				}
+	for _, ts := range m.Targets {
+		if ts.History == nil {
+			continue
+		}
+		for _, e := range ts.History.Episodes {
+			es = append(es, event{at: e.FirstSeen, what: "regressed", target: ts.Target, snapshot: e.Snapshot})
+			if e.Restored != nil {
+				es = append(es, event{at: *e.Restored, what: "restored", target: ts.Target, snapshot: e.RestoredBy})
 			}
 		}
 	}
