@@ -231,12 +231,16 @@ command = [%q, "-T", "-f", %q]
 			t.Errorf("episode %d: %+v", i+1, e)
 		}
 	}
-	if len(eps[2].RulesFailed) != 1 || eps[2].RestoredBy == "" {
+	if len(eps[2].RulesFailed) != 1 || !strings.Contains(strings.Join(eps[2].Reverted, "\n"), "passwordauthentication yes") || eps[2].RestoredBy == "" {
 		t.Errorf("episode 3: %+v", eps[2])
 	}
 	report := string(files["report.md"])
-	if !strings.Contains(report, "| Status | **verified now; regressed 3 times since the fix,") || strings.Count(report, "\n| 3 | ") != 1 {
-		t.Errorf("report.md:\n%s", report)
+	for _, want := range []string{"| Status | **verified now; regressed 3 times since the fix,", "\n| 1 | ", "\n| 2 | ", "\n| 3 | ",
+		"is back: -A INPUT -p tcp -m tcp --dport 23 -j ACCEPT`", "is back: passwordauthentication yes`", "`rule inc42-no-passwords fails`",
+		"| Closed | ", "approved by carol", "Build images from the hardened baseline"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report.md lacks %q:\n%s", want, report)
+		}
 	}
 	// Snapshot IDs recompute from snapshots/ID.json; the operator's signatures verify with
 	// ssh-keygen as an auditor would.
