@@ -38,6 +38,8 @@ const (
 	// record, the bytes signed (ID.json) and the SSHSIG signature (ID.sig).
 	RecordsDir     = "records"
 	IncidentRecord = RecordsDir + "/incident.json"
+	// StatusEvents holds the status changes the agent recorded for the incident, as stored.
+	StatusEvents = RecordsDir + "/status-events.json"
 )
 
 // Manifest is manifest.json: what the bundle holds and the hash of every other file in it. It
@@ -104,6 +106,14 @@ type Record struct {
 	Reopened bool   `json:"reopened,omitempty"`
 	// Entries are every record of the incident, in order (ID is the record's hash in the store).
 	Entries []RecordEntry `json:"entries"`
+	// StatusEvents counts the status changes the agent recorded (records/status-events.json).
+	StatusEvents int `json:"status_events"`
+}
+
+// StatusEvent is one status change the agent recorded, with its ID in the store.
+type StatusEvent struct {
+	ID string `json:"id"`
+	store.StatusEvent
 }
 
 // RecordEntry is one incident record with its ID and, when signed, its signature's file.

@@ -145,7 +145,15 @@ func synthetic(t testing.TB) (*store.Store, *rules.Set) {
 		reverted[k] = v
 	}
 	reverted["sshd/effective"] = artifact{content: "port 22\npermitrootlogin yes\npasswordauthentication no\nx11forwarding yes\n"}
-	save(t, st, "web1", t1.Add(time.Hour), "", reverted)
+	rev := save(t, st, "web1", t1.Add(time.Hour), "", reverted)
+	for _, e := range []store.StatusEvent{
+		{Incident: incidentID, Target: "web1", Status: "verified", Cause: "proven", Snapshot: after, At: t1.Add(5 * time.Minute)},
+		{Incident: incidentID, Target: "web1", Status: "regressed", Cause: "hardened change reverted in [sshd/effective]", Snapshot: rev, At: t1.Add(time.Hour + 5*time.Second)},
+	} {
+		if _, err := st.RecordStatus(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
 	save(t, st, "web1", t1.Add(time.Hour+41*time.Second), "", afterArts)
 	save(t, st, "web1", t0.Add(24*time.Hour), "nightly", map[string]artifact{
 		"services/active":   failed,

@@ -187,7 +187,7 @@ func Build(ctx context.Context, st *store.Store, id string, set *rules.Set) (*Bu
 	if err := b.addRules(m, state); err != nil {
 		return nil, fmt.Errorf("incident %s: %w", id, err)
 	}
-	if err := b.addRecord(m, state); err != nil {
+	if err := b.addRecord(ctx, st, m, state); err != nil {
 		return nil, fmt.Errorf("incident %s: %w", id, err)
 	}
 	b.files[CombinedDiff] = combined.Bytes()

@@ -74,10 +74,23 @@ func (b *Bundle) addRules(m *Manifest, s *incident.State) error {
 	return nil
 }
 
-// addRecord adds the incident record: records/incident.json and, for each signed record, the
-// bytes signed and the signature.
-func (b *Bundle) addRecord(m *Manifest, s *incident.State) error {
-	r := &Record{Title: s.Title(), Closed: s.Closed != nil, Reopened: s.Reopened, Entries: []RecordEntry{}}
+// addRecord adds the incident record: records/incident.json, the agent's status events and, for
+// each signed record, the bytes signed and the signature.
+func (b *Bundle) addRecord(ctx context.Context, st *store.Store, m *Manifest, s *incident.State) error {
+	evs, err := st.StatusEvents(ctx, s.Incident)
+	if err != nil {
+		return err
+	}
+	events := []StatusEvent{}
+	for _, e := range evs {
+		events = append(events, StatusEvent{ID: e.ID, StatusEvent: e})
+	}
+	raw, err := json.MarshalIndent(events, "", "  ")
+	if err != nil {
+		return err
+	}
+	b.files[StatusEvents] = append(raw, '\n')
+	r := &Record{Title: s.Title(), Closed: s.Closed != nil, Reopened: s.Reopened, Entries: []RecordEntry{}, StatusEvents: len(events)}
 	for _, e := range s.Records {
 		re := RecordEntry{ID: e.ID, Record: e}
 		if e.Signature != "" {

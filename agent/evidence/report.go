@@ -460,6 +460,9 @@ func renderRecord(b *strings.Builder, m *Manifest) {
 		return
 	}
 	w("## Incident record\n\n")
+	if r.StatusEvents > 0 {
+		w("The agent recorded %d status changes of the incident: `%s`.\n\n", r.StatusEvents, StatusEvents)
+	}
 	if len(r.Entries) == 0 {
 		w("The incident was never opened with `hardtrail incident open`: it has no title, ticket or closure.\n\n")
 		return

@@ -242,7 +242,11 @@ func checkRecords(m *Manifest, files map[string][]byte, v *Verified, fail func(s
 		if !bytes.Equal(files[IncidentRecord], buf.Bytes()) {
 			return fail(IncidentRecord, "differs from the incident record in the manifest")
 		}
-		claimed[IncidentRecord] = true
+		var evs []StatusEvent
+		if err := json.Unmarshal(files[StatusEvents], &evs); err != nil || len(evs) != m.Record.StatusEvents {
+			return fail(StatusEvents, "missing, or not the %d status events the manifest counts", m.Record.StatusEvents)
+		}
+		claimed[IncidentRecord], claimed[StatusEvents] = true, true
 	}
 	check := func(what, by, sigFile, id string, signed []byte) error {
 		want := RecordsDir + "/" + id + ".sig"
