@@ -165,15 +165,15 @@ func TestVerifyFindsTampering(t *testing.T) {
 		want        []string
 	}{
 		{"blob content", `UPDATE blobs SET data = ? WHERE hash = ?`,
-			[]string{"artifact sshd/effective: stored content is corrupt: content hashes to"}},
+			[]string{"blobs: target web1: snapshot ", "artifact sshd/effective: stored content is corrupt: content hashes to"}},
 		{"manifest", `UPDATE snapshots SET manifest = ? WHERE seq = 2`,
 			[]string{"manifest hashes to", "not its ID: the manifest was altered"}},
 		{"deleted snapshot", `DELETE FROM snapshots WHERE seq = 2`,
-			[]string{"chain gap: seq 3 follows seq 1 (a snapshot was removed)"}},
+			[]string{"snapshots: target web1: snapshot ", "chain gap: seq 3 follows seq 1 (a snapshot was removed"}},
 		{"deleted blob", `DELETE FROM blobs WHERE hash = ?`,
 			[]string{"artifact net/listening: content", "is missing from the store"}},
 		{"prev column", `UPDATE snapshots SET prev = '' WHERE seq = 3`,
-			[]string{"disagree with the manifest"}},
+			[]string{"column prev is \"\", the manifest says"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
@@ -189,7 +189,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 			switch tc.name {
 			case "blob content":
 				e, _ := snap.Entry("sshd/effective")
-				args = []any{compress([]byte("maxauthtries 99\n")), e.SHA256}
+				args = []any{compress([]byte("maxauthtries 9\n")), e.SHA256}
 			case "manifest":
 				second, _ := s.Resolve(t.Context(), "web1~1")
 				m, _ := s.Get(t.Context(), second)
