@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -69,7 +70,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		q.Add("_pragma", "synchronous(FULL)")
 		q.Add("_pragma", "foreign_keys(ON)")
 		q.Set("_txlock", lock)
-		return "file:" + abs + "?" + q.Encode()
+		return "file:" + uriPath.Replace(abs) + "?" + q.Encode()
 	}
 	if s.w, err = sql.Open("sqlite", dsn("immediate")); err != nil {
 		return nil, fmt.Errorf("store %s: %w", path, err)
@@ -102,6 +103,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	return s, nil
 }
+
+// uriPath escapes what would end a file name in an SQLite URI.
+var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 
 // sqliteCode is the primary SQLite result code of err (such as sqlite3.SQLITE_BUSY), or 0
 // when err does not come from SQLite.

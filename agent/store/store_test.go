@@ -149,7 +149,7 @@ func TestResolveAmbiguousPrefix(t *testing.T) {
 // access to the file would.
 func tamper(t *testing.T, path, query string, args ...any) {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path)
+	db, err := sql.Open("sqlite", "file:"+uriPath.Replace(path))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,5 +306,28 @@ func TestUnchangedSnapshotGrowth(t *testing.T) {
 	t.Logf("store growth per unchanged snapshot of 11 artifacts: %.0f bytes", per)
 	if per > 8192 {
 		t.Errorf("unchanged snapshots cost %.0f bytes each", per)
+	}
+}
+
+// A store path may hold characters that an SQLite URI gives a meaning: the store is still
+// that file.
+func TestOpenPathWithURICharacters(t *testing.T) {
+	dir := t.TempDir()
+	names := []string{"a#b.db", "a?b=c.db", "a%20b.db"}
+	for _, n := range names {
+		s, err := Open(t.Context(), filepath.Join(dir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		save(t, s, "web1", map[string]string{"a": "b"})
+		s.Close()
+	}
+	for _, n := range names {
+		if st, err := os.Stat(filepath.Join(dir, n)); err != nil || st.Size() == 0 {
+			t.Errorf("store %s: %v", n, err)
+		}
+	}
+	if es, _ := os.ReadDir(dir); len(es) != len(names) {
+		t.Errorf("%d files in the directory, want %d", len(es), len(names))
 	}
 }
