@@ -30,6 +30,13 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if path := os.Getenv("HARDTRAIL_BOMB_STORE"); path != "" {
+		if err := bombSubprocess(path); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	code := m.Run()
 	if fixtureDir != "" {
 		os.RemoveAll(fixtureDir)
