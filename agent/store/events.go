@@ -12,8 +12,8 @@ import (
 // StatusFormat names the status event record layout.
 const StatusFormat = "hardtrail-status/1"
 
-// Statuses an incident can have on a target.
-var Statuses = []string{"open", "remediated", "verified", "regressed"}
+// statuses are those an incident can have on a target.
+var statuses = []string{"open", "remediated", "verified", "regressed"}
 
 // StatusEvent records that an incident's status on a target changed, when and why. Events
 // are records of their own, hash-chained over the store in the order they were made.
@@ -61,8 +61,8 @@ func (s *Store) RecordStatus(ctx context.Context, e StatusEvent) (*StatusEvent, 
 	if !ValidTarget(e.Target) {
 		return nil, fmt.Errorf("status event: invalid target name %q", e.Target)
 	}
-	if !slices.Contains(Statuses, e.Status) {
-		return nil, fmt.Errorf("status event: unknown status %q (want one of %v)", e.Status, Statuses)
+	if !slices.Contains(statuses, e.Status) {
+		return nil, fmt.Errorf("status event: unknown status %q (want one of %v)", e.Status, statuses)
 	}
 	e.Format = StatusFormat
 	if e.At.IsZero() {

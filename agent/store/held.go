@@ -114,7 +114,7 @@ func checkHeld(v *verifier, c *chain, r *chainRow) {
 var errMoved = errors.New("the newest snapshot changed")
 
 // SaveOrHold stores a capture like Save, unless it equals the target's newest snapshot
-// artifact for artifact (see Equal) and p allows holding it: then it only records that the
+// artifact for artifact (see equal) and p allows holding it: then it only records that the
 // snapshot held at m.TakenAt, and the Saved it returns names that snapshot with Held set.
 func (s *Store) SaveOrHold(ctx context.Context, m *Manifest, contents [][]byte, p HoldPolicy) (*Saved, error) {
 	if len(contents) != len(m.Artifacts) {
@@ -152,7 +152,7 @@ func (s *Store) hold(ctx context.Context, m *Manifest, contents [][]byte, p Hold
 	for i, c := range contents {
 		probe.Artifacts[i].SHA256, probe.Artifacts[i].Size = Hash(c), int64(len(c))
 	}
-	if !Equal(&snap.Manifest, &probe) {
+	if !equal(&snap.Manifest, &probe) {
 		return nil, nil
 	}
 	err = s.writeTx(ctx, func(tx *sql.Tx) error {
@@ -196,12 +196,12 @@ func (s *Store) hold(ctx context.Context, m *Manifest, contents [][]byte, p Hold
 	return &Saved{ID: newest, Seq: snap.Manifest.Seq, Artifacts: len(snap.Manifest.Artifacts), Held: true}, nil
 }
 
-// Equal reports whether two manifests capture the same thing: the same host (hostname,
+// equal reports whether two manifests capture the same thing: the same host (hostname,
 // transport, address, host key, algorithms), profiles and tool version, and the same
 // artifacts with the same content, command, exit code, file metadata and availability.
 // Times, durations, stderr and notes are not compared: they are how a capture went, not what
 // it found.
-func Equal(a, b *Manifest) bool {
+func equal(a, b *Manifest) bool {
 	if a.Target != b.Target || a.Hostname != b.Hostname || a.Transport != b.Transport || a.Address != b.Address ||
 		a.HostKey != b.HostKey || a.Legacy != b.Legacy || a.ToolVersion != b.ToolVersion ||
 		!slices.Equal(a.Profiles, b.Profiles) || len(a.Artifacts) != len(b.Artifacts) {

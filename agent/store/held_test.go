@@ -166,14 +166,14 @@ func TestEqual(t *testing.T) {
 		}
 		return m
 	}
-	if !Equal(base(), base()) {
+	if !equal(base(), base()) {
 		t.Fatal("a manifest differs from itself")
 	}
 	reordered := base()
 	reordered.Artifacts[0], reordered.Artifacts[1] = reordered.Artifacts[1], reordered.Artifacts[0]
 	reordered.Note, reordered.Started = "other note", time.Time{}
 	reordered.Artifacts[0].Stderr, reordered.Artifacts[0].DurationMS = "warning", 99
-	if !Equal(base(), reordered) {
+	if !equal(base(), reordered) {
 		t.Error("order, note, times, stderr or duration made manifests differ")
 	}
 	for name, mutate := range map[string]func(*Manifest){
@@ -188,7 +188,7 @@ func TestEqual(t *testing.T) {
 	} {
 		m := base()
 		mutate(m)
-		if Equal(base(), m) || Equal(m, base()) {
+		if equal(base(), m) || equal(m, base()) {
 			t.Errorf("%s: manifests equal", name)
 		}
 	}

@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// ResultsFormat names the layout of a results record.
-const ResultsFormat = "hardtrail-results/1"
+// ResultsFormat names the layout of a results record (the report it covers is the rules
+// package's own JSON).
+const ResultsFormat = "hardtrail-result-record/1"
 
 // StoredResults is one rule set's report on one snapshot, as the rules package wrote it (JSON).
 type StoredResults struct {
