@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -68,9 +69,11 @@ var resultChain = &chain{
 
 func init() { registerChain(resultChain) }
 
-// SaveResults stores a report of rule results on a snapshot, made by the rule set with the
-// given digest, as a new record: evaluating the same rules on the same snapshot again adds a
-// record, and the newest one is the snapshot's report by those rules.
+// SaveResults stores a report of rule results on a snapshot, made at the given time by the rule
+// set with the given digest, as a new record; the newest record is the snapshot's report by
+// those rules. A report equal to that newest one but for the time it states (its RFC 3339 text)
+// adds nothing: evaluating unchanged rules on an unchanged snapshot every cycle costs no
+// storage, and a report that differs (a waiver expired) is a record of its own.
 func (s *Store) SaveResults(ctx context.Context, snapshot, digest string, at time.Time, report []byte) error {
 	if digest == "" {
 		return errors.New("save results: empty rules digest")
@@ -86,9 +89,40 @@ func (s *Store) SaveResults(ctx context.Context, snapshot, digest string, at tim
 			}
 			return err
 		}
-		_, _, err := appendRecord(ctx, tx, resultChain, rec, z)
+		same, err := sameAsNewest(ctx, tx, rec, report)
+		if err != nil || same {
+			return err
+		}
+		_, _, err = appendRecord(ctx, tx, resultChain, rec, z)
 		return err
 	})
+}
+
+// sameAsNewest reports whether the newest report stored for rec's snapshot and rule set equals
+// report but for the time each states.
+func sameAsNewest(ctx context.Context, tx *sql.Tx, rec *resultRecord, report []byte) (bool, error) {
+	var id string
+	var raw, z []byte
+	err := tx.QueryRowContext(ctx, `SELECT id, record, report FROM results WHERE snapshot = ? AND rules_digest = ? ORDER BY seq DESC LIMIT 1`,
+		rec.Snapshot, rec.RulesDigest).Scan(&id, &raw, &z)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	old, err := decodeRecord[resultRecord](resultChain, id, raw)
+	if err != nil {
+		return false, nil // an altered record is verification's to report; store the new one
+	}
+	b, err := inflate(z, old.ReportSize)
+	if err != nil || Hash(b) != old.ReportSHA256 {
+		return false, nil
+	}
+	untimed := func(b []byte, at time.Time) []byte {
+		return bytes.ReplaceAll(b, []byte(at.UTC().Format(time.RFC3339Nano)), nil)
+	}
+	return bytes.Equal(untimed(b, old.EvaluatedAt), untimed(report, rec.EvaluatedAt)), nil
 }
 
 // Results returns the newest report by each rule set stored for a snapshot, newest first.

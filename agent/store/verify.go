@@ -329,9 +329,6 @@ func (v *verifier) verifyBlobs() error {
 		limit := size
 		if r := v.refs[hash]; r != nil {
 			p.Target, p.Snapshot, p.Artifact = r.target, r.snapshot, r.artifact
-			if r.n > 1 {
-				p.Artifact += fmt.Sprintf(" (and %d more references)", r.n-1)
-			}
 			if size != r.size {
 				p.Msg = fmt.Sprintf("column size is %d, the manifest records %d", size, r.size)
 				v.add(p)
@@ -353,6 +350,9 @@ func (v *verifier) verifyBlobs() error {
 			p.Msg = fmt.Sprintf("stored content is corrupt: size %d, recorded %d", n, limit)
 		default:
 			continue
+		}
+		if r := v.refs[hash]; r != nil && r.n > 1 {
+			p.Msg += fmt.Sprintf(" (%d more artifacts of snapshots have this content)", r.n-1)
 		}
 		v.add(p)
 	}
