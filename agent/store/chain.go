@@ -40,8 +40,10 @@ type chain struct {
 	// extra are further columns, each with how it is covered; check must prove them.
 	extra map[string]string
 	// check, when set, proves what the record's hash cannot: extra columns, and references to
-	// other tables (v holds what verification has read so far). It is called for every row
-	// whose record decoded, with the extra columns' values in r.extra in the order of extraCols.
+	// other tables: v.snapshots holds every snapshot, v.record finds a record of any chain,
+	// v.refSnapshot checks a reference to a snapshot. It is called for every row whose record
+	// decoded, in seq order, with the extra columns' values in r.extra in the order of extraCols;
+	// it reports with v.add(c.problem(r, ...)).
 	check func(v *verifier, c *chain, r *chainRow)
 	// extraCols is the order in which check receives the extra columns.
 	extraCols []string

@@ -331,3 +331,39 @@ func TestOpenPathWithURICharacters(t *testing.T) {
 		t.Errorf("%d files in the directory, want %d", len(es), len(names))
 	}
 }
+
+// SQLite's errors are told apart by their result codes: real ones from two connections, one
+// holding the write lock, and a read-only one.
+func TestSQLiteErrorCodes(t *testing.T) {
+	s := open(t)
+	save(t, s, "web1", map[string]string{"a": "x"})
+	conn := func(pragmas string) *sql.DB {
+		db, err := sql.Open("sqlite", "file:"+uriPath.Replace(s.Path())+"?"+pragmas)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.SetMaxOpenConns(1)
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	holder := conn("_pragma=busy_timeout(0)&_txlock=immediate")
+	tx, err := holder.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	other := conn("_pragma=busy_timeout(0)&_txlock=immediate")
+	_, err = other.Begin()
+	if !isBusy(err) || !strings.Contains(s.wrapBusy(err).Error(), "is locked by another process for more than 30s") {
+		t.Errorf("a second writer: %v (busy %v)", s.wrapBusy(err), isBusy(err))
+	}
+	tx.Rollback()
+	ro := conn("mode=ro")
+	_, err = ro.Exec(`DELETE FROM blobs`)
+	if isBusy(err) || !strings.Contains(s.wrapBusy(err).Error(), "is read-only") {
+		t.Errorf("a write to a read-only store: %v", s.wrapBusy(err))
+	}
+	if err := s.wrapBusy(errors.New("database is locked")); err.Error() != "database is locked" {
+		t.Errorf("an error that only reads like SQLite's was classified: %v", err)
+	}
+}

@@ -119,6 +119,7 @@ type snapInfo struct {
 // chainIDs are the record IDs of one chain by seq, and its newest record.
 type chainIDs struct {
 	ids    map[int64]string
+	byID   map[string]int64
 	seq    int64
 	newest string
 }
@@ -127,13 +128,24 @@ type chainIDs struct {
 func (v *verifier) saw(chain string, seq int64, id string) {
 	c := v.chains[chain]
 	if c == nil {
-		c = &chainIDs{ids: map[int64]string{}}
+		c = &chainIDs{ids: map[int64]string{}, byID: map[string]int64{}}
 		v.chains[chain] = c
 	}
-	c.ids[seq] = id
+	c.ids[seq], c.byID[id] = id, seq
 	if seq >= c.seq {
 		c.seq, c.newest = seq, id
 	}
+}
+
+// record returns the seq of the record id in chain, and whether the chain has it. Every
+// chain's IDs are read before any chain's records are checked, so a check may look up a
+// record of any chain.
+func (v *verifier) record(chain, id string) (int64, bool) {
+	if c := v.chains[chain]; c != nil {
+		seq, ok := c.byID[id]
+		return seq, ok
+	}
+	return 0, false
 }
 
 type blobRef struct {
@@ -169,6 +181,11 @@ func (s *Store) VerifyWith(ctx context.Context, opts VerifyOptions) (*VerifyRepo
 	}
 	if err := v.verifyBlobs(); err != nil {
 		return nil, err
+	}
+	for _, c := range chains {
+		if err := v.readIDs(c); err != nil {
+			return nil, err
+		}
 	}
 	for _, name := range chainNames() {
 		for _, c := range chains {
@@ -382,4 +399,24 @@ func (v *verifier) refSnapshot(c *chain, r *chainRow, snapshot, target string) {
 		p.Target = target
 		v.add(p)
 	}
+}
+
+// readIDs records the seq and ID of every record of c.
+func (v *verifier) readIDs(c *chain) error {
+	rows, err := v.tx.QueryContext(v.ctx, `SELECT seq, id FROM `+c.table)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.table, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq any
+		var id string
+		if err := rows.Scan(&seq, &id); err != nil {
+			return fmt.Errorf("%s: %w", c.table, err)
+		}
+		if n, ok := seq.(int64); ok {
+			v.saw(c.table, n, id)
+		}
+	}
+	return rows.Err()
 }
