@@ -40,7 +40,7 @@ type chain struct {
 	// extra are further columns, each with how it is covered; check must prove them.
 	extra map[string]string
 	// check, when set, proves what the record's hash cannot: extra columns, and references to
-	// other tables: v.snapshots holds every snapshot, v.record finds a record of any chain,
+	// other tables: v.snapshots holds every snapshot, v.chains every chain's record IDs,
 	// v.refSnapshot checks a reference to a snapshot. It is called for every row whose record
 	// decoded, in seq order, with the extra columns' values in r.extra in the order of extraCols;
 	// it reports with v.add(c.problem(r, ...)).

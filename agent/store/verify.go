@@ -103,7 +103,9 @@ type verifier struct {
 	rep *VerifyReport
 	// snapshots maps each snapshot ID to its target and time.
 	snapshots map[string]snapInfo
-	// chains maps each chain (a chain table, or snapshots/TARGET) to its records' IDs.
+	// chains maps each chain (a chain table, or snapshots/TARGET) to its records' IDs. Every
+	// chain's IDs are read before any chain's records are checked, so a check may look up a
+	// record of any chain (v.chains["links"].byID[id]).
 	chains map[string]*chainIDs
 	// held is the newest held record of each snapshot, as far as verification has read.
 	held map[string]heldRecord
@@ -135,17 +137,6 @@ func (v *verifier) saw(chain string, seq int64, id string) {
 	if seq >= c.seq {
 		c.seq, c.newest = seq, id
 	}
-}
-
-// record returns the seq of the record id in chain, and whether the chain has it. Every
-// chain's IDs are read before any chain's records are checked, so a check may look up a
-// record of any chain.
-func (v *verifier) record(chain, id string) (int64, bool) {
-	if c := v.chains[chain]; c != nil {
-		seq, ok := c.byID[id]
-		return seq, ok
-	}
-	return 0, false
 }
 
 type blobRef struct {
