@@ -26,13 +26,17 @@ import (
 // optionally further columns (chain.extra) that chain.check proves. The record's JSON has the
 // fields "seq" and "prev" too, so that its hash covers its place in the chain.
 //
-// To add a chain: create its table in a new migration (schema.go), declare a chain value and
-// call registerChain from an init function in the file that owns the table, write records with
-// appendRecord and read them with records. Verify then recomputes every record's hash, checks
-// the chain and every index column against the record, counts the records in
-// VerifyReport.Records, and includes the chain's newest record in the head digest; the tamper
-// test (coverage_test.go) finds the table in the schema and fails until every column is
-// covered. Tables that are not chains register their coverage with registerTable.
+// To add a chain: create its table in a new migration (schema.go); give the record type a
+// setChain method (chainRecord) and JSON fields named like the index columns, each a string or
+// an integer; declare a chain value and call registerChain from an init function in the file
+// that owns the table; write records with appendRecord inside writeTx and read them with
+// records (or decodeRecord); and add records of it to the tamper test's fixture (buildFixture
+// in coverage_test.go). Verify then recomputes every record's hash, checks the chain and every
+// index column against the record, counts the records in VerifyReport.Records, and includes
+// the chain's newest record in the head digest; the tamper test finds the table in the live
+// schema, fails until every column is covered, and edits every column of every row, deletes
+// every row and swaps neighbours, requiring verification to name the table each time. Tables
+// that are not chains register their coverage with registerTable and are verified in Verify.
 type chain struct {
 	table   string   // the table, and the chain's name in the head
 	what    string   // a record's name in messages, such as "link"
