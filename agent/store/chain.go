@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -308,12 +308,9 @@ func display(v any) string {
 	return strconv.Quote(s)
 }
 
-// chainNames lists the registered chains' tables, sorted.
-func chainNames() []string {
-	var out []string
-	for _, c := range chains {
-		out = append(out, c.table)
-	}
-	sort.Strings(out)
+// sortedChains are the registered chains in the order of their tables' names.
+func sortedChains() []*chain {
+	out := slices.Clone(chains)
+	slices.SortFunc(out, func(a, b *chain) int { return strings.Compare(a.table, b.table) })
 	return out
 }

@@ -178,13 +178,9 @@ func (s *Store) VerifyWith(ctx context.Context, opts VerifyOptions) (*VerifyRepo
 			return nil, err
 		}
 	}
-	for _, name := range chainNames() {
-		for _, c := range chains {
-			if c.table == name {
-				if err := v.verifyChain(c); err != nil {
-					return nil, err
-				}
-			}
+	for _, c := range sortedChains() {
+		if err := v.verifyChain(c); err != nil {
+			return nil, err
 		}
 	}
 	v.rep.Head = v.head()
