@@ -191,6 +191,9 @@ func (s *Store) VerifyWith(ctx context.Context, opts VerifyOptions) (*VerifyRepo
 		return nil, s.wrapBusy(err)
 	}
 	r := v.rep
+	if r.Problems == nil {
+		r.Problems = []Problem{}
+	}
 	r.Links, r.Results, r.Events, r.Held = r.Records["links"], r.Records["results"], r.Records["status_events"], r.Records["held"]
 	sort.SliceStable(r.Problems, func(i, j int) bool {
 		a, b := r.Problems[i], r.Problems[j]
