@@ -219,6 +219,9 @@ func (s *Store) Blob(ctx context.Context, hash string) ([]byte, error) {
 	return s.blob(ctx, hash, -1)
 }
 
+// onePass is the largest blob that Blob decompresses into memory before checking its hash.
+const onePass = 8 << 20
+
 // blob is Blob, with the size a manifest records for the content (-1: the blob's own record).
 func (s *Store) blob(ctx context.Context, hash string, size int64) ([]byte, error) {
 	var data []byte
@@ -232,6 +235,17 @@ func (s *Store) blob(ctx context.Context, hash string, size int64) ([]byte, erro
 	}
 	if size < 0 {
 		size = recorded
+		// The blob's own size may have been altered along with its data: above onePass,
+		// check the content in constant memory before holding it.
+		if size > onePass {
+			h, n, err := inflateHash(data, size)
+			if err == nil && (n != size || h != hash) {
+				err = errors.New("content does not match its hash (the store was altered; run hardtrail store verify)")
+			}
+			if err != nil {
+				return nil, fmt.Errorf("blob %s: %w", hash, err)
+			}
+		}
 	}
 	out, err := inflate(data, size)
 	if err == nil && (int64(len(out)) != size || Hash(out) != hash) {

@@ -240,7 +240,8 @@ func TestDeflateBomb(t *testing.T) {
 }
 
 // A blob replaced by a deflate bomb of 1 GiB fails verification, and reading it fails, without
-// decompressing more than the size recorded for it: a subprocess's peak RSS stays small.
+// decompressing more than the size recorded for it, nor holding more than a few MB when its
+// recorded size is forged too: a subprocess's peak RSS stays small.
 func TestVerifyDeflateBombBounded(t *testing.T) {
 	s := open(t)
 	sv := save(t, s, "web1", map[string]string{"sshd/effective": "permitrootlogin no\n"})
@@ -263,7 +264,7 @@ func TestVerifyDeflateBombBounded(t *testing.T) {
 		t.Errorf("peak RSS %d bytes, %s", rss, took)
 	}
 	for _, w := range []string{"verify: blobs: target web1: snapshot ", "artifact sshd/effective: stored content is corrupt: decompresses to more than the 19 bytes recorded for it",
-		"content: artifact sshd/effective of snapshot", "blob: blob "} {
+		"content: artifact sshd/effective of snapshot", "blob: blob ", "blob of a forged size: blob ", "decompresses to more than the 268435456 bytes recorded for it"} {
 		if !strings.Contains(string(out), w) {
 			t.Errorf("subprocess output lacks %q", w)
 		}
@@ -294,6 +295,12 @@ func bombSubprocess(path string) error {
 	e, _ := snap.Entry("sshd/effective")
 	_, err = s.Blob(ctx, e.SHA256)
 	fmt.Println("blob:", err)
+	// The blob's own size altered too: Blob checks in constant memory first.
+	if _, err := s.w.ExecContext(ctx, `UPDATE blobs SET size = ? WHERE hash = ?`, 256<<20, e.SHA256); err != nil {
+		return err
+	}
+	_, err = s.Blob(ctx, e.SHA256)
+	fmt.Println("blob of a forged size:", err)
 	return nil
 }
 
