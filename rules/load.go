@@ -1,8 +1,10 @@
 package rules
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -140,9 +142,10 @@ func CheckPack(srcs ...Source) (*Set, int, error) {
 }
 
 func readSources(srcs []Source) ([]ruleFile, error) {
+	r := &reader{lim: CurrentLimits()}
 	var files []ruleFile
 	for _, src := range srcs {
-		fsFiles, err := src.read()
+		fsFiles, err := src.read(r)
 		if err != nil {
 			return nil, err
 		}
@@ -151,8 +154,45 @@ func readSources(srcs []Source) ([]ruleFile, error) {
 	return files, nil
 }
 
+// reader reads rule files within the limits, counting across the sources of one load.
+type reader struct {
+	lim   Limits
+	files int
+	bytes int64
+}
+
+// file reads one rule file named name through open, refusing it before reading when it is
+// too large.
+func (r *reader) file(name string, open func() (fs.File, error)) (ruleFile, error) {
+	if r.files++; r.files > r.lim.Files {
+		return ruleFile{}, &LimitError{Where: name, What: "rule files in one load", Got: int64(r.files), Limit: int64(r.lim.Files), Env: EnvMaxFiles}
+	}
+	f, err := open()
+	if err != nil {
+		return ruleFile{}, fmt.Errorf("rules: %w", err)
+	}
+	defer f.Close()
+	tooBig := func(n int64) error {
+		return &LimitError{Where: name, What: "bytes in one rule file", Got: n, Limit: r.lim.FileBytes, Env: EnvMaxFileBytes}
+	}
+	if st, err := f.Stat(); err == nil && st.Size() > r.lim.FileBytes {
+		return ruleFile{}, tooBig(st.Size())
+	}
+	data, err := io.ReadAll(io.LimitReader(f, r.lim.FileBytes+1))
+	if err != nil {
+		return ruleFile{}, fmt.Errorf("rules: %s: %w", name, err)
+	}
+	if int64(len(data)) > r.lim.FileBytes {
+		return ruleFile{}, tooBig(int64(len(data)))
+	}
+	if r.bytes += int64(len(data)); r.bytes > r.lim.TotalBytes {
+		return ruleFile{}, &LimitError{Where: name, What: "bytes of rule files in one load", Got: r.bytes, Limit: r.lim.TotalBytes, Env: EnvMaxBytes}
+	}
+	return ruleFile{name: name, data: data}, nil
+}
+
 // read returns the rule files of one source.
-func (src Source) read() ([]ruleFile, error) {
+func (src Source) read(r *reader) ([]ruleFile, error) {
 	fsys, root := src.FS, src.Path
 	name := func(rel string) string { return rel }
 	if fsys == nil {
@@ -161,11 +201,11 @@ func (src Source) read() ([]ruleFile, error) {
 			return nil, fmt.Errorf("rules: %w", err)
 		}
 		if !st.IsDir() {
-			data, err := os.ReadFile(src.Path)
+			f, err := r.file(src.Path, func() (fs.File, error) { return os.Open(src.Path) })
 			if err != nil {
-				return nil, fmt.Errorf("rules: %w", err)
+				return nil, err
 			}
-			return []ruleFile{{name: src.Path, data: data}}, nil
+			return []ruleFile{f}, nil
 		}
 		fsys, root = os.DirFS(src.Path), "."
 		name = func(rel string) string { return filepath.Join(src.Path, filepath.FromSlash(rel)) }
@@ -175,13 +215,13 @@ func (src Source) read() ([]ruleFile, error) {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
 	if !st.IsDir() {
-		data, err := fs.ReadFile(fsys, root)
+		f, err := r.file(root, func() (fs.File, error) { return fsys.Open(root) })
 		if err != nil {
-			return nil, fmt.Errorf("rules: %w", err)
+			return nil, err
 		}
-		return []ruleFile{{name: root, data: data}}, nil
+		return []ruleFile{f}, nil
 	}
-	files, err := readTree(fsys, root, name)
+	files, err := readTree(r, fsys, root, name)
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +255,7 @@ type ruleFile struct {
 	data []byte
 }
 
-func readTree(fsys fs.FS, root string, name func(string) string) ([]ruleFile, error) {
+func readTree(r *reader, fsys fs.FS, root string, name func(string) string) ([]ruleFile, error) {
 	var files []ruleFile
 	err := fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -230,13 +270,17 @@ func readTree(fsys fs.FS, root string, name func(string) string) ([]ruleFile, er
 		if !strings.HasSuffix(p, ".toml") || strings.HasPrefix(d.Name(), ".") {
 			return nil
 		}
-		data, err := fs.ReadFile(fsys, p)
+		f, err := r.file(name(p), func() (fs.File, error) { return fsys.Open(p) })
 		if err != nil {
 			return err
 		}
-		files = append(files, ruleFile{name: name(p), data: data})
+		files = append(files, f)
 		return nil
 	})
+	var le *LimitError
+	if errors.As(err, &le) {
+		return nil, le
+	}
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
@@ -255,18 +299,39 @@ func build(files []ruleFile) (*Set, error) {
 	return s, nil
 }
 
-// parseAll parses every file, returning what is valid and every problem found.
+// parseAll parses every file, returning what is valid and every problem found. A file that
+// would take the load past the limit on rules is refused before it is decoded.
 func parseAll(files []ruleFile) ([]*Rule, []*Waiver, []error) {
 	var errs []error
 	var rules []*Rule
 	var waivers []*Waiver
+	lim := CurrentLimits()
 	for _, f := range files {
+		// Every [[rule]] or [[waiver]] takes a header line: count them before decoding.
+		tables := int64(len(rules) + len(waivers) + countTables(f.data))
+		if tables > int64(lim.Rules) {
+			return nil, nil, append(errs, &LimitError{Where: f.name, What: "rules and waivers in one load", Got: tables, Limit: int64(lim.Rules), Env: EnvMaxRules})
+		}
 		rs, ws, err := parseFile(f.name, f.data)
+		if n := int64(len(rules) + len(waivers) + len(rs) + len(ws)); n > int64(lim.Rules) {
+			return nil, nil, append(errs, &LimitError{Where: f.name, What: "rules and waivers in one load", Got: n, Limit: int64(lim.Rules), Env: EnvMaxRules})
+		}
 		errs = append(errs, flatten(err)...)
 		rules = append(rules, rs...)
 		waivers = append(waivers, ws...)
 	}
 	return rules, waivers, errs
+}
+
+// countTables counts the lines that open an array of tables, such as [[rule]].
+func countTables(data []byte) int {
+	n := 0
+	for line := range bytes.Lines(data) {
+		if bytes.HasPrefix(bytes.TrimLeft(line, " \t"), []byte("[[")) {
+			n++
+		}
+	}
+	return n
 }
 
 func fileNames(files []ruleFile) []string {

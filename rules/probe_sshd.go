@@ -71,9 +71,9 @@ func (p *sshdProbe) check() error {
 		return fieldErr("", "no condition (add equals, not_equals, one_of, matches, min, max, contains or excludes)")
 	}
 	if p.Matches != "" {
-		re, err := regexp.Compile(p.Matches)
+		re, err := compileRegexp(p.Matches)
 		if err != nil {
-			return fieldErr("matches", "invalid regular expression: %v", err)
+			return fieldErr("matches", "%v", err)
 		}
 		p.re = re
 	}
