@@ -23,7 +23,7 @@ func (v *scalar) UnmarshalTOML(x any) error {
 	case bool:
 		*v = scalar(strconv.FormatBool(x))
 	default:
-		return fmt.Errorf("want a string or a number, not %T", x)
+		return fmt.Errorf("expected a string, a number or a boolean, got %s", describeValue(x))
 	}
 	return nil
 }
