@@ -1,7 +1,10 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -173,4 +176,40 @@ func TestHostileRegexp(t *testing.T) {
 		<-done
 		t.Fatalf("check did not end within 10s of SIGTERM")
 	}
+}
+
+// zeroArchive writes a .tar.gz holding n files of size zero bytes each under INC-1/, and no
+// manifest.
+func zeroArchive(t testing.TB, path string, n int, size int64) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw, _ := gzip.NewWriterLevel(f, gzip.BestSpeed)
+	tw := tar.NewWriter(zw)
+	zeros := make([]byte, 1<<20)
+	tw.WriteHeader(&tar.Header{Name: "INC-1/", Typeflag: tar.TypeDir, Mode: 0o755})
+	for i := range n {
+		tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("INC-1/before/t/zero%d", i), Typeflag: tar.TypeReg, Mode: 0o644, Size: size})
+		for left := size; left > 0; left -= int64(len(zeros)) {
+			tw.Write(zeros[:min(left, int64(len(zeros)))])
+		}
+	}
+	if err := errors.Join(tw.Close(), zw.Close(), f.Close()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An archive of 4 x 255 MiB of zeros without a manifest is refused without holding its files.
+func TestHostileBundleWithoutManifest(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "zeros.tar.gz")
+	start := time.Now()
+	zeroArchive(t, p, 4, 255<<20)
+	t.Logf("archive written in %s", time.Since(start).Round(time.Millisecond))
+	m := runMeasured(t, nil, "evidence", "verify", p)
+	if m.code != 1 || !strings.Contains(m.stderr, "INC-1/manifest.json: missing") {
+		t.Errorf("exit %d\n%s%s", m.code, m.stdout, m.stderr)
+	}
+	m.within(t, "evidence verify of 1 GiB of zeros", 5*time.Second, 48<<20)
 }
