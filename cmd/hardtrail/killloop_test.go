@@ -139,7 +139,9 @@ func TestKillLoops(t *testing.T) {
 
 	t.Run("snapshot", func(t *testing.T) {
 		killLoop{
-			args: func(i int) []string { return []string{"--config", e.config, "snapshot", "--note", fmt.Sprint("run ", i)} },
+			args: func(i int) []string {
+				return []string{"--config", e.config, "snapshot", "--note", fmt.Sprint("run ", i)}
+			},
 			next: func(t *testing.T, i int) {
 				mustHT(t, "--config", e.config, "snapshot")
 				storeVerify(t, e.store, i)
