@@ -316,6 +316,10 @@ func FuzzLoad(f *testing.F) {
 		}
 	}
 	f.Add("[[rule]]\nid = \"x\"\n[rule.firewall]\nfamily = \"nftables\"\nhook = \"input\"\nrule_absent = \"(\"\n")
+	// Values of the wrong type, at every depth.
+	f.Add("[[rule]]\nid = [1]\ncontrols = [{a = 1}]\n[rule.sshd]\nequals = [[]]\n")
+	f.Add("rule = 3\nwaiver = [1, 2]\n")
+	f.Add("[[waiver]]\nrule = \"r\"\nexpires = 2026-06-30T10:00:00Z\ntargets = \"*\"\n")
 	f.Fuzz(func(t *testing.T, src string) {
 		s, err := LoadFS(fstest.MapFS{"f.toml": {Data: []byte(src)}})
 		if err != nil {
