@@ -122,7 +122,8 @@ func TestHostileRegexp(t *testing.T) {
 	if err := os.WriteFile(pack, []byte(commandRule("huge", randomWords(100_000))), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	m := runMeasured(t, nil, "--config", e.config, "check", "--rules", pack)
+	// Fetched, as a pack from elsewhere is.
+	m := runMeasured(t, nil, "--config", e.config, "check", "--rules", "file://"+pack)
 	if m.code != 2 || !strings.Contains(m.stderr, "rule.command.stdout_matches") || !strings.Contains(m.stderr, "HARDTRAIL_RULES_MAX_REGEXP_BYTES=N") {
 		t.Errorf("exit %d\n%.2000s", m.code, m.stderr)
 	}
