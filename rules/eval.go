@@ -194,13 +194,12 @@ func (s *Set) evaluateWithin(ctx context.Context, e *env, r *Rule, target string
 	go func() { done <- s.evaluate(e.with(rctx), r, target) }()
 	select {
 	case v := <-done:
-		return v
+		// A probe stopped by the context returns what it saw until then, which must not
+		// count: only a verdict reached while the context was live is one.
+		if rctx.Err() == nil {
+			return v
+		}
 	case <-rctx.Done():
-	}
-	select {
-	case v := <-done: // finished just in time
-		return v
-	default:
 	}
 	if err := ctx.Err(); err != nil {
 		return erred("", "evaluation stopped: %v", err)

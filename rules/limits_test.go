@@ -118,7 +118,10 @@ func TestRuleBudget(t *testing.T) {
 	t.Setenv(EnvMaxRegexpBytes, "1000000")
 	t.Setenv(EnvMaxRegexpInsts, "10000000")
 	t.Setenv(EnvBudget, "200ms")
-	src := ruleWithRegexp(words(20_000)) + strings.Replace(ruleWithRegexp("zzz"), `id = "r"`, `id = "quick"`, 1)
+	// A stopped probe must not pass: stdout_not_matches that saw no match before its budget
+	// ended proves nothing.
+	notMatches := strings.Replace(strings.Replace(ruleWithRegexp(words(20_000)), "stdout_matches", "stdout_not_matches", 1), `id = "r"`, `id = "slow-absent"`, 1)
+	src := ruleWithRegexp(words(20_000)) + strings.Replace(ruleWithRegexp("zzz"), `id = "r"`, `id = "quick"`, 1) + notMatches
 	s, err := LoadFS(fstest.MapFS{"r.toml": {Data: []byte(src)}})
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +139,10 @@ func TestRuleBudget(t *testing.T) {
 	if res[1].Outcome != Pass {
 		t.Errorf("next rule: %s %q", res[1].Outcome, res[1].Message)
 	}
-	if took > 2*time.Second {
+	if res[2].Outcome != Error || !strings.Contains(res[2].Message, "budget") {
+		t.Errorf("slow stdout_not_matches: %s %q", res[2].Outcome, res[2].Message)
+	}
+	if took > 3*time.Second {
 		t.Errorf("evaluation took %s with a budget of 200ms", took)
 	}
 }
