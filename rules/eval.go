@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -126,11 +127,37 @@ func matchLine(ctx context.Context, re *regexp.Regexp, content []byte) (int, str
 			content = nil
 		}
 		line = bytes.TrimSuffix(line, []byte("\r"))
-		if re.Match(line) {
+		if matchBytes(ctx, re, line) {
 			return n, string(line), true
 		}
 	}
 	return 0, "", false
+}
+
+// longLine is the length from which a line is matched through a reader that ctx can stop: the
+// cost of one match grows with the line times the expression's size.
+const longLine = 64 << 10
+
+// matchBytes is re.Match, stopped (matching nothing that counts) when ctx ends, on long input.
+func matchBytes(ctx context.Context, re *regexp.Regexp, b []byte) bool {
+	if len(b) < longLine {
+		return re.Match(b)
+	}
+	return re.MatchReader(&ctxRuneReader{ctx: ctx, r: bytes.NewReader(b)})
+}
+
+// ctxRuneReader reads runes until ctx ends, then reports the end of the input. It asks ctx at
+// every rune: with a large expression one step of the matcher costs far more than the asking.
+type ctxRuneReader struct {
+	ctx context.Context
+	r   *bytes.Reader
+}
+
+func (c *ctxRuneReader) ReadRune() (rune, int, error) {
+	if c.ctx.Err() != nil {
+		return 0, 0, io.EOF
+	}
+	return c.r.ReadRune()
 }
 
 func commandName(argv []string) string {

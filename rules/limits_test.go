@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -165,5 +166,32 @@ func TestEvaluateCancelMidRule(t *testing.T) {
 	}
 	if res[0].Outcome != Error || !strings.Contains(res[0].Message, "evaluation stopped") {
 		t.Errorf("%s %q", res[0].Outcome, res[0].Message)
+	}
+}
+
+// A match on one long line stops when the context ends: a rule over a single-line artifact of
+// megabytes cannot keep running past its budget.
+func TestLongLineMatchStops(t *testing.T) {
+	t.Setenv(EnvMaxRegexpBytes, "1000000")
+	t.Setenv(EnvMaxRegexpInsts, "10000000")
+	re, err := compileRegexp(words(20_000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := []byte(strings.Repeat("x", 4<<20))
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, _, ok := matchLine(ctx, re, line); ok {
+		t.Error("matched")
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("matching a 4 MiB line went on for %s after its context ended at 100ms", took)
+	}
+	// Short of the threshold and with a live context, the result is re.Match's.
+	for _, in := range []string{"nomatch", strings.Repeat("y", longLine) + strings.Split(words(3), "|")[0]} {
+		if _, _, ok := matchLine(context.Background(), regexp.MustCompile(strings.Split(words(3), "|")[0]+"$"), []byte(in)); ok != strings.HasSuffix(in, strings.Split(words(3), "|")[0]) {
+			t.Errorf("matchLine(%.20q...) = %v", in, ok)
+		}
 	}
 }
