@@ -157,3 +157,36 @@ func TestCleanStaleKeepsLiveWriters(t *testing.T) {
 		}
 	}
 }
+
+// Of concurrent Creates of one file, exactly one wins; the file holds the winner's whole content.
+func TestCreateConcurrent(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "key")
+	const n = 16
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			errs <- Create(p, 0o600, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "writer %02d %s", i, strings.Repeat("x", 4096))
+				return err
+			})
+		}()
+	}
+	won := 0
+	for range n {
+		switch err := <-errs; {
+		case err == nil:
+			won++
+		case !errors.Is(err, fs.ErrExist):
+			t.Errorf("Create: %v", err)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d Creates won, want 1", won)
+	}
+	if b, _ := os.ReadFile(p); len(b) != len("writer 00 ")+4096 {
+		t.Errorf("content of %d bytes", len(b))
+	}
+	if ts := temps(t, filepath.Dir(p)); len(ts) > 0 {
+		t.Errorf("temporary files left: %v", ts)
+	}
+}
