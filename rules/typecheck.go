@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -36,8 +37,19 @@ var (
 	timeType        = reflect.TypeFor[time.Time]()
 )
 
+var fieldCache sync.Map // reflect.Type -> map[string]reflect.Type
+
 // fields maps the TOML keys of a struct type, embedded structs included, to their types.
 func fields(t reflect.Type) map[string]reflect.Type {
+	if m, ok := fieldCache.Load(t); ok {
+		return m.(map[string]reflect.Type)
+	}
+	m := structFields(t)
+	fieldCache.Store(t, m)
+	return m
+}
+
+func structFields(t reflect.Type) map[string]reflect.Type {
 	m := map[string]reflect.Type{}
 	for i := range t.NumField() {
 		f := t.Field(i)
