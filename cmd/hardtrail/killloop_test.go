@@ -129,6 +129,14 @@ func TestKillLoops(t *testing.T) {
 		kills = 10
 	}
 	e := newAppEnv(t, "PermitRootLogin yes\n", "")
+	// A command that runs a while, so that kills land while it runs: what it started must not
+	// outlive the killed snapshot (beyond the grace the orphan check allows).
+	f, err := os.OpenFile(e.config, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(f, "[[profile.source]]\nname = \"app/pause\"\ncommand = [\"sh\", \"-c\", \"sleep 0.1; echo ok\"]\n")
+	f.Close()
 	mustHT(t, "--config", e.config, "snapshot", "--incident", "INC-1", "--phase", "before")
 	e.write(t, "PermitRootLogin no\n")
 	mustHT(t, "--config", e.config, "snapshot", "--incident", "INC-1", "--phase", "after")
