@@ -152,7 +152,7 @@ func TestRecordCloseVoidAndCase(t *testing.T) {
 		t.Errorf("closed then regressed: status %s, closed %v, reopened %v", s.Status, s.Closed != nil, s.Reopened)
 	}
 	rep, err := f.st.Verify(ctx)
-	if err != nil || len(rep.Problems) != 0 || rep.Records != 3 {
+	if err != nil || len(rep.Problems) != 0 || rep.Records["incident_records"] != 3 {
 		t.Errorf("store verify: %+v %v", rep, err)
 	}
 }

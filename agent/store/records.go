@@ -67,6 +67,28 @@ type Record struct {
 	ID string `json:"-"`
 }
 
+func (r *Record) setChain(seq int64, prev string) { r.Seq, r.Prev = seq, prev }
+
+var recordChain = &chain{
+	table:     "incident_records",
+	what:      "incident record",
+	columns:   []string{"incident", "kind", "link"},
+	extra:     map[string]string{"folded": "the record's incident in lower case, recomputed"},
+	extraCols: []string{"folded"},
+	check: func(v *verifier, c *chain, r *chainRow) {
+		if f, want := text(r.extra[0]), strings.ToLower(r.str("incident")); f != want {
+			v.add(c.problem(r, "column folded is %q, want %q", f, want))
+		}
+		if r.str("kind") == KindVoid {
+			if links := v.chains[linkChain.table]; links == nil || links.byID[r.str("link")] == 0 {
+				v.add(c.problem(r, "it voids link %s, which does not exist", short(r.str("link"))))
+			}
+		}
+	},
+}
+
+func init() { registerChain(recordChain) }
+
 // SignedBytes are the bytes an operator signature covers: the record without its place in
 // the chain (seq, prev) and without the signature.
 func (r Record) SignedBytes() []byte {
@@ -147,7 +169,7 @@ func (s *Store) AddRecord(ctx context.Context, r Record) (*Record, error) {
 		r.At = time.Now()
 	}
 	r.At = r.At.UTC()
-	err := s.WriteTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		var opened, linked int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM incident_records WHERE incident = ? AND kind = 'open'`, r.Incident).Scan(&opened); err != nil {
 			return err
@@ -181,18 +203,8 @@ func (s *Store) AddRecord(ctx context.Context, r Record) (*Record, error) {
 				return fmt.Errorf("link %s of %s is already void", short(r.Link), inc)
 			}
 		}
-		err := tx.QueryRowContext(ctx, `SELECT id, seq FROM incident_records ORDER BY seq DESC LIMIT 1`).Scan(&r.Prev, &r.Seq)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		r.Seq++
-		raw, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		r.ID = Hash(raw)
-		_, err = tx.ExecContext(ctx, `INSERT INTO incident_records (id, seq, prev, incident, folded, kind, link, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			r.ID, r.Seq, r.Prev, r.Incident, strings.ToLower(r.Incident), r.Kind, r.Link, raw)
+		var err error
+		r.ID, _, err = appendRecord(ctx, tx, recordChain, &r, strings.ToLower(r.Incident))
 		return err
 	})
 	if err != nil {
@@ -204,7 +216,7 @@ func (s *Store) AddRecord(ctx context.Context, r Record) (*Record, error) {
 // Records returns an incident's records in the order they were made (every incident's when
 // incident is empty).
 func (s *Store) Records(ctx context.Context, incident string) ([]Record, error) {
-	return records(ctx, s, "incident_records", "incident record", incident, func(r *Record, id string) { r.ID = id })
+	return records(ctx, s, recordChain, incident, func(r *Record, id string) { r.ID = id })
 }
 
 // FindLink resolves a link by its ID or a unique prefix of at least 6 hex digits.
@@ -238,66 +250,4 @@ func (s *Store) FindLink(ctx context.Context, ref string) (*Link, error) {
 // KnownIncidents lists every incident the store knows (linked or opened), sorted.
 func (s *Store) KnownIncidents(ctx context.Context) ([]string, error) {
 	return s.strings(ctx, `SELECT incident FROM links UNION SELECT incident FROM incident_records ORDER BY 1`)
-}
-
-// verifyRecords checks every incident record's hash, the chain, and that a void names an
-// existing link of its incident.
-func (s *Store) verifyRecords(ctx context.Context, add func(Problem)) (int, error) {
-	rs, err := s.Records(ctx, "")
-	if err != nil {
-		return 0, err
-	}
-	rows, err := s.r.QueryContext(ctx, `SELECT id, seq, prev, incident, folded, kind, link, record FROM incident_records ORDER BY seq`)
-	if err != nil {
-		return 0, err
-	}
-	defer rows.Close()
-	n := 0
-	var lastID string
-	var lastSeq int64
-	for rows.Next() {
-		var id, prev, inc, folded, kind, link string
-		var seq int64
-		var raw []byte
-		if err := rows.Scan(&id, &seq, &prev, &inc, &folded, &kind, &link, &raw); err != nil {
-			return n, err
-		}
-		n++
-		what := fmt.Sprintf("incident record %d (%s %s): ", seq, inc, kind)
-		if Hash(raw) != id {
-			add(Problem{Msg: what + "record hashes to " + short(Hash(raw)) + ", not its ID: the record was altered"})
-		}
-		var r Record
-		if err := json.Unmarshal(raw, &r); err != nil {
-			add(Problem{Msg: what + "record is not valid JSON"})
-		} else if r.Seq != seq || r.Prev != prev || r.Incident != inc || r.Kind != kind || r.Link != link || folded != strings.ToLower(inc) {
-			add(Problem{Msg: what + "index columns disagree with the record"})
-		}
-		switch {
-		case seq != lastSeq+1:
-			add(Problem{Msg: fmt.Sprintf("%srecord chain gap: seq %d follows seq %d (a record was removed)", what, seq, lastSeq)})
-		case prev != lastID:
-			add(Problem{Msg: what + "record chain broken: prev is " + short(prev) + ", want " + short(lastID)})
-		}
-		lastID, lastSeq = id, seq
-	}
-	if err := rows.Err(); err != nil {
-		return n, err
-	}
-	for _, r := range rs {
-		if r.Kind != KindVoid {
-			continue
-		}
-		var inc string
-		err := s.r.QueryRowContext(ctx, `SELECT incident FROM links WHERE id = ?`, r.Link).Scan(&inc)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			add(Problem{Msg: fmt.Sprintf("incident record %d voids link %s, which does not exist", r.Seq, short(r.Link))})
-		case err != nil:
-			return n, err
-		case inc != r.Incident:
-			add(Problem{Msg: fmt.Sprintf("incident record %d voids link %s of incident %s, not of %s", r.Seq, short(r.Link), inc, r.Incident)})
-		}
-	}
-	return n, nil
 }

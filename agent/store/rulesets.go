@@ -10,8 +10,11 @@ import (
 	"time"
 )
 
-// RuleSetFormat names the layout of a stored rule set.
+// RuleSetFormat names the layout of a stored rule set's record.
 const RuleSetFormat = "hardtrail-ruleset/1"
+
+// maxRuleFiles bounds the decompression of a rule set's files.
+const maxRuleFiles = 64 << 20
 
 // RuleFile is one rule file of a stored rule set, verbatim.
 type RuleFile struct {
@@ -24,10 +27,63 @@ type RuleFile struct {
 // digest, so that the rules behind a stored verdict can be read and evaluated again whatever
 // files are on disk later.
 type RuleSet struct {
-	Format   string     `json:"format"`
-	Digest   string     `json:"digest"`
-	Files    []RuleFile `json:"files"`
-	StoredAt time.Time  `json:"-"`
+	Digest   string
+	Files    []RuleFile
+	StoredAt time.Time
+}
+
+// ruleSetRecord is the chained record of a stored rule set; the files are stored beside it
+// (deflated) and covered by their hash and size.
+type ruleSetRecord struct {
+	Format      string    `json:"format"`
+	Seq         int64     `json:"seq"`
+	Prev        string    `json:"prev"`
+	Digest      string    `json:"digest"`
+	StoredAt    time.Time `json:"stored_at"`
+	FilesSHA256 string    `json:"files_sha256"`
+	FilesSize   int64     `json:"files_size"`
+}
+
+func (r *ruleSetRecord) setChain(seq int64, prev string) { r.Seq, r.Prev = seq, prev }
+
+var ruleSetChain = &chain{
+	table:     "rule_sets",
+	what:      "rule set",
+	columns:   []string{"digest", "files_sha256", "files_size"},
+	extra:     map[string]string{"files": "decompressed (bounded by files_size) and hashed: must equal files_sha256; each file's hash recomputed"},
+	extraCols: []string{"files"},
+	check: func(v *verifier, c *chain, r *chainRow) {
+		rec, err := decodeRecord[ruleSetRecord](c, r.id, r.raw)
+		if err != nil {
+			return // the hash is reported already
+		}
+		if _, err := ruleFiles(blobOf(r.extra[0]), rec); err != nil {
+			v.add(c.problem(r, "column files: %v", err))
+		}
+	},
+}
+
+func init() { registerChain(ruleSetChain) }
+
+// ruleFiles decompresses and checks a rule set's files against its record.
+func ruleFiles(z []byte, rec ruleSetRecord) ([]RuleFile, error) {
+	b, err := inflate(z, min(rec.FilesSize, maxRuleFiles))
+	if err != nil {
+		return nil, err
+	}
+	if Hash(b) != rec.FilesSHA256 || int64(len(b)) != rec.FilesSize {
+		return nil, fmt.Errorf("hashes to %s (%d bytes), the record says %s (%d bytes): the rule files were altered", short(Hash(b)), len(b), short(rec.FilesSHA256), rec.FilesSize)
+	}
+	var files []RuleFile
+	if err := json.Unmarshal(b, &files); err != nil {
+		return nil, fmt.Errorf("not rule files: %w", err)
+	}
+	for _, f := range files {
+		if Hash(f.Text) != f.SHA256 {
+			return nil, fmt.Errorf("file %s does not match its hash", f.Name)
+		}
+	}
+	return files, nil
 }
 
 // SaveRuleSet stores the files of the rule set with the digest, unless that digest is stored
@@ -36,22 +92,32 @@ func (s *Store) SaveRuleSet(ctx context.Context, digest string, files []RuleFile
 	if digest == "" {
 		return errors.New("save rule set: empty digest")
 	}
-	rs := RuleSet{Format: RuleSetFormat, Digest: digest, Files: make([]RuleFile, len(files))}
+	fs := make([]RuleFile, len(files))
 	for i, f := range files {
-		rs.Files[i] = RuleFile{Name: f.Name, SHA256: Hash(f.Text), Text: f.Text}
+		fs[i] = RuleFile{Name: f.Name, SHA256: Hash(f.Text), Text: f.Text}
 	}
-	raw, err := json.Marshal(rs)
+	raw, err := json.Marshal(fs)
 	if err != nil {
 		return err
 	}
-	return s.WriteTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO rule_sets (digest, stored_at, sha256, record) VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING`,
-			digest, at.UTC().Format(time.RFC3339Nano), Hash(raw), compress(raw))
-		if err != nil {
-			return fmt.Errorf("save rule set %s: %w", digest, err)
+	rec := &ruleSetRecord{Format: RuleSetFormat, Digest: digest, StoredAt: at.UTC(), FilesSHA256: Hash(raw), FilesSize: int64(len(raw))}
+	z := compress(raw)
+	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM rule_sets WHERE digest = ?`, digest).Scan(&one)
+		if err == nil {
+			return nil
 		}
-		return nil
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		_, _, err = appendRecord(ctx, tx, ruleSetChain, rec, z)
+		return err
 	})
+	if err != nil {
+		return fmt.Errorf("save rule set %s: %w", digest, err)
+	}
+	return nil
 }
 
 // HasRuleSet reports whether the text of the rule set with the digest is stored.
@@ -64,62 +130,42 @@ func (s *Store) HasRuleSet(ctx context.Context, digest string) (bool, error) {
 	return err == nil, err
 }
 
-// RuleSet returns the stored text of the rule set with the digest, checked against its hash.
+// RuleSet returns the stored text of the rule set with the digest, checked against its record.
 func (s *Store) RuleSet(ctx context.Context, digest string) (*RuleSet, error) {
-	var at, sum string
-	var z []byte
-	err := s.r.QueryRowContext(ctx, `SELECT stored_at, sha256, record FROM rule_sets WHERE digest = ?`, digest).Scan(&at, &sum, &z)
+	var id string
+	var raw, z []byte
+	err := s.r.QueryRowContext(ctx, `SELECT id, record, files FROM rule_sets WHERE digest = ?`, digest).Scan(&id, &raw, &z)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, NotFoundf("rule set %s is not stored", digest)
 	}
 	if err != nil {
 		return nil, err
 	}
-	raw, err := decompress(z)
+	rec, err := decodeRecord[ruleSetRecord](ruleSetChain, id, raw)
 	if err != nil {
-		return nil, fmt.Errorf("rule set %s: %w", digest, err)
+		return nil, err
 	}
-	if Hash(raw) != sum {
-		return nil, fmt.Errorf("rule set %s: record does not match its hash (run hardtrail store verify)", digest)
+	if rec.Digest != digest {
+		return nil, fmt.Errorf("rule set %s: its record names %s (run hardtrail store verify)", digest, rec.Digest)
 	}
-	var rs RuleSet
-	if err := json.Unmarshal(raw, &rs); err != nil {
-		return nil, fmt.Errorf("rule set %s: corrupt record: %w", digest, err)
+	files, err := ruleFiles(z, rec)
+	if err != nil {
+		return nil, fmt.Errorf("rule set %s: %w (run hardtrail store verify)", digest, err)
 	}
-	for _, f := range rs.Files {
-		if Hash(f.Text) != f.SHA256 {
-			return nil, fmt.Errorf("rule set %s: file %s does not match its hash", digest, f.Name)
-		}
-	}
-	rs.StoredAt, _ = time.Parse(time.RFC3339Nano, at)
-	return &rs, nil
+	return &RuleSet{Digest: digest, Files: files, StoredAt: rec.StoredAt}, nil
 }
 
-// EvaluatedRuleSets lists the digests of the stored rule sets that were evaluated on
-// snapshots of the targets, the most recently evaluated first (by the newest evaluation of
-// each).
+// EvaluatedRuleSets lists the digests of the stored rule sets whose results are stored for
+// snapshots of the targets, the one with the newest results first.
 func (s *Store) EvaluatedRuleSets(ctx context.Context, targets []string) ([]string, error) {
 	if len(targets) == 0 {
 		return nil, nil
 	}
 	q := `SELECT r.rules_digest FROM results r JOIN snapshots s ON s.id = r.snapshot JOIN rule_sets rs ON rs.digest = r.rules_digest
-		WHERE s.target IN (?` + strings.Repeat(", ?", len(targets)-1) + `) GROUP BY r.rules_digest ORDER BY max(r.evaluated_at) DESC, r.rules_digest`
+		WHERE s.target IN (?` + strings.Repeat(", ?", len(targets)-1) + `) GROUP BY r.rules_digest ORDER BY max(r.seq) DESC, r.rules_digest`
 	args := make([]any, len(targets))
 	for i, t := range targets {
 		args[i] = t
 	}
 	return s.strings(ctx, q, args...)
-}
-
-func (s *Store) verifyRuleSets(ctx context.Context, add func(Problem)) (int, error) {
-	digests, err := s.strings(ctx, `SELECT digest FROM rule_sets ORDER BY digest`)
-	if err != nil {
-		return 0, err
-	}
-	for _, d := range digests {
-		if _, err := s.RuleSet(ctx, d); err != nil {
-			add(Problem{Msg: err.Error()})
-		}
-	}
-	return len(digests), nil
 }
