@@ -67,6 +67,10 @@ type Manifest struct {
 	RuleFiles []RuleFile `json:"rule_files,omitempty"`
 	// Record is the incident's own record (format 2).
 	Record *Record `json:"record,omitempty"`
+	// StoreHead is the digest over the newest record of every chain of the store the bundle
+	// was exported from (format 2): hardtrail store verify --head DIGEST checks, later, that
+	// the store still extends it, so nothing the bundle was built from was removed or changed.
+	StoreHead string `json:"store_head,omitempty"`
 	// SignedBy is the fingerprint of the key that signed the manifest, when it is signed.
 	SignedBy string   `json:"signed_by,omitempty"`
 	Links    []Link   `json:"links"`

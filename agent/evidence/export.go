@@ -46,7 +46,8 @@ func (b *Bundle) File(p string) ([]byte, bool) {
 // artifact, or a command that failed with no output, is listed in the manifest with its reason,
 // not written) and a diff per changed text artifact, all joined in diff/combined.diff; the
 // snapshots' canonical manifests go to snapshots/, the linked rule files to rules/, the incident
-// record and operator signatures to records/. Build reads the store and writes nothing.
+// record and operator signatures to records/. The manifest names the store's head digest. Build
+// reads the store and writes nothing but the record of that head (see store.Head).
 func Build(ctx context.Context, st *store.Store, id string, set *rules.Set) (*Bundle, error) {
 	if err := store.CheckIncidentID(id); err != nil {
 		return nil, err
@@ -74,12 +75,17 @@ func Build(ctx context.Context, st *store.Store, id string, set *rules.Set) (*Bu
 	if err != nil {
 		return nil, err
 	}
+	head, err := st.Head(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("incident %s: %w", id, err)
+	}
 	b := &Bundle{files: map[string][]byte{}}
 	m := &b.Manifest
 	*m = Manifest{
 		Format: Format, Incident: id, Status: state.Status, AsOf: asOf.UTC(),
 		ToolVersion: buildinfo.Version, RulesDigest: linked.Digest(), Rules: []string{},
 		Headline: incident.Headline(state.Status, hs), RulesFrom: state.Rules.From, RulesChanged: state.Rules.Changed,
+		StoreHead: head.Digest,
 	}
 	for _, r := range linked.Rules() {
 		m.Rules = append(m.Rules, r.ID)

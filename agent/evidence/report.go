@@ -63,6 +63,9 @@ func renderReport(m *Manifest, state *incident.State, files map[string][]byte) [
 	if m.RulesFrom != "" {
 		w("| Rules from | %s |\n", rulesFrom(m.RulesFrom))
 	}
+	if m.StoreHead != "" {
+		w("| Store head | `%s` (check with `hardtrail store verify --head`) |\n", m.StoreHead)
+	}
 	w("| Tool version | hardtrail %s |\n\n", cell(m.ToolVersion))
 	w("This bundle records the configuration of each target before and after the remediation of\n")
 	w("incident %s (ISO/IEC 27001:2022 Annex A 5.27). `before/TARGET/ARTIFACT` and\n", m.Incident)

@@ -204,7 +204,8 @@ command = [%q, "-T", "-f", %q]
 		files[strings.TrimPrefix(e.H.Name, incident+"/")] = e.Data
 	}
 	var m struct {
-		Format  string
+		Format    string
+		StoreHead string `json:"store_head"`
 		Targets []struct {
 			History struct {
 				Episodes []struct {
@@ -219,9 +220,11 @@ command = [%q, "-T", "-f", %q]
 	if err := json.Unmarshal(files["manifest.json"], &m); err != nil {
 		t.Fatal(err)
 	}
-	if m.Format != "hardtrail-evidence/2" || len(m.Targets) != 1 {
+	if m.Format != "hardtrail-evidence/2" || len(m.Targets) != 1 || len(m.StoreHead) != 64 {
 		t.Fatalf("manifest: %+v", m)
 	}
+	// The store still extends the head the bundle names.
+	run("store", "verify", "--head", m.StoreHead)
 	eps := m.Targets[0].History.Episodes
 	if len(eps) != 3 {
 		t.Fatalf("manifest lists %d episodes", len(eps))
