@@ -206,7 +206,7 @@ command = [%q, "-T", "-f", %q]
 	var m struct {
 		Format    string
 		StoreHead string `json:"store_head"`
-		Targets []struct {
+		Targets   []struct {
 			History struct {
 				Episodes []struct {
 					Reverted    []string `json:"reverted"`
