@@ -122,7 +122,7 @@ func TestVerifyV1Bundle(t *testing.T) {
 	b := build(t)
 	out := rebuilt(t, b, func(c *Bundle) {
 		m := &c.Manifest
-		m.Format, m.Headline, m.RulesFrom, m.RulesChanged, m.RuleFiles, m.Record = FormatV1, "", "", nil, nil, nil
+		m.Format, m.Headline, m.RulesFrom, m.RulesChanged, m.RuleFiles, m.Record, m.StoreHead = FormatV1, "", "", nil, nil, nil, ""
 		for i := range m.Links {
 			m.Links[i].Who, m.Links[i].Signature, m.Links[i].Voided = nil, "", nil
 		}
