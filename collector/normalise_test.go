@@ -2,7 +2,7 @@ package collector
 
 import (
 	"bytes"
-	"flag"
+	"github.com/hardtrail/hardtrail/internal/testutil"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,15 +10,13 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files")
-
 const fixtures = "../testdata/collector"
 
 // golden compares got with testdata/collector/golden/name, or rewrites it with -update.
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
 	p := filepath.Join(fixtures, "golden", name)
-	if *update {
+	if testutil.Update() {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	_ "github.com/hardtrail/hardtrail/internal/testutil" // the -update flag every test binary takes
 	"os"
 	"path/filepath"
 	"strings"

@@ -5,8 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
-	"flag"
 	"fmt"
+	"github.com/hardtrail/hardtrail/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,8 +14,6 @@ import (
 	"testing/fstest"
 	"time"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 const waiverRules = `[[rule]]
 id = "telnet-closed"
@@ -138,10 +136,6 @@ func TestResultJSONFields(t *testing.T) {
 	if err := json.Unmarshal(data, &m); err != nil {
 		t.Fatal(err)
 	}
-	var keys []string
-	for k := range m {
-		keys = append(keys, k)
-	}
 	for _, k := range []string{"rule", "title", "severity", "kind", "controls", "incidents", "outcome", "message", "expected", "actual", "waiver"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("JSON lacks %q: %s", k, data)
@@ -180,7 +174,7 @@ func TestRender(t *testing.T) {
 				t.Fatal(err)
 			}
 			golden := filepath.Join("..", "testdata", "rules", "golden", tc.file)
-			if *update {
+			if testutil.Update() {
 				if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
 					t.Fatal(err)
 				}

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"bytes"
-	"flag"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,8 +17,6 @@ import (
 	"github.com/hardtrail/hardtrail/internal/buildinfo"
 	"github.com/hardtrail/hardtrail/internal/testutil"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 // sampleState has two targets (one down), rules of several severities and outcomes, drift,
 // and incidents in every status.
@@ -82,7 +79,7 @@ func TestMetricsGolden(t *testing.T) {
 	}
 	got := ours(body)
 	golden := filepath.Join("..", "..", "testdata", "agent", "metrics.golden")
-	if *update {
+	if testutil.Update() {
 		os.MkdirAll(filepath.Dir(golden), 0o755)
 		os.WriteFile(golden, []byte(got), 0o644)
 	}

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,8 +17,6 @@ import (
 	"github.com/hardtrail/hardtrail/internal/testutil"
 	"github.com/hardtrail/hardtrail/rules"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 const incidentID = "INC-2026-0007"
 
@@ -129,7 +126,7 @@ func build(t testing.TB) *Bundle {
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
 	path := filepath.Join("..", "..", "testdata", "evidence", "golden", name)
-	if *update {
+	if testutil.Update() {
 		if err := os.WriteFile(path, got, 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	_ "github.com/hardtrail/hardtrail/internal/testutil" // the -update flag every test binary takes
 	"path/filepath"
 	"strings"
 	"sync"

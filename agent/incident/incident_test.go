@@ -2,6 +2,7 @@ package incident
 
 import (
 	"context"
+	_ "github.com/hardtrail/hardtrail/internal/testutil" // the -update flag every test binary takes
 	"path/filepath"
 	"strings"
 	"testing"

@@ -106,7 +106,6 @@ func (s *Store) Save(ctx context.Context, m *Manifest, contents [][]byte) (*Save
 	type blob struct {
 		hash string
 		size int
-		data []byte
 	}
 	blobs := make([]blob, len(contents))
 	for i, c := range contents {

@@ -6,8 +6,8 @@ import (
 	"compress/flate"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
+	"github.com/hardtrail/hardtrail/internal/testutil"
 	"io"
 	"os"
 	"path/filepath"
@@ -24,8 +24,6 @@ import (
 	"github.com/hardtrail/hardtrail/config"
 	"github.com/hardtrail/hardtrail/diff"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 const fixtures = "../../testdata/devices"
 
@@ -390,7 +388,7 @@ func diffAll(target string, a, b map[string][]byte) string {
 
 func checkGolden(t *testing.T, path string, got []byte) {
 	t.Helper()
-	if *update {
+	if testutil.Update() {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
 		}

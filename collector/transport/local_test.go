@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"errors"
+	_ "github.com/hardtrail/hardtrail/internal/testutil" // the -update flag every test binary takes
 	"os"
 	"path/filepath"
 	"strconv"

@@ -1,6 +1,7 @@
 package tomlx
 
 import (
+	_ "github.com/hardtrail/hardtrail/internal/testutil" // the -update flag every test binary takes
 	"strings"
 	"testing"
 )

@@ -3,7 +3,7 @@ package fetch
 import (
 	"bytes"
 	"errors"
-	"flag"
+	"github.com/hardtrail/hardtrail/internal/testutil"
 	"io/fs"
 	"os"
 	"path"
@@ -13,8 +13,6 @@ import (
 
 	getter "github.com/hashicorp/go-getter/v2"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 const (
 	hex64  = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -132,7 +130,7 @@ func TestParseSource(t *testing.T) {
 		}
 	}
 	golden := filepath.Join("..", "..", "testdata", "fetch", "sources.golden")
-	if *update {
+	if testutil.Update() {
 		if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
 			t.Fatal(err)
 		}

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
-	"flag"
 	"fmt"
+	"github.com/hardtrail/hardtrail/internal/testutil"
 	"io"
 	"io/fs"
 	"math"
@@ -24,13 +24,8 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files")
-
 func TestQuoteThroughShell(t *testing.T) {
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("no sh")
-	}
+	sh := testutil.Tool(t, "sh")
 	words := []string{"", "a", "a b", "'", "''", `'\''`, "$(id)", "`id`", "a\nb", "\\", `"`, "*", "~", "$@", "\t", "é"}
 	var script strings.Builder
 	script.WriteString("printf '%s\\000'")
@@ -312,7 +307,7 @@ func TestScriptGolden(t *testing.T) {
 	}
 	got := script("HT-00000000000000000000000000000000", steps)
 	golden := filepath.Join("..", "..", "..", "testdata", "ssh", "script.golden")
-	if *update {
+	if testutil.Update() {
 		if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -337,10 +332,7 @@ func TestScriptGolden(t *testing.T) {
 
 // TestScriptLocally runs the remote script with the local sh, as sshd would, and parses it back.
 func TestScriptLocally(t *testing.T) {
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("no sh")
-	}
+	sh := testutil.Tool(t, "sh")
 	marker := newMarker()
 	steps := []step{
 		{kind: stepCommand, argv: []string{"printf", "%s|", "a b", "it's", "$(id)"}, max: 100},
