@@ -23,6 +23,7 @@ func TestInvalidConfigs(t *testing.T) {
 		"invalid-type.toml":             "invalid-type.toml:2:1: agent.concurrency: incompatible types: TOML value has type string; destination has type integer",
 		"invalid-profile-regex.toml":    "invalid-profile-regex.toml:15:1: profile[1].source[2].drop: profile \"mine\": source 2 (\"y\"): drop: error parsing regexp: missing closing ]: `[unclosed`",
 		"invalid-port.toml":             `invalid-port.toml:3:1: target[1].address: target "web1": bad port "99999"`,
+		"invalid-jump-cycle.toml":       `invalid-jump-cycle.toml:11:1: target[2].jump: target "a": jump hosts form a cycle: a -> b -> c -> a (one of them must connect directly)`,
 	}
 	files, _ := filepath.Glob("../testdata/config/invalid-*.toml")
 	if len(files) != len(want) {

@@ -153,6 +153,10 @@ func TestExitCodesAndErrors(t *testing.T) {
 	os.WriteFile(bad, []byte("[[target]]\nname = \"a\"\nprofils = [\"linux\"]\n"), 0o600)
 	cfg := filepath.Join(dir, "two.toml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf("store = %q\n[[target]]\nname = \"local\"\n[[target]]\nname = \"gone\"\naddress = \"root@127.0.0.1:1\"\ntimeout = \"5s\"\n", store)), 0o600)
+	cycle, err := filepath.Abs("../../testdata/config/invalid-jump-cycle.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -160,6 +164,7 @@ func TestExitCodesAndErrors(t *testing.T) {
 	}{
 		{[]string{"--config", bad, "snapshot"}, 2, "bad.toml:3:1: target.profils: unknown key"},
 		{[]string{"--config", filepath.Join(dir, "none.toml"), "snapshot"}, 2, "no such file"},
+		{[]string{"--config", cycle, "snapshot"}, 2, `invalid-jump-cycle.toml:11:1: target[2].jump: target "a": jump hosts form a cycle: a -> b -> c -> a`},
 		{[]string{"nosuchcommand"}, 2, "unknown command"},
 		{[]string{"--store", store, "snapshot", "--bogus"}, 2, "unknown flag: --bogus"},
 		{[]string{"--store", store, "snapshot", "nosuchtarget"}, 2, `unknown target "nosuchtarget"`},
