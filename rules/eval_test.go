@@ -20,6 +20,7 @@ id = "telnet-closed"
 title = "Telnet is not listening"
 severity = "critical"
 controls = ["ISO27001:2022 A.8.20"]
+remediation = "Disable the telnet service."
 [rule.port]
 port = 23
 state = "closed"
@@ -29,6 +30,9 @@ id = "sshd-root-login"
 title = "Root cannot log in over SSH"
 severity = "high"
 controls = ["ISO27001:2022 A.8.5"]
+remediation = """
+Set PermitRootLogin no in /etc/ssh/sshd_config
+and reload sshd."""
 [rule.sshd]
 option = "permitrootlogin"
 equals = "no"

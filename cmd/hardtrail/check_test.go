@@ -310,6 +310,13 @@ func TestCheckOutcomesAndExitCodes(t *testing.T) {
 			t.Errorf("text lacks %q:\n%s", want, out)
 		}
 	}
+	// A failed rule's remediation, under its line of the text output.
+	e.write(t, "secure = no\n")
+	out, _, code := ht(t, "--config", e.config, "check", "--rules", app)
+	if want := "  FAIL  high    app-secure    no line matches /^secure = yes$/ in app/conf\n" +
+		"                              remediation: Set secure = yes in the app's config.\n"; code != 1 || !strings.Contains(out, want) {
+		t.Errorf("exit %d, want 1; text lacks %q:\n%s", code, want, out)
+	}
 	// Fixed: every rule passes.
 	e.write(t, "secure = yes\n")
 	if out, errOut, code := ht(t, "--config", e.config, "check", "--rules", app); code != 0 || !strings.Contains(out, "local: 2 rules: 2 pass") {
@@ -317,6 +324,10 @@ func TestCheckOutcomesAndExitCodes(t *testing.T) {
 	}
 
 	snap := snapshotJSON(t, "--config", e.config, "snapshot")[0].ID
+	empty := filepath.Join(e.dir, "empty.toml")
+	if err := os.WriteFile(empty, []byte("# the rules go here\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args   []string
 		code   int
@@ -327,6 +338,7 @@ func TestCheckOutcomesAndExitCodes(t *testing.T) {
 			waivers + `:10:1: waiver for rule "audit-running": waiver.rule: no rule with this ID is loaded (load the waiver together with the rules it waives)` + "\n"},
 		{[]string{"--rules", filepath.Join(e.dir, "none.toml")}, 2, "no such file or directory"},
 		{[]string{"--rules", ""}, 2, `empty rules source`},
+		{[]string{"--rules", empty}, 2, "hardtrail: no rules to evaluate: the rule files " + empty + ` hold no [[rule]] table, so a check would prove nothing (give --rules with a rule file or directory, or "builtin" for the shipped packs)`},
 		{[]string{"--rules", "https://127.0.0.1:1/pack.tar.gz"}, 2, "hardtrail: rules source https://127.0.0.1:1/pack.tar.gz: https sources need ?checksum=sha256:HEX"},
 		{[]string{"--rules", "s3::https://bucket/pack.tar.gz"}, 2, `getter "s3" is not allowed`},
 		{[]string{"--snapshot", "deadbeef", "--rules", app}, 2, `no snapshot matches "deadbeef"`},
@@ -343,8 +355,8 @@ func TestCheckOutcomesAndExitCodes(t *testing.T) {
 			}
 		})
 	}
-	if n := strings.Count(mustHT(t, "--config", e.config, "log"), "\n"); n != 7 {
-		t.Errorf("%d snapshots, want 7: the six captures above and the snapshot; the runs of the table capture nothing", n)
+	if n := strings.Count(mustHT(t, "--config", e.config, "log"), "\n"); n != 8 {
+		t.Errorf("%d snapshots, want 8: the seven captures above and the snapshot; the runs of the table capture nothing", n)
 	}
 }
 
