@@ -448,6 +448,7 @@ func TestRulesLint(t *testing.T) {
 		out  string
 	}{
 		{[]string{app, audit, waivers}, 0, "ok: 3 rules, 2 waivers in 3 files (digest " + digest(app, audit, waivers) + ")\n"},
+		{[]string{audit}, 0, "ok: 1 rule, 0 waivers in 1 file (digest " + digest(audit) + ")\n"},
 		{[]string{"builtin", app, audit, waivers}, 0, fmt.Sprintf("ok: %d rules, 2 waivers in 7 files (digest %s)\n", must(rules.Shipped()).Len()+3, digest("builtin", app, audit, waivers))},
 		{[]string{ruleFile("bad-syntax.toml")}, 2, ruleFile("bad-syntax.toml") + `:3:22: rule "app-secure-2": rule.title: strings cannot contain newlines` + "\n"},
 		{[]string{ruleFile("bad-probe-key.toml")}, 2, ruleFile("bad-probe-key.toml") + `:8:1: rule "app-mode": rule.file.mode: unknown key (check its spelling and the table it is in)` + "\n"},

@@ -34,11 +34,12 @@ func storeCmd(a *app) *cobra.Command {
 					fmt.Fprintln(a.stdout, "FAIL", p)
 				}
 				if len(rep.Problems) == 0 {
-					fmt.Fprintf(a.stdout, "ok: %d snapshots and %d blobs verified in %s (%d incident links, %d results)\n", rep.Snapshots, rep.Blobs, st.Path(), rep.Links, rep.Results)
+					fmt.Fprintf(a.stdout, "ok: %s and %s verified in %s (%s, %s)\n", plural(rep.Snapshots, "snapshot", "snapshots"), plural(rep.Blobs, "blob", "blobs"),
+						st.Path(), plural(rep.Links, "incident link", "incident links"), plural(rep.Results, "result", "results"))
 				}
 			}
 			if len(rep.Problems) > 0 {
-				return finding(fmt.Errorf("store %s: %d problems", st.Path(), len(rep.Problems)))
+				return finding(fmt.Errorf("store %s: %s", st.Path(), plural(len(rep.Problems), "problem", "problems")))
 			}
 			return nil
 		},

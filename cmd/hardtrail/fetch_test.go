@@ -132,7 +132,7 @@ func TestRulesFetch(t *testing.T) {
 	}{
 		{"https", good, "installed %s: 3 rules, 0 waivers in 2 files (digest " + digest + ")\n  app.toml\n  audit.toml\n"},
 		{"git", "git::file://" + repo + "?ref=" + commit, "installed %s: 3 rules, 0 waivers in 2 files (digest " + digest + ")\n  app.toml\n  audit.toml\n"},
-		{"waivers", waivers, "installed %s: 0 rules, 2 waivers in 1 files (digest " + must(rules.Merge()).Digest() + ")\n" +
+		{"waivers", waivers, "installed %s: 0 rules, 2 waivers in 1 file (digest " + must(rules.Merge()).Digest() + ")\n" +
 			"  2 waivers are for rules from other sources (checked when the pack is loaded with them; the digest leaves them out)\n  waivers.toml\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
