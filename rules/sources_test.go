@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"github.com/hardtrail/hardtrail/internal/testutil"
 	"os"
 	"path/filepath"
 	"slices"
@@ -141,7 +142,7 @@ expires = 2099-01-01
 		t.Errorf("CheckPack and LoadSources disagree on a whole set: %v", err)
 	}
 	bad := filepath.Join(dir, "bad.toml")
-	os.WriteFile(bad, []byte("[[rule]]\nid = \"x\"\ntitle = \"x\"\nseverity = \"severe\"\ncontrols = [\"c\"]\n[rule.port]\nport = 23\nstate = \"closed\"\n"), 0o644)
+	testutil.Must(t, os.WriteFile(bad, []byte("[[rule]]\nid = \"x\"\ntitle = \"x\"\nseverity = \"severe\"\ncontrols = [\"c\"]\n[rule.port]\nport = 23\nstate = \"closed\"\n"), 0o644))
 	_, _, err = CheckPack(Source{Path: dir})
 	if err == nil || err.Error() != bad+`:4:1: rule "x": rule.severity: unknown severity "severe" (one of info, low, medium, high, critical)` {
 		t.Errorf("bad rule: %v", err)

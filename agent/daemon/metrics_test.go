@@ -80,8 +80,8 @@ func TestMetricsGolden(t *testing.T) {
 	got := ours(body)
 	golden := filepath.Join("..", "..", "testdata", "agent", "metrics.golden")
 	if testutil.Update() {
-		os.MkdirAll(filepath.Dir(golden), 0o755)
-		os.WriteFile(golden, []byte(got), 0o644)
+		testutil.Must(t, os.MkdirAll(filepath.Dir(golden), 0o755))
+		testutil.Must(t, os.WriteFile(golden, []byte(got), 0o644))
 	}
 	want, err := os.ReadFile(golden)
 	if err != nil {

@@ -505,8 +505,8 @@ func TestGNUPatchAppliesCombinedDiff(t *testing.T) {
 	for p, c := range b.files {
 		if r, ok := strings.CutPrefix(p, BeforeDir+"/"); ok {
 			f := filepath.Join(dir, filepath.FromSlash(r))
-			os.MkdirAll(filepath.Dir(f), 0o755)
-			os.WriteFile(f, c, 0o644)
+			testutil.Must(t, os.MkdirAll(filepath.Dir(f), 0o755))
+			testutil.Must(t, os.WriteFile(f, c, 0o644))
 		}
 	}
 	cmd := exec.Command(patch, "-p1", "--batch", "--no-backup-if-mismatch")

@@ -116,7 +116,7 @@ func TestAgentEndToEndWithPrometheus(t *testing.T) {
 	testutil.Run(t, keygen, "-q", "-t", "ed25519", "-N", "", "-f", key)
 	sshdConfig := filepath.Join(dir, "sshd_config")
 	setPasswords := func(v string) {
-		os.WriteFile(sshdConfig, []byte("HostKey "+key+"\nPermitRootLogin no\nPasswordAuthentication "+v+"\n"), 0o600)
+		testutil.Must(t, os.WriteFile(sshdConfig, []byte("HostKey "+key+"\nPermitRootLogin no\nPasswordAuthentication "+v+"\n"), 0o600))
 	}
 	store := filepath.Join(dir, "h.db")
 	rulesFile := filepath.Join(dir, "rules.toml")

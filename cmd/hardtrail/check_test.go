@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"github.com/hardtrail/hardtrail/internal/testutil"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -364,7 +365,7 @@ func TestCheckOutcomesAndExitCodes(t *testing.T) {
 func TestCheckCaptureFailure(t *testing.T) {
 	e := newAppEnv(t, "secure = yes\n", "")
 	cfg, _ := os.ReadFile(e.config)
-	os.WriteFile(e.config, append(cfg, "[[target]]\nname = \"gone\"\naddress = \"root@127.0.0.1:1\"\ntimeout = \"5s\"\n"...), 0o600)
+	testutil.Must(t, os.WriteFile(e.config, append(cfg, "[[target]]\nname = \"gone\"\naddress = \"root@127.0.0.1:1\"\ntimeout = \"5s\"\n"...), 0o600))
 	out, errOut, code := ht(t, "--config", e.config, "check", "--rules", ruleFile("app.toml"), "--format", "json")
 	if code != 1 || !strings.HasSuffix(errOut, "hardtrail: 1 target failed to capture (gone)\n") {
 		t.Errorf("exit %d: %s", code, errOut)
@@ -410,7 +411,7 @@ func TestCheckConfigRules(t *testing.T) {
 	if doc.Reports[0].RulesDigest != shipped.Digest() {
 		t.Errorf("--rules builtin: digest %s", doc.Reports[0].RulesDigest)
 	}
-	os.WriteFile(e.config, bytes.Replace(must(os.ReadFile(e.config)), []byte(`rules = ["rules"]`), nil, 1), 0o600)
+	testutil.Must(t, os.WriteFile(e.config, bytes.Replace(must(os.ReadFile(e.config)), []byte(`rules = ["rules"]`), nil, 1), 0o600))
 	doc, _ = checkJSON(t, nil, "--config", e.config, "check")
 	if doc.Reports[0].RulesDigest != shipped.Digest() {
 		t.Errorf("no rules anywhere: digest %s, want the shipped packs' %s", doc.Reports[0].RulesDigest, shipped.Digest())

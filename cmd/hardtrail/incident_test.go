@@ -15,7 +15,7 @@ import (
 func fileTarget(t *testing.T) (cfg, dir string) {
 	root := t.TempDir()
 	dir = filepath.Join(root, "etc")
-	os.MkdirAll(filepath.Join(dir, "sshd_config.d"), 0o755)
+	testutil.Must(t, os.MkdirAll(filepath.Join(dir, "sshd_config.d"), 0o755))
 	cfg = filepath.Join(root, "c.toml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`store = %q
 [[target]]
@@ -59,8 +59,8 @@ func TestIncidentDiffAndPatch(t *testing.T) {
 		art := "sshd/config" + filepath.Join(dir, name)
 		content := mustHT(t, "--config", cfg, "show", "INC-7:before", art)
 		p := filepath.Join(before, art)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		os.WriteFile(p, []byte(content), 0o644)
+		testutil.Must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		testutil.Must(t, os.WriteFile(p, []byte(content), 0o644))
 	}
 	cmd := exec.Command(patch, "-p1", "--batch", "--silent")
 	cmd.Dir = work

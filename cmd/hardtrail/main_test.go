@@ -5,6 +5,7 @@ import (
 	"compress/flate"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -50,19 +51,27 @@ func ht(t testing.TB, args ...string) (string, string, int) {
 // environment (no HARDTRAIL_* settings, no ssh-agent).
 func htRun(t testing.TB, env []string, dir string, args ...string) (string, string, int) {
 	t.Helper()
+	stdout, stderr, code, err := htExec(env, dir, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stdout, stderr, code
+}
+
+// htExec is htRun for goroutines other than the test's, which must not call t.Fatal: err is
+// set when the binary could not be run at all.
+func htExec(env []string, dir string, args ...string) (string, string, int, error) {
 	cmd := exec.Command(binary, args...)
 	cmd.Env = cleanEnv(env...)
 	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return stdout.String(), stderr.String(), ee.ExitCode(), nil
 	}
-	return stdout.String(), stderr.String(), code
+	return stdout.String(), stderr.String(), 0, err
 }
 
 func mustHT(t testing.TB, args ...string) string {
@@ -150,9 +159,9 @@ func TestExitCodesAndErrors(t *testing.T) {
 	dir := t.TempDir()
 	store := filepath.Join(dir, "h.db")
 	bad := filepath.Join(dir, "bad.toml")
-	os.WriteFile(bad, []byte("[[target]]\nname = \"a\"\nprofils = [\"linux\"]\n"), 0o600)
+	testutil.Must(t, os.WriteFile(bad, []byte("[[target]]\nname = \"a\"\nprofils = [\"linux\"]\n"), 0o600))
 	cfg := filepath.Join(dir, "two.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("store = %q\n[[target]]\nname = \"local\"\n[[target]]\nname = \"gone\"\naddress = \"root@127.0.0.1:1\"\ntimeout = \"5s\"\n", store)), 0o600)
+	testutil.Must(t, os.WriteFile(cfg, []byte(fmt.Sprintf("store = %q\n[[target]]\nname = \"local\"\n[[target]]\nname = \"gone\"\naddress = \"root@127.0.0.1:1\"\ntimeout = \"5s\"\n", store)), 0o600))
 	cycle, err := filepath.Abs("../../testdata/config/invalid-jump-cycle.toml")
 	if err != nil {
 		t.Fatal(err)
@@ -328,9 +337,9 @@ func TestConcurrentProcesses(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out, errOut, code := ht(t, "--store", store, "snapshot")
-			if code != 0 {
-				errs[i] = fmt.Sprintf("exit %d: %s %s", code, out, errOut)
+			out, errOut, code, err := htExec(nil, "", "--store", store, "snapshot")
+			if err != nil || code != 0 {
+				errs[i] = fmt.Sprintf("exit %d (%v): %s %s", code, err, out, errOut)
 			}
 		}()
 	}

@@ -180,3 +180,11 @@ func Run(t testing.TB, name string, args ...string) string {
 	}
 	return string(out)
 }
+
+// Must fails the test when a set-up step returned an error: testutil.Must(t, os.WriteFile(...)).
+func Must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

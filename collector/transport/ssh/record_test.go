@@ -208,8 +208,8 @@ func TestGlobReadLocally(t *testing.T) {
 		prefix = []string{setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"}
 	}
 	dir := t.TempDir()
-	os.Chmod(filepath.Dir(dir), 0o755)
-	os.Chmod(dir, 0o777)
+	testutil.Must(t, os.Chmod(filepath.Dir(dir), 0o755))
+	testutil.Must(t, os.Chmod(dir, 0o777))
 	bin := make([]byte, 300)
 	for i := range bin {
 		bin[i] = byte(i)
@@ -229,21 +229,21 @@ func TestGlobReadLocally(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	os.Chmod(filepath.Join(dir, "secret.conf"), 0o600)
+	testutil.Must(t, os.Chmod(filepath.Join(dir, "secret.conf"), 0o600))
 	if os.Geteuid() == 0 {
 		for n := range files {
 			if n != "secret.conf" {
-				os.Chown(filepath.Join(dir, n), 65534, 65534)
+				testutil.Must(t, os.Chown(filepath.Join(dir, n), 65534, 65534))
 			}
 		}
 	} else {
-		os.Chmod(filepath.Join(dir, "secret.conf"), 0o000)
+		testutil.Must(t, os.Chmod(filepath.Join(dir, "secret.conf"), 0o000))
 	}
-	os.Symlink("nowhere", filepath.Join(dir, "dangling.conf"))
-	os.Mkdir(filepath.Join(dir, "sub.conf"), 0o755)
+	testutil.Must(t, os.Symlink("nowhere", filepath.Join(dir, "dangling.conf")))
+	testutil.Must(t, os.Mkdir(filepath.Join(dir, "sub.conf"), 0o755))
 	// stat and head that remove their file first when its name says so.
 	tools := filepath.Join(dir, "bin")
-	os.Mkdir(tools, 0o755)
+	testutil.Must(t, os.Mkdir(tools, 0o755))
 	for tool, victim := range map[string]string{"stat": "vanish-s", "head": "vanish-h"} {
 		real := testutil.Tool(t, tool)
 		wrapper := fmt.Sprintf("#!/bin/sh\nfor a; do case $a in *%s*) rm -f -- \"$a\" ;; esac; done\nexec %s \"$@\"\n", victim, real)
