@@ -117,6 +117,13 @@ func (s *summary) event(e event) {
 		if e.Output != "PASS\n" { // plain go test prints ok alone for a passing package
 			fmt.Fprint(s.w, e.Output)
 		}
+	case e.Test == "" && e.Action == "fail":
+		// A package that failed with tests still open (a panic, the -timeout) shows their output.
+		for k := range s.buf {
+			if k.pkg == e.Package {
+				s.flush(k)
+			}
+		}
 	case e.Test == "":
 	case e.Action == "output":
 		if t := strings.TrimLeft(e.Output, " "); strings.HasPrefix(t, "=== ") {
@@ -136,8 +143,18 @@ func (s *summary) event(e event) {
 	}
 }
 
+// flush prints a test's output as plain go test does: its "--- FAIL" or "--- SKIP" line first,
+// then what it logged (go test -json streams the log before that line).
 func (s *summary) flush(k key) {
-	for _, l := range s.buf[k] {
+	lines := s.buf[k]
+	i := len(lines) - 1
+	for i >= 0 && !strings.HasPrefix(strings.TrimLeft(lines[i], " "), "--- ") {
+		i--
+	}
+	if i > 0 {
+		lines = append(append([]string{lines[i]}, lines[:i]...), lines[i+1:]...)
+	}
+	for _, l := range lines {
 		fmt.Fprint(s.w, l)
 	}
 	delete(s.buf, k)

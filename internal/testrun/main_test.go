@@ -20,6 +20,8 @@ func TestSummary(t *testing.T) {
 {"Action":"skip","Package":"p","Test":"TestC"}
 {"Action":"output","Package":"p","Test":"TestD","Output":"--- SKIP: TestD (0.00s)\n"}
 {"Action":"skip","Package":"p","Test":"TestD"}
+{"Action":"run","Package":"p","Test":"TestE"}
+{"Action":"output","Package":"p","Test":"TestE","Output":"panic: test timed out after 1s\n"}
 {"Action":"output","Package":"p","Output":"FAIL\n"}
 {"Action":"output","Package":"p","Output":"FAIL\tp\t0.01s\n"}
 {"Action":"fail","Package":"p"}
@@ -35,8 +37,8 @@ func TestSummary(t *testing.T) {
 		not           []string
 	}{
 		{"every skip asked for", "sshd\tTestC\nroot\tTestD\n", false, []string{
-			"    b_test.go:9: broke\n--- FAIL: TestB (0.00s)\n",
-			"--- SKIP: TestC", "FAIL\tp\t0.01s\n", "q/x.go:1:1: expected 'package'\n", "ok  \tr\t0.01s\n",
+			"--- FAIL: TestB (0.00s)\n    b_test.go:9: broke\n",
+			"--- SKIP: TestC", "panic: test timed out after 1s\n", "FAIL\tp\t0.01s\n", "q/x.go:1:1: expected 'package'\n", "ok  \tr\t0.01s\n",
 			"opted out (HARDTRAIL_TEST_SKIP or -short): 2 tests: root 1, sshd 1\n",
 			"FAIL: 1 packages failed to build\n",
 			"4 ran: 1 passed, 1 failed, 2 skipped (2 opted out)\n",
