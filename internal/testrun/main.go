@@ -188,15 +188,23 @@ func (s *summary) finish(optouts string) bool {
 		for _, n := range needs {
 			parts = append(parts, fmt.Sprintf("%s %d", n, byNeed[n]))
 		}
-		fmt.Fprintf(s.w, "opted out (HARDTRAIL_TEST_SKIP or -short): %d tests: %s\n", optedOut, strings.Join(parts, ", "))
+		fmt.Fprintf(s.w, "opted out (HARDTRAIL_TEST_SKIP or -short): %s: %s\n", plural(optedOut, "test"), strings.Join(parts, ", "))
 	}
 	if unasked > 0 {
-		fmt.Fprintf(s.w, "FAIL: %d tests skipped without an opt-out (use testutil.Tool, Root, Skip or Short)\n", unasked)
+		fmt.Fprintf(s.w, "FAIL: %s skipped without an opt-out (use testutil.Tool, Root, Skip or Short)\n", plural(unasked, "test"))
 	}
 	if s.buildFails > 0 {
-		fmt.Fprintf(s.w, "FAIL: %d packages failed to build\n", s.buildFails)
+		fmt.Fprintf(s.w, "FAIL: %s failed to build\n", plural(s.buildFails, "package"))
 	}
 	fmt.Fprintf(s.w, "%d ran: %d passed, %d failed, %d skipped (%d opted out)\n",
 		s.passed+s.failed+s.nSkipped, s.passed, s.failed, s.nSkipped, optedOut)
 	return unasked == 0 && s.failed == 0 && s.buildFails == 0
+}
+
+// plural is "1 test", "2 tests".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

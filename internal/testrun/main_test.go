@@ -40,11 +40,11 @@ func TestSummary(t *testing.T) {
 			"--- FAIL: TestB (0.00s)\n    b_test.go:9: broke\n",
 			"--- SKIP: TestC", "panic: test timed out after 1s\n", "FAIL\tp\t0.01s\n", "q/x.go:1:1: expected 'package'\n", "ok  \tr\t0.01s\n",
 			"opted out (HARDTRAIL_TEST_SKIP or -short): 2 tests: root 1, sshd 1\n",
-			"FAIL: 1 packages failed to build\n",
+			"FAIL: 1 package failed to build\n",
 			"4 ran: 1 passed, 1 failed, 2 skipped (2 opted out)\n",
 		}, []string{"=== RUN", "--- PASS", "\nPASS\n"}},
 		{"a skip nobody asked for", "sshd\tTestC\n", false, []string{
-			"FAIL: 1 tests skipped without an opt-out",
+			"FAIL: 1 test skipped without an opt-out",
 			"4 ran: 1 passed, 1 failed, 2 skipped (1 opted out)\n",
 		}, nil},
 	} {
