@@ -121,13 +121,13 @@ func TestLoadSourcesMatchesLoad(t *testing.T) {
 // CheckPack lets a pack's waivers name rules from elsewhere and reports everything else.
 func TestCheckPack(t *testing.T) {
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "waivers.toml"), []byte(`[[waiver]]
+	testutil.Must(t, os.WriteFile(filepath.Join(dir, "waivers.toml"), []byte(`[[waiver]]
 rule = "fw-iptables-input-default-drop"
 targets = ["*"]
 reason = "host firewall is managed upstream"
 approver = "ciso@example.com"
 expires = 2099-01-01
-`), 0o644)
+`), 0o644))
 	s, foreign, err := CheckPack(Source{Path: dir})
 	if err != nil || s.Len() != 0 || len(s.Waivers()) != 0 || foreign != 1 || len(s.Files()) != 1 {
 		t.Errorf("waivers for rules elsewhere: %v, %d foreign, %+v", err, foreign, s)

@@ -120,7 +120,7 @@ func TestAgentEndToEndWithPrometheus(t *testing.T) {
 	}
 	store := filepath.Join(dir, "h.db")
 	rulesFile := filepath.Join(dir, "rules.toml")
-	os.WriteFile(rulesFile, []byte(fmt.Sprintf(`[[rule]]
+	testutil.Must(t, os.WriteFile(rulesFile, []byte(fmt.Sprintf(`[[rule]]
 id = "e2e-no-passwords"
 title = "SSH does not accept passwords"
 severity = "high"
@@ -129,9 +129,9 @@ incidents = [%q]
 [rule.sshd]
 option = "passwordauthentication"
 equals = "no"
-`, incident)), 0o600)
+`, incident)), 0o600))
 	cfg := filepath.Join(dir, "hardtrail.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`store = %q
+	testutil.Must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`store = %q
 rules = [%q]
 [[target]]
 name = "netns"
@@ -150,7 +150,7 @@ normalise = ["nft"]
 [[profile.source]]
 name = "sshd/effective"
 command = [%q, "-T", "-f", %q]
-`, store, rulesFile, ns, ns, sshd, sshdConfig)), 0o600)
+`, store, rulesFile, ns, ns, sshd, sshdConfig)), 0o600))
 
 	// The incident: telnet open and passwords accepted, then closed and refused.
 	iptables("-A", "INPUT", "-p", "tcp", "--dport", "23", "-j", "ACCEPT")
@@ -170,7 +170,7 @@ command = [%q, "-T", "-f", %q]
 		t.Fatal(err)
 	}
 	promCfg := filepath.Join(dir, "prometheus.yml")
-	os.WriteFile(promCfg, []byte(fmt.Sprintf(`global:
+	testutil.Must(t, os.WriteFile(promCfg, []byte(fmt.Sprintf(`global:
   scrape_interval: %s
   evaluation_interval: %s
 rule_files:
@@ -179,7 +179,7 @@ scrape_configs:
   - job_name: hardtrail
     static_configs:
       - targets: [%q]
-`, scrapeEvery, evaluateEach, rules, a.addr)), 0o600)
+`, scrapeEvery, evaluateEach, rules, a.addr)), 0o600))
 	promAddr := freePort(t)
 	var promLog testutil.SyncBuffer
 	prom := exec.Command(prometheus, "--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),

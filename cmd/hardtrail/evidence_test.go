@@ -178,7 +178,7 @@ rule_present = "--dport 23 -j DROP"
 	write(t, filepath.Join(dropins, "50-hardening.conf"), "PasswordAuthentication no\nPermitRootLogin no\n")
 	write(t, filepath.Join(dropins, "60-new.conf"), "MaxAuthTries 3\n")
 	write(t, filepath.Join(dropins, "70-empty.conf"), "")
-	os.Remove(filepath.Join(dropins, "40-legacy.conf"))
+	testutil.Must(t, os.Remove(filepath.Join(dropins, "40-legacy.conf")))
 	runTool(t, dir, ip, "netns", "exec", ns, iptables, "-A", "INPUT", "-p", "tcp", "--dport", "23", "-j", "DROP")
 	mustHT(t, "--config", cfg, "snapshot", "--incident", "INC-7", "--phase", "after", "--by", "bob", "--note", "CHG-12")
 

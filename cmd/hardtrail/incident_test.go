@@ -17,7 +17,7 @@ func fileTarget(t *testing.T) (cfg, dir string) {
 	dir = filepath.Join(root, "etc")
 	testutil.Must(t, os.MkdirAll(filepath.Join(dir, "sshd_config.d"), 0o755))
 	cfg = filepath.Join(root, "c.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`store = %q
+	testutil.Must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`store = %q
 [[target]]
 name = "web1"
 profiles = ["files"]
@@ -26,7 +26,7 @@ name = "files"
 [[profile.source]]
 name = "sshd/config"
 files = [%q, %q]
-`, filepath.Join(root, "h.db"), filepath.Join(dir, "sshd_config"), filepath.Join(dir, "sshd_config.d", "*.conf"))), 0o600)
+`, filepath.Join(root, "h.db"), filepath.Join(dir, "sshd_config"), filepath.Join(dir, "sshd_config.d", "*.conf"))), 0o600))
 	return cfg, dir
 }
 
@@ -38,7 +38,7 @@ func TestIncidentDiffAndPatch(t *testing.T) {
 	write("sshd_config.d/10-old.conf", "Ciphers aes128-cbc\n")
 	mustHT(t, "--config", cfg, "snapshot", "--incident", "INC-7", "--phase", "before", "--by", "alice")
 	write("sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\nPort 22\nPermitRootLogin no\nX11Forwarding yes\n")
-	os.Remove(filepath.Join(dir, "sshd_config.d/10-old.conf"))
+	testutil.Must(t, os.Remove(filepath.Join(dir, "sshd_config.d/10-old.conf")))
 	write("sshd_config.d/50-hardening.conf", "PasswordAuthentication no\nKbdInteractiveAuthentication no\n")
 	sn := snapshotJSON(t, "--config", cfg, "snapshot")
 	mustHT(t, "--config", cfg, "tag", sn[0].ID[:10], "--incident", "INC-7", "--phase", "after", "--note", "hardened sshd", "--by", "bob")

@@ -223,7 +223,7 @@ func TestStoreVerifyNamesTampering(t *testing.T) {
 	var m struct {
 		Artifacts []struct{ Name, SHA256 string }
 	}
-	json.Unmarshal(raw, &m)
+	testutil.Must(t, json.Unmarshal(raw, &m))
 	var hash string
 	for _, a := range m.Artifacts {
 		if a.Name == "system/os-release" {
@@ -253,7 +253,7 @@ func TestNoSecretInStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "c.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`store = %q
+	testutil.Must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`store = %q
 [[target]]
 name = "local"
 profiles = ["secrets"]
@@ -268,7 +268,7 @@ command = ["cat", %q]
 [[profile.source]]
 name = "cmd/stderr"
 command = ["sh", "-c", "cat %s >&2; exit 1"]
-`, store, secrets, secrets, secrets)), 0o600)
+`, store, secrets, secrets, secrets)), 0o600))
 	mustHT(t, "--config", cfg, "snapshot")
 	mustHT(t, "--config", cfg, "snapshot")
 	words := secretWords(t)
@@ -362,7 +362,7 @@ func TestCrashSafety(t *testing.T) {
 	// The linux profile plus many small files (each capped at 2 KiB so that store verify after
 	// every kill stays quick), so that a good share of kills land while writing.
 	cfg := filepath.Join(dir, "c.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`store = %q
+	testutil.Must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`store = %q
 [[target]]
 name = "local"
 profiles = ["linux", "docs"]
@@ -372,7 +372,7 @@ name = "docs"
 name = "docs"
 files = ["/usr/share/doc/*/copyright", "/etc/*.conf"]
 max_bytes = 2048
-`, store)), 0o600)
+`, store)), 0o600))
 	start := time.Now()
 	mustHT(t, "--config", cfg, "snapshot")
 	full := time.Since(start)
