@@ -16,22 +16,7 @@ const fixtures = "../testdata/collector"
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
 	p := filepath.Join(fixtures, "golden", name)
-	if testutil.Update() {
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from golden %s:\n--- got\n%s\n--- want\n%s", name, p, got, want)
-	}
+	testutil.Golden(t, p, got)
 }
 
 func fixture(t *testing.T, name string) []byte {

@@ -62,18 +62,7 @@ func TestUnifiedGolden(t *testing.T) {
 		t.Run(f.name, func(t *testing.T) {
 			got := Unified(f.a, f.b, f.la, f.lb)
 			path := filepath.Join(fixtureDir, f.name, "unified.diff")
-			if testutil.Update() {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("differs from %s\ngot:\n%s\nwant:\n%s", path, got, want)
-			}
+			testutil.Golden(t, path, got)
 		})
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/xml"
 	"fmt"
 	"github.com/hardtrail/hardtrail/internal/testutil"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -178,21 +177,7 @@ func TestRender(t *testing.T) {
 				t.Fatal(err)
 			}
 			golden := filepath.Join("..", "testdata", "rules", "golden", tc.file)
-			if testutil.Update() {
-				if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(b.Bytes(), want) {
-				t.Errorf("%s differs from %s (run go test -update after checking):\n%s", tc.file, golden, b.String())
-			}
+			testutil.Golden(t, golden, b.Bytes())
 		})
 	}
 

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -79,17 +78,7 @@ func TestMetricsGolden(t *testing.T) {
 	}
 	got := ours(body)
 	golden := filepath.Join("..", "..", "testdata", "agent", "metrics.golden")
-	if testutil.Update() {
-		testutil.Must(t, os.MkdirAll(filepath.Dir(golden), 0o755))
-		testutil.Must(t, os.WriteFile(golden, []byte(got), 0o644))
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("metrics differ from %s (go test -update rewrites it):\n%s", golden, got)
-	}
+	testutil.Golden(t, golden, []byte(got))
 	// Nothing but ours, Go's and the process's.
 	for _, l := range strings.Split(body, "\n") {
 		if l == "" || strings.HasPrefix(l, "#") {

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -37,6 +38,18 @@ func Golden(t testing.TB, path string, got []byte) {
 		t.Fatalf("%v (run the test with -update to create it)", err)
 	}
 	if string(want) != string(got) {
-		t.Errorf("%s differs (run with -update to accept):\n--- want\n%s\n--- got\n%s", path, want, got)
+		wl, gl := strings.SplitAfter(string(want), "\n"), strings.SplitAfter(string(got), "\n")
+		i := 0
+		for i < len(wl) && i < len(gl) && wl[i] == gl[i] {
+			i++
+		}
+		at := func(l []string) string {
+			if i < len(l) && l[i] != "" {
+				return strings.TrimSuffix(l[i], "\n")
+			}
+			return "(end of file)"
+		}
+		t.Errorf("%s differs from the output at line %d (go test -update rewrites it; review the diff):\nwant: %q\n got: %q\nthe whole output:\n%s",
+			path, i+1, at(wl), at(gl), got)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"github.com/hardtrail/hardtrail/internal/testutil"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -130,21 +129,7 @@ func TestParseSource(t *testing.T) {
 		}
 	}
 	golden := filepath.Join("..", "..", "testdata", "fetch", "sources.golden")
-	if testutil.Update() {
-		if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(out.Bytes(), want) {
-		t.Errorf("parse results differ from %s (run with -update and review the diff):\n%s", golden, out.String())
-	}
+	testutil.Golden(t, golden, out.Bytes())
 }
 
 func TestIsRemote(t *testing.T) {

@@ -307,21 +307,7 @@ func TestScriptGolden(t *testing.T) {
 	}
 	got := script("HT-00000000000000000000000000000000", steps)
 	golden := filepath.Join("..", "..", "..", "testdata", "ssh", "script.golden")
-	if testutil.Update() {
-		if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("script (-golden +got):\n%s", diff)
-	}
+	testutil.Golden(t, golden, got)
 	// The script is valid sh.
 	if sh, err := exec.LookPath("sh"); err == nil {
 		if out, err := exec.Command(sh, "-n", "-c", string(got)).CombinedOutput(); err != nil {
