@@ -309,10 +309,8 @@ func TestScriptGolden(t *testing.T) {
 	golden := filepath.Join("..", "..", "..", "testdata", "ssh", "script.golden")
 	testutil.Golden(t, golden, got)
 	// The script is valid sh.
-	if sh, err := exec.LookPath("sh"); err == nil {
-		if out, err := exec.Command(sh, "-n", "-c", string(got)).CombinedOutput(); err != nil {
-			t.Errorf("sh -n: %v\n%s", err, out)
-		}
+	if out, err := exec.Command(testutil.Tool(t, "sh"), "-n", "-c", string(got)).CombinedOutput(); err != nil {
+		t.Errorf("sh -n: %v\n%s", err, out)
 	}
 }
 
