@@ -1,12 +1,13 @@
 package config
 
 import (
-	_ "github.com/hardtrail/hardtrail/internal/testutil" // the -update flag every test binary takes
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	_ "github.com/hardtrail/hardtrail/internal/testutil" // the -update flag every test binary takes
 )
 
 // Every invalid-*.toml gives exactly this error.

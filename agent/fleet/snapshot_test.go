@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	_ "github.com/hardtrail/hardtrail/internal/testutil" // the -update flag every test binary takes
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +16,8 @@ import (
 	"github.com/hardtrail/hardtrail/collector/transport"
 	"github.com/hardtrail/hardtrail/collector/transport/ssh"
 	"github.com/hardtrail/hardtrail/config"
+
+	_ "github.com/hardtrail/hardtrail/internal/testutil" // the -update flag every test binary takes
 )
 
 // fleetConfig is a config of ssh targets using one small profile; timeouts maps a target to its

@@ -1,10 +1,11 @@
 package store
 
 import (
-	_ "github.com/hardtrail/hardtrail/internal/testutil" // the -update flag every test binary takes
 	"strings"
 	"testing"
 	"time"
+
+	_ "github.com/hardtrail/hardtrail/internal/testutil" // the -update flag every test binary takes
 )
 
 func TestStatusEvents(t *testing.T) {

@@ -1,9 +1,10 @@
 package tomlx
 
 import (
-	_ "github.com/hardtrail/hardtrail/internal/testutil" // the -update flag every test binary takes
 	"strings"
 	"testing"
+
+	_ "github.com/hardtrail/hardtrail/internal/testutil" // the -update flag every test binary takes
 )
 
 type cfg struct {
