@@ -196,8 +196,9 @@ func (s *summary) finish(optouts string) bool {
 	if s.buildFails > 0 {
 		fmt.Fprintf(s.w, "FAIL: %s failed to build\n", plural(s.buildFails, "package"))
 	}
-	fmt.Fprintf(s.w, "%d ran: %d passed, %d failed, %d skipped (%d opted out)\n",
-		s.passed+s.failed+s.nSkipped, s.passed, s.failed, s.nSkipped, optedOut)
+	// The last line has the plain form CI reads: "tests: N passed, N failed, N skipped".
+	fmt.Fprintf(s.w, "%d ran, %d opted out\n", s.passed+s.failed+s.nSkipped, optedOut)
+	fmt.Fprintf(s.w, "tests: %d passed, %d failed, %d skipped\n", s.passed, s.failed, s.nSkipped)
 	return unasked == 0 && s.failed == 0 && s.buildFails == 0
 }
 

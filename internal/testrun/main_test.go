@@ -41,11 +41,11 @@ func TestSummary(t *testing.T) {
 			"--- SKIP: TestC", "panic: test timed out after 1s\n", "FAIL\tp\t0.01s\n", "q/x.go:1:1: expected 'package'\n", "ok  \tr\t0.01s\n",
 			"opted out (HARDTRAIL_TEST_SKIP or -short): 2 tests: root 1, sshd 1\n",
 			"FAIL: 1 package failed to build\n",
-			"4 ran: 1 passed, 1 failed, 2 skipped (2 opted out)\n",
+			"4 ran, 2 opted out\n", "tests: 1 passed, 1 failed, 2 skipped\n",
 		}, []string{"=== RUN", "--- PASS", "\nPASS\n"}},
 		{"a skip nobody asked for", "sshd\tTestC\n", false, []string{
 			"FAIL: 1 test skipped without an opt-out",
-			"4 ran: 1 passed, 1 failed, 2 skipped (1 opted out)\n",
+			"4 ran, 1 opted out\n", "tests: 1 passed, 1 failed, 2 skipped\n",
 		}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -84,7 +84,7 @@ func TestSummaryClean(t *testing.T) {
 	if !s.finish("") {
 		t.Errorf("a clean run failed:\n%s", out.String())
 	}
-	if want := "1 ran: 1 passed, 0 failed, 0 skipped (0 opted out)\n"; !strings.HasSuffix(out.String(), want) {
+	if want := "1 ran, 0 opted out\ntests: 1 passed, 0 failed, 0 skipped\n"; !strings.HasSuffix(out.String(), want) {
 		t.Errorf("got %q, want it to end in %q", out.String(), want)
 	}
 }
