@@ -255,19 +255,20 @@ func TestFramePID(t *testing.T) {
 	fmt.Fprintf(&b, "\n%s P 0 4242\n", marker)
 	b.WriteString("after\n")
 	fmt.Fprintf(&b, "\n%s P 1 7\n", marker) // not this section's
+	fmt.Fprintf(&b, "\n%s X 0 3\n", marker)
 	fmt.Fprintf(&b, "\n%s E 0 0 0\n%s Z\n", marker, marker)
 	stream := b.Bytes()
 	for chunk := 1; chunk <= len(stream); chunk++ {
 		out := &transport.CapWriter{Max: 1 << 20}
 		fr := newFrameReader(marker, func(i int) io.Writer { return out })
 		var notes []string
-		fr.note = func(i, pid int) { notes = append(notes, fmt.Sprint(i, pid)) }
+		fr.note = func(kind byte, i, pid int) { notes = append(notes, fmt.Sprint(string(kind), i, pid)) }
 		for rest := stream; len(rest) > 0; {
 			n := min(chunk, len(rest))
 			fr.Write(rest[:n])
 			rest = rest[n:]
 		}
-		if got := string(out.Bytes()); got != "beforeafter\n" || strings.Join(notes, ",") != "0 4242" {
+		if got := string(out.Bytes()); got != "beforeafter\n" || strings.Join(notes, ",") != "P0 4242,X0 3" {
 			t.Fatalf("chunk %d: section %q notes %q", chunk, got, notes)
 		}
 		if s, _ := fr.result(0); !s.done || !fr.isFinished() {
@@ -373,7 +374,7 @@ func TestScriptLocally(t *testing.T) {
 		{"a b|it's|$(id)|", "", "0 0"},
 		{"", "err\n", "0 5"},
 		{"", "", "1 0"},
-		{"1\n2\n3\n", "", "0 0"}, // the client stops a command past its cap; here nobody does
+		{"1\n2\n3\n", "", "0 141"}, // past the cap plus one byte the relay ends: SIGPIPE
 	}
 	for i, w := range want {
 		s, _ := fr.result(i)
