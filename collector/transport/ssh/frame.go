@@ -25,9 +25,9 @@ type section struct {
 // io.Writer that never fails, so the session's copy never stalls; memory stays bounded by the
 // sections' own caps plus one marker's length.
 type frameReader struct {
-	marker   []byte
-	end      []byte // "\n" + marker
-	sink     func(i int) io.Writer
+	marker []byte
+	end    []byte // "\n" + marker
+	sink   func(i int) io.Writer
 	// note is told of a P or X line inside section i: the command's process group ID when it
 	// starts (kind 'P'), or its exit code when it exits (kind 'X').
 	note     func(kind byte, i int, v int)

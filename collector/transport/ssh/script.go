@@ -205,11 +205,11 @@ type step struct {
 	kind    stepKind
 	argv    []string // stepCommand
 	sudo    bool
-	max     int64    // bytes of output kept; a file's target sends one more to show truncation
+	max     int64         // bytes of output kept; a file's target sends one more to show truncation
 	timeout time.Duration // stepCommand: how long before the client stops it; 0 for never
-	path    string   // stepFile
-	glob    []string // stepGlob, stepGlobRead
-	match   string   // stepGlobRead: a case pattern matching a superset of the glob's matches
+	path    string        // stepFile
+	glob    []string      // stepGlob, stepGlobRead
+	match   string        // stepGlobRead: a case pattern matching a superset of the glob's matches
 }
 
 // quote makes s one word for a POSIX shell: single-quoted, embedded quotes closed, escaped and
