@@ -37,6 +37,7 @@ type frameReader struct {
 	sections map[int]*section
 	hostname string
 	finished bool   // the script's final Z line was seen
+	halted   bool   // the client stopped the session: later end frames are not believed
 	stray    []byte // the start of what came outside frames, for diagnostics
 }
 
@@ -141,7 +142,7 @@ func (f *frameReader) handle(fields []string) {
 			f.hostname = fields[1]
 		}
 	case "Z":
-		f.finished = true
+		f.finished = f.finished || !f.halted
 	case "B", "E":
 		if len(fields) < 2 {
 			return
@@ -163,11 +164,19 @@ func (f *frameReader) handle(fields []string) {
 			f.cur = idx
 			return
 		}
-		if s == nil || s.done {
+		if s == nil || s.done || f.halted {
 			return
 		}
 		s.done, s.ended, s.fields = true, now, fields[2:]
 	}
+}
+
+// halt makes later end frames count for nothing: once the client has stopped a session, a step
+// that ends did not end by itself (the stop killed it).
+func (f *frameReader) halt() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.halted = true
 }
 
 // result returns a copy of section i's state.

@@ -29,19 +29,21 @@ import (
 //
 // A command is isolated from the steps around it. It runs in a session and process group of its
 // own (setsid(1)), with its stdout and stderr connected to pipes of its own; a relay process per
-// pipe (`head -c`, the cap plus one byte) copies them to the session's streams. The script writes
+// pipe (`head -c`, the cap plus relaySlack bytes) copies them to the session's streams. The script writes
 // the step's end frame only once the command's wrapper and both relays have ended, which their
-// closing the wrapper's status pipe proves; it then kills what is left of the command's group
-// and session. A process the command left behind therefore holds only pipes that nobody reads:
-// nothing it writes can reach a later step's frame.
+// closing the wrapper's status pipe proves; it then kills what is left of the command's group,
+// and every process that carries the step's tag in its environment (see below), wherever it
+// moved. A process the command left behind holds only pipes that nobody reads: nothing it writes
+// can reach a later step's frame.
 //
 // A watchdog reads the rest of stdin. The client writes `T PGID INDEX` or `K PGID INDEX` lines
 // there to stop a command that passed its timeout or its output cap (SIGTERM to its group, then
-// SIGKILL to its group and session), or that exited while a process it started kept its output
-// open (SIGKILL). Every command carries a per-step tag in its environment, so K also kills the
-// step's processes that left its session; when stdin ends (the client closed the session, or the
-// connection dropped), the watchdog kills every tagged process and every process of the login
-// session, including commands that ignore SIGHUP. A process that both leaves its session and
+// SIGKILL to its group, session and tagged processes), or that exited while a process it started
+// kept its output open (SIGKILL). Every command carries a per-step tag in its environment
+// (_HT_STEP), found through /proc/PID/environ; when stdin ends (the client closed the session, or the
+// connection dropped), the watchdog stops the login session's processes (the script first, so that
+// no step starts after), then kills every tagged process, twice a second apart, and the rest of
+// the login session, including commands that ignore SIGHUP. A process that both leaves its session and
 // clears its environment escapes the sweep; so does one started through sudo when the login user
 // is not root, which may not signal it.
 
@@ -54,14 +56,17 @@ func commandLine(scriptLen int) string {
 // marker from stdin, reports its PID (the group's ID) to the script on fd 1 and to the client on
 // the stderr frame, runs the command with its streams through the relays, and reports the
 // command's exit code the same two ways. fd 3 and 4 are the session's stdout and stderr; fd 5,
-// the status pipe, is held by the wrapper and the relays but not by the command.
+// the status pipe, is held by the wrapper and the relays but not by the command. The shells' own
+// stderr is /dev/null: what they say of a command killed by a signal ("Terminated") is not the
+// command's output.
 const jobScript = `read -r _m
 exec 0</dev/null
 _i=$1 _o=$2
 shift 2
 echo $$
 printf "\n%s P %s %s\n" "$_m" "$_i" $$ >&4
-{ { { "$@" 3>&- 4>&- 5>&- 6>&-; _s=$?; printf "\n%s X %s %s\n" "$_m" "$_i" $_s >&4; echo $_s >&5; } 2>&1 >&6 6>&- | { head -c 65537; cat >/dev/null; } >&4; } 6>&1 | head -c "$_o" >&3; } 5>&1 >/dev/null`
+exec 2>/dev/null
+{ { { "$@" >&6 2>&7 3>&- 4>&- 5>&- 6>&- 7>&-; _s=$?; printf "\n%s X %s %s\n" "$_m" "$_i" $_s >&4; echo $_s >&5; } 7>&1 | { head -c 65537; cat >/dev/null; } >&4; } 6>&1 | head -c "$_o" >&3; } 5>&1 >/dev/null`
 
 // scriptHead pins pagers and locale, and defines the steps. Its prologue runs shell builtins
 // only, but for the watchdog's fork.
@@ -88,9 +93,10 @@ _h_sweep() {
     K) kill -s KILL -- -"$_h_x"; pkill -KILL -s "$_h_x"; _h_sweep KILL "$_h_y." ;;
     esac
   done <&5
-  _h_sweep KILL
   pkill -TERM -s 0 || kill -s TERM 0
+  _h_sweep KILL
   sleep 1
+  _h_sweep KILL
   pkill -KILL -s 0 || kill -s KILL 0
 ) >/dev/null 2>&1 &
 _h_wd=$!
@@ -142,8 +148,9 @@ _h_EOF
 )
 		set -- $_h_x
 		if [ -n "$1" ]; then
-			{ kill -s KILL -- -"$1"; pkill -KILL -s "$1"; } >/dev/null 2>&1
+			kill -s KILL -- -"$1" 2>/dev/null
 		fi
+		_h_sweep KILL "$_h_i." 2>/dev/null
 		_h_e "$_h_i" 0 "${2:--1}"
 	else
 		_h_e "$_h_i" $? 0
@@ -252,7 +259,9 @@ func script(marker string, steps []step) []byte {
 			if s.sudo {
 				su = 1
 			}
-			fmt.Fprintf(&b, "_h_run %d %d %d", i, su, s.max+1)
+			// The relay sends past the cap by more than the frame reader holds back (a
+			// possible start of the end marker), so the client sees the cap passed.
+			fmt.Fprintf(&b, "_h_run %d %d %d", i, su, s.max+relaySlack)
 			for _, w := range s.argv {
 				b.WriteString(" " + quote(w))
 			}
@@ -278,6 +287,13 @@ func script(marker string, steps []step) []byte {
 	b.WriteString(scriptTail)
 	return []byte(b.String())
 }
+
+// relaySlack is how far past its cap a command's relay copies its output: more than one
+// marker line.
+const relaySlack = 2 * maxMarker
+
+// maxMarker bounds the length of a marker (newMarker's is 35 bytes).
+const maxMarker = 64
 
 // stepTag is the session's tag for the environment of its commands: derived from the marker
 // one way, so a command that reads it learns nothing of the marker.

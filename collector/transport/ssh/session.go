@@ -271,6 +271,7 @@ func (t *Transport) session(ctx context.Context, steps []step, limit time.Durati
 	case <-lctx.Done():
 		// EOF on stdin wakes the watchdog, which stops every process of the session; the
 		// signal reaches the shell at once; closing the channel is the last resort.
+		r.stdout.halt()
 		r.ctl.close(stopGrace / 2)
 		sess.Signal(gossh.SIGTERM)
 		select {
