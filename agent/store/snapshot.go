@@ -45,7 +45,9 @@ type ArtifactEntry struct {
 	Source      string            `json:"source"`
 	Command     []string          `json:"command,omitempty"`
 	Path        string            `json:"path,omitempty"`
-	ExitCode    int               `json:"exit_code"`
+	// ExitCode is nil when the artifact has none (a file, a command that did not run or that timed
+	// out); manifests written before it could be nil say 0 there.
+	ExitCode    *int              `json:"exit_code,omitempty"`
 	Stderr      string            `json:"stderr,omitempty"`
 	DurationMS  int64             `json:"duration_ms"`
 	Truncated   bool              `json:"truncated,omitempty"`
