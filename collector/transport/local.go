@@ -123,7 +123,9 @@ func (l *Local) Run(ctx context.Context, c Command) (*Result, error) {
 		if cmd.Process == nil {
 			return nil
 		}
-		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		killTagged(tag) // what left the group holds the output open
+		return err
 	}
 	wd := l.WaitDelay
 	if wd <= 0 {
