@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hardtrail/hardtrail/collector"
 	"github.com/hardtrail/hardtrail/collector/transport"
 	"github.com/hardtrail/hardtrail/collector/transport/ssh"
 	"github.com/hardtrail/hardtrail/collector/transport/ssh/sshtest"
@@ -318,4 +319,67 @@ func payload(rng *rand.Rand, i int) []byte {
 		b.Write(bytes.Repeat([]byte{0xff, 0xfe}, rng.IntN(100)))
 	}
 	return b.Bytes()
+}
+
+// TestCollectIsolated is the reproduction through a whole capture, over SSH and locally: a source
+// past max_bytes and one past its timeout, then `echo hello` and a file. Every following
+// artifact is byte-exact with status ok, and the timed-out one is recorded as timed out with no
+// exit code.
+func TestCollectIsolated(t *testing.T) {
+	f := newFixture(t, sshtest.Options{HostKeyTypes: []string{"ed25519"}})
+	file := filepath.Join(f.dir, "after.conf")
+	if err := os.WriteFile(file, []byte("PermitRootLogin no\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	doc := fmt.Sprintf(`[[profile]]
+name = "p"
+[[profile.source]]
+name = "a-flood"
+command = ["sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' a"]
+max_bytes = 1000
+[[profile.source]]
+name = "b-hello"
+command = ["echo", "hello"]
+[[profile.source]]
+name = "c-slow"
+command = ["sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' a; sleep 1091.5"]
+timeout = "1s"
+[[profile.source]]
+name = "d-hello"
+command = ["echo", "hello"]
+[[profile.source]]
+name = "e-file"
+files = [%q]
+`, file)
+	ps, err := collector.LoadProfiles("p.toml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tr := range map[string]transport.Transport{"ssh": dial(t, f.config()), "local": transport.NewLocal()} {
+		t.Run(name, func(t *testing.T) {
+			c, err := collector.Collect(t.Context(), tr, "t", []*collector.Profile{&ps[0]}, nil, collector.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			arts := map[string]collector.Artifact{}
+			for _, a := range c.Artifacts {
+				arts[a.Name] = a
+			}
+			if a := arts["a-flood"]; !a.Truncated || len(a.Content) != 1000 || a.Unavailable != "" {
+				t.Errorf("a-flood: %d bytes, truncated %v, %q", len(a.Content), a.Truncated, a.Unavailable)
+			}
+			if a := arts["c-slow"]; !strings.HasPrefix(a.Unavailable, "timed out") || a.ExitCode != nil || len(a.Content) != 0 {
+				t.Errorf("c-slow: unavailable %q, exit code %v, %d bytes; want timed out with no exit code", a.Unavailable, a.ExitCode, len(a.Content))
+			}
+			for _, n := range []string{"b-hello", "d-hello"} {
+				if a := arts[n]; string(a.Content) != "hello\n" || a.Unavailable != "" || a.Truncated || a.ExitCode == nil || *a.ExitCode != 0 || a.Stderr != "" {
+					t.Errorf("%s: %.60q (%d bytes), unavailable %q, truncated %v, exit %v", n, a.Content, len(a.Content), a.Unavailable, a.Truncated, a.ExitCode)
+				}
+			}
+			if a := arts["e-file"]; string(a.Content) != "PermitRootLogin no\n" || a.Unavailable != "" {
+				t.Errorf("e-file: %.60q, unavailable %q", a.Content, a.Unavailable)
+			}
+			noSurvivor(t, "sleep 1091.5")
+		})
+	}
 }

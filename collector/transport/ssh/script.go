@@ -69,7 +69,8 @@ exec 2>/dev/null
 { { { "$@" >&6 2>&7 3>&- 4>&- 5>&- 6>&- 7>&-; _s=$?; printf "\n%s X %s %s\n" "$_m" "$_i" $_s >&4; echo $_s >&5; } 7>&1 | { head -c 65537; cat >/dev/null; } >&4; } 6>&1 | head -c "$_o" >&3; } 5>&1 >/dev/null`
 
 // scriptHead pins pagers and locale, and defines the steps. Its prologue runs shell builtins
-// only, but for the watchdog's fork.
+// only, but for the watchdog's fork. A step's wrapper runs with the script's stderr on
+// /dev/null, because dash reports a child killed by a signal ("Terminated") there.
 const scriptHead = `exec 5<&0 0</dev/null 3>&1 4>&2
 set -f
 LC_ALL=C PAGER=cat SYSTEMD_PAGER= SYSTEMD_COLORS=0 PATH=${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/sbin:/sbin
@@ -142,10 +143,10 @@ _h_run() {
 	_h_b "$_h_i"
 	if _h_look "$1"; then
 		shift
-		_h_x=$(_HT_STEP=$_h_t.$_h_i. $_h_sid sh -c "$_h_job" sh "$_h_i" "$_h_o" "$_h_p" "$@" <<_h_EOF
+		{ _h_x=$(_HT_STEP=$_h_t.$_h_i. $_h_sid sh -c "$_h_job" sh "$_h_i" "$_h_o" "$_h_p" "$@" <<_h_EOF
 $_h_m
 _h_EOF
-)
+); } 2>/dev/null
 		set -- $_h_x
 		if [ -n "$1" ]; then
 			kill -s KILL -- -"$1" 2>/dev/null

@@ -471,12 +471,8 @@ func (r *run) fileFrom(p string, status, code int, stderr string, out []byte, ma
 		return nil, fmt.Errorf("%s: %w", p, transport.ErrPermission)
 	}
 	if code != 0 {
-		switch {
-		case strings.Contains(stderr, "No such file"):
-			return nil, fmt.Errorf("%s: %w", p, transport.ErrNotFound)
-		case strings.Contains(stderr, "Permission denied"):
-			return nil, fmt.Errorf("%s: %w", p, transport.ErrPermission)
-		}
+		// A file that vanished or became unreadable during the read has status 1 or 2: the
+		// script tests again after a failure.
 		return nil, r.t.fail(StageCommand, fmt.Errorf("read %s: exit %d: %s", p, code, strings.TrimSpace(stderr)))
 	}
 	nl := bytes.IndexByte(out, '\n')
@@ -488,7 +484,7 @@ func (r *run) fileFrom(p string, status, code int, stderr string, out []byte, ma
 		return nil, r.t.fail(StageCommand, fmt.Errorf("read %s: %w", p, err))
 	}
 	if typ != 0 {
-		return nil, fmt.Errorf("%s: not a regular file (%s)", p, (f.Mode | typ).Type())
+		return nil, fmt.Errorf("%s: %w (%s)", p, transport.ErrNotRegular, (f.Mode | typ).Type())
 	}
 	f.Path, f.Content = p, out[nl+1:]
 	if int64(len(f.Content)) > max {

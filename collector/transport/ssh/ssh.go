@@ -306,7 +306,8 @@ func (h *hop) dial(ctx context.Context, via *gossh.Client) (*gossh.Client, gossh
 		}
 		var hk *HostKeyError
 		if !errors.As(err, &hk) {
-			if refused != nil && strings.Contains(err.Error(), "no common algorithm") {
+			var neg *gossh.AlgorithmNegotiationError
+			if refused != nil && errors.As(err, &neg) {
 				return nil, nil, refused
 			}
 			return nil, nil, err
@@ -391,7 +392,7 @@ func (h *hop) handshake(ctx context.Context, via *gossh.Client, hostKeyAlgs []st
 			return nil, nil, h.fail(StageAuth, fmt.Errorf("%s refused every key offered (%s): add the public key "+
 				"to %s's authorized_keys on the target, or sign it with a CA the target trusts: %w",
 				h.host, h.auth.describe(), h.user, err))
-		case strings.Contains(err.Error(), "no common algorithm") && !h.cfg.LegacyAlgorithms:
+		case errors.As(err, new(*gossh.AlgorithmNegotiationError)) && !h.cfg.LegacyAlgorithms:
 			return nil, nil, h.fail(StageHandshake, fmt.Errorf("%w; if this is an old device whose algorithms "+
 				"you accept, set legacy_algorithms = true", err))
 		}
