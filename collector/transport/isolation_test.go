@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hardtrail/hardtrail/collector/transport"
+	"github.com/hardtrail/hardtrail/collector/transport/ssh"
 	"github.com/hardtrail/hardtrail/internal/testutil"
 )
 
@@ -128,5 +129,16 @@ func TestLocalKilledParent(t *testing.T) {
 		}
 		cmd.Wait()
 		noneLeft(t, "sleep 1083.")
+	}
+}
+
+// Both transports default to the same command timeout, the one the README documents.
+func TestDefaultCommandTimeout(t *testing.T) {
+	for name, got := range map[string]time.Duration{
+		"local": transport.NewLocal().CommandTimeout, "transport": transport.DefaultCommandTimeout, "ssh": ssh.DefaultCommandTimeout,
+	} {
+		if got != 60*time.Second {
+			t.Errorf("%s: command timeout %s, want 60s", name, got)
+		}
 	}
 }

@@ -200,10 +200,10 @@ func TestFaultContext(t *testing.T) {
 	leakCheck(t)
 	f := newFixture(t, sshtest.Options{HostKeyTypes: []string{"ed25519"}})
 	tr := dial(t, f.config())
-	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 2500*time.Millisecond)
 	defer cancel()
 	var rs []transport.BatchResult
-	err := quick(t, 5*time.Second, func() error {
+	err := quick(t, 7*time.Second, func() error {
 		var err error
 		rs, err = tr.RunBatch(ctx, []transport.Command{
 			{Argv: []string{"echo", "first"}},

@@ -9,7 +9,7 @@ import (
 	"github.com/hardtrail/hardtrail/collector/transport"
 )
 
-// Gather implements transport.Gatherer: commands, file reads, glob expansions and glob reads run
+// Gather implements transport.Transport: commands, file reads, glob expansions and glob reads run
 // as the steps of one script in one session, so a profile's sources cost the target one login
 // shell. A glob read expands its pattern on the target, keeps the names a case pattern may match,
 // and reads each as a record of the step (see record.go); the names are then matched here with

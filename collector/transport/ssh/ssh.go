@@ -1,5 +1,5 @@
 // Package ssh runs hardtrail's transport over SSH: host keys checked on every hop, commands run as
-// framed steps of one remote shell script per session, every remote process stopped on timeout.
+// isolated, framed steps of one remote shell script per session, nothing left running after.
 package ssh
 
 import (
@@ -25,7 +25,7 @@ import (
 const (
 	DefaultConnectTimeout   = 10 * time.Second
 	DefaultHandshakeTimeout = 15 * time.Second
-	DefaultCommandTimeout   = 60 * time.Second
+	DefaultCommandTimeout   = transport.DefaultCommandTimeout
 	DefaultKeepAlive        = 15 * time.Second
 )
 
@@ -102,11 +102,11 @@ func (h *hop) fail(stage Stage, err error) error {
 	return &Error{Stage: stage, Target: h.name, Address: h.address(), Err: err}
 }
 
-// Transport is a connection to one target. It implements transport.Transport and
-// transport.Batcher and is safe for concurrent use (at most 8 sessions at once, below sshd's
-// MaxSessions; more wait). Every Run, RunBatch, ReadFile, ReadFiles and Glob is one session, which
-// starts the login user's shell once. A Result's Duration is measured here, from the arrival of
-// the command's frames, so it is approximate for commands shorter than a round trip.
+// Transport is a connection to one target. It implements transport.Transport and is safe for
+// concurrent use (at most 8 sessions at once, below sshd's MaxSessions; more wait). Every Run,
+// Gather, ReadFile and Glob is one session, which starts the login user's shell once. A Result's
+// Duration is measured here, from the arrival of the command's frames, so it is approximate for
+// commands shorter than a round trip.
 type Transport struct {
 	hops     []*hop
 	clients  []*gossh.Client // one per hop, jump hosts first
