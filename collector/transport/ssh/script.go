@@ -31,10 +31,11 @@ import (
 // own (setsid(1)), with its stdout and stderr connected to pipes of its own; a relay process per
 // pipe (`head -c`, the cap plus relaySlack bytes) copies them to the session's streams. The script writes
 // the step's end frame only once the command's wrapper and both relays have ended, which their
-// closing the wrapper's status pipe proves; it then kills what is left of the command's group,
-// and every process that carries the step's tag in its environment (see below), wherever it
-// moved. A process the command left behind holds only pipes that nobody reads: nothing it writes
-// can reach a later step's frame.
+// closing the wrapper's status pipe proves; it then kills what is left of the command's group
+// and, when the command was stopped or died by a signal, every process that carries the step's
+// tag in its environment (see below), wherever it moved; the tagged processes of steps that
+// ended by themselves are killed at the end of the script. A process the command left behind
+// holds only pipes that nobody reads: nothing it writes can reach a later step's frame.
 //
 // A watchdog reads the rest of stdin. The client writes `T PGID INDEX` or `K PGID INDEX` lines
 // there to stop a command that passed its timeout or its output cap (SIGTERM to its group, then
@@ -151,7 +152,7 @@ _h_EOF
 		if [ -n "$1" ]; then
 			kill -s KILL -- -"$1" 2>/dev/null
 		fi
-		_h_sweep KILL "$_h_i." 2>/dev/null
+		case ${2:-x} in x | 129 | 1[3-9]? | 2??) _h_sweep KILL "$_h_i." 2>/dev/null ;; esac
 		_h_e "$_h_i" 0 "${2:--1}"
 	else
 		_h_e "$_h_i" $? 0
