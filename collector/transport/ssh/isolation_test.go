@@ -242,7 +242,7 @@ func TestFramingProperty(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	seed := rng.Uint64()
 	rng = rand.New(rand.NewPCG(seed, 2))
-	const n = 240
+	const n = 200
 	var cmds []transport.Command
 	for i := range n {
 		out, errOut := payload(rng, i), payload(rng, i+1)
@@ -259,10 +259,11 @@ func TestFramingProperty(t *testing.T) {
 	}
 	start := time.Now()
 	var remote []transport.BatchResult
-	for k := 0; k < n; k += 60 {
-		remote = append(remote, gatherCmds(t, tr, cmds[k:k+60])...)
+	const per = 50 // commands per session
+	for k := 0; k < n; k += per {
+		remote = append(remote, gatherCmds(t, tr, cmds[k:k+per])...)
 	}
-	t.Logf("%d commands in %d sessions: %s (seed %d)", n, (n+59)/60, time.Since(start).Round(time.Millisecond), seed)
+	t.Logf("%d commands in %d sessions: %s (seed %d)", n, n/per, time.Since(start).Round(time.Millisecond), seed)
 	for i, c := range cmds {
 		want, err := local.Run(t.Context(), c)
 		if err != nil {
