@@ -29,6 +29,7 @@ func BenchmarkScriptStep(b *testing.B) {
 		marker := newMarker()
 		body := script(marker, steps)
 		cmd := exec.Command(sh, "-c", `eval "$(head -c `+fmt.Sprint(len(body))+`)"`)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // as under sshd, for the watchdog
 		stdin, err := cmd.StdinPipe()
 		if err != nil {
 			b.Fatal(err)
