@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -383,4 +385,49 @@ files = [%q]
 			noSurvivor(t, "sleep 1091.5")
 		})
 	}
+}
+
+// TestKilledCollector: when the process running a capture over SSH is killed with SIGKILL, the
+// connection drops and nothing of the capture survives on the target. The process is this test
+// binary, run again as a helper with the fixture's settings in its environment.
+func TestKilledCollector(t *testing.T) {
+	if os.Getenv("HARDTRAIL_TEST_HELPER") == "ssh" {
+		cfg := ssh.Config{
+			Address:       os.Getenv("HT_ADDR"),
+			IdentityFiles: []string{os.Getenv("HT_KEY")},
+			KnownHosts:    []string{os.Getenv("HT_KH")},
+		}
+		tr, err := ssh.Dial(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Three sessions at once, each one shape.
+		concurrently(shapes("1097."), func(argv []string) { tr.Run(context.Background(), transport.Command{Argv: argv}) })
+		t.Fatal("the helper's commands ended")
+	}
+	testutil.Tool(t, "setsid")
+	f := newFixture(t, sshtest.Options{HostKeyTypes: []string{"ed25519"}})
+	cfg := f.config()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKilledCollector$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "HARDTRAIL_TEST_HELPER=ssh", "HT_ADDR="+cfg.Address, "HT_KEY="+f.key.Path, "HT_KH="+f.kh)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pgrep := testutil.Tool(t, "pgrep")
+	deadline := time.Now().Add(15 * time.Second)
+	for _, want := range []string{"sleep 1097.1", "sleep 1097.2", "sleep 1097.3", "sleep 1097.4"} {
+		for exec.Command(pgrep, "-f", want).Run() != nil {
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("%s never started", want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	noSurvivor(t, "sleep 1097.")
 }
