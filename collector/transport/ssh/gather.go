@@ -71,7 +71,7 @@ func (t *Transport) gather(ctx context.Context, g transport.Gathering) (out *tra
 		d := t.commandTimeout(c)
 		steps = append(steps, step{kind: stepCommand, argv: c.Argv, sudo: c.Sudo, max: max, timeout: d})
 		refs = append(refs, ref{stepCommand, i})
-		limit += d + killGrace
+		limit += d + 2*killGrace // SIGTERM, SIGKILL, and time for the target to report
 	}
 	for i, f := range g.Files {
 		if f.Path == "" || validWord(f.Path) != nil {
