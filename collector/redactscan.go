@@ -756,7 +756,9 @@ func (r *Redactor) replaceSpans(b []byte, spans []span) []byte {
 	if len(spans) == 0 {
 		return b
 	}
-	sort.Slice(spans, func(i, j int) bool { return spans[i].s < spans[j].s || spans[i].s == spans[j].s && spans[i].e > spans[j].e })
+	sort.Slice(spans, func(i, j int) bool {
+		return spans[i].s < spans[j].s || spans[i].s == spans[j].s && spans[i].e > spans[j].e
+	})
 	merged := spans[:1]
 	for _, s := range spans[1:] {
 		last := &merged[len(merged)-1]
