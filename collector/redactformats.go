@@ -82,13 +82,19 @@ func appendFormat(f string, b []byte, ls int, line []byte, out []span) []span {
 		}
 	case "shadow":
 		// name:hash:...; "*", "!" and "x" lock the account and hold no hash.
-		parts := bytes.SplitN(line, []byte(":"), 3)
-		if len(parts) >= 2 {
-			h := bytes.TrimLeft(parts[1], "!")
-			if len(h) > 1 && string(h) != "*LK*" && !bytes.Equal(h, []byte("*")) {
-				s := ls + len(parts[0]) + 1 + (len(parts[1]) - len(h))
-				out = append(out, span{s, s + len(h)})
-			}
+		i := bytes.IndexByte(line, ':')
+		if i < 0 || startsWithPlaceholder(line[i+1:]) {
+			return out
+		}
+		j := bytes.IndexByte(line[i+1:], ':')
+		if j < 0 {
+			j = len(line) - i - 1
+		}
+		f := line[i+1 : i+1+j]
+		h := bytes.TrimLeft(f, "!")
+		if len(h) > 1 && string(h) != "*LK*" && !bytes.Equal(h, []byte("*")) {
+			s := ls + i + 1 + (len(f) - len(h))
+			out = append(out, span{s, s + len(h)})
 		}
 	case "redis-acl":
 		// user NAME [on|off] [>password] [#sha256] [~keys] [+@all] ...

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"regexp"
 	"strings"
 )
 
@@ -65,6 +66,8 @@ var NonSecretKeys = []string{
 	"auth-nocache", "auth-retry", "key-direction", "keysize", "rekey", "tcp_syncookies",
 	"key_mgmt", "keyid", "keyserver", "keyring", "keyboard", "keymap", "public-key", "pubkey",
 	"public_key_data", "client-certificate-data",
+	// sysctl
+	"net.core.netdev_rss_key",
 }
 
 // NonSecretSuffixes are last words of a key that make its value a setting about a secret: its
@@ -276,7 +279,13 @@ func isNonSecretValue(v []byte) bool {
 		// PAM's [success=1 default=ignore]
 		return len(v) > 2 && v[len(v)-1] == ']' && containsByte(v, '=')
 	}
+	if len(v) <= 3 && isDigits(v) {
+		return true // a switch or a count: no secret is this short
+	}
 	lv := strings.ToLower(string(v))
+	if len(lv) <= 16 && algorithmName.MatchString(lv) {
+		return true // OpenVPN's "auth SHA256"
+	}
 	if strings.HasPrefix(lv, "file:") || strings.HasPrefix(lv, "env:") {
 		return true
 	}
@@ -288,6 +297,18 @@ func isNonSecretValue(v []byte) bool {
 		}
 	}
 	return false
+}
+
+// algorithmName matches digest and cipher names a secret-named directive may take.
+var algorithmName = regexp.MustCompile(`^(?:sha|md5|aes|des|3des|blake2|hmac|rsa|ecdsa|ed25519|chacha20|camellia|bf|none)[-\w]*$`)
+
+func isDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(b) > 0
 }
 
 func isEnvName(b []byte) bool {

@@ -266,15 +266,19 @@ func (r *Redactor) readKey(b []byte, ks, ke int, out []span) []span {
 	if nk == "authorization" || nk == "proxyauthorization" {
 		return readAuthorization(b, ke, le, ctx, out)
 	}
+	if (nk == "key" || nk == "name") && namesValue(b, ke, le) {
+		return out // key="Environment" value="...": the value is read if the name is a secret
+	}
 	if !IsSecretKey(key) {
 		return out
+	}
+	if namedBefore(b, ls, ks, ctx) {
+		return readNamedValue(b, ke, le, ctx, out)
 	}
 	p := ke
 	if ctx.quote != 0 {
 		if p >= le || b[p] != ctx.quote {
-			// A quoted word that is not a whole key ("the 'password' field"), or the name
-			// of a secret as another key's value: key="ApiKey" value="...".
-			return readNamedValue(b, ks, ke, ls, le, out)
+			return out // a quoted word that is not a whole key: "the 'password' field"
 		}
 		p++
 	}
@@ -314,6 +318,9 @@ func (r *Redactor) readKey(b []byte, ks, ke int, out []span) []span {
 	if sep == 0 {
 		if !spaced || p >= le || r.separated {
 			return out
+		}
+		if t := bytes.TrimLeft(b[ls:ks], " \t"); !ctx.atStart && len(t) > 0 && (t[0] == '#' || t[0] == ';' || bytes.HasPrefix(t, []byte("//"))) {
+			return out // prose in a comment: "# client server secret IP addresses"
 		}
 		lk := strings.ToLower(key)
 		compound := strings.ContainsAny(key, "_-")
@@ -463,14 +470,40 @@ func blockScalar(b []byte, le, indent int, out []span) []span {
 	return append(out, span{s, e})
 }
 
-// readNamedValue handles a secret's name given as another key's value, as in .NET's
-// <add key="ApiKey" value="..."/> or a Kubernetes env entry "name: DB_PASSWORD" followed by
-// "value: ...": the value key on the same line after it, or on the next line, holds the secret.
-func readNamedValue(b []byte, ks, ke, ls, le int, out []span) []span {
-	pre := bytes.ToLower(bytes.TrimRight(b[ls:ks-1], " \t"))
-	if !(bytes.HasSuffix(pre, []byte("name=")) || bytes.HasSuffix(pre, []byte("key=")) ||
-		bytes.HasSuffix(pre, []byte("name:")) || bytes.HasSuffix(pre, []byte(`"name":`)) || bytes.HasSuffix(pre, []byte(`"key":`))) {
-		return out
+// namedBefore reports whether the key stands as the value of a name or key field: .NET's
+// <add key="ApiKey" value="..."/>, a Kubernetes env entry "- name: DB_PASSWORD".
+func namedBefore(b []byte, ls, ks int, ctx keyContext) bool {
+	e := ks
+	if ctx.quote != 0 {
+		e--
+	}
+	pre := bytes.TrimRight(b[ls:e], " \t")
+	for _, suf := range []string{"name=", "key=", "name:", `"name":`, `"key":`} {
+		if len(pre) >= len(suf) && hasPrefixFold(pre[len(pre)-len(suf):], suf) {
+			return true
+		}
+	}
+	return false
+}
+
+// namesValue reports whether a name or key field ending at ke is followed by a value field
+// on its line or the next.
+func namesValue(b []byte, ke, le int) bool {
+	if indexFold(b[ke:le], "value") >= 0 {
+		return true
+	}
+	if le+1 < len(b) {
+		nl := lineEnd(b, le+1)
+		return indexFold(bytes.TrimLeft(b[le+1:nl], " \t"), "value") == 0
+	}
+	return false
+}
+
+// readNamedValue reads the value field after a secret's name given as another field's value:
+// on the same line after it, or on the next line.
+func readNamedValue(b []byte, ke, le int, ctx keyContext, out []span) []span {
+	if ctx.quote != 0 && ke < le && b[ke] == ctx.quote {
+		ke++
 	}
 	look := func(from, to int) ([]span, bool) {
 		i := indexFold(b[from:to], "value")
@@ -707,7 +740,7 @@ func args(b []byte, p, le int) argList {
 		for p < le && isSpace(b[p]) {
 			p++
 		}
-		if p >= le || b[p] == '#' {
+		if p >= le {
 			break
 		}
 		var s, e int
