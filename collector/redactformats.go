@@ -112,7 +112,7 @@ func appendFormat(f string, b []byte, ls int, line []byte, out []span) []span {
 }
 
 // Entropy: opt-in per source (redact_entropy = true), strings of 20 or more characters drawn
-// from letters, digits and + / = _ - that mix cases and digits and carry at least
+// from letters, digits and + / _ - (and = as padding) that mix cases and digits and carry at least
 // minEntropy bits per character, or hexadecimal strings of 32 or more digits.
 const (
 	minEntropyLen = 20
@@ -121,7 +121,7 @@ const (
 )
 
 func isTokenChar(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '=' || c == '_' || c == '-'
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '_' || c == '-'
 }
 
 // entropySpans returns the places of high-entropy strings in b.
@@ -134,6 +134,9 @@ func entropySpans(b []byte) []span {
 		}
 		s := i
 		for i < len(b) && isTokenChar(b[i]) {
+			i++
+		}
+		for i < len(b) && b[i] == '=' { // base64 padding
 			i++
 		}
 		if i-s >= minEntropyLen && HighEntropy(b[s:i]) {
@@ -153,6 +156,11 @@ func HighEntropy(t []byte) bool {
 	t = bytes.Trim(t, "=/-_")
 	if len(t) < minEntropyLen {
 		return false
+	}
+	for _, p := range publicBlobs {
+		if bytes.HasPrefix(t, []byte(p)) {
+			return false
+		}
 	}
 	var upper, lower, digit, hex int
 	for _, c := range t {
@@ -181,6 +189,10 @@ func HighEntropy(t []byte) bool {
 	}
 	return shannon(t) >= minEntropy
 }
+
+// publicBlobs start base64 text that is public: certificates (a kubeconfig's
+// certificate-authority-data) and SSH public keys.
+var publicBlobs = []string{"LS0tLS1CRUdJTiBDRVJUSUZJQ0FUR", "AAAAB3NzaC1yc2E", "AAAAC3NzaC1lZDI1NTE5", "AAAAE2VjZHNhLXNoYTIt", "AAAAB3NzaC1kc3M"}
 
 func shannon(t []byte) float64 {
 	var n [256]int
