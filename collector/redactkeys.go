@@ -105,6 +105,15 @@ var (
 	nonSecretKeySet    = normSet(NonSecretKeys)
 	nonSecretSuffixSet = normSet(NonSecretSuffixes)
 	secretWordSet      = normSet(SecretWords)
+	// longSuffixes are the suffixes a longer last word may end with ("keyfile").
+	longSuffixes = func() (out []string) {
+		for _, s := range NonSecretSuffixes {
+			if len(s) >= 4 {
+				out = append(out, s)
+			}
+		}
+		return out
+	}()
 )
 
 func normSet(words []string) map[string]bool {
@@ -200,8 +209,8 @@ func hasNonSecretSuffix(w string) bool {
 	if nonSecretSuffixSet[w] {
 		return true
 	}
-	for s := range nonSecretSuffixSet {
-		if len(s) >= 4 && len(w) > len(s) && strings.HasSuffix(w, s) {
+	for _, s := range longSuffixes {
+		if len(w) > len(s) && strings.HasSuffix(w, s) {
 			return true
 		}
 	}
