@@ -270,10 +270,12 @@ func (r *Redactor) RedactArgv(argv []string) []string {
 			continue
 		}
 		if a[1] != '-' && short != "" && strings.ContainsRune(short, rune(a[1])) {
-			if len(a) > 2 {
+			if len(a) > 2 && !startsWithPlaceholder([]byte(a[2:])) {
 				out[i] = a[:2] + r.Placeholder([]byte(a[2:]))
-			} else if i+1 < len(out) {
-				out[i+1] = r.Placeholder([]byte(out[i+1]))
+			} else if len(a) == 2 && i+1 < len(out) {
+				if !startsWithPlaceholder([]byte(out[i+1])) {
+					out[i+1] = r.Placeholder([]byte(out[i+1]))
+				}
 				i++
 			}
 			continue

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/hardtrail/hardtrail/internal/testutil"
 )
 
 // Secrets are the secret values in testdata/collector/secrets.txt: none may survive redaction.
@@ -105,6 +107,13 @@ func TestKeyFile(t *testing.T) {
 func FuzzRedact(f *testing.F) {
 	f.Add([]byte("psk=abc\n-----BEGIN EC PRIVATE KEY-----\nxx\n-----END EC PRIVATE KEY-----\n"))
 	f.Add([]byte("root:$6$salt$hashhashhash:1\n"))
+	// Every redaction fixture, so the fuzzer starts from each format.
+	fx := testutil.LoadRedactFixtures(f)
+	for _, n := range fx.Files() {
+		if b, err := os.ReadFile(filepath.Join(fx.Dir, n)); err == nil && len(b) < 64<<10 {
+			f.Add(b)
+		}
+	}
 	r := testRedactor(f, "k")
 	f.Fuzz(func(t *testing.T, in []byte) {
 		out := r.Redact(in, nil)
@@ -112,4 +121,54 @@ func FuzzRedact(f *testing.F) {
 			t.Fatalf("not idempotent:\n%q\n%q", out, again)
 		}
 	})
+}
+
+func TestIsSecretKey(t *testing.T) {
+	secret := []string{"password", "PASSWORD", "db_password", "DB_PASSWORD", "passwd", "pass", "SMTP_PASS", "pwd",
+		"rootpw", "bindpw", "passphrase", "wpa_passphrase", "secret", "client_secret", "clientSecret",
+		"token", "auth_token", "_authToken", "access-token", "api_key", "apiKey", "APIKEY", "x-api-key",
+		"psk", "pre-shared-key", "community", "rocommunity", "auth", "credential", "credentials",
+		"private_key", "PrivateKey", "requirepass", "masterauth", "aws_secret_access_key",
+		"aws_access_key_id", "spring.datasource.password", "AuthLDAPBindPassword", "passwordHash",
+		"client-key-data", "net.ipv4.tcp_fastopen_key", "secretkey", "master_password"}
+	plain := []string{"PasswordAuthentication", "passwordauthentication", "PermitEmptyPasswords",
+		"password_min_length", "PASS_MAX_DAYS", "KbdInteractiveAuthentication", "PubkeyAuthentication",
+		"AuthorizedKeysFile", "HostKey", "hostkeyalgorithms", "maxauthtries", "authenticationmethods",
+		"ssl_certificate_key", "auth_basic", "auth_basic_user_file", "AuthType", "AuthName",
+		"AuthLDAPBindDN", "password_file", "keyfile", "token_url", "secret_name", "key_mgmt",
+		"validate_password.length", "default_authentication_plugin", "PrivateTmp", "public-key",
+		"author", "keyboard", "bypass", "username", "certificate-authority-data", "rekeylimit",
+		"kerberosorlocalpasswd", "gssapicleanupcredentials", "name", "value"}
+	for _, k := range secret {
+		if !IsSecretKey(k) {
+			t.Errorf("IsSecretKey(%q) = false", k)
+		}
+	}
+	for _, k := range plain {
+		if IsSecretKey(k) {
+			t.Errorf("IsSecretKey(%q) = true", k)
+		}
+	}
+}
+
+func TestRedactArgv(t *testing.T) {
+	r := testRedactor(t, "k")
+	ph := func(s string) string { return r.Placeholder([]byte(s)) }
+	for _, c := range []struct{ in, want []string }{
+		{[]string{"mysql", "-uroot", "-pS3cret", "-h", "db"}, []string{"mysql", "-uroot", "-p" + ph("S3cret"), "-h", "db"}},
+		{[]string{"snmpwalk", "-v2c", "-c", "Comm1", "10.0.0.1"}, []string{"snmpwalk", "-v2c", "-c", ph("Comm1"), "10.0.0.1"}},
+		{[]string{"app", "--password", "pw1", "--token=tk1", "--password-file", "/etc/pw", "--verbose"},
+			[]string{"app", "--password", ph("pw1"), "--token=" + ph("tk1"), "--password-file", "/etc/pw", "--verbose"}},
+		{[]string{"curl", "-H", "Authorization: Bearer abc.def", "https://u:pw2@h/"},
+			[]string{"curl", "-H", "Authorization: Bearer " + ph("abc.def"), "https://u:" + ph("pw2") + "@h/"}},
+		{[]string{"ss", "-H", "-tulnp"}, []string{"ss", "-H", "-tulnp"}},
+	} {
+		got := r.RedactArgv(c.in)
+		if strings.Join(got, "\x00") != strings.Join(c.want, "\x00") {
+			t.Errorf("RedactArgv(%q) = %q, want %q", c.in, got, c.want)
+		}
+		if again := r.RedactArgv(got); strings.Join(again, "\x00") != strings.Join(got, "\x00") {
+			t.Errorf("not idempotent: %q then %q", got, again)
+		}
+	}
 }

@@ -369,7 +369,7 @@ func (r *Redactor) readKey(b []byte, ks, ke int, out []span) []span {
 		if sep == ':' && ctx.atStart && isBlockIndicator(v) {
 			return blockScalar(b, le, ctx.indent, out)
 		}
-		if v[0] == '{' || v[0] == '[' {
+		if len(v) == 0 || v[0] == '{' || v[0] == '[' {
 			return out
 		}
 		return appendValue(b, p, ve, out)
