@@ -82,11 +82,15 @@ func (r *Redactor) Redact(b []byte, extra []*regexp.Regexp) []byte {
 			b = r.replace(b, idx)
 		}
 	}
-	spans := r.scanSecrets(b, r.format != "text")
-	if r.format != "" && r.format != "text" && r.format != "auto" {
-		spans = append(spans, formatSpans(r.format, b)...)
+	var opt Redactor // a nil Redactor has the default options, and no key to place secrets with
+	if r != nil {
+		opt = *r
 	}
-	if r.entropy {
+	spans := r.scanSecrets(b, opt.format != "text")
+	if opt.format != "" && opt.format != "text" && opt.format != "auto" {
+		spans = append(spans, formatSpans(opt.format, b)...)
+	}
+	if opt.entropy {
 		spans = append(spans, entropySpans(b)...)
 	}
 	b = r.replaceSpans(b, spans)
@@ -107,6 +111,9 @@ func (r *Redactor) RedactString(s string) string {
 // forSource is the redactor for one source's output: the file format (by the source's
 // redact_format, else by the file's name) and the source's entropy switch.
 func (r *Redactor) forSource(s *Source, file string) *Redactor {
+	if r == nil {
+		return nil
+	}
 	f := s.RedactFormat
 	if f == "" || f == "auto" {
 		f = formatByName(file)
@@ -301,6 +308,9 @@ func (r *Redactor) RedactArgv(argv []string) []string {
 // redactFields redacts what a capture stores beside an artifact's content: its command line,
 // the reason it is unavailable, its metadata. Stderr and content are redacted as they are read.
 func (r *Redactor) redactFields(a *Artifact) {
+	if r == nil {
+		return
+	}
 	a.Command = r.RedactArgv(a.Command)
 	a.Unavailable = r.RedactString(a.Unavailable)
 	a.Stderr = r.RedactString(a.Stderr)

@@ -252,6 +252,21 @@ func keyContextAt(b []byte, ls, ks int) keyContext {
 // .netrc's "machine h login u password p" or ipsec.secrets' ": PSK secret".
 var strongKeys = map[string]bool{"password": true, "passwd": true, "passphrase": true, "secret": true, "community": true, "psk": true}
 
+// bareDirectives are secret words that, alone as a directive, are not a setting of a secret:
+// pf's "pass in quick ...", PAM's and OpenVPN's "auth ...".
+var bareDirectives = map[string]bool{"pass": true, "auth": true}
+
+// strongInline reports whether a key, normalised, is unmistakably a secret's name wherever it
+// stands on a line.
+func strongInline(nk string) bool {
+	for _, w := range []string{"password", "passwd", "passphrase", "secret", "psk", "apikey", "authtoken", "accesskey", "community", "privatekey", "presharedkey"} {
+		if strings.Contains(nk, w) {
+			return true
+		}
+	}
+	return false
+}
+
 // readKey reads the key b[ks:ke] and, when it names a secret, appends the place of its value.
 func (r *Redactor) readKey(b []byte, ks, ke int, out []span) []span {
 	if ke <= ks {
@@ -265,7 +280,7 @@ func (r *Redactor) readKey(b []byte, ks, ke int, out []span) []span {
 	}
 	ctx := keyContextAt(b, ls, ks)
 	nk := normKey(key)
-	if ctx.atStart && !r.separated {
+	if ctx.atStart && (r == nil || !r.separated) {
 		if d, ok := snmpDirectives[nk]; ok {
 			return append(out, d(b, ke, le)...)
 		}
@@ -322,8 +337,14 @@ func (r *Redactor) readKey(b []byte, ks, ke int, out []span) []span {
 			}
 		}
 	}
+	separated := r != nil && r.separated
+	if separated && !ctx.atStart && ctx.quote == 0 && !ctx.element && !strongInline(nk) {
+		// A device's own lines ("Running Permanent Activation Key: ..."): its profile knows
+		// which of them hold secrets; here only the unmistakable names count.
+		return out
+	}
 	if sep == 0 {
-		if !spaced || p >= le || r.separated {
+		if !spaced || p >= le || separated || bareDirectives[nk] {
 			return out
 		}
 		if t := bytes.TrimLeft(b[ls:ks], " \t"); !ctx.atStart && len(t) > 0 && (t[0] == '#' || t[0] == ';' || bytes.HasPrefix(t, []byte("//"))) {
