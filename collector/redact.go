@@ -86,7 +86,9 @@ func (r *Redactor) Redact(b []byte, extra []*regexp.Regexp) []byte {
 	if r != nil {
 		opt = *r
 	}
-	spans := r.scanSecrets(b, opt.format != "text")
+	// A file of columns (chap-secrets, htpasswd, pgpass, shadow) has no settings to read.
+	columns := opt.format != "" && opt.format != "text" && opt.format != "auto" && opt.format != "redis-acl"
+	spans := r.scanSecrets(b, opt.format != "text" && !columns)
 	if opt.format != "" && opt.format != "text" && opt.format != "auto" {
 		spans = append(spans, formatSpans(opt.format, b)...)
 	}

@@ -115,10 +115,24 @@ func FuzzRedact(f *testing.F) {
 		}
 	}
 	r := testRedactor(f, "k")
+	// Every file format, with entropy on and off, and as a device profile reads keys.
+	var rs []*Redactor
+	for _, f := range RedactFormats {
+		for _, opt := range []int{0, 1, 2} {
+			c := *r
+			c.format, c.entropy, c.separated = f, opt == 1, opt == 2
+			rs = append(rs, &c)
+		}
+	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		out := r.Redact(in, nil)
-		if again := r.Redact(out, nil); !bytes.Equal(again, out) {
-			t.Fatalf("not idempotent:\n%q\n%q", out, again)
+		for _, r := range rs {
+			out := r.Redact(in, nil)
+			if again := r.Redact(out, nil); !bytes.Equal(again, out) {
+				t.Fatalf("format %q entropy %v device %v: not idempotent:\n%q\n%q", r.format, r.entropy, r.separated, out, again)
+			}
+		}
+		if _, err := r.Check("/etc/x.conf", in, nil); err != nil {
+			t.Fatal(err)
 		}
 	})
 }

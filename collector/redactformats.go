@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"math"
 	"path"
-	"sort"
 	"strings"
 )
 
@@ -63,37 +62,28 @@ func appendFormat(f string, b []byte, ls int, line []byte, out []span) []span {
 		}
 	case "htpasswd":
 		// user:hash
-		if i := bytes.IndexByte(line, ':'); i > 0 && i+1 < len(line) {
-			out = append(out, span{ls + i + 1, ls + len(line)})
+		if c := colons(line); len(c) > 0 && c[0] > 0 && c[0]+1 < len(line) {
+			out = append(out, span{ls + c[0] + 1, ls + len(line)})
 		}
 	case "pgpass":
 		// host:port:database:user:password, with \: and \\ escapes
-		n := 0
-		for i := 0; i < len(line); i++ {
-			switch line[i] {
-			case '\\':
-				i++
-			case ':':
-				n++
-				if n == 4 && i+1 < len(line) {
-					return append(out, span{ls + i + 1, ls + len(line)})
-				}
-			}
+		if c := colons(line); len(c) >= 4 && c[3]+1 < len(line) {
+			out = append(out, span{ls + c[3] + 1, ls + len(line)})
 		}
 	case "shadow":
 		// name:hash:...; "*", "!" and "x" lock the account and hold no hash.
-		i := bytes.IndexByte(line, ':')
-		if i < 0 || startsWithPlaceholder(line[i+1:]) {
+		c := colons(line)
+		if len(c) == 0 {
 			return out
 		}
-		j := bytes.IndexByte(line[i+1:], ':')
-		if j < 0 {
-			j = len(line) - i - 1
+		end := len(line)
+		if len(c) > 1 {
+			end = c[1]
 		}
-		f := line[i+1 : i+1+j]
+		f := line[c[0]+1 : end]
 		h := bytes.TrimLeft(f, "!")
 		if len(h) > 1 && string(h) != "*LK*" && !bytes.Equal(h, []byte("*")) {
-			s := ls + i + 1 + (len(f) - len(h))
+			s := ls + c[0] + 1 + (len(f) - len(h))
 			out = append(out, span{s, s + len(h)})
 		}
 	case "redis-acl":
@@ -103,9 +93,28 @@ func appendFormat(f string, b []byte, ls int, line []byte, out []span) []span {
 		}
 		for _, w := range args(b, ls, ls+len(line)).w {
 			v := b[w.s:w.e]
-			if len(v) > 1 && (v[0] == '>' || v[0] == '<' || v[0] == '#') && !startsWithPlaceholder(v[1:]) {
+			if len(v) > 1 && (v[0] == '>' || v[0] == '<' || v[0] == '#') && !startsWithPlaceholder(v[1:]) && !startsWithPlaceholder(v) {
 				out = append(out, span{w.s + 1, w.e})
 			}
+		}
+	}
+	return out
+}
+
+// colons returns the places of the field separators in a colon-separated line: a colon after
+// a backslash, or inside a placeholder, separates nothing.
+func colons(line []byte) []int {
+	var out []int
+	for i := 0; i < len(line); i++ {
+		switch {
+		case line[i] == '\\':
+			i++
+		case line[i] == '<' && bytes.HasPrefix(line[i:], []byte(placeholderPrefix)):
+			if j := bytes.IndexByte(line[i:], '>'); j > 0 {
+				i += j
+			}
+		case line[i] == ':':
+			out = append(out, i)
 		}
 	}
 	return out
@@ -207,9 +216,4 @@ func shannon(t []byte) float64 {
 		}
 	}
 	return h
-}
-
-// sortSpans orders spans by start.
-func sortSpans(ss []span) {
-	sort.Slice(ss, func(i, j int) bool { return ss[i].s < ss[j].s })
 }
