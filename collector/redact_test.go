@@ -2,11 +2,13 @@ package collector
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hardtrail/hardtrail/internal/testutil"
 )
@@ -183,6 +185,28 @@ func TestRedactArgv(t *testing.T) {
 		}
 		if again := r.RedactArgv(got); strings.Join(again, "\x00") != strings.Join(got, "\x00") {
 			t.Errorf("not idempotent: %q then %q", got, again)
+		}
+	}
+}
+
+// A long line costs what many short ones do: minified JSON of 4 MB on one line, with a secret
+// every 100 bytes, redacts in linear time.
+func TestRedactLongLine(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("[")
+	for i := 0; b.Len() < 4<<20; i++ {
+		fmt.Fprintf(&b, `{"name":"DB_PASSWORD","value":"v%08d","password":"p%08d","url":"https://u:w%08d@h/"},`, i, i, i)
+	}
+	b.WriteString("{}]")
+	r := testRedactor(t, "k")
+	start := time.Now()
+	out := r.Redact([]byte(b.String()), nil)
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("4 MB on one line took %s", d)
+	}
+	for _, s := range []string{`"v00000007"`, `"p00000007"`, ":w00000007@"} {
+		if bytes.Contains(out, []byte(s)) {
+			t.Errorf("%s survived", s)
 		}
 	}
 }

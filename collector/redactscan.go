@@ -137,6 +137,20 @@ func (r *Redactor) scanSecrets(b []byte, keys bool) []span {
 		keyEnd   = -1 // the end of the last key read: a key is read once
 		patLines = map[int]int{}
 	)
+	// The line around i, found once per line so that a long line costs no more than many.
+	ls, le := 0, -1
+	line := func(i int) (int, int) {
+		if i > le {
+			base := le + 1
+			if j := bytes.LastIndexByte(b[base:i], '\n'); j >= 0 {
+				ls = base + j + 1
+			} else {
+				ls = base
+			}
+			le = lineEnd(b, i)
+		}
+		return ls, le
+	}
 	t := hintTable
 	for i := 0; i+1 < len(b); i++ {
 		k := uint16(lowerTable[b[i]])<<8 | uint16(lowerTable[b[i+1]])
@@ -154,16 +168,16 @@ func (r *Redactor) scanSecrets(b []byte, keys bool) []span {
 				}
 				ks, ke := expandKey(b, i)
 				keyEnd = ke
-				out = r.readKey(b, ks, ke, out)
+				ls, le := line(i)
+				out = r.readKey(b, ks, ke, ls, le, out)
 			case hintURL:
 				out = readURL(b, i, out)
 			case hintPattern:
-				ls := bytes.LastIndexByte(b[:i], '\n') + 1
+				ls, le := line(i)
 				if done, ok := patLines[h.pat]; ok && done == ls {
 					continue
 				}
 				patLines[h.pat] = ls
-				le := lineEnd(b, ls)
 				for _, m := range tokenPatterns[h.pat].re.FindAllSubmatchIndex(b[ls:le], -1) {
 					s, e := m[0], m[1]
 					for g := 2; g+1 < len(m); g += 2 {
@@ -268,13 +282,11 @@ func strongInline(nk string) bool {
 }
 
 // readKey reads the key b[ks:ke] and, when it names a secret, appends the place of its value.
-func (r *Redactor) readKey(b []byte, ks, ke int, out []span) []span {
+func (r *Redactor) readKey(b []byte, ks, ke, ls, le int, out []span) []span {
 	if ke <= ks {
 		return out
 	}
 	key := string(b[ks:ke])
-	ls := bytes.LastIndexByte(b[:ks], '\n') + 1
-	le := lineEnd(b, ke)
 	if le > ls && b[le-1] == '\r' {
 		le--
 	}
@@ -517,11 +529,11 @@ func namedBefore(b []byte, ls, ks int, ctx keyContext) bool {
 // namesValue reports whether a name or key field ending at ke is followed by a value field
 // on its line or the next.
 func namesValue(b []byte, ke, le int) bool {
-	if indexFold(b[ke:le], "value") >= 0 {
+	if indexFold(b[ke:min(le, ke+namedWindow)], "value") >= 0 {
 		return true
 	}
 	if le+1 < len(b) {
-		nl := lineEnd(b, le+1)
+		nl := min(lineEnd(b, le+1), le+1+namedWindow)
 		return indexFold(bytes.TrimLeft(b[le+1:nl], " \t"), "value") == 0
 	}
 	return false
@@ -533,8 +545,10 @@ func readNamedValue(b []byte, ke, le int, ctx keyContext, out []span) []span {
 	if ctx.quote != 0 && ke < le && b[ke] == ctx.quote {
 		ke++
 	}
+	// look finds the value field within a window after from, and reads its value to the
+	// line's end at most.
 	look := func(from, to int) ([]span, bool) {
-		i := indexFold(b[from:to], "value")
+		i := indexFold(b[from:min(to, from+namedWindow)], "value")
 		if i < 0 {
 			return out, false
 		}
@@ -575,6 +589,9 @@ func readNamedValue(b []byte, ke, le int, ctx keyContext, out []span) []span {
 	}
 	return out
 }
+
+// namedWindow bounds how far after a secret's name its value field is looked for.
+const namedWindow = 512
 
 func indexFold(b []byte, w string) int {
 	for i := 0; i+len(w) <= len(b); i++ {
