@@ -82,7 +82,11 @@ func tagCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			l, err := f.tag(cmd.Context(), a.store, snap.ID, note)
+			red, err := a.redactor()
+			if err != nil {
+				return err
+			}
+			l, err := f.tag(cmd.Context(), a.store, snap.ID, red.RedactString(note))
 			if err != nil {
 				return err
 			}

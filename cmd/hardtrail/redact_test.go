@@ -22,12 +22,14 @@ const (
 	argvPw      = "ArgvPassw0rd-4412"
 	argvKey     = "ArgvApiKey-99ab12cd"
 	argvURLPw   = "ArgvUrlPw-3377"
+	noteToken   = "glpat-N0teT0kenAbCdEf123456"
+	tagNotePw   = "TagNotePw-5531"
 )
 
 // A real snapshot of every redaction fixture into a real store, through the local transport:
 // no fixture secret, nor one printed on stderr or written in a profile's argv, is in any stored
 // byte (the database file and its WAL, every decompressed blob, manifest, result, link and
-// event) or any log line; every known non-secret line reads exactly as captured.
+// event) or any log line, nor one typed in a snapshot's or a link's note; every known non-secret line reads exactly as captured.
 func TestNoFixtureSecretStored(t *testing.T) {
 	fx := testutil.LoadRedactFixtures(t)
 	dir := t.TempDir()
@@ -76,13 +78,13 @@ present = '(?m)^requirepass \S+'
 		}
 		return out
 	}
-	run("snapshot", "--incident", "INC-1", "--phase", "before")
+	run("snapshot", "--incident", "INC-1", "--phase", "before", "--note", "rotated the CI token "+noteToken)
 	run("snapshot")
-	run("incident", "note", "INC-1", "captured the fixtures")
+	run("tag", "local", "--incident", "INC-1", "--phase", "after", "--note", "db_password="+tagNotePw+" was reset")
 	run("check", "--rules", rules)
 	run("--format", "json", "check", "--snapshot", "local", "--rules", rules)
 
-	secrets := append(fx.AllSecrets(), stderrToken, stderrURLPw, argvPw, argvKey, argvURLPw)
+	secrets := append(fx.AllSecrets(), stderrToken, stderrURLPw, argvPw, argvKey, argvURLPw, noteToken, tagNotePw)
 	if len(secrets) < 60 {
 		t.Fatalf("only %d secrets", len(secrets))
 	}
