@@ -210,3 +210,84 @@ func TestRedactLongLine(t *testing.T) {
 		}
 	}
 }
+
+// One line of each form: «» marks the secret; lines without marks must stay as they are.
+func TestRedactForms(t *testing.T) {
+	cases := []string{
+		"password = «hunter2 with spaces»",
+		"PASSWORD=«x9Kd2»",
+		"export DB_PASS='«q1w2e3»'",
+		`  "password": "«p@ss\"word»",`,
+		`{"user": "a", "token": "«t0k»", "n": 1}`,
+		"  secret: «abc123»",
+		"requirepass «Fo0bar»",
+		"#requirepass «Fo0bar»",
+		"# requirepass foobared",
+		"machine h login u password «pw1»",
+		"<password>«pw2»</password>",
+		`<user name="a" password="«pw3»" roles="x"/>`,
+		`<add key="ApiKey" value="«k3y»" />`,
+		`<add key="Environment" value="Production" />`,
+		"Server=db;Uid=sa;Pwd=«pw4»;",
+		"url = postgres://app:«pw5»@db:5432/app",
+		"https://«0123456789abcdef0123456789abcdef»@o1.ingest.sentry.io/42",
+		"ssh://git@github.com/org/repo.git",
+		"Authorization: Bearer «eyJ»",
+		"Authorization: Basic «dXNlcjpwdw==»",
+		`    "Authorization": "Token «abc»",`,
+		"proxy_set_header Authorization \"Basic «YTpi»\";",
+		"curl -H 'X-Api-Key: «k1»' https://h/",
+		"password 7 «0822455D0A16»",
+		"rocommunity «c0mm» 10.0.0.0/8",
+		"com2sec -Cn ctx sec 10.0.0.0/8 «c0mm2»",
+		"trap2sink nms «c0mm3» 162",
+		"createUser u SHA «authpass1» AES «privpass1»",
+		"authCommunity log,execute «c0mm4»",
+		"key: |",
+		"PasswordAuthentication no",
+		"passwordauthentication yes",
+		"PASS_MAX_DAYS 99999",
+		"HostKey /etc/ssh/ssh_host_ed25519_key",
+		"auth required pam_unix.so",
+		"password [success=1 default=ignore] pam_unix.so obscure yescrypt",
+		"auth SHA256",
+		"tls-auth ta.key 0",
+		"password = ${DB_PASSWORD}",
+		"password: {{ .Values.password }}",
+		"ssl_certificate_key /etc/ssl/private/site.key;",
+		"token_url = https://sso/token",
+		"password_min_length = 12",
+		"The author of this file passed the key to a colleague.",
+		"pass in quick on em0 proto tcp to port 22",
+		"AWS_ACCESS_KEY_ID=«AKIAIOSFODNN7EXAMPLE»",
+		"see «AKIAIOSFODNN7EXAMPLE» in the log",
+		"GH «ghp_0123456789abcdefghijABCDEFGHIJ012345» leaked",
+		"«sk_live_0123456789abcdefABCDEF» and pk_live_0123456789abcdefABCDEF",
+		"«xoxb-1234567890-ABCDEFGHIJKL»",
+		"«glpat-0123456789abcdefABCD»",
+		"https://hooks.slack.com/services/«T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX»",
+		"user:«$apr1$abcdefgh$0123456789abcdefghijkl»",
+		"root:«$6$saltsalt$0123456789abcdefghijklmnop»:19000:0:99999:7:::",
+		"userPassword: {SSHA}«MTIzNDU2Nzg5MGFiY2RlZg==»",
+		"the 'password' field is required",
+		"PRIVATE_KEY='«abc»'",
+	}
+	r := testRedactor(t, "k")
+	for _, c := range cases {
+		in, want := c, c
+		for {
+			i := strings.Index(in, "«")
+			if i < 0 {
+				break
+			}
+			j := strings.Index(in, "»")
+			secret := in[i+len("«") : j]
+			in = in[:i] + secret + in[j+len("»"):]
+			k, l := strings.Index(want, "«"), strings.Index(want, "»")
+			want = want[:k] + r.Placeholder([]byte(secret)) + want[l+len("»"):]
+		}
+		if got := string(r.Redact([]byte(in+"\n"), nil)); got != want+"\n" {
+			t.Errorf("\n  in:   %s\n  got:  %s  want: %s", in, got, want)
+		}
+	}
+}

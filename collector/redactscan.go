@@ -311,10 +311,11 @@ func (r *Redactor) readKey(b []byte, ks, ke, ls, le int, out []span) []span {
 	}
 	p := ke
 	if ctx.quote != 0 {
-		if p >= le || b[p] != ctx.quote {
-			return out // a quoted word that is not a whole key: "the 'password' field"
+		if p < le && b[p] == ctx.quote {
+			p++
+		} else {
+			ctx.quote = 0 // the quote opens a string that holds the key: 'X-Api-Key: ...'
 		}
-		p++
 	}
 	if ctx.element {
 		if p < le && b[p] == '>' {
@@ -356,8 +357,8 @@ func (r *Redactor) readKey(b []byte, ks, ke, ls, le int, out []span) []span {
 		return out
 	}
 	if sep == 0 {
-		if !spaced || p >= le || separated || bareDirectives[nk] {
-			return out
+		if !spaced || p >= le || separated || bareDirectives[nk] || ctx.quote != 0 {
+			return out // a quoted key needs a separator: "the 'password' field" is prose
 		}
 		if t := bytes.TrimLeft(b[ls:ks], " \t"); !ctx.atStart && len(t) > 0 && (t[0] == '#' || t[0] == ';' || bytes.HasPrefix(t, []byte("//"))) {
 			return out // prose in a comment: "# client server secret IP addresses"
@@ -430,6 +431,12 @@ func isValueEnd(c byte) bool {
 func word(b []byte, p, le int) (int, int) {
 	if p < le && (b[p] == '"' || b[p] == '\'') {
 		return quotedSpan(b, p, le)
+	}
+	if p < le && b[p] == '[' {
+		// PAM's [success=1 default=ignore] is one word.
+		if j := bytes.IndexByte(b[p:le], ']'); j > 0 {
+			return p, p + j + 1
+		}
 	}
 	e := p
 	for e < le && !isSpace(b[e]) {
