@@ -21,9 +21,8 @@ import (
 // only on the lines that hold a hint (or, for a pattern spanning lines, only when the content
 // holds one), which keeps redaction at memory speed on large files.
 type secretPattern struct {
-	re        *regexp.Regexp
-	hints     []string
-	multiline bool
+	re    *regexp.Regexp
+	hints []string
 }
 
 // blockPatterns find secrets that span lines: the body of private key blocks of every kind
@@ -31,11 +30,11 @@ type secretPattern struct {
 // inline credentials.
 var blockPatterns = []secretPattern{
 	{re: regexp.MustCompile(`(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----\r?\n(.*?)\r?\n?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----`),
-		hints: []string{"PRIVATE KEY"}, multiline: true},
+		hints: []string{"PRIVATE KEY"}},
 	{re: regexp.MustCompile(`(?s)-----BEGIN OpenVPN Static key V\d-----\r?\n(.*?)\r?\n?-----END OpenVPN Static key V\d-----`),
-		hints: []string{"OpenVPN Static key"}, multiline: true},
+		hints: []string{"OpenVPN Static key"}},
 	{re: regexp.MustCompile(`(?s)<auth-user-pass>\r?\n(.*?)\r?\n?</auth-user-pass>`),
-		hints: []string{"<auth-user-pass>"}, multiline: true},
+		hints: []string{"<auth-user-pass>"}},
 }
 
 // secretPatterns are every pattern of the built-in rules, for the benchmark's floor.

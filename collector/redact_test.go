@@ -270,6 +270,8 @@ func TestRedactForms(t *testing.T) {
 		"root:«$6$saltsalt$0123456789abcdefghijklmnop»:19000:0:99999:7:::",
 		"userPassword: {SSHA}«MTIzNDU2Nzg5MGFiY2RlZg==»",
 		"the 'password' field is required",
+		`  "private_key": "«-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n»",`,
+		"private_key = -----BEGIN RSA PRIVATE KEY-----",
 		"PRIVATE_KEY='«abc»'",
 	}
 	r := testRedactor(t, "k")

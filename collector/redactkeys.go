@@ -283,7 +283,9 @@ func isNonSecretValue(v []byte) bool {
 	case '<':
 		return len(v) > 1 && v[1] == '%'
 	case '-':
-		return len(v) > 10 && string(v[:10]) == "-----BEGIN"
+		// A key block's first line, whose body the block rule redacts; not a whole key
+		// written on one line with \n escapes (a cloud service account's JSON).
+		return len(v) > 15 && string(v[:10]) == "-----BEGIN" && strings.Count(string(v), "-----") == 2 && strings.HasSuffix(string(v), "-----")
 	case '[':
 		// PAM's [success=1 default=ignore]
 		return len(v) > 2 && v[len(v)-1] == ']' && containsByte(v, '=')
