@@ -7,13 +7,13 @@ import (
 	"strings"
 )
 
-// File formats whose secrets no key names: the columns of chap-secrets, htpasswd, .pgpass and
-// shadow files, and Redis ACL users. A file's format comes from its name unless its source sets
+// File formats whose secrets no key names: the columns of chap-secrets, htpasswd, .pgpass,
+// shadow and Postfix sasl_passwd files, and Redis ACL users. A file's format comes from its name unless its source sets
 // redact_format; "text" turns the key rules off for output that is not configuration (package
 // lists, unit lists), where a package named "passwd" is not a setting.
 
 // RedactFormats lists the formats a source's redact_format may name.
-var RedactFormats = []string{"auto", "text", "chap-secrets", "htpasswd", "pgpass", "shadow", "redis-acl"}
+var RedactFormats = []string{"auto", "text", "chap-secrets", "htpasswd", "pgpass", "shadow", "redis-acl", "sasl-passwd"}
 
 // formatByName gives a file's format from its base name.
 func formatByName(p string) string {
@@ -23,6 +23,8 @@ func formatByName(p string) string {
 		return "chap-secrets"
 	case base == ".htpasswd" || base == "htpasswd" || strings.HasSuffix(base, ".htpasswd") || base == "rsyncd.secrets":
 		return "htpasswd"
+	case base == "sasl_passwd" || base == "sasl_passwd.db" || base == "smtp_auth":
+		return "sasl-passwd"
 	case base == ".pgpass" || base == "pgpass.conf":
 		return "pgpass"
 	case base == "shadow" || base == "gshadow" || base == "shadow-" || base == "gshadow-":
@@ -85,6 +87,15 @@ func appendFormat(f string, b []byte, ls int, line []byte, out []span) []span {
 		if len(h) > 1 && string(h) != "*LK*" && !bytes.Equal(h, []byte("*")) {
 			s := ls + c[0] + 1 + (len(f) - len(h))
 			out = append(out, span{s, s + len(h)})
+		}
+	case "sasl-passwd":
+		// Postfix: [relay]:port user:password
+		a := args(b, ls, ls+len(line))
+		if len(a.w) >= 2 {
+			v := b[a.w[1].s:a.w[1].e]
+			if c := colons(v); len(c) > 0 && c[0]+1 < len(v) {
+				out = append(out, span{a.w[1].s + c[0] + 1, a.w[1].e})
+			}
 		}
 	case "redis-acl":
 		// user NAME [on|off] [>password] [#sha256] [~keys] [+@all] ...

@@ -46,6 +46,8 @@ var tokenPatterns = []secretPattern{
 	{re: regexp.MustCompile(`(?i)(?:^|\s):\s*(?:PSK|EAP|XAUTH|NTLM)\s+("[^"\n]*"|\S+)`), hints: []string{": psk", ": eap", ": xauth", ": ntlm"}},
 	// IOS-style SNMP communities, in device output too.
 	{re: regexp.MustCompile(`(?i)snmp-server\s+community\s+(\S+)`), hints: []string{"snmp-server"}},
+	// SQL: IDENTIFIED BY 'secret', IDENTIFIED WITH plugin BY 'secret'.
+	{re: regexp.MustCompile(`(?i)identified\s+(?:with\s+\S+\s+)?by\s+(?:password\s+)?(?:'([^'\n]*)'|"([^"\n]*)")`), hints: []string{"identified"}},
 	// Cloud access key IDs.
 	{re: regexp.MustCompile(`\b((?:AKIA|ASIA)[A-Z0-9]{16})\b`), hints: []string{"akia", "asia"}},
 	{re: regexp.MustCompile(`\b(AIza[0-9A-Za-z_-]{35})`), hints: []string{"aiza"}},
@@ -313,6 +315,25 @@ func (r *Redactor) readKey(b []byte, ks, ke, ls, le int, out []span) []span {
 	if ctx.quote != 0 {
 		if p < le && b[p] == ctx.quote {
 			p++
+			if p < le && b[p] == ']' {
+				p++ // os.environ["PASSWORD"] = ...
+			}
+			// define('DB_PASSWORD', 'secret'): a call's next argument.
+			q := p
+			for q < le && isSpace(b[q]) {
+				q++
+			}
+			if q < le && b[q] == ',' {
+				q++
+				for q < le && isSpace(b[q]) {
+					q++
+				}
+				if q < le && (b[q] == '"' || b[q] == '\'') {
+					vs, ve := quotedSpan(b, q, le)
+					return appendValue(b, vs, ve, out)
+				}
+				return out
+			}
 		} else {
 			ctx.quote = 0 // the quote opens a string that holds the key: 'X-Api-Key: ...'
 		}
@@ -536,7 +557,12 @@ func namedBefore(b []byte, ls, ks int, ctx keyContext) bool {
 // namesValue reports whether a name or key field ending at ke is followed by a value field
 // on its line or the next.
 func namesValue(b []byte, ke, le int) bool {
-	if indexFold(b[ke:min(le, ke+namedWindow)], "value") >= 0 {
+	w := b[ke:min(le, ke+namedWindow)]
+	if indexFold(w, "value") >= 0 {
+		return true
+	}
+	// <entry key="db.user">content</entry>: the element's content is the value.
+	if i := bytes.IndexByte(w, '>'); i > 1 && (w[i-1] == '"' || w[i-1] == '\'') && (w[0] == '=' || w[0] == ':') {
 		return true
 	}
 	if le+1 < len(b) {
@@ -551,6 +577,14 @@ func namesValue(b []byte, ke, le int) bool {
 func readNamedValue(b []byte, ke, le int, ctx keyContext, out []span) []span {
 	if ctx.quote != 0 && ke < le && b[ke] == ctx.quote {
 		ke++
+	}
+	// <entry key="db.password">secret</entry>: the element's content.
+	if ke < le && b[ke] == '>' {
+		ve := ke + 1
+		for ve < le && b[ve] != '<' {
+			ve++
+		}
+		return appendValue(b, ke+1, ve, out)
 	}
 	// look finds the value field within a window after from, and reads its value to the
 	// line's end at most.
