@@ -270,6 +270,7 @@ func TestRedactForms(t *testing.T) {
 		"root:«$6$saltsalt$0123456789abcdefghijklmnop»:19000:0:99999:7:::",
 		"userPassword: {SSHA}«MTIzNDU2Nzg5MGFiY2RlZg==»",
 		"the 'password' field is required",
+		`api_token = """«line one\nline two»"""`,
 		"define( 'DB_PASSWORD', '«wp-pw1»' );",
 		"define('AUTH_KEY', '«wp-k3y»');",
 		`os.environ["API_TOKEN"] = "«t0k2»"`,
@@ -301,5 +302,14 @@ func TestRedactForms(t *testing.T) {
 		if got := string(r.Redact([]byte(in+"\n"), nil)); got != want+"\n" {
 			t.Errorf("\n  in:   %s\n  got:  %s  want: %s", in, got, want)
 		}
+	}
+}
+
+func TestRedactMultiLineString(t *testing.T) {
+	r := testRedactor(t, "k")
+	in := "[app]\napi_token = \"\"\"\nTqL8wR2tV6yB0c\nhJ3kL9mN2pQ5rS\n\"\"\"\nname = \"x\"\n"
+	out := string(r.Redact([]byte(in), nil))
+	if strings.Contains(out, "TqL8wR2tV6yB0c") || strings.Contains(out, "hJ3kL9mN2pQ5rS") || !strings.Contains(out, "name = \"x\"\n") {
+		t.Errorf("got %q", out)
 	}
 }

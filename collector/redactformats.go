@@ -119,7 +119,9 @@ func colons(line []byte) []int {
 	for i := 0; i < len(line); i++ {
 		switch {
 		case line[i] == '\\':
-			i++
+			if !bytes.HasPrefix(line[i+1:], []byte(placeholderPrefix)) {
+				i++
+			}
 		case line[i] == '<' && bytes.HasPrefix(line[i:], []byte(placeholderPrefix)):
 			if j := bytes.IndexByte(line[i:], '>'); j > 0 {
 				i += j

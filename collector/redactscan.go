@@ -408,6 +408,14 @@ func (r *Redactor) readKey(b []byte, ks, ke, ls, le int, out []span) []span {
 	if p >= le {
 		return out
 	}
+	if p+2 < len(b) && (b[p] == '"' || b[p] == '\'') && b[p+1] == b[p] && b[p+2] == b[p] {
+		// A TOML or Python multi-line string: up to the closing triple quote.
+		q := string(b[p : p+3])
+		if j := bytes.Index(b[p+3:], []byte(q)); j >= 0 {
+			return appendValue(b, p+3, p+3+j, out)
+		}
+		return appendValue(b, p+3, le, out)
+	}
 	if b[p] == '"' || b[p] == '\'' {
 		vs, ve := quotedSpan(b, p, le)
 		return appendValue(b, vs, ve, out)
@@ -486,6 +494,11 @@ func appendValue(b []byte, s, e int, out []span) []span {
 	if e <= s || isNonSecretValue(b[s:e]) {
 		return out
 	}
+	// A value that holds or runs into a placeholder was read before: what is left of it was
+	// judged then, with the secret in place.
+	if bytes.Contains(b[s:e], []byte(placeholderPrefix)) || bytes.HasPrefix(b[e:], []byte(placeholderPrefix)) {
+		return out
+	}
 	return append(out, span{s, e})
 }
 
@@ -558,7 +571,7 @@ func namedBefore(b []byte, ls, ks int, ctx keyContext) bool {
 // on its line or the next.
 func namesValue(b []byte, ke, le int) bool {
 	w := b[ke:min(le, ke+namedWindow)]
-	if indexFold(w, "value") >= 0 {
+	if valueField(w) >= 0 {
 		return true
 	}
 	// <entry key="db.user">content</entry>: the element's content is the value.
@@ -567,9 +580,31 @@ func namesValue(b []byte, ke, le int) bool {
 	}
 	if le+1 < len(b) {
 		nl := min(lineEnd(b, le+1), le+1+namedWindow)
-		return indexFold(bytes.TrimLeft(b[le+1:nl], " \t"), "value") == 0
+		return valueField(bytes.TrimLeft(b[le+1:nl], " \t")) == 0
 	}
 	return false
+}
+
+// valueField returns where w holds a value field ("value=", "value:", `"value":`), or -1.
+func valueField(w []byte) int {
+	for off := 0; ; {
+		i := indexFold(w[off:], "value")
+		if i < 0 {
+			return -1
+		}
+		i += off
+		p := i + len("value")
+		if p < len(w) && (w[p] == '"' || w[p] == '\'') {
+			p++
+		}
+		for p < len(w) && isSpace(w[p]) {
+			p++
+		}
+		if p < len(w) && (w[p] == '=' || w[p] == ':') && (i == 0 || !isKeyChar(w[i-1])) {
+			return i
+		}
+		off = i + 1
+	}
 }
 
 // readNamedValue reads the value field after a secret's name given as another field's value:
@@ -589,7 +624,7 @@ func readNamedValue(b []byte, ke, le int, ctx keyContext, out []span) []span {
 	// look finds the value field within a window after from, and reads its value to the
 	// line's end at most.
 	look := func(from, to int) ([]span, bool) {
-		i := indexFold(b[from:min(to, from+namedWindow)], "value")
+		i := valueField(b[from:min(to, from+namedWindow)])
 		if i < 0 {
 			return out, false
 		}
