@@ -19,6 +19,8 @@ var RedactFormats = []string{"auto", "text", "chap-secrets", "htpasswd", "pgpass
 func formatByName(p string) string {
 	base := path.Base(p)
 	switch {
+	case base == "nsswitch.conf" || base == "services" || base == "protocols" || base == "mime.types" || base == "ethertypes":
+		return "text" // tables of names: nsswitch's "passwd: files", services' "kpasswd 464/tcp"
 	case base == "chap-secrets" || base == "pap-secrets":
 		return "chap-secrets"
 	case base == ".htpasswd" || base == "htpasswd" || strings.HasSuffix(base, ".htpasswd") || base == "rsyncd.secrets":

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"bytes"
 	"regexp"
 	"strings"
 )
@@ -51,7 +52,10 @@ var NonSecretKeys = []string{
 	// login.defs, pwquality.conf, PAM
 	"PASS_MAX_DAYS", "PASS_MIN_DAYS", "PASS_WARN_AGE", "PASS_MIN_LEN", "PASS_MAX_LEN",
 	"password_min_length", "passwordminlen", "minlen", "ENCRYPT_METHOD", "PASS_CHANGE_TRIES",
-	"PASS_ALWAYS_WARN", "LOGIN_RETRIES",
+	"PASS_ALWAYS_WARN", "LOGIN_RETRIES", "PREVENT_NO_AUTH",
+	// systemd-logind's keys are the machine's buttons
+	"HandlePowerKey", "HandlePowerKeyLongPress", "HandleRebootKey", "HandleRebootKeyLongPress",
+	"HandleSuspendKey", "HandleSuspendKeyLongPress", "HandleHibernateKey", "HandleHibernateKeyLongPress",
 	// web servers and proxies: realm names and switches
 	"auth_basic", "AuthType", "AuthName", "AuthBasicProvider", "AuthLDAPURL", "AuthLDAPBindDN",
 	"AuthzLDAPAuthoritative", "auth_request", "auth_delay", "proxy_pass", "fastcgi_pass",
@@ -83,7 +87,7 @@ var NonSecretSuffixes = []string{
 	"names", "user", "username", "login", "email", "level", "strength", "quality", "complexity",
 	"history", "reuse", "warn", "warning", "helper", "cache", "provider", "backend", "source",
 	"order", "host", "hosts", "port", "server", "servers", "url", "uri", "endpoint", "scheme",
-	"realm", "service", "socket", "timer", "target", "unit", "protocol", "proto", "version", "dn",
+	"realm", "service", "socket", "schemes", "limits", "filter", "config", "identifier", "timer", "target", "unit", "protocol", "proto", "version", "dn",
 	"options", "option", "limit", "delay", "refresh", "rotation", "location", "storage", "store",
 	"manager", "agent", "fingerprint", "iterations", "check", "checks", "verify", "validation",
 	"map", "maps", "list", "bytes", "pool", "usage", "support", "supported", "exchange", "flag",
@@ -98,7 +102,7 @@ var nonSecretWords = map[string]bool{
 	"hostkey": true, "pubkey": true, "publickey": true, "monkey": true, "hotkey": true,
 	"turnkey": true, "primarykey": true, "foreignkey": true, "sortkey": true, "oauth": true,
 	"rekey": true, "whiskey": true, "jockey": true, "hockey": true, "donkey": true, "turkey": true,
-	"secretary": true, "secretstorage": true, "secretservice": true,
+	"secretary": true, "secretstorage": true, "secretservice": true, "preauth": true,
 }
 
 var (
@@ -271,9 +275,13 @@ func isNonSecretValue(v []byte) bool {
 	case '~', '.':
 		return len(v) > 1 && v[1] == '/' || len(v) > 2 && string(v[:3]) == "../"
 	case '$':
-		// ${VAR}, $VAR, $(command) and {{ }} templates name the secret, they do not hold it.
+		// ${VAR}, $VAR, $(command), $dir/file and {{ }} templates name the secret, they do not
+		// hold it.
 		if len(v) > 1 && (v[1] == '{' || v[1] == '(') {
 			return true
+		}
+		if i := bytes.IndexByte(v, '/'); i > 1 && isIdent(v[1:i]) && !containsSpace(v) {
+			return true // a path under a variable: $dir/private/cakey.pem
 		}
 		return isEnvName(v[1:])
 	case '%':
@@ -311,7 +319,7 @@ func isNonSecretValue(v []byte) bool {
 }
 
 // algorithmName matches digest and cipher names a secret-named directive may take.
-var algorithmName = regexp.MustCompile(`^(?:sha|md5|aes|des|3des|blake2|hmac|rsa|ecdsa|ed25519|chacha20|camellia|bf|none)[-\w]*$`)
+var algorithmName = regexp.MustCompile(`^(?:sha|md5|aes|des|3des|blake2|hmac|rsa|ecdsa|ed25519|chacha20|camellia|bf|scram|none)[-\w]*$`)
 
 func isDigits(b []byte) bool {
 	for _, c := range b {
@@ -332,6 +340,15 @@ func isEnvName(b []byte) bool {
 		}
 	}
 	return true
+}
+
+func isIdent(b []byte) bool {
+	for i, c := range b {
+		if !(isUpper(c) || isLower(c) || c == '_' || (i > 0 && '0' <= c && c <= '9')) {
+			return false
+		}
+	}
+	return len(b) > 0
 }
 
 func containsSpace(b []byte) bool {

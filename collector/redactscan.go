@@ -345,7 +345,10 @@ func (r *Redactor) readKey(b []byte, ks, ke, ls, le int, out []span) []span {
 			for ve < le && b[ve] != '<' {
 				ve++
 			}
-			return appendValue(b, vs, ve, out)
+			// An element closed on its line: <password>...</password>, not X11's <Key>Escape.
+			if ve+2+len(key) < le+1 && b[ve+1] == '/' && bytes.EqualFold(b[ve+2:min(le, ve+2+len(key))], []byte(key)) {
+				return appendValue(b, vs, ve, out)
+			}
 		}
 		return out
 	}
