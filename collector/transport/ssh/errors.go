@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	gossh "golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // Stage says how far a connection or command got before it failed.
@@ -47,6 +46,12 @@ var (
 	ErrHostKeyChanged = errors.New("host key does not match")
 	// ErrHostKeyRevoked means the key (or the CA that signed it) is marked @revoked.
 	ErrHostKeyRevoked = errors.New("host key is revoked")
+	// ErrEnableRefused means the device did not enter privileged mode with the enable secret
+	// given: it asked again, or answered with its unprivileged prompt.
+	ErrEnableRefused = errors.New("the device refused the enable secret")
+	// ErrNoEnableSecret means the session landed unprivileged, its profile enters privileged
+	// mode, and the target names no enable secret.
+	ErrNoEnableSecret = errors.New("no enable secret is configured")
 )
 
 // HostKeyError details a host key that was refused. It wraps one of ErrUnknownHost,
@@ -72,9 +77,9 @@ func (e *HostKeyError) Error() string {
 			"hardtrail hosts add %s --fingerprint %s", e.Reason, e.Host, typ, fp, e.Target, fp)
 	case errors.Is(e.Reason, ErrHostKeyChanged):
 		return fmt.Sprintf("%v: %s presented %s %s but the record expects %s. This may be an attack "+
-			"(man in the middle); if the key was replaced on purpose, remove the old entry "+
-			"(ssh-keygen -R %s -f KNOWN_HOSTS) and enrol the new one: hardtrail hosts add %s --fingerprint %s",
-			e.Reason, e.Host, typ, fp, strings.Join(e.Expected, ", "), knownhosts.Normalize(e.Host), e.Target, fp)
+			"(man in the middle); if the key was replaced on purpose, check the new one out of band and enrol it "+
+			"in place of the old: hardtrail hosts add %s --fingerprint %s --replace",
+			e.Reason, e.Host, typ, fp, strings.Join(e.Expected, ", "), e.Target, fp)
 	case errors.Is(e.Reason, ErrHostKeyRevoked):
 		return fmt.Sprintf("%v: %s presented %s %s, which known_hosts marks @revoked; do not connect "+
 			"until the target has a new key", e.Reason, e.Host, typ, fp)
