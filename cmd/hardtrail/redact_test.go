@@ -24,6 +24,7 @@ const (
 	argvURLPw   = "ArgvUrlPw-3377"
 	noteToken   = "glpat-N0teT0kenAbCdEf123456"
 	tagNotePw   = "TagNotePw-5531"
+	voidToken   = "xoxb-123456789012-VoidReasonTok"
 )
 
 // A real snapshot of every redaction fixture into a real store, through the local transport:
@@ -80,11 +81,15 @@ present = '(?m)^requirepass \S+'
 	}
 	run("snapshot", "--incident", "INC-1", "--phase", "before", "--note", "rotated the CI token "+noteToken)
 	run("snapshot")
-	run("tag", "local", "--incident", "INC-1", "--phase", "after", "--note", "db_password="+tagNotePw+" was reset")
+	var link struct{ ID string }
+	if err := json.Unmarshal([]byte(run("--format", "json", "tag", "local", "--incident", "INC-1", "--phase", "after", "--note", "db_password="+tagNotePw+" was reset")), &link); err != nil || link.ID == "" {
+		t.Fatalf("tag: %v %+v", err, link)
+	}
+	run("tag", "--void", link.ID, "--reason", "wrong snapshot; the token "+voidToken+" was still live")
 	run("check", "--rules", rules)
 	run("--format", "json", "check", "--snapshot", "local", "--rules", rules)
 
-	secrets := append(fx.AllSecrets(), stderrToken, stderrURLPw, argvPw, argvKey, argvURLPw, noteToken, tagNotePw)
+	secrets := append(fx.AllSecrets(), stderrToken, stderrURLPw, argvPw, argvKey, argvURLPw, noteToken, tagNotePw, voidToken)
 	if len(secrets) < 60 {
 		t.Fatalf("only %d secrets", len(secrets))
 	}
