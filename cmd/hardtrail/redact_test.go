@@ -25,12 +25,16 @@ const (
 	noteToken   = "glpat-N0teT0kenAbCdEf123456"
 	tagNotePw   = "TagNotePw-5531"
 	voidToken   = "xoxb-123456789012-VoidReasonTok"
+	titleToken  = "ghp_T1tleT0kenQ9w8e7r6t5y4u3i2o1p0aZxCvB"
+	recordPw    = "RecordNotePw-6620"
+	ticketPw    = "TicketUrlPw-8812"
 )
 
 // A real snapshot of every redaction fixture into a real store, through the local transport:
 // no fixture secret, nor one printed on stderr or written in a profile's argv, is in any stored
 // byte (the database file and its WAL, every decompressed blob, manifest, result, link and
-// event) or any log line, nor one typed in a snapshot's or a link's note; every known non-secret line reads exactly as captured.
+// event) or any log line, nor one typed in a snapshot's or a link's note, an incident's title,
+// ticket or note, or a void's reason; every known non-secret line reads exactly as captured.
 func TestNoFixtureSecretStored(t *testing.T) {
 	fx := testutil.LoadRedactFixtures(t)
 	dir := t.TempDir()
@@ -79,6 +83,8 @@ present = '(?m)^requirepass \S+'
 		}
 		return out
 	}
+	run("incident", "open", "INC-1", "--title", "leaked CI token "+titleToken, "--ticket", "https://ops:"+ticketPw+"@tickets.example/T-1")
+	run("incident", "note", "INC-1", "rotated; the old admin_password="+recordPw+" is dead")
 	run("snapshot", "--incident", "INC-1", "--phase", "before", "--note", "rotated the CI token "+noteToken)
 	run("snapshot")
 	var link struct{ ID string }
@@ -89,7 +95,7 @@ present = '(?m)^requirepass \S+'
 	run("check", "--rules", rules)
 	run("--format", "json", "check", "--snapshot", "local", "--rules", rules)
 
-	secrets := append(fx.AllSecrets(), stderrToken, stderrURLPw, argvPw, argvKey, argvURLPw, noteToken, tagNotePw, voidToken)
+	secrets := append(fx.AllSecrets(), stderrToken, stderrURLPw, argvPw, argvKey, argvURLPw, noteToken, tagNotePw, voidToken, titleToken, recordPw, ticketPw)
 	if len(secrets) < 60 {
 		t.Fatalf("only %d secrets", len(secrets))
 	}
