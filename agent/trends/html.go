@@ -144,8 +144,8 @@ func barChart(cs []Count, limit int) Chart {
 func (r *Report) WriteHTML(w io.Writer) error {
 	return htmlPage.Execute(w, struct {
 		*Report
-		Through                  time.Time
-		Categories               []string
+		Through                               time.Time
+		Categories                            []string
 		MonthChart, VerifyChart, ControlChart Chart
 	}{r, r.Until.Add(-time.Nanosecond), r.categoryNames(), r.monthChart(), r.verifyChart(), barChart(r.RegressionsByControl, 20)})
 }
