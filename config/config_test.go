@@ -22,6 +22,7 @@ func TestInvalidConfigs(t *testing.T) {
 		"invalid-type.toml":             "invalid-type.toml:2:1: agent.concurrency: incompatible types: TOML value has type string; destination has type integer",
 		"invalid-profile-regex.toml":    "invalid-profile-regex.toml:15:1: profile[1].source[2].drop: profile \"mine\": source 2 (\"y\"): drop: error parsing regexp: missing closing ]: `[unclosed`",
 		"invalid-port.toml":             `invalid-port.toml:3:1: target[1].address: target "web1": bad port "99999"`,
+		"invalid-tsa-url.toml":          `invalid-tsa-url.toml:2:1: agent.tsa_url: "ftp://tsa.example/" is not an http or https URL of a timestamp authority`,
 	}
 	files, _ := filepath.Glob("../testdata/config/invalid-*.toml")
 	if len(files) != len(want) {
