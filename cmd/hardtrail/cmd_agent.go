@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hardtrail/hardtrail/agent/daemon"
+	"github.com/hardtrail/hardtrail/agent/evidence/htmlreport"
 	"github.com/hardtrail/hardtrail/agent/incident"
 	"github.com/hardtrail/hardtrail/agent/store"
 	"github.com/hardtrail/hardtrail/config"
@@ -104,7 +105,8 @@ func runAgent(cmd *cobra.Command, a *app, f *agentFlags) error {
 	if err := daemon.CheckWebConfig(cfg.Agent.WebConfig); err != nil {
 		return usageErr("%v", err)
 	}
-	handler, err := daemon.Handler(daemon.NewRegistry(d.State), a.log)
+	pages := htmlreport.Handler(daemon.IncidentsPath, incidentPages(st, d), a.log)
+	handler, err := daemon.HandlerWith(daemon.NewRegistry(d.State), a.log, pages)
 	if err != nil {
 		return err
 	}
