@@ -1,4 +1,4 @@
-# hardtrail: make build | test | lint | bench | run | update-golden
+# hardtrail: make build | test | lint | bench | run | update-golden | package | image
 GO       ?= go
 BIN      ?= bin/hardtrail
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
@@ -8,7 +8,7 @@ LDFLAGS  := -s -w -X github.com/hardtrail/hardtrail/internal/buildinfo.Version=$
 # The whole suite stays well inside 15 minutes on 2 cores.
 TEST_TIMEOUT ?= 14m
 
-.PHONY: build test lint bench run update-golden clean
+.PHONY: build test lint bench run update-golden dist-bin package image clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/hardtrail
@@ -32,5 +32,43 @@ run:
 update-golden:
 	$(GO) test -count=1 ./... -run 'Golden|Render|Sources|Unified|Invalid' -update
 
+# Packages and image; the version comes from git (deploy/packaging/version.sh).
+PKG_VERSION ?= $(shell deploy/packaging/version.sh)
+ARCHES   ?= amd64 arm64
+DIST     ?= dist
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+export SOURCE_DATE_EPOCH
+PKG_LDFLAGS := -s -w -X github.com/hardtrail/hardtrail/internal/buildinfo.Version=$(PKG_VERSION) \
+               -X github.com/hardtrail/hardtrail/internal/buildinfo.Revision=$(REVISION)
+
+# Static linux binaries for every architecture, and the shell completions.
+dist-bin:
+	@for a in $(ARCHES); do \
+		echo "build $(DIST)/linux_$$a/hardtrail"; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$a $(GO) build -trimpath -ldflags '$(PKG_LDFLAGS)' \
+			-o $(DIST)/linux_$$a/hardtrail ./cmd/hardtrail || exit 1; \
+	done
+	@mkdir -p $(DIST)/completions
+	@b=$(DIST)/linux_$$($(GO) env GOARCH)/hardtrail; \
+	if [ ! -x $$b ]; then b=$(DIST)/hardtrail-host; $(GO) build -o $$b ./cmd/hardtrail || exit 1; fi; \
+	$$b completion bash > $(DIST)/completions/hardtrail.bash && \
+	$$b completion zsh > $(DIST)/completions/_hardtrail && \
+	$$b completion fish > $(DIST)/completions/hardtrail.fish
+
+# dist/hardtrail_VERSION_ARCH.deb and dist/hardtrail-VERSION.ARCH.rpm (see deploy/packaging).
+package: dist-bin
+	@for a in $(ARCHES); do \
+		case $$a in amd64) r=x86_64;; arm64) r=aarch64;; *) r=$$a;; esac; \
+		HT_VERSION=$(PKG_VERSION) HT_ARCH=$$a HT_DIST=$(DIST) $(GO) tool nfpm package \
+			-f deploy/packaging/nfpm.yaml -p deb -t $(DIST)/hardtrail_$(PKG_VERSION)_$$a.deb || exit 1; \
+		HT_VERSION=$(PKG_VERSION) HT_ARCH=$$a HT_DIST=$(DIST) $(GO) tool nfpm package \
+			-f deploy/packaging/nfpm.yaml -p rpm -t $(DIST)/hardtrail-$(PKG_VERSION).$$r.rpm || exit 1; \
+	done
+
+# dist/oci: an OCI image layout (an index over ARCHES), built without a container daemon.
+image: dist-bin
+	$(GO) run ./deploy/image -o $(DIST)/oci -version $(PKG_VERSION) -revision $(REVISION) \
+		$(foreach a,$(ARCHES),-bin $(a)=$(DIST)/linux_$(a)/hardtrail)
+
 clean:
-	rm -rf bin
+	rm -rf bin $(DIST)

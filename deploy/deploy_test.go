@@ -554,7 +554,10 @@ func TestLayout(t *testing.T) {
 		return nil
 	})
 	sort.Strings(files)
-	want := []string{"grafana/hardtrail.json", "hardtrail.toml", "prometheus/hardtrail.rules.test.yml", "prometheus/hardtrail.rules.yml",
+	want := []string{"grafana/hardtrail.json", "hardtrail.toml",
+		"packaging/hardtrail.toml", "packaging/nfpm.yaml", "packaging/scripts/postinstall.sh", "packaging/scripts/postremove.sh",
+		"packaging/scripts/preinstall.sh", "packaging/scripts/preremove.sh", "packaging/version.sh",
+		"prometheus/hardtrail.rules.test.yml", "prometheus/hardtrail.rules.yml",
 		"prometheus/prometheus.yml", "sudoers/hardtrail", "systemd/hardtrail-agent-sudo.conf", "systemd/hardtrail-agent.service", "web-config.yml"}
 	if !slices.Equal(files, want) {
 		t.Errorf("deploy files:\n%q\nwant\n%q", files, want)
