@@ -98,6 +98,7 @@ func TestGoldenGenerated(t *testing.T) {
 	if g.incidents < 40 || g.snapshots < 500 {
 		t.Fatalf("the generated store has %d incidents and %d snapshots: want at least 40 and 500", g.incidents, g.snapshots)
 	}
+	t.Logf("generated store: %d incidents, %d snapshots", g.incidents, g.snapshots)
 	r := load(t, g)
 	if r.Incidents != g.incidents || len(r.Months) != 12 || len(r.Categories) < 4 || len(r.RegressionsByTarget) < 3 || len(r.RegressionsByControl) < 3 {
 		t.Fatalf("report: %d incidents (want %d), %d months, %d categories, %d targets, %d controls with regressions",
