@@ -6,12 +6,14 @@ import (
 	"encoding/csv"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/hardtrail/hardtrail/agent/store"
 	"github.com/hardtrail/hardtrail/agent/trends"
+	"github.com/hardtrail/hardtrail/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -147,6 +149,33 @@ func BenchmarkTrends(b *testing.B) {
 			if err := r.Write(&buf, f); err != nil {
 				b.Fatal(err)
 			}
+		}
+	}
+}
+
+// TestHTMLInChromium reads the generated year's HTML report as Chromium parses it, from disk
+// with no network: the charts are there and nothing refers outside the page.
+func TestHTMLInChromium(t *testing.T) {
+	chromium := testutil.Tool(t, "chromium")
+	page, err := filepath.Abs(filepath.Join("testdata", "generated.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dom, err := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+		"--disable-component-update", "--disable-sync", "--no-first-run", "--user-data-dir="+t.TempDir(),
+		"--host-resolver-rules=MAP * ~NOTFOUND", "--dump-dom", "file://"+page).Output()
+	if err != nil {
+		t.Fatalf("chromium --dump-dom: %v", err)
+	}
+	if n := bytes.Count(dom, []byte("<svg")); n != 3 {
+		t.Errorf("%d charts, want 3", n)
+	}
+	if n := bytes.Count(dom, []byte("<rect")); n < 40 {
+		t.Errorf("%d bars, want the months' and controls' bars", n)
+	}
+	for _, ref := range []string{" src=", "<link", "<script", "url("} {
+		if bytes.Contains(dom, []byte(ref)) {
+			t.Errorf("the page holds %q: it would load something", ref)
 		}
 	}
 }

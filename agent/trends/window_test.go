@@ -38,3 +38,16 @@ func TestParseWindow(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseWindow(f *testing.F) {
+	for _, s := range []string{"12mo", "1y", "90d", "6w", "2026-01-01", "", "0d", "99999999999y"} {
+		f.Add(s, "2026-11-30")
+	}
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, since, until string) {
+		w, err := trends.ParseWindow(since, until, now)
+		if err == nil && !w.Since.Before(w.Until) {
+			t.Fatalf("%q %q: empty window %+v accepted", since, until, w)
+		}
+	})
+}
