@@ -178,13 +178,17 @@ func NewRequest(digest []byte) ([]byte, *big.Int, error) {
 // MaxResponse bounds what Request reads from a TSA.
 const MaxResponse = 1 << 20
 
+// Timeout bounds a request to a TSA when the caller gives no client of its own.
+const Timeout = 30 * time.Second
+
 // Request asks the TSA at url for a timestamp over a SHA-256 digest (POST
 // application/timestamp-query) and returns the DER TimeStampResp, after checking that it
 // grants a token over digest with the request's nonce whose signature verifies and, when roots
-// is not nil, whose signer chains to roots. client nil means http.DefaultClient.
+// is not nil, whose signer chains to roots. client nil means a client that gives up after
+// Timeout.
 func Request(ctx context.Context, client *http.Client, url string, digest []byte, roots *x509.CertPool) ([]byte, *Token, error) {
 	if client == nil {
-		client = http.DefaultClient
+		client = &http.Client{Timeout: Timeout}
 	}
 	req, nonce, err := NewRequest(digest)
 	if err != nil {
