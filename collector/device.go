@@ -21,16 +21,17 @@ import (
 
 // ShellRunner is implemented by transports that can drive a network device's interactive CLI.
 //
-// RunShell opens one terminal session, waits until prompt matches the last line of output,
-// sends each setup line (pager off), then each command as its words joined by spaces, reading
-// its output until the prompt matches again. A result's Stdout is what the command printed,
+// RunShell opens one terminal session, waits until the shell's prompt matches the last line of
+// output, enters privileged mode when the shell has an enable line and the prompt is
+// unprivileged, sends each setup line (pager off), then each command as its words joined by
+// spaces, reading its output until the prompt matches again. A result's Stdout is what the command printed,
 // without the echoed line, pager prompts or the prompt; a CLI's refusal ("% Invalid input") is
 // ExitCode 1 with the message as Stderr. It returns one BatchResult per command, in order, each
 // as Run would have returned it; a command that hangs past the command timeout is stopped with
 // its session and the rest run in a new one. Its own error means no session could be opened
-// or no prompt was seen, so nothing ran.
+// or no prompt was seen (or privileged mode was refused), so nothing ran.
 type ShellRunner interface {
-	RunShell(ctx context.Context, prompt *regexp.Regexp, setup []string, cmds []transport.Command) ([]transport.BatchResult, error)
+	RunShell(ctx context.Context, sh transport.Shell, cmds []transport.Command) ([]transport.BatchResult, error)
 }
 
 // DefaultPrompt matches the prompts of most network CLIs: "edge-rtr1#", "asa-fw1> ",
@@ -58,7 +59,7 @@ func runShells(ctx context.Context, tr transport.Transport, profiles []*Profile,
 			limit += s.timeout()
 		}
 		sctx, cancel := context.WithTimeout(ctx, limit)
-		res, err := sr.RunShell(sctx, p.prompt, p.PagerOff, cmds)
+		res, err := sr.RunShell(sctx, transport.Shell{Prompt: p.prompt, Setup: p.PagerOff, Enable: p.Enable}, cmds)
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("profile %s: %w", p.Name, err)
@@ -77,8 +78,8 @@ func runShells(ctx context.Context, tr transport.Transport, profiles []*Profile,
 // compileShell checks the interactive settings of a profile and compiles its prompt.
 func (p *Profile) compileShell() error {
 	if !p.Interactive {
-		if p.Prompt != "" || len(p.PagerOff) > 0 {
-			return fmt.Errorf("profile %q: prompt and pager_off need interactive = true", p.Name)
+		if p.Prompt != "" || len(p.PagerOff) > 0 || p.Enable != "" {
+			return fmt.Errorf("profile %q: prompt, pager_off and enable need interactive = true", p.Name)
 		}
 		return nil
 	}
@@ -101,6 +102,9 @@ func (p *Profile) compileShell() error {
 		if l == "" || strings.ContainsFunc(l, isControl) {
 			return fmt.Errorf("profile %q: pager_off line %q: empty or holds a control character", p.Name, l)
 		}
+	}
+	if p.Enable != "" && strings.ContainsFunc(p.Enable, isControl) {
+		return fmt.Errorf("profile %q: enable line %q holds a control character", p.Name, p.Enable)
 	}
 	for i := range p.Sources {
 		if len(p.Sources[i].Fallback) > 0 {
@@ -235,7 +239,8 @@ func cleanMeta(b []byte) string {
 type StructRedactor func(r *Redactor, b []byte) []byte
 
 var structRedactors = map[string]StructRedactor{
-	"fortios": RedactFortiOS,
+	"fortios":    RedactFortiOS,
+	"cisco-snmp": RedactCiscoSNMPHosts,
 }
 
 // RedactorNames lists the built-in structural redactors.
@@ -413,6 +418,60 @@ func inSNMPCommunity(stack []string) bool {
 	return false
 }
 
+// hostSetting are the words that start a second `snmp-server host HOST` line on NX-OS, which
+// carries no community.
+var hostSetting = map[string]bool{"use-vrf": true, "filter-vrf": true, "source-interface": true}
+
+// RedactCiscoSNMPHosts redacts the community of `snmp-server host` lines in the syntax Cisco
+// IOS, IOS XE, NX-OS and Arista EOS share: HOST, an optional `vrf NAME`, an optional `traps` or
+// `informs`, an optional `version 1|2c|3` (3 with auth, noauth or priv), then the community or,
+// for version 3, the user name, which is kept. A v1 line names no version: the community
+// follows the host or the notification type directly.
+func RedactCiscoSNMPHosts(r *Redactor, b []byte) []byte {
+	if !strings.Contains(string(b), "snmp-server host ") {
+		return b
+	}
+	ls := strings.SplitAfter(string(b), "\n")
+	for i, l := range ls {
+		body := strings.TrimRight(l, "\r\n")
+		if !strings.HasPrefix(strings.TrimLeft(body, " "), "snmp-server host ") {
+			continue
+		}
+		f := strings.Fields(body)
+		k := 3 // after snmp-server host HOST
+		if k < len(f) && hostSetting[f[k]] {
+			continue // NX-OS sets the host's VRF or source on a line of its own
+		}
+		if k+1 < len(f) && f[k] == "vrf" {
+			k += 2
+		}
+		if k < len(f) && (f[k] == "traps" || f[k] == "informs") {
+			k++
+		}
+		v3 := false
+		if k+1 < len(f) && f[k] == "version" {
+			v3 = f[k+1] == "3"
+			k += 2
+			if v3 && k < len(f) && (f[k] == "auth" || f[k] == "noauth" || f[k] == "priv") {
+				k++
+			}
+		}
+		if v3 || k >= len(f) || strings.HasPrefix(f[k], placeholderPrefix) || isMask([]byte(f[k])) {
+			continue
+		}
+		// Replace the k-th field in place, keeping the line's spacing.
+		off := 0
+		for j := 0; j <= k; j++ {
+			off += strings.Index(body[off:], f[j])
+			if j < k {
+				off += len(f[j])
+			}
+		}
+		ls[i] = body[:off] + r.Placeholder([]byte(f[k])) + body[off+len(f[k]):] + l[len(body):]
+	}
+	return []byte(strings.Join(ls, ""))
+}
+
 // NormaliseCLI cleans a network device's CLI output: CRLF and stray CR line ends become LF,
 // terminal escape sequences and other control characters are removed, trailing whitespace is
 // trimmed, and blank lines at the start and the end are dropped.
@@ -436,18 +495,25 @@ func NormaliseCLI(b []byte) []byte {
 	return join(ls)
 }
 
-// NormalisePfsenseRevision removes the <revision> element of a pfSense or OPNsense config.xml:
-// the time, user and description of the last save, which change on every save even when
-// nothing else does (a source's meta rules keep them as provenance). Lines holding nothing but
-// the element go with it.
+// pfsenseVolatile are the elements of a pfSense or OPNsense config.xml that change without a
+// configuration change: <revision> (the time, user and description of the last save, which
+// change on every save), a rule's <updated> (rewritten when the rule is saved unchanged), and
+// the packages' rule-update stamps (Snort and Suricata fetch rules by themselves).
+var pfsenseVolatile = []string{"revision", "updated", "last_rule_upd_time", "last_rule_upd_status"}
+
+// NormalisePfsenseRevision removes the pfsenseVolatile elements of a pfSense or OPNsense
+// config.xml wherever they appear (a source's meta rules keep them as provenance). Lines
+// holding nothing but the element go with it.
 func NormalisePfsenseRevision(b []byte) []byte {
 	s := string(b)
-	for {
-		next := dropRevision(s)
-		if next == s {
-			break
+	for _, name := range pfsenseVolatile {
+		for {
+			next := dropElement(s, name)
+			if next == s {
+				break
+			}
+			s = next
 		}
-		s = next
 	}
 	if s != "" && !strings.HasSuffix(s, "\n") {
 		s += "\n"
@@ -455,28 +521,30 @@ func NormalisePfsenseRevision(b []byte) []byte {
 	return []byte(s)
 }
 
-func dropRevision(s string) string {
+// dropElement removes every <name>...</name> element of s.
+func dropElement(s, name string) string {
+	open, end := "<"+name+">", "</"+name+">"
 	var out strings.Builder
 	for {
-		i := strings.Index(s, "<revision>")
+		i := strings.Index(s, open)
 		if i < 0 {
 			break
 		}
-		j := strings.Index(s[i:], "</revision>")
+		j := strings.Index(s[i:], end)
 		if j < 0 {
 			break
 		}
-		end := i + j + len("</revision>")
+		e := i + j + len(end)
 		ls := strings.LastIndexByte(s[:i], '\n') + 1
 		le := len(s)
-		if k := strings.IndexByte(s[end:], '\n'); k >= 0 {
-			le = end + k + 1
+		if k := strings.IndexByte(s[e:], '\n'); k >= 0 {
+			le = e + k + 1
 		}
-		if strings.TrimSpace(s[ls:i]) == "" && strings.TrimSpace(s[end:le]) == "" {
-			i, end = ls, le
+		if strings.TrimSpace(s[ls:i]) == "" && strings.TrimSpace(s[e:le]) == "" {
+			i, e = ls, le
 		}
 		out.WriteString(s[:i])
-		s = s[end:]
+		s = s[e:]
 	}
 	out.WriteString(s)
 	return out.String()

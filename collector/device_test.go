@@ -260,7 +260,7 @@ name = "x"
 [[profile.source]]
 name = "a"
 command = ["show"]
-redact_with = ["junos"]`, `redact_with: unknown redactor "junos" (known: fortios)`},
+redact_with = ["junos"]`, `redact_with: unknown redactor "junos" (known: cisco-snmp, fortios)`},
 		{"bad meta name", `
 [[profile]]
 name = "x"
@@ -299,15 +299,16 @@ type shellFake struct {
 	lines  map[string]string
 	setups [][]string
 	prompt *regexp.Regexp
+	enable string
 	err    error
 }
 
-func (f *shellFake) RunShell(_ context.Context, prompt *regexp.Regexp, setup []string, cmds []transport.Command) ([]transport.BatchResult, error) {
+func (f *shellFake) RunShell(_ context.Context, sh transport.Shell, cmds []transport.Command) ([]transport.BatchResult, error) {
 	if f.err != nil {
 		return nil, f.err
 	}
-	f.setups = append(f.setups, setup)
-	f.prompt = prompt
+	f.setups = append(f.setups, sh.Setup)
+	f.prompt, f.enable = sh.Prompt, sh.Enable
 	out := make([]transport.BatchResult, len(cmds))
 	for i, c := range cmds {
 		out[i].Result = &transport.Result{Stdout: []byte(f.lines[strings.Join(c.Argv, " ")])}
@@ -322,6 +323,7 @@ name = "dev"
 raw_commands = true
 interactive = true
 pager_off = ["terminal length 0"]
+enable = "enable"
 [[profile.source]]
 name = "config/running"
 command = ["show", "running-config"]
@@ -343,8 +345,8 @@ command = ["show", "version"]
 	if len(f.Ran()) != 0 {
 		t.Errorf("commands ran outside the interactive session: %q", f.Ran())
 	}
-	if len(f.setups) != 1 || strings.Join(f.setups[0], "|") != "terminal length 0" || f.prompt.String() != DefaultPrompt {
-		t.Errorf("sessions %q, prompt %v", f.setups, f.prompt)
+	if len(f.setups) != 1 || strings.Join(f.setups[0], "|") != "terminal length 0" || f.prompt.String() != DefaultPrompt || f.enable != "enable" {
+		t.Errorf("sessions %q, prompt %v, enable %q", f.setups, f.prompt, f.enable)
 	}
 	run := c.Artifacts[0]
 	if run.Name != "config/running" || !strings.HasPrefix(string(run.Content), "hostname r1\nsnmp-server community <redacted:") || run.Meta["changed_by"] != "jdoe" {
@@ -368,7 +370,7 @@ func TestBuiltinDeviceProfiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"cisco-ios", "cisco-asa", "fortigate", "junos", "mikrotik", "pfsense", "panos"} {
+	for _, name := range []string{"cisco-ios", "cisco-asa", "fortigate", "junos", "mikrotik", "pfsense", "panos", "cisco-nxos", "arista-eos", "checkpoint-gaia", "huawei-vrp"} {
 		p := b[name]
 		if p == nil {
 			t.Errorf("no built-in profile %q", name)
@@ -397,7 +399,7 @@ func TestDeviceRedaction(t *testing.T) {
 	r := testRedactor(t, "k")
 	cases := []struct {
 		profile, source string
-		secret          []string // lines whose secret must be gone: the secret is the part in «»
+		secret          []string // lines whose secrets must be gone: each secret is a part in «»
 		keep            []string // lines that must stay unchanged
 	}{
 		{"cisco-ios", "config/running", []string{
@@ -489,6 +491,127 @@ func TestDeviceRedaction(t *testing.T) {
 			"        <public-key>c3NoLWVkMjU1MTkg</public-key>",
 			"              <key-id>1</key-id>",
 		}},
+		{"panos", "config/running", []string{
+			"                  <community>«PA-Trap»</community>",
+			"                  <auth-code>«I7654321»</auth-code>",
+		}, []string{
+			"                  <manager>10.10.5.20</manager>",
+			"                  <value>application/json</value>",
+		}},
+		{"cisco-ios", "config/running", []string{
+			"snmp-server host 10.10.5.22 «V1-Comm»",
+			"snmp-server host 10.10.5.23 traps «Trap-Comm» udp-port 1162",
+			"snmp-server community «View-Comm» view MGMT RO 10",
+			"snmp-server user mon NETOPS v3 auth sha «AuthPass1» priv aes 128 «PrivPass1»",
+			"snmp mib community-map «Map-Comm» context vlan-10",
+		}, []string{
+			"snmp-server host 10.10.5.24 informs version 3 priv snmpv3-mon",
+			"snmp-server group NETOPS v3 priv read MGMT-VIEW",
+		}},
+		{"cisco-asa", "config/running", []string{
+			"snmp-server host management 10.10.5.25 trap community 8 «QXNhLUVu» version 2c",
+			"snmp-server user mon NETOPS v3 engineID 80 encrypted auth sha256 «4a:8b:12» priv aes 256 «9c:11»",
+		}, []string{"snmp-server host management 10.10.5.24 version 3 snmpv3-mon"}},
+		{"junos", "config/running", []string{
+			"    trap-group «Jn-Trap» {",
+			"    inactive: community «Jn-Old» {",
+			`    community «"Jn Quoted"» {`,
+		}, []string{"    trap-options {"}},
+		{"junos", "config/set", []string{
+			"set groups global snmp community «Jn-Grp» authorization read-only",
+			"deactivate snmp community «Jn-Old»",
+			"set snmp trap-group «Jn-Trap» targets 10.10.5.20",
+		}, []string{"set snmp location \"Branch 1\""}},
+		{"mikrotik", "config/running", []string{
+			"/snmp set enabled=yes trap-community=«Mk-Trap» trap-target=10.10.5.20",
+			"/routing bgp connection add as=65040 name=isp1 tcp-md5-key=«Mk-Md5»",
+			"/routing ospf interface-template add area=backbone auth=md5 auth-key=«Mk-Ospf» interfaces=ether2",
+		}, nil},
+		{"pfsense", "config/running", []string{
+			"\t\t<trapstring>«pf-trap»</trapstring>",
+			"\t\t\t<oinkmastercode>«9f4c2e71»</oinkmastercode>",
+			"\t\t\t<maxmind_key>«Kx72Qw»</maxmind_key>",
+		}, []string{"\t\t\t<rule_update_starttime>00:05</rule_update_starttime>"}},
+		{"fortigate", "config/running", []string{
+			`        set activation-code "«A1B2C3»"`,
+			`        set license "«FTMTRIAL5»"`,
+		}, []string{`        set activation-expire 1706000000`, `        set accprofile "read_only"`}},
+		{"cisco-nxos", "config/running", []string{
+			"username admin password 5 «$5$KJHGHN$3v7Qe9»  role network-admin",
+			`tacacs-server key 7 «"Nx-Tacacs"»`,
+			`tacacs-server host 10.10.1.31 key 7 «"Nx-TacHost"»`,
+			`radius-server host 10.10.1.41 key 7 «"Nx-Radius"» authentication accounting`,
+			"snmp-server community «Nx-R0» group network-operator",
+			"snmp-server user admin network-admin auth md5 «0x8c2f» priv aes-128 «0x4e1a» localizedkey",
+			"snmp-server host 10.10.5.20 traps version 2c «Nx-Trap»",
+			"    key-string 7 «Nx-Chain»",
+			"    authentication md5 key-string «Nx-Hsrp»",
+			"  ip ospf authentication-key 3 «Nx-Ospf»",
+			"ntp authentication-key 1 md5 «Nx-Ntp» 7",
+			"    password 3 «9125d59c18a9b015»",
+		}, []string{
+			"snmp-server host 10.10.5.20 use-vrf management",
+			"snmp-server host 10.10.5.22 informs version 3 priv admin",
+			"ntp server 10.10.1.123 key 1 use-vrf management",
+			"ntp trusted-key 1",
+			"no password strength-check",
+			"  ip ospf authentication message-digest",
+		}},
+		{"arista-eos", "config/running", []string{
+			"username admin privilege 15 role network-admin secret sha512 «$6$Ar1sta$G7h»",
+			"aaa root secret sha512 «$6$Ar1sta$P0o»",
+			"enable password sha512 «$6$Ar1sta$Z9x»",
+			"snmp-server community «Eos-R0» ro ACL-SNMP",
+			"snmp-server user mon NETOPS v3 localized f571 auth sha «b3a9» priv aes «f1e2»",
+			"snmp-server host 10.10.5.20 vrf MGMT version 2c «Eos-Trap»",
+			"tacacs-server host 10.10.1.31 vrf MGMT key 7 «070C285F»",
+			"ntp authentication-key 1 md5 7 «1513090F»",
+			"   ip ospf message-digest-key 1 md5 7 «13061E01»",
+			"   isis authentication key 7 «0822455D»",
+			"   neighbor LEAVES password 7 «0207165218»",
+			"   exec /usr/bin/TerminAttr -cvaddr=10.10.5.40:9910 -cvauth=key,«Eos-Cv» -cvvrf=MGMT",
+			"      secret 0 key-1 «Eos-Api» receive-lifetime infinite transmit-lifetime infinite",
+		}, []string{
+			"snmp-server host 10.10.5.22 vrf MGMT version 3 priv snmpv3-mon",
+			"ntp server vrf MGMT 10.10.1.123 key 1",
+			"   exec /usr/bin/TerminAttr -cvaddr=10.10.5.40:9910 -cvauth=token,/tmp/token -cvvrf=MGMT",
+			"username hardtrail privilege 1 role network-operator nopassword",
+			"   password minimum length 12",
+		}},
+		{"checkpoint-gaia", "config/running", []string{
+			"set user admin password-hash «$6$rounds=10000$GaiaSaltA01$h7G»",
+			"set expert-password-hash «$6$rounds=10000$GaiaSaltC03$Mn1»",
+			"set snmp community «Gaia-R0» read-only",
+			"add snmp traps receiver 10.10.5.20 version v2 community «Gaia-Trap»",
+			"add snmp usm user mon security-level authPriv auth-pass-type SHA1 auth-pass-hash «0x6c1f» privacy-pass-type AES128 privacy-pass-hash «0x9a8b»",
+			"add aaa tacacs-servers priority 1 server 10.10.1.31 key «Gaia-Tac» timeout 5",
+			"add aaa radius-servers priority 1 host 10.10.1.41 port 1812 prefix-length 32 secret «Gaia-Rad» timeout 3",
+			"set ospf interface eth1 authtype md5 key 1 secret «Gaia-Ospf»",
+			"set bgp external remote-as 65100 peer 203.0.113.1 authtype md5 secret «Gaia-Bgp»",
+			"set vrrp interface eth1 authtype simple «Gaia-Vrrp»",
+			"set cloud-services connect auth-token «Gaia-Tok»",
+		}, []string{
+			"set user netops password-hash *",
+			"add snmp traps receiver 10.10.5.22 version v3",
+			"set password-controls min-password-length 12",
+			"set aaa tacacs-servers state on",
+		}},
+		{"huawei-vrp", "config/running", []string{
+			"super password level 15 cipher «%^%#Hw1@Su2%^%#»",
+			" hwtacacs-server shared-key cipher «%^%#Hw6@Ta7%^%#»",
+			" local-user admin password irreversible-cipher «$1c$Hw5aLtA01$3kL9$»",
+			" local-user guest password cipher «%@%@Gu3st%@%@»",
+			"snmp-agent community read «Hw-Plain» mib-view iso-view",
+			"snmp-agent community write cipher «%^%#Ab1@Cd2%^%#» acl 2000",
+			"snmp-agent target-host trap address udp-domain 10.10.5.20 params securityname «Hw-Trap» v2c",
+			"snmp-agent target-host trap address udp-domain 10.10.5.20 params securityname cipher «%^%#Tr4p%^%#» v2c",
+			" peer 10.253.1.2 password cipher «%$%$Bgp1%$%$»",
+		}, []string{
+			"ssh server cipher aes256_ctr aes128_ctr",
+			"snmp-agent target-host trap address udp-domain 10.10.5.22 params securityname snmpv3-mon v3 privacy",
+			"snmp-agent sys-info version v2c v3",
+			"ntp-service authentication enable",
+		}},
 	}
 	for _, c := range cases {
 		p := b[c.profile]
@@ -502,10 +625,18 @@ func TestDeviceRedaction(t *testing.T) {
 			t.Fatalf("%s has no source %s", c.profile, c.source)
 		}
 		for _, l := range c.secret {
-			i, j := strings.Index(l, "«"), strings.Index(l, "»")
-			secret := l[i+len("«") : j]
-			in := l[:i] + secret + l[j+len("»"):]
-			want := l[:i] + r.Placeholder([]byte(secret)) + l[j+len("»"):]
+			var in, want string
+			for rest := l; ; {
+				i, j := strings.Index(rest, "«"), strings.Index(rest, "»")
+				if i < 0 || j < i {
+					in, want = in+rest, want+rest
+					break
+				}
+				secret := rest[i+len("«") : j]
+				in += rest[:i] + secret
+				want += rest[:i] + r.Placeholder([]byte(secret))
+				rest = rest[j+len("»"):]
+			}
 			if got := string(s.redactAll(r, []byte(in+"\n"))); got != want+"\n" {
 				t.Errorf("%s %s:\n  in:   %s\n  got:  %s  want: %s", c.profile, c.source, in, got, want)
 			}
@@ -560,7 +691,7 @@ func FuzzDeviceSources(f *testing.F) {
 		f.Fatal(err)
 	}
 	var sources []*Source
-	for _, name := range []string{"cisco-ios", "cisco-asa", "fortigate", "junos", "mikrotik", "pfsense", "panos"} {
+	for _, name := range []string{"cisco-ios", "cisco-asa", "fortigate", "junos", "mikrotik", "pfsense", "panos", "cisco-nxos", "arista-eos", "checkpoint-gaia", "huawei-vrp"} {
 		for i := range b[name].Sources {
 			sources = append(sources, &b[name].Sources[i])
 		}
@@ -611,5 +742,42 @@ func BenchmarkDeviceConfig(b *testing.B) {
 				s.finish(r, in)
 			}
 		})
+	}
+}
+
+func TestRedactCiscoSNMPHosts(t *testing.T) {
+	r := testRedactor(t, "k")
+	p := func(s string) string { return r.Placeholder([]byte(s)) }
+	cases := []struct{ in, want string }{
+		{"snmp-server host 10.1.1.1 C1\n", "snmp-server host 10.1.1.1 " + p("C1") + "\n"},
+		{"snmp-server host 10.1.1.1 traps C2 udp-port 1162 config\n", "snmp-server host 10.1.1.1 traps " + p("C2") + " udp-port 1162 config\n"},
+		{"snmp-server host 10.1.1.1 vrf Mgmt-intf version 2c C3\n", "snmp-server host 10.1.1.1 vrf Mgmt-intf version 2c " + p("C3") + "\n"},
+		{"snmp-server host 10.1.1.1 informs version 1 C4\r\n", "snmp-server host 10.1.1.1 informs version 1 " + p("C4") + "\r\n"},
+		{"snmp-server host 10.1.1.1 traps version 2c C5 udp-port 162 use-vrf management\n", "snmp-server host 10.1.1.1 traps version 2c " + p("C5") + " udp-port 162 use-vrf management\n"},
+		// v3 names a user, kept readable; a mask or an empty community is left alone.
+		{"snmp-server host 10.1.1.1 informs version 3 priv snmpv3-mon\n", "snmp-server host 10.1.1.1 informs version 3 priv snmpv3-mon\n"},
+		{"snmp-server host 10.1.1.1 version 2c *****\n", "snmp-server host 10.1.1.1 version 2c *****\n"},
+		{"snmp-server host 10.1.1.1\nsnmp-server host 10.1.1.1 traps\n", "snmp-server host 10.1.1.1\nsnmp-server host 10.1.1.1 traps\n"},
+		// The community may repeat a word seen earlier on the line.
+		{"snmp-server host 10.1.1.1 traps traps\n", "snmp-server host 10.1.1.1 traps " + p("traps") + "\n"},
+		{"snmp-server location 10.1.1.1 C6\n", "snmp-server location 10.1.1.1 C6\n"},
+		{"snmp-server host 10.1.1.1 use-vrf management\n", "snmp-server host 10.1.1.1 use-vrf management\n"},
+	}
+	for _, c := range cases {
+		if got := string(RedactCiscoSNMPHosts(r, []byte(c.in))); got != c.want {
+			t.Errorf("RedactCiscoSNMPHosts(%q)\n got %q\nwant %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestNormalisePfsenseVolatile(t *testing.T) {
+	in := "<pfsense>\n\t<revision>\n\t\t<time>1</time>\n\t</revision>\n\t<filter>\n\t\t<rule>\n\t\t\t<created><time>5</time></created>\n" +
+		"\t\t\t<updated>\n\t\t\t\t<time>6</time>\n\t\t\t</updated>\n\t\t</rule>\n\t</filter>\n\t<installedpackages>\n\t\t<snortglobal>\n" +
+		"\t\t\t<last_rule_upd_status>success</last_rule_upd_status><last_rule_upd_time>7</last_rule_upd_time>\n\t\t</snortglobal>\n" +
+		"\t\t<pkg><revision><time>8</time></revision><name>x</name></pkg>\n\t</installedpackages>\n</pfsense>\n"
+	want := "<pfsense>\n\t<filter>\n\t\t<rule>\n\t\t\t<created><time>5</time></created>\n\t\t</rule>\n\t</filter>\n\t<installedpackages>\n" +
+		"\t\t<snortglobal>\n\t\t</snortglobal>\n\t\t<pkg><name>x</name></pkg>\n\t</installedpackages>\n</pfsense>\n"
+	if got := string(NormalisePfsenseRevision([]byte(in))); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 }

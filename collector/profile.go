@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,7 +28,11 @@ type Source struct {
 	// (dpkg-query, then rpm).
 	Fallback [][]string `toml:"fallback"`
 	Files    []string   `toml:"files"`
-	Sudo     bool       `toml:"sudo"`
+	// Watch names the files (absolute globs) a command's output depends on, such as sshd's
+	// configuration for `sshd -T`. The agent captures a local target within a second of a
+	// change to them, as it does for a files source's own files (WatchedFiles).
+	Watch []string `toml:"watch"`
+	Sudo  bool     `toml:"sudo"`
 	// Normalise names built-in normalisers applied in order (see Normalisers).
 	Normalise []string `toml:"normalise"`
 	// Drop removes lines matching any of these regexps (volatile lines).
@@ -78,7 +83,10 @@ type Profile struct {
 	Prompt string `toml:"prompt"`
 	// PagerOff are CLI lines sent before the commands, such as "terminal length 0".
 	PagerOff []string `toml:"pager_off"`
-	Sources  []Source `toml:"source"`
+	// Enable is the CLI line that enters privileged mode ("enable"), sent with the target's
+	// enable secret when the first prompt is unprivileged (ends in '>').
+	Enable  string   `toml:"enable"`
+	Sources []Source `toml:"source"`
 
 	prompt *regexp.Regexp
 }
@@ -144,6 +152,12 @@ func fieldErr(key, format string, args ...any) error {
 	return &fieldError{key: key, err: fmt.Errorf(format, args...)}
 }
 
+// WatchedFiles returns the globs whose files the source reads or depends on: its files and
+// its watch list.
+func (s *Source) WatchedFiles() []string {
+	return append(slices.Clip(s.Files), s.Watch...)
+}
+
 func (s *Source) compile() error {
 	if !nameRE.MatchString(s.Name) {
 		return fieldErr("name", "name %q: want lowercase words separated by /, such as \"sshd/effective\"", s.Name)
@@ -167,6 +181,14 @@ func (s *Source) compile() error {
 		}
 		if _, err := path.Match(f, "/"); err != nil {
 			return fieldErr("files", "files: %q: %w", f, err)
+		}
+	}
+	for _, f := range s.Watch {
+		if !path.IsAbs(f) {
+			return fieldErr("watch", "watch: %q is not an absolute path", f)
+		}
+		if _, err := path.Match(f, "/"); err != nil {
+			return fieldErr("watch", "watch: %q: %w", f, err)
 		}
 	}
 	if s.MaxBytes < 0 {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -66,10 +67,12 @@ type Target struct {
 	Profiles  []string `toml:"profiles"`
 	// SSH settings.
 	IdentityFile     string         `toml:"identity_file"`
-	CertificateFile  string         `toml:"certificate_file"` // default: IDENTITY-cert.pub when it exists
-	PassphraseFile   string         `toml:"passphrase_file"`  // unlocks an encrypted identity file
-	PassphraseEnv    string         `toml:"passphrase_env"`   // or: the name of a variable holding it
-	UseAgent         *bool          `toml:"use_agent"`        // default: true when $SSH_AUTH_SOCK is set
+	CertificateFile  string         `toml:"certificate_file"`   // default: IDENTITY-cert.pub when it exists
+	PassphraseFile   string         `toml:"passphrase_file"`    // unlocks an encrypted identity file
+	PassphraseEnv    string         `toml:"passphrase_env"`     // or: the name of a variable holding it
+	EnableSecretFile string         `toml:"enable_secret_file"` // a device CLI's enable secret (profiles with enable)
+	EnableSecretEnv  string         `toml:"enable_secret_env"`  // or: the name of a variable holding it
+	UseAgent         *bool          `toml:"use_agent"`          // default: true when $SSH_AUTH_SOCK is set
 	KnownHosts       string         `toml:"known_hosts"`
 	Fingerprints     []string       `toml:"fingerprints"` // pinned host keys, "SHA256:..."
 	Jump             string         `toml:"jump"`
@@ -164,7 +167,7 @@ func (c *Config) validate(src []byte) error {
 		}
 		for i := range c.Targets {
 			t := &c.Targets[i]
-			for _, p := range []*string{&t.IdentityFile, &t.CertificateFile, &t.PassphraseFile, &t.KnownHosts} {
+			for _, p := range []*string{&t.IdentityFile, &t.CertificateFile, &t.PassphraseFile, &t.KnownHosts, &t.EnableSecretFile} {
 				*p = relTo(base, *p)
 			}
 		}
@@ -231,6 +234,9 @@ func (c *Config) validate(src []byte) error {
 				return errf(append(key, "profiles"), "target %q: unknown profile %q (built in: %s)", t.Name, p, strings.Join(collector.BuiltinNames(), ", "))
 			}
 		}
+		if err := c.checkEnable(t, key, own, errf); err != nil {
+			return err
+		}
 		if t.Timeout.Duration == 0 {
 			t.Timeout.Duration = DefaultTimeout
 		}
@@ -257,6 +263,55 @@ func (c *Config) validate(src []byte) error {
 		}
 	}
 	return nil
+}
+
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// checkEnable validates a target's enable secret settings: one source at most, a valid
+// variable name, an SSH target, and a profile that enters privileged mode.
+func (c *Config) checkEnable(t *Target, key []string, own map[string]bool, errf func([]string, string, ...any) error) error {
+	if t.EnableSecretFile == "" && t.EnableSecretEnv == "" {
+		return nil
+	}
+	field := "enable_secret_file"
+	if t.EnableSecretFile == "" {
+		field = "enable_secret_env"
+	}
+	if t.EnableSecretFile != "" && t.EnableSecretEnv != "" {
+		return errf(append(key, "enable_secret_env"), "target %q: set enable_secret_file or enable_secret_env, not both", t.Name)
+	}
+	if t.EnableSecretEnv != "" && !envNameRE.MatchString(t.EnableSecretEnv) {
+		// The value is not quoted back: it may be the secret itself.
+		return errf(append(key, field), "target %q: not an environment variable name (name the variable that holds the secret, never the secret)", t.Name)
+	}
+	if t.Transport != "ssh" {
+		return errf(append(key, field), "target %q: an enable secret is for network devices reached over SSH", t.Name)
+	}
+	var enablers []string
+	builtin, _ := collector.Builtin()
+	for n, p := range builtin {
+		if p.Enable != "" {
+			enablers = append(enablers, n)
+		}
+	}
+	sort.Strings(enablers)
+	for _, name := range t.Profiles {
+		var p *collector.Profile
+		if own[name] {
+			for i := range c.Profiles {
+				if c.Profiles[i].Name == name {
+					p = &c.Profiles[i]
+				}
+			}
+		} else {
+			p = builtin[name]
+		}
+		if p != nil && p.Enable != "" {
+			return nil
+		}
+	}
+	return errf(append(key, field), "target %q: none of its profiles (%s) enters privileged mode, so the enable secret would never be used (built-in profiles that do: %s)",
+		t.Name, strings.Join(t.Profiles, ", "), strings.Join(enablers, ", "))
 }
 
 func checkAddress(a string) error {

@@ -15,7 +15,7 @@ func TestInvalidConfigs(t *testing.T) {
 		"invalid-transport.toml":        `invalid-transport.toml:7:1: target[2].transport: target "fw1": unknown transport "telnet" (want local or ssh)`,
 		"invalid-duplicate-target.toml": `invalid-duplicate-target.toml:5:1: target[2].name: target "web1" is defined twice`,
 		"invalid-bare-duration.toml":    `invalid-bare-duration.toml:2:12: agent.interval: invalid duration "300" (write it with a unit, such as "30s" or "5m")`,
-		"invalid-unknown-profile.toml":  `invalid-unknown-profile.toml:3:1: target[1].profiles: target "web1": unknown profile "cisco-nxos" (built in: cisco-asa, cisco-ios, fortigate, junos, linux, mikrotik, panos, pfsense)`,
+		"invalid-unknown-profile.toml":  `invalid-unknown-profile.toml:3:1: target[1].profiles: target "web1": unknown profile "cisco-iosxr" (built in: arista-eos, checkpoint-gaia, cisco-asa, cisco-ios, cisco-nxos, fortigate, huawei-vrp, junos, linux, mikrotik, panos, pfsense)`,
 		"invalid-ssh-no-address.toml":   `invalid-ssh-no-address.toml:1:3: target[1].address: target "web1": ssh needs address = "user@host:port"`,
 		"invalid-syntax.toml":           `invalid-syntax.toml:3:9: expected end of table array name delimiter ']', but got '\n' instead`,
 		"invalid-target-name.toml":      `invalid-target-name.toml:2:1: target[1].name: target name "web 1": want letters, digits and . _ @ -, starting with a letter or digit`,
@@ -23,6 +23,9 @@ func TestInvalidConfigs(t *testing.T) {
 		"invalid-profile-regex.toml":    "invalid-profile-regex.toml:15:1: profile[1].source[2].drop: profile \"mine\": source 2 (\"y\"): drop: error parsing regexp: missing closing ]: `[unclosed`",
 		"invalid-port.toml":             `invalid-port.toml:3:1: target[1].address: target "web1": bad port "99999"`,
 		"invalid-tsa-url.toml":          `invalid-tsa-url.toml:2:1: agent.tsa_url: "ftp://tsa.example/" is not an http or https URL of a timestamp authority`,
+		"invalid-enable-both.toml":      `invalid-enable-both.toml:6:1: target[1].enable_secret_env: target "edge-rtr1": set enable_secret_file or enable_secret_env, not both`,
+		"invalid-enable-profile.toml":   `invalid-enable-profile.toml:5:1: target[1].enable_secret_env: target "srx-branch1": none of its profiles (junos) enters privileged mode, so the enable secret would never be used (built-in profiles that do: cisco-asa, cisco-ios)`,
+		"invalid-enable-env.toml":       `invalid-enable-env.toml:5:1: target[1].enable_secret_env: target "asa-fw1": not an environment variable name (name the variable that holds the secret, never the secret)`,
 	}
 	files, _ := filepath.Glob("../testdata/config/invalid-*.toml")
 	if len(files) != len(want) {

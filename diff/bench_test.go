@@ -3,7 +3,6 @@ package diff
 import (
 	"bytes"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,46 +12,6 @@ import (
 	"github.com/hardtrail/hardtrail/collector/transport"
 	"github.com/hardtrail/hardtrail/internal/testutil"
 )
-
-// bigConfig returns a deterministic config-like artifact of n lines (a web server config of
-// many similar blocks: braces, blank lines and comments repeat, names and addresses do not), and
-// a copy with 1% of its lines changed, deleted or added.
-func bigConfig(n int) (before, after []byte) {
-	r := rand.New(rand.NewPCG(uint64(n), 42))
-	block := func(i int) []string {
-		return []string{
-			fmt.Sprintf("# site %d", i),
-			"server {",
-			"    listen 443 ssl;",
-			fmt.Sprintf("    server_name site%d.example.com;", i),
-			"    ssl_protocols TLSv1.2 TLSv1.3;",
-			"    location / {",
-			fmt.Sprintf("        proxy_pass http://10.%d.%d.%d:8080;", i>>16&255, i>>8&255, i&255),
-			"        proxy_set_header Host $host;",
-			"    }",
-			"}",
-			"",
-		}
-	}
-	var a []string
-	for i := 0; len(a) < n; i++ {
-		a = append(a, block(i)...)
-	}
-	a = a[:n]
-	var b []string
-	for i, l := range a {
-		switch p := r.IntN(300); {
-		case p == 0: // changed
-			b = append(b, l+" # changed")
-		case p == 1: // deleted
-		case p == 2: // added
-			b = append(b, l, fmt.Sprintf("    add_header X-Line %d;", i))
-		default:
-			b = append(b, l)
-		}
-	}
-	return joined(a, false), joined(b, false)
-}
 
 // peakRSS runs argv once under /usr/bin/time and returns its peak resident set size in KiB, or
 // 0 when time is not installed. (The rusage of a child started straight from the test process
@@ -103,7 +62,7 @@ func benchSizes(b *testing.B, sizes []int) {
 		b.Fatal(err)
 	}
 	for _, n := range sizes {
-		before, after := bigConfig(n)
+		before, after := testutil.BigConfig(n)
 		dir := b.TempDir()
 		pa, pb, pe := filepath.Join(dir, "a"), filepath.Join(dir, "b"), filepath.Join(dir, "empty")
 		for p, d := range map[string][]byte{pa: before, pb: after, pe: nil} {
@@ -160,7 +119,7 @@ func benchSizes(b *testing.B, sizes []int) {
 // BenchmarkRegression100k checks a 100,000-line artifact whose remediation changed 1% of its
 // lines, against a current version with one hardened line reverted and unrelated edits.
 func BenchmarkRegression100k(b *testing.B) {
-	before, after := bigConfig(100_000)
+	before, after := testutil.BigConfig(100_000)
 	current := bytes.Replace(after, []byte(" # changed\n"), []byte("\n"), 1)
 	current = append([]byte("# managed elsewhere\n"), current...)
 	if r := Regression(before, after, current); r.Status != Regressed {

@@ -2,7 +2,9 @@
 package diff
 
 import (
+	"bufio"
 	"bytes"
+	"io"
 	"strconv"
 )
 
@@ -58,11 +60,49 @@ type FilePatch struct {
 // `\ No newline at end of file`. Lines end at '\n'; callers should report binary content
 // (IsBinary) by hash instead.
 func Unified(a, b []byte, labelA, labelB string) []byte {
-	hs := Hunks(a, b)
-	if len(hs) == 0 {
-		return nil
+	var buf bytes.Buffer
+	WriteUnified(&buf, a, b, labelA, labelB) // a bytes.Buffer does not fail
+	return buf.Bytes()
+}
+
+// WriteUnified writes what Unified returns to w, straight from a and b without building hunks,
+// and returns how many lines it adds and removes. Nothing is written when a and b are equal.
+func WriteUnified(w io.Writer, a, b []byte, labelA, labelB string) (added, removed int, err error) {
+	if bytes.Equal(a, b) {
+		return 0, 0, nil
 	}
-	return FilePatch{OldName: labelA, NewName: labelB, Hunks: hs}.Bytes()
+	ta, tb := split(a), split(b)
+	da, db := compare(&ta, &tb)
+	cs := changes(da, db)
+	for _, c := range cs {
+		added += c.ins
+		removed += c.del
+	}
+	bw, ok := w.(*bufio.Writer)
+	if !ok {
+		bw = bufio.NewWriterSize(w, 64<<10)
+	}
+	bw.WriteString("--- ")
+	bw.WriteString(labelA)
+	bw.WriteString("\n+++ ")
+	bw.WriteString(labelB)
+	bw.WriteByte('\n')
+	var hdr []byte
+	for _, sp := range spans(&ta, cs, Context) {
+		hdr = sp.header().appendHeader(hdr[:0])
+		bw.Write(hdr)
+		bw.WriteByte('\n')
+		sp.lines(&ta, &tb, func(k Kind, t *text, i int) {
+			l := t.line(i)
+			bw.WriteByte(byte(k))
+			bw.Write(l)
+			if len(l) == 0 || l[len(l)-1] != '\n' {
+				bw.WriteByte('\n')
+				bw.WriteString(noNewline)
+			}
+		})
+	}
+	return added, removed, bw.Flush()
 }
 
 // Hunks returns the hunks of the unified diff of a and b (as Unified renders them), or none
@@ -122,10 +162,16 @@ func changes(da, db []bool) []change {
 	return cs
 }
 
-// group gathers changes into hunks with ctx lines of context, joining changes that are at most
+// span is where one hunk lies: 0-based starts and lengths in a and b, and its changes.
+type span struct {
+	oldStart, oldLines, newStart, newLines int
+	cs                                     []change
+}
+
+// spans gathers changes into hunks with ctx lines of context, joining changes that are at most
 // 2·ctx unchanged lines apart, as GNU diff does.
-func group(a, b *text, cs []change, ctx int) []Hunk {
-	var hs []Hunk
+func spans(a *text, cs []change, ctx int) []span {
+	var out []span
 	for len(cs) > 0 {
 		n := 1
 		for n < len(cs) && cs[n].a-(cs[n-1].a+cs[n-1].del) <= 2*ctx {
@@ -134,43 +180,60 @@ func group(a, b *text, cs []change, ctx int) []Hunk {
 		first, last := cs[0], cs[n-1]
 		before := min(ctx, first.a)
 		after := min(ctx, a.n()-(last.a+last.del))
-		h := Hunk{
-			OldStart: first.a - before, OldLines: last.a + last.del + after - (first.a - before),
-			NewStart: first.b - before, NewLines: last.b + last.ins + after - (first.b - before),
-		}
-		i, j := h.OldStart, h.NewStart
-		for _, c := range cs[:n] {
-			for ; i < c.a; i, j = i+1, j+1 {
-				h.Lines = append(h.Lines, keepLine(a, i))
-			}
-			for ; i < c.a+c.del; i++ {
-				t, nl := a.lineText(i)
-				h.Lines = append(h.Lines, Line{Kind: Delete, Text: t, NoNewline: nl})
-			}
-			for ; j < c.b+c.ins; j++ {
-				t, nl := b.lineText(j)
-				h.Lines = append(h.Lines, Line{Kind: Insert, Text: t, NoNewline: nl})
-			}
-		}
-		for ; i < last.a+last.del+after; i++ {
-			h.Lines = append(h.Lines, keepLine(a, i))
-		}
-		// Header numbers are 1-based; an empty range names the line before it.
-		if h.OldLines > 0 {
-			h.OldStart++
-		}
-		if h.NewLines > 0 {
-			h.NewStart++
-		}
-		hs = append(hs, h)
+		out = append(out, span{
+			oldStart: first.a - before, oldLines: last.a + last.del + after - (first.a - before),
+			newStart: first.b - before, newLines: last.b + last.ins + after - (first.b - before),
+			cs: cs[:n],
+		})
 		cs = cs[n:]
 	}
-	return hs
+	return out
 }
 
-func keepLine(a *text, i int) Line {
-	t, nl := a.lineText(i)
-	return Line{Kind: Keep, Text: t, NoNewline: nl}
+// lines calls f for each line of the hunk in order: the kind, and which line of a or b it is.
+func (sp span) lines(a, b *text, f func(k Kind, t *text, i int)) {
+	i, j := sp.oldStart, sp.newStart
+	for _, c := range sp.cs {
+		for ; i < c.a; i, j = i+1, j+1 {
+			f(Keep, a, i)
+		}
+		for ; i < c.a+c.del; i++ {
+			f(Delete, a, i)
+		}
+		for ; j < c.b+c.ins; j++ {
+			f(Insert, b, j)
+		}
+	}
+	for ; i < sp.oldStart+sp.oldLines; i++ {
+		f(Keep, a, i)
+	}
+}
+
+// header is the hunk without lines and with 1-based starts; an empty range names the line
+// before it.
+func (sp span) header() Hunk {
+	h := Hunk{OldStart: sp.oldStart, OldLines: sp.oldLines, NewStart: sp.newStart, NewLines: sp.newLines}
+	if h.OldLines > 0 {
+		h.OldStart++
+	}
+	if h.NewLines > 0 {
+		h.NewStart++
+	}
+	return h
+}
+
+// group gathers changes into hunks with ctx lines of context (see spans).
+func group(a, b *text, cs []change, ctx int) []Hunk {
+	var hs []Hunk
+	for _, sp := range spans(a, cs, ctx) {
+		h := sp.header()
+		sp.lines(a, b, func(k Kind, t *text, i int) {
+			s, nl := t.lineText(i)
+			h.Lines = append(h.Lines, Line{Kind: k, Text: s, NoNewline: nl})
+		})
+		hs = append(hs, h)
+	}
+	return hs
 }
 
 // noNewline is the marker line GNU diff writes after a line that lacks its newline.

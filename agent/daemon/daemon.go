@@ -47,9 +47,12 @@ type Daemon struct {
 	set      *rules.Set
 	state    *State
 	inFlight map[string]bool
+	again    map[string]bool // targets whose files changed while they were being collected
+	runCtx   context.Context // Run's, for the captures that release starts again
 
 	analysing sync.Mutex // one incident analysis at a time
 	reloaded  chan struct{}
+	rewatch   chan struct{}
 	cycles    sync.WaitGroup
 }
 
@@ -68,7 +71,8 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{opts: opts, log: opts.Logger, cfg: cfg, set: set, inFlight: map[string]bool{}, reloaded: make(chan struct{}, 1)}
+	d := &Daemon{opts: opts, log: opts.Logger, cfg: cfg, set: set, inFlight: map[string]bool{}, again: map[string]bool{},
+		reloaded: make(chan struct{}, 1), rewatch: make(chan struct{}, 1)}
 	d.state = (&State{Reload: Reload{OK: true, At: time.Now()}}).clone()
 	for _, t := range cfg.Targets {
 		d.state.Targets[t.Name] = TargetState{}
@@ -130,9 +134,11 @@ func (d *Daemon) Reload(ctx context.Context) error {
 		}
 		s.Targets = targets
 	})
-	select {
-	case d.reloaded <- struct{}{}:
-	default:
+	for _, c := range []chan struct{}{d.reloaded, d.rewatch} {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
 	}
 	d.log.Info("reloaded", "targets", len(cfg.Targets), "rules", set.Len(), "rules_digest", set.Digest(), "interval", cfg.Agent.Interval.Duration)
 	return nil
@@ -140,15 +146,25 @@ func (d *Daemon) Reload(ctx context.Context) error {
 
 // Run starts a cycle at once and then every interval until ctx ends, and returns when the
 // cycles in progress have stopped. A cycle skips the targets an earlier cycle is still
-// collecting, so a target that hangs delays no other target and no later cycle.
+// collecting, so a target that hangs delays no other target and no later cycle. Between
+// cycles, a local target is captured soon after a file its profiles read changes (see Quiet).
 func (d *Daemon) Run(ctx context.Context) error {
 	interval := d.Config().Agent.Interval.Duration
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	d.mu.Lock()
+	d.runCtx = ctx
+	d.mu.Unlock()
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		d.watch(ctx)
+	}()
 	d.start(ctx)
 	for {
 		select {
 		case <-ctx.Done():
+			<-watching
 			d.cycles.Wait()
 			return nil
 		case <-tick.C:
@@ -162,11 +178,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 }
 
-func (d *Daemon) start(ctx context.Context) {
+func (d *Daemon) start(ctx context.Context) { d.startTargets(ctx, nil) }
+
+// startTargets runs a cycle over the named targets (nil: all) in the background.
+func (d *Daemon) startTargets(ctx context.Context, names []string) {
 	d.cycles.Add(1)
 	go func() {
 		defer d.cycles.Done()
-		d.Cycle(ctx)
+		d.cycle(ctx, names)
 	}()
 }
 
@@ -224,13 +243,19 @@ func (r *CycleReport) Findings() (failedTargets, failingRules, regressed int) {
 // evaluates the rules on each target's newest snapshot as soon as it is collected, then
 // recomputes every incident's status and drift. It returns when its targets are done, or
 // soon after ctx ends (nothing partial is stored: each snapshot is one transaction).
-func (d *Daemon) Cycle(ctx context.Context) *CycleReport {
+func (d *Daemon) Cycle(ctx context.Context) *CycleReport { return d.cycle(ctx, nil) }
+
+// cycle is Cycle over the named targets only (nil: all).
+func (d *Daemon) cycle(ctx context.Context, only []string) *CycleReport {
 	start := time.Now()
 	d.mu.Lock()
 	cfg, set := d.cfg, d.set
 	rep := &CycleReport{}
 	var names []string
 	for _, t := range cfg.Targets {
+		if only != nil && !slices.Contains(only, t.Name) {
+			continue
+		}
 		if d.inFlight[t.Name] {
 			rep.Skipped = append(rep.Skipped, t.Name)
 			continue
@@ -289,12 +314,23 @@ func (d *Daemon) collect(ctx context.Context, cfg *config.Config, set *rules.Set
 	return reports
 }
 
-// release lets later cycles collect the targets again.
+// release lets later cycles collect the targets again, and captures again at once those whose
+// files changed while they were collected.
 func (d *Daemon) release(names ...string) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	var again []string
 	for _, n := range names {
+		if d.inFlight[n] && d.again[n] {
+			again = append(again, n)
+		}
 		delete(d.inFlight, n)
+		delete(d.again, n)
+	}
+	ctx := d.runCtx
+	d.mu.Unlock()
+	if len(again) > 0 && ctx != nil && ctx.Err() == nil {
+		d.log.Info("capturing again targets whose files changed during their capture", "targets", again)
+		d.startTargets(ctx, again)
 	}
 }
 

@@ -28,6 +28,8 @@ func sshConfig(cfg *config.Config, t *config.Target, seen map[string]bool) (ssh.
 		Address:          t.Address,
 		PassphraseFile:   t.PassphraseFile,
 		PassphraseEnv:    t.PassphraseEnv,
+		EnableSecretFile: t.EnableSecretFile,
+		EnableSecretEnv:  t.EnableSecretEnv,
 		Fingerprints:     t.Fingerprints,
 		CommandTimeout:   t.CommandTimeout.Duration,
 		LegacyAlgorithms: t.LegacyAlgorithms,

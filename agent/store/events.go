@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,8 +12,8 @@ import (
 // StatusFormat names the status event record layout.
 const StatusFormat = "hardtrail-status/1"
 
-// Statuses an incident can have on a target.
-var Statuses = []string{"open", "remediated", "verified", "regressed"}
+// statuses are those an incident can have on a target.
+var statuses = []string{"open", "remediated", "verified", "regressed"}
 
 // StatusEvent records that an incident's status on a target changed, when and why. Events
 // are records of their own, hash-chained over the store in the order they were made.
@@ -37,6 +36,21 @@ type StatusEvent struct {
 	ID string `json:"-"` // hex SHA-256 of the record
 }
 
+func (e *StatusEvent) setChain(seq int64, prev string) { e.Seq, e.Prev = seq, prev }
+
+var statusChain = &chain{
+	table:   "status_events",
+	what:    "status event",
+	columns: []string{"incident", "target", "status"},
+	check: func(v *verifier, c *chain, r *chainRow) {
+		if snap := r.str("snapshot"); snap != "" {
+			v.refSnapshot(c, r, snap, r.str("target"))
+		}
+	},
+}
+
+func init() { registerChain(statusChain) }
+
 // RecordStatus appends e when its status differs from the incident's last recorded status on
 // the target, and returns it with From, Seq, Prev, At and ID filled; it returns nil when the
 // status is unchanged.
@@ -47,8 +61,8 @@ func (s *Store) RecordStatus(ctx context.Context, e StatusEvent) (*StatusEvent, 
 	if !ValidTarget(e.Target) {
 		return nil, fmt.Errorf("status event: invalid target name %q", e.Target)
 	}
-	if !slices.Contains(Statuses, e.Status) {
-		return nil, fmt.Errorf("status event: unknown status %q (want one of %v)", e.Status, Statuses)
+	if !slices.Contains(statuses, e.Status) {
+		return nil, fmt.Errorf("status event: unknown status %q (want one of %v)", e.Status, statuses)
 	}
 	e.Format = StatusFormat
 	if e.At.IsZero() {
@@ -56,7 +70,7 @@ func (s *Store) RecordStatus(ctx context.Context, e StatusEvent) (*StatusEvent, 
 	}
 	e.At = e.At.UTC()
 	recorded := false
-	err := s.WriteTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		var last string
 		err := tx.QueryRowContext(ctx, `SELECT status FROM status_events WHERE incident = ? AND target = ? ORDER BY seq DESC LIMIT 1`, e.Incident, e.Target).Scan(&last)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -66,18 +80,7 @@ func (s *Store) RecordStatus(ctx context.Context, e StatusEvent) (*StatusEvent, 
 			return nil
 		}
 		e.From = last
-		err = tx.QueryRowContext(ctx, `SELECT id, seq FROM status_events ORDER BY seq DESC LIMIT 1`).Scan(&e.Prev, &e.Seq)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		e.Seq++
-		raw, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		e.ID = Hash(raw)
-		_, err = tx.ExecContext(ctx, `INSERT INTO status_events (id, seq, prev, incident, target, status, record) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			e.ID, e.Seq, e.Prev, e.Incident, e.Target, e.Status, raw)
+		e.ID, _, err = appendRecord(ctx, tx, statusChain, &e)
 		recorded = err == nil
 		return err
 	})
@@ -93,74 +96,5 @@ func (s *Store) RecordStatus(ctx context.Context, e StatusEvent) (*StatusEvent, 
 // StatusEvents returns an incident's status events in the order they were recorded (every
 // incident's when incident is empty).
 func (s *Store) StatusEvents(ctx context.Context, incident string) ([]StatusEvent, error) {
-	return records(ctx, s, "status_events", "status event", incident, func(e *StatusEvent, id string) { e.ID = id })
-}
-
-// verifyEvents checks every status event's hash, the chain, and that the snapshot it names
-// exists and belongs to its target.
-func (s *Store) verifyEvents(ctx context.Context, add func(Problem)) (int, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, seq, prev, incident, target, status, record FROM status_events ORDER BY seq`)
-	if err != nil {
-		return 0, err
-	}
-	type ref struct{ snapshot, target string }
-	var refs []ref
-	n := 0
-	var lastID string
-	var lastSeq int64
-	for rows.Next() {
-		var id, prev, inc, target, status string
-		var seq int64
-		var raw []byte
-		if err := rows.Scan(&id, &seq, &prev, &inc, &target, &status, &raw); err != nil {
-			rows.Close()
-			return n, err
-		}
-		n++
-		p := Problem{Target: target}
-		what := fmt.Sprintf("status event %d (%s %s): ", seq, inc, status)
-		if Hash(raw) != id {
-			p.Msg = what + "record hashes to " + short(Hash(raw)) + ", not its ID: the event was altered"
-			add(p)
-		}
-		var e StatusEvent
-		if err := json.Unmarshal(raw, &e); err != nil {
-			p.Msg = what + "record is not valid JSON"
-			add(p)
-		} else {
-			if e.Seq != seq || e.Prev != prev || e.Incident != inc || e.Target != target || e.Status != status {
-				p.Msg = what + "index columns disagree with the record"
-				add(p)
-			}
-			if e.Snapshot != "" {
-				refs = append(refs, ref{e.Snapshot, target})
-			}
-		}
-		switch {
-		case seq != lastSeq+1:
-			p.Msg = fmt.Sprintf("%sstatus chain gap: seq %d follows seq %d (an event was removed)", what, seq, lastSeq)
-			add(p)
-		case prev != lastID:
-			p.Msg = what + "status chain broken: prev is " + short(prev) + ", want " + short(lastID)
-			add(p)
-		}
-		lastID, lastSeq = id, seq
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return n, err
-	}
-	for _, r := range refs {
-		var target string
-		err := s.r.QueryRowContext(ctx, `SELECT target FROM snapshots WHERE id = ?`, r.snapshot).Scan(&target)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			add(Problem{Target: r.target, Snapshot: r.snapshot, Msg: "a status event names a snapshot that does not exist"})
-		case err != nil:
-			return n, err
-		case target != r.target:
-			add(Problem{Target: r.target, Snapshot: r.snapshot, Msg: "a status event names a snapshot of target " + target})
-		}
-	}
-	return n, nil
+	return records(ctx, s, statusChain, incident, func(e *StatusEvent, id string) { e.ID = id })
 }

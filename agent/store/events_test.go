@@ -72,7 +72,7 @@ func TestStatusEvents(t *testing.T) {
 		text = append(text, p.String())
 	}
 	joined := strings.Join(text, "\n")
-	for _, w := range []string{"status event 5 (INC-1 regressed): record hashes to", "status chain gap: seq 3 follows seq 1", "a status event names a snapshot of target web1"} {
+	for _, w := range []string{"status_events: status event 5 (", "record hashes to", "chain gap: seq 3 follows seq 1", "belongs to target web1, not db1"} {
 		if !strings.Contains(joined, w) {
 			t.Errorf("verify does not say %q:\n%s", w, joined)
 		}

@@ -34,10 +34,87 @@ type Held struct {
 	MaxGap   time.Duration `json:"max_gap_ns"`
 }
 
+// HeldFormat names the layout of a held record.
+const HeldFormat = "hardtrail-held/1"
+
+// heldRecord is one capture that found a snapshot unchanged: each extends the snapshot's held
+// span by a record of its own, and the newest record of a snapshot is its span.
+type heldRecord struct {
+	Format   string    `json:"format"`
+	Seq      int64     `json:"seq"`
+	Prev     string    `json:"prev"`
+	Snapshot string    `json:"snapshot"`
+	Target   string    `json:"target"`
+	LastAt   time.Time `json:"last_at"`    // this capture's time
+	Count    int       `json:"count"`      // captures equal to the snapshot so far, this one included
+	MaxGapMS int64     `json:"max_gap_ms"` // longest time between two of them (from the snapshot's time)
+	// Summary marks a record converted from a store that kept only a span's latest state:
+	// its Count and MaxGapMS summarise captures that have no records of their own.
+	Summary bool `json:"summary,omitempty"`
+}
+
+func (h *heldRecord) setChain(seq int64, prev string) { h.Seq, h.Prev = seq, prev }
+
+var heldChain = &chain{
+	table:   "held",
+	what:    "held record",
+	columns: []string{"snapshot", "target", "last_at", "count", "max_gap_ms"},
+	check:   checkHeld,
+}
+
+func init() { registerChain(heldChain) }
+
+// checkHeld proves a held record from the one before it for the same snapshot: one more
+// capture, no earlier than the last, and the longest gap the larger of the last one and this.
+func checkHeld(v *verifier, c *chain, r *chainRow) {
+	h, err := decodeRecord[heldRecord](c, r.id, r.raw)
+	if err != nil {
+		return
+	}
+	add := func(format string, args ...any) {
+		p := c.problem(r, format, args...)
+		p.Snapshot, p.Target = h.Snapshot, h.Target
+		v.add(p)
+	}
+	info, ok := v.snapshots[h.Snapshot]
+	switch {
+	case !ok:
+		add("its snapshot does not exist")
+		return
+	case info.target != h.Target:
+		add("its snapshot belongs to target %s", info.target)
+		return
+	case info.takenAt.IsZero():
+		return // the snapshot's manifest is reported already
+	}
+	before, seen := v.held[h.Snapshot]
+	v.held[h.Snapshot] = h
+	last, count, maxGap := info.takenAt, 0, int64(0)
+	if seen {
+		last, count, maxGap = before.LastAt, before.Count, before.MaxGapMS
+	}
+	gap := h.LastAt.Sub(last).Milliseconds()
+	switch {
+	case h.LastAt.Before(last):
+		add("held at %s, before the capture it follows (%s)", h.LastAt.Format(time.RFC3339Nano), last.Format(time.RFC3339Nano))
+	case h.Summary && seen:
+		add("a summary record follows another record of the snapshot")
+	case h.Summary:
+		if h.Count < 1 || h.MaxGapMS < 0 || h.MaxGapMS > gap+1 {
+			add("%d captures with a longest gap of %dms do not fit between %s and %s", h.Count, h.MaxGapMS,
+				info.takenAt.Format(time.RFC3339Nano), h.LastAt.Format(time.RFC3339Nano))
+		}
+	case h.Count != count+1:
+		add("count is %d, but it is capture %d of the span", h.Count, count+1)
+	case h.MaxGapMS != max(maxGap, gap):
+		add("longest gap is %dms, but the captures give %dms", h.MaxGapMS, max(maxGap, gap))
+	}
+}
+
 var errMoved = errors.New("the newest snapshot changed")
 
 // SaveOrHold stores a capture like Save, unless it equals the target's newest snapshot
-// artifact for artifact (see Equal) and p allows holding it: then it only records that the
+// artifact for artifact (see equal) and p allows holding it: then it only records that the
 // snapshot held at m.TakenAt, and the Saved it returns names that snapshot with Held set.
 func (s *Store) SaveOrHold(ctx context.Context, m *Manifest, contents [][]byte, p HoldPolicy) (*Saved, error) {
 	if len(contents) != len(m.Artifacts) {
@@ -70,25 +147,15 @@ func (s *Store) hold(ctx context.Context, m *Manifest, contents [][]byte, p Hold
 	if at.Sub(snap.Manifest.TakenAt) > p.MaxAge {
 		return nil, nil
 	}
-	last := snap.Manifest.TakenAt
-	if h, err := s.Held(ctx, newest); err == nil {
-		last = h.Until
-	} else if !errors.Is(err, ErrNotFound) {
-		return nil, err
-	}
-	gap := at.Sub(last)
-	if gap > p.MaxGap || gap < 0 {
-		return nil, nil
-	}
 	probe := *m
 	probe.Artifacts = slices.Clone(m.Artifacts)
 	for i, c := range contents {
 		probe.Artifacts[i].SHA256, probe.Artifacts[i].Size = Hash(c), int64(len(c))
 	}
-	if !Equal(&snap.Manifest, &probe) {
+	if !equal(&snap.Manifest, &probe) {
 		return nil, nil
 	}
-	err = s.WriteTx(ctx, func(tx *sql.Tx) error {
+	err = s.writeTx(ctx, func(tx *sql.Tx) error {
 		// A snapshot stored meanwhile (by another process) ends the span: store this one too.
 		var id string
 		if err := tx.QueryRowContext(ctx, `SELECT id FROM snapshots WHERE target = ? ORDER BY seq DESC LIMIT 1`, m.Target).Scan(&id); err != nil {
@@ -97,9 +164,27 @@ func (s *Store) hold(ctx context.Context, m *Manifest, contents [][]byte, p Hold
 		if id != newest {
 			return errMoved
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO held (snapshot, target, last_at, count, max_gap_ms) VALUES (?, ?, ?, 1, ?)
-			ON CONFLICT (snapshot) DO UPDATE SET last_at = excluded.last_at, count = count + 1, max_gap_ms = max(max_gap_ms, excluded.max_gap_ms)`,
-			newest, m.Target, at.Format(time.RFC3339Nano), gap.Milliseconds())
+		rec := &heldRecord{Format: HeldFormat, Snapshot: newest, Target: m.Target, LastAt: at, Count: 1}
+		last := snap.Manifest.TakenAt
+		var hid string
+		var raw []byte
+		err := tx.QueryRowContext(ctx, `SELECT id, record FROM held WHERE snapshot = ? ORDER BY seq DESC LIMIT 1`, newest).Scan(&hid, &raw)
+		switch {
+		case err == nil:
+			before, err := decodeRecord[heldRecord](heldChain, hid, raw)
+			if err != nil {
+				return err
+			}
+			last, rec.Count, rec.MaxGapMS = before.LastAt, before.Count+1, before.MaxGapMS
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		gap := at.Sub(last)
+		if gap > p.MaxGap || gap < 0 {
+			return errMoved
+		}
+		rec.MaxGapMS = max(rec.MaxGapMS, gap.Milliseconds())
+		_, _, err = appendRecord(ctx, tx, heldChain, rec)
 		return err
 	})
 	if errors.Is(err, errMoved) {
@@ -111,12 +196,12 @@ func (s *Store) hold(ctx context.Context, m *Manifest, contents [][]byte, p Hold
 	return &Saved{ID: newest, Seq: snap.Manifest.Seq, Artifacts: len(snap.Manifest.Artifacts), Held: true}, nil
 }
 
-// Equal reports whether two manifests capture the same thing: the same host (hostname,
+// equal reports whether two manifests capture the same thing: the same host (hostname,
 // transport, address, host key, algorithms), profiles and tool version, and the same
 // artifacts with the same content, command, exit code, file metadata and availability.
 // Times, durations, stderr and notes are not compared: they are how a capture went, not what
 // it found.
-func Equal(a, b *Manifest) bool {
+func equal(a, b *Manifest) bool {
 	if a.Target != b.Target || a.Hostname != b.Hostname || a.Transport != b.Transport || a.Address != b.Address ||
 		a.HostKey != b.HostKey || a.Legacy != b.Legacy || a.ToolVersion != b.ToolVersion ||
 		!slices.Equal(a.Profiles, b.Profiles) || len(a.Artifacts) != len(b.Artifacts) {
@@ -138,62 +223,27 @@ func Equal(a, b *Manifest) bool {
 	return len(byName) == 0
 }
 
-// Held returns the span over which snapshot id was found unchanged, or ErrNotFound when no
-// capture has held it.
+// Held returns the span over which snapshot id was found unchanged (its newest held record),
+// or ErrNotFound when no capture has held it.
 func (s *Store) Held(ctx context.Context, id string) (*Held, error) {
-	var h Held
-	var last, taken string
-	var gap int64
-	err := s.r.QueryRowContext(ctx, `SELECT h.snapshot, h.target, h.last_at, h.count, h.max_gap_ms, s.taken_at
-		FROM held h JOIN snapshots s ON s.id = h.snapshot WHERE h.snapshot = ?`, id).Scan(&h.Snapshot, &h.Target, &last, &h.Count, &gap, &taken)
+	var hid, taken string
+	var raw []byte
+	err := s.r.QueryRowContext(ctx, `SELECT h.id, h.record, s.taken_at
+		FROM held h JOIN snapshots s ON s.id = h.snapshot WHERE h.snapshot = ? ORDER BY h.seq DESC LIMIT 1`, id).Scan(&hid, &raw, &taken)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("snapshot %s was not held by a later capture: %w", short(id), ErrNotFound)
 	}
 	if err != nil {
 		return nil, err
 	}
-	h.Until, _ = time.Parse(time.RFC3339Nano, last)
-	h.Since, _ = time.Parse(time.RFC3339Nano, taken)
-	h.MaxGap = time.Duration(gap) * time.Millisecond
-	return &h, nil
-}
-
-// verifyHeld checks that every held span belongs to an existing snapshot of its target and
-// lies after the snapshot's time.
-func (s *Store) verifyHeld(ctx context.Context, add func(Problem)) (int, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT h.snapshot, h.target, h.last_at, h.count, h.max_gap_ms, coalesce(s.target, ''), coalesce(s.taken_at, '')
-		FROM held h LEFT JOIN snapshots s ON s.id = h.snapshot`)
+	rec, err := decodeRecord[heldRecord](heldChain, hid, raw)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	defer rows.Close()
-	n := 0
-	for rows.Next() {
-		var snap, target, last, snapTarget, taken string
-		var count int
-		var gap int64
-		if err := rows.Scan(&snap, &target, &last, &count, &gap, &snapTarget, &taken); err != nil {
-			return n, err
-		}
-		n++
-		p := Problem{Snapshot: snap, Target: target}
-		until, uerr := time.Parse(time.RFC3339Nano, last)
-		since, serr := time.Parse(time.RFC3339Nano, taken)
-		switch {
-		case snapTarget == "":
-			p.Msg = "held span: its snapshot does not exist"
-		case snapTarget != target:
-			p.Msg = "held span: its snapshot belongs to target " + snapTarget
-		case uerr != nil || serr != nil:
-			p.Msg = fmt.Sprintf("held span: bad time %q", last)
-		case until.Before(since):
-			p.Msg = fmt.Sprintf("held span ends at %s, before the snapshot was taken (%s)", last, taken)
-		case count < 1 || gap < 0 || time.Duration(gap)*time.Millisecond > until.Sub(since)+time.Millisecond:
-			p.Msg = fmt.Sprintf("held span: %d captures with a longest gap of %dms do not fit between %s and %s", count, gap, taken, last)
-		default:
-			continue
-		}
-		add(p)
+	if rec.Snapshot != id {
+		return nil, fmt.Errorf("held record %s names snapshot %s, not %s (the store was altered; run hardtrail store verify)", short(hid), short(rec.Snapshot), short(id))
 	}
-	return n, rows.Err()
+	h := &Held{Snapshot: id, Target: rec.Target, Until: rec.LastAt, Count: rec.Count, MaxGap: time.Duration(rec.MaxGapMS) * time.Millisecond}
+	h.Since, _ = time.Parse(time.RFC3339Nano, taken)
+	return h, nil
 }

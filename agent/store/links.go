@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -55,6 +54,19 @@ type Link struct {
 	ID string `json:"-"` // hex SHA-256 of the record
 }
 
+func (l *Link) setChain(seq int64, prev string) { l.Seq, l.Prev = seq, prev }
+
+var linkChain = &chain{
+	table:   "links",
+	what:    "link",
+	columns: []string{"incident", "target", "phase", "snapshot"},
+	check: func(v *verifier, c *chain, r *chainRow) {
+		v.refSnapshot(c, r, r.str("snapshot"), r.str("target"))
+	},
+}
+
+func init() { registerChain(linkChain) }
+
 // Tag records a link from an incident to a snapshot. Incident, Phase, Snapshot and By are the
 // caller's; Target, Seq, Prev, At and ID are filled here.
 func (s *Store) Tag(ctx context.Context, l Link) (*Link, error) {
@@ -76,19 +88,9 @@ func (s *Store) Tag(ctx context.Context, l Link) (*Link, error) {
 		l.At = time.Now()
 	}
 	l.At = l.At.UTC()
-	err = s.WriteTx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `SELECT id, seq FROM links ORDER BY seq DESC LIMIT 1`).Scan(&l.Prev, &l.Seq)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		l.Seq++
-		raw, err := json.Marshal(l)
-		if err != nil {
-			return err
-		}
-		l.ID = Hash(raw)
-		_, err = tx.ExecContext(ctx, `INSERT INTO links (id, seq, prev, incident, target, phase, snapshot, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			l.ID, l.Seq, l.Prev, l.Incident, l.Target, l.Phase, l.Snapshot, raw)
+	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		l.ID, _, err = appendRecord(ctx, tx, linkChain, &l)
 		return err
 	})
 	if err != nil {
@@ -99,38 +101,7 @@ func (s *Store) Tag(ctx context.Context, l Link) (*Link, error) {
 
 // Links returns an incident's links in the order they were made (all incidents when empty).
 func (s *Store) Links(ctx context.Context, incident string) ([]Link, error) {
-	return records(ctx, s, "links", "link", incident, func(l *Link, id string) { l.ID = id })
-}
-
-// records reads the JSON records of a chained table (links, status_events) in chain order,
-// only the incident's when incident is set; setID gives each record its row's ID.
-func records[T any](ctx context.Context, s *Store, table, what, incident string, setID func(*T, string)) ([]T, error) {
-	q := `SELECT id, record FROM ` + table
-	var args []any
-	if incident != "" {
-		q += ` WHERE incident = ?`
-		args = append(args, incident)
-	}
-	rows, err := s.r.QueryContext(ctx, q+` ORDER BY seq`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []T
-	for rows.Next() {
-		var id string
-		var raw []byte
-		if err := rows.Scan(&id, &raw); err != nil {
-			return nil, err
-		}
-		var v T
-		if err := json.Unmarshal(raw, &v); err != nil {
-			return nil, fmt.Errorf("%s %s: corrupt record: %w", what, short(id), err)
-		}
-		setID(&v, id)
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return records(ctx, s, linkChain, incident, func(l *Link, id string) { l.ID = id })
 }
 
 // Incidents lists the incident IDs that have links, sorted.
@@ -138,8 +109,8 @@ func (s *Store) Incidents(ctx context.Context) ([]string, error) {
 	return s.strings(ctx, `SELECT DISTINCT incident FROM links ORDER BY incident`)
 }
 
-// PhaseSnapshot is the snapshot of the newest link of an incident's phase for target.
-func (s *Store) PhaseSnapshot(ctx context.Context, incident, target, phase string) (string, error) {
+// phaseSnapshot is the snapshot of the newest link of an incident's phase for target.
+func (s *Store) phaseSnapshot(ctx context.Context, incident, target, phase string) (string, error) {
 	var id string
 	err := s.r.QueryRowContext(ctx, `SELECT snapshot FROM links WHERE incident = ? AND target = ? AND phase = ? ORDER BY seq DESC LIMIT 1`,
 		incident, target, phase).Scan(&id)
@@ -161,7 +132,7 @@ func (s *Store) resolvePhase(ctx context.Context, ref string) (string, bool, err
 		return "", true, err
 	}
 	if len(parts) == 3 {
-		id, err := s.PhaseSnapshot(ctx, inc, parts[2], phase)
+		id, err := s.phaseSnapshot(ctx, inc, parts[2], phase)
 		return id, true, err
 	}
 	targets, err := s.strings(ctx, `SELECT DISTINCT target FROM links WHERE incident = ? AND phase = ? ORDER BY target`, inc, phase)
@@ -177,63 +148,9 @@ func (s *Store) resolvePhase(ctx context.Context, ref string) (string, bool, err
 		}
 		return "", true, NotFoundf("incident %s has no %s snapshot yet", inc, phase)
 	case 1:
-		id, err := s.PhaseSnapshot(ctx, inc, targets[0], phase)
+		id, err := s.phaseSnapshot(ctx, inc, targets[0], phase)
 		return id, true, err
 	}
 	return "", true, fmt.Errorf("incident %s has %s snapshots of %d targets (%s): name one as %s:%s:TARGET",
 		inc, phase, len(targets), strings.Join(targets, ", "), inc, phase)
-}
-
-// verifyLinks checks every link record's hash, the chain, and that each link's snapshot exists
-// and belongs to the link's target.
-func (s *Store) verifyLinks(ctx context.Context, add func(Problem)) (int, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT l.id, l.seq, l.prev, l.incident, l.target, l.phase, l.snapshot, l.record, coalesce(s.target, '')
-		FROM links l LEFT JOIN snapshots s ON s.id = l.snapshot ORDER BY l.seq`)
-	if err != nil {
-		return 0, err
-	}
-	defer rows.Close()
-	n := 0
-	var lastID string
-	var lastSeq int64
-	for rows.Next() {
-		var id, prev, inc, target, phase, snap, snapTarget string
-		var seq int64
-		var raw []byte
-		if err := rows.Scan(&id, &seq, &prev, &inc, &target, &phase, &snap, &raw, &snapTarget); err != nil {
-			return n, err
-		}
-		n++
-		p := Problem{Target: target, Snapshot: snap}
-		what := fmt.Sprintf("link %d (%s %s): ", seq, inc, phase)
-		if Hash(raw) != id {
-			p.Msg = what + "record hashes to " + short(Hash(raw)) + ", not its ID: the link was altered"
-			add(p)
-		}
-		var l Link
-		if err := json.Unmarshal(raw, &l); err != nil {
-			p.Msg = what + "record is not valid JSON"
-			add(p)
-		} else if l.Seq != seq || l.Prev != prev || l.Incident != inc || l.Target != target || l.Phase != phase || l.Snapshot != snap {
-			p.Msg = what + "index columns disagree with the record"
-			add(p)
-		}
-		switch {
-		case seq != lastSeq+1:
-			p.Msg = fmt.Sprintf("%slink chain gap: seq %d follows seq %d (a link was removed)", what, seq, lastSeq)
-			add(p)
-		case prev != lastID:
-			p.Msg = what + "link chain broken: prev is " + short(prev) + ", want " + short(lastID)
-			add(p)
-		}
-		if snapTarget == "" {
-			p.Msg = what + "its snapshot does not exist"
-			add(p)
-		} else if snapTarget != target {
-			p.Msg = what + "its snapshot belongs to target " + snapTarget
-			add(p)
-		}
-		lastID, lastSeq = id, seq
-	}
-	return n, rows.Err()
 }

@@ -69,14 +69,14 @@ func TestLinksAndPhaseRefs(t *testing.T) {
 	}
 	tamper(t, s.Path(), `UPDATE links SET record = replace(record, 'alice', 'mallory') WHERE seq = 1`)
 	tamper(t, s.Path(), `DELETE FROM links WHERE seq = 3`)
-	tamper(t, s.Path(), `UPDATE results SET sha256 = 'x'`)
+	tamper(t, s.Path(), `UPDATE results SET report_sha256 = 'x'`)
 	rep, _ = s.Verify(ctx)
 	var text []string
 	for _, p := range rep.Problems {
 		text = append(text, p.String())
 	}
 	all := strings.Join(text, "\n")
-	for _, w := range []string{"link 1 (INC-1 before): record hashes to", "link chain gap: seq 4 follows seq 2", "report does not match its hash"} {
+	for _, w := range []string{"links: link 1 (", "record hashes to", "links: link 4 (", "chain gap: seq 4 follows seq 2", "results: results 1 (", "column report_sha256 is \"x\", the record says"} {
 		if !strings.Contains(all, w) {
 			t.Errorf("verify problems lack %q:\n%s", w, all)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 )
 
 // migrations bring the schema from version i to i+1. Never edit one that has shipped; append.
@@ -68,10 +69,45 @@ var migrations = []string{
 		count      INTEGER NOT NULL CHECK (count > 0), -- captures equal to it after it was taken
 		max_gap_ms INTEGER NOT NULL                 -- longest time between two of them (from taken_at)
 	);`,
+	// 5: results and held spans become chains of append-only records (see chain.go); heads
+	// records the store heads that were handed out. upgrades[5] moves the old rows over.
+	`ALTER TABLE held RENAME TO held_v4;
+	ALTER TABLE results RENAME TO results_v4;
+	CREATE TABLE held (
+		id         TEXT PRIMARY KEY,        -- hex SHA-256 of record
+		seq        INTEGER NOT NULL UNIQUE, -- 1, 2, ... over the store
+		prev       TEXT NOT NULL,           -- id of the record before, '' for the first
+		snapshot   TEXT NOT NULL REFERENCES snapshots (id),
+		target     TEXT NOT NULL,
+		last_at    TEXT NOT NULL,           -- RFC 3339 UTC: this capture, equal to the snapshot
+		count      INTEGER NOT NULL CHECK (count > 0), -- captures equal to it so far
+		max_gap_ms INTEGER NOT NULL,        -- longest time between two of them (from taken_at)
+		record     BLOB NOT NULL            -- canonical JSON of the record
+	);
+	CREATE INDEX held_snapshot ON held (snapshot, seq);
+	CREATE TABLE results (
+		id            TEXT PRIMARY KEY,        -- hex SHA-256 of record
+		seq           INTEGER NOT NULL UNIQUE, -- 1, 2, ... over the store
+		prev          TEXT NOT NULL,           -- id of the record before, '' for the first
+		snapshot      TEXT NOT NULL REFERENCES snapshots (id),
+		rules_digest  TEXT NOT NULL,
+		evaluated_at  TEXT NOT NULL,
+		report_sha256 TEXT NOT NULL,           -- hex SHA-256 of the report JSON
+		report_size   INTEGER NOT NULL,        -- its length
+		record        BLOB NOT NULL,           -- canonical JSON of the record
+		report        BLOB NOT NULL            -- the report JSON, deflated
+	);
+	CREATE INDEX results_snapshot ON results (snapshot, seq);
+	CREATE TABLE heads (
+		digest TEXT PRIMARY KEY, -- hex SHA-256 of head
+		head   TEXT NOT NULL     -- the digest's input (see Head)
+	);`,
 }
 
-// SchemaVersion is the number of schema steps this build knows.
-func SchemaVersion() int { return len(migrations) }
+// upgrades[i] runs after schema step i, in its transaction, for what SQL alone cannot do.
+var upgrades = map[int]func(context.Context, *sql.Tx) error{
+	5: chainHeldAndResults,
+}
 
 func (s *Store) migrate(ctx context.Context) error {
 	all := migrations
@@ -85,7 +121,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	if v > len(all) {
 		return fmt.Errorf("schema version %d is newer than this hardtrail knows (%d): upgrade hardtrail", v, len(all))
 	}
-	return s.WriteTx(ctx, func(tx *sql.Tx) error {
+	return s.writeTx(ctx, func(tx *sql.Tx) error {
 		// Another process may have migrated while we waited for the lock.
 		if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
 			return err
@@ -94,8 +130,92 @@ func (s *Store) migrate(ctx context.Context) error {
 			if _, err := tx.ExecContext(ctx, all[i]); err != nil {
 				return fmt.Errorf("schema step %d: %w", i+1, err)
 			}
+			if up := upgrades[i+1]; up != nil {
+				if err := up(ctx, tx); err != nil {
+					return fmt.Errorf("schema step %d: %w", i+1, err)
+				}
+			}
 		}
 		_, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, len(all)))
 		return err
 	})
+}
+
+// chainHeldAndResults turns the held spans and results of schema 4 into chained records, in a
+// deterministic order: held spans by their last time, then snapshot; results by evaluation
+// time, then snapshot and rule set. A span becomes one summary record; a report keeps its
+// compressed bytes and the hash recorded for it, so a report altered before the upgrade still
+// fails verification after it.
+func chainHeldAndResults(ctx context.Context, tx *sql.Tx) error {
+	type oldHeld struct {
+		snapshot, target, last string
+		count                  int
+		gap                    int64
+	}
+	var held []oldHeld
+	rows, err := tx.QueryContext(ctx, `SELECT snapshot, target, last_at, count, max_gap_ms FROM held_v4 ORDER BY last_at, snapshot`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var h oldHeld
+		if err := rows.Scan(&h.snapshot, &h.target, &h.last, &h.count, &h.gap); err != nil {
+			rows.Close()
+			return err
+		}
+		held = append(held, h)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, h := range held {
+		last, err := time.Parse(time.RFC3339Nano, h.last)
+		if err != nil {
+			return fmt.Errorf("held span of %s: bad time %q: %w", short(h.snapshot), h.last, err)
+		}
+		rec := &heldRecord{Format: HeldFormat, Snapshot: h.snapshot, Target: h.target, LastAt: last.UTC(), Count: h.count, MaxGapMS: h.gap, Summary: true}
+		if _, _, err := appendRecord(ctx, tx, heldChain, rec); err != nil {
+			return err
+		}
+	}
+	type oldResult struct {
+		snapshot, digest, at, sum string
+		z                         []byte
+	}
+	var results []oldResult
+	rows, err = tx.QueryContext(ctx, `SELECT snapshot, rules_digest, evaluated_at, sha256, report FROM results_v4 ORDER BY evaluated_at, snapshot, rules_digest`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var r oldResult
+		if err := rows.Scan(&r.snapshot, &r.digest, &r.at, &r.sum, &r.z); err != nil {
+			rows.Close()
+			return err
+		}
+		results = append(results, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, r := range results {
+		at, err := time.Parse(time.RFC3339Nano, r.at)
+		if err != nil {
+			return fmt.Errorf("results of %s by rules %s: bad time %q: %w", short(r.snapshot), r.digest, r.at, err)
+		}
+		// The size is what the report decompresses to, within a bound of its own: schema 4
+		// recorded none.
+		var n int64
+		if _, m, err := inflateHash(r.z, maxManifest); err == nil {
+			n = m
+		}
+		rec := &resultRecord{Format: ResultsFormat, Snapshot: r.snapshot, RulesDigest: r.digest, EvaluatedAt: at.UTC(), ReportSHA256: r.sum, ReportSize: n}
+		if _, _, err := appendRecord(ctx, tx, resultChain, rec, r.z); err != nil {
+			return err
+		}
+	}
+	_, err = tx.ExecContext(ctx, `DROP TABLE held_v4; DROP TABLE results_v4;`)
+	return err
 }

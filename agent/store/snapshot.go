@@ -106,7 +106,6 @@ func (s *Store) Save(ctx context.Context, m *Manifest, contents [][]byte) (*Save
 	type blob struct {
 		hash string
 		size int
-		data []byte
 	}
 	blobs := make([]blob, len(contents))
 	for i, c := range contents {
@@ -130,7 +129,7 @@ func (s *Store) Save(ctx context.Context, m *Manifest, contents [][]byte) (*Save
 	out := &Saved{Artifacts: len(arts)}
 	// Compress outside the transaction; only blobs not yet stored are written.
 	compressed := map[string][]byte{}
-	err := s.WriteTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		var prevID string
 		var prevSeq int64
 		var prevRaw []byte
@@ -139,7 +138,7 @@ func (s *Store) Save(ctx context.Context, m *Manifest, contents [][]byte) (*Save
 			return err
 		}
 		if prevRaw != nil {
-			if prevRaw, err = decompress(prevRaw); err != nil {
+			if prevRaw, err = inflate(prevRaw, maxManifest); err != nil {
 				return fmt.Errorf("previous snapshot %s of %s: %w", prevID, m.Target, err)
 			}
 		}
@@ -150,23 +149,15 @@ func (s *Store) Save(ctx context.Context, m *Manifest, contents [][]byte) (*Save
 		}
 		id := Hash(raw)
 		out.ID, out.Seq = id, m.Seq
-		prevHashes := map[string]string{}
 		if prevRaw != nil {
 			var pm Manifest
 			if err := json.Unmarshal(prevRaw, &pm); err != nil {
 				return fmt.Errorf("previous snapshot %s of %s: %w", prevID, m.Target, err)
 			}
-			for _, a := range pm.Artifacts {
-				prevHashes[a.Name] = a.SHA256 + "\x00" + a.Unavailable
-			}
+			out.Changed = changedCount(pm.Artifacts, arts)
+		} else {
+			out.Changed = changedCount(nil, arts)
 		}
-		for _, a := range arts {
-			if prevHashes[a.Name] != a.SHA256+"\x00"+a.Unavailable {
-				out.Changed++
-			}
-			delete(prevHashes, a.Name)
-		}
-		out.Changed += len(prevHashes)
 		for i, b := range blobs {
 			var one int
 			err := tx.QueryRowContext(ctx, `SELECT 1 FROM blobs WHERE hash = ?`, b.hash).Scan(&one)
@@ -209,8 +200,11 @@ func (s *Store) Get(ctx context.Context, id string) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	if raw, err = decompress(raw); err != nil {
+	if raw, err = inflate(raw, maxManifest); err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", id, err)
+	}
+	if Hash(raw) != id {
+		return nil, fmt.Errorf("snapshot %s: the manifest does not match its ID (the store was altered; run hardtrail store verify)", id)
 	}
 	snap := &Snapshot{ID: id, Raw: raw, Changed: changed}
 	if err := json.Unmarshal(raw, &snap.Manifest); err != nil {
@@ -219,22 +213,46 @@ func (s *Store) Get(ctx context.Context, id string) (*Snapshot, error) {
 	return snap, nil
 }
 
-// Blob returns the content with the given hash, checked against it.
+// Blob returns the content with the given hash, checked against it. It decompresses no more
+// than the size recorded for the blob.
 func (s *Store) Blob(ctx context.Context, hash string) ([]byte, error) {
+	return s.blob(ctx, hash, -1)
+}
+
+// onePass is the largest blob that Blob decompresses into memory before checking its hash.
+const onePass = 8 << 20
+
+// blob is Blob, with the size a manifest records for the content (-1: the blob's own record).
+func (s *Store) blob(ctx context.Context, hash string, size int64) ([]byte, error) {
 	var data []byte
-	err := s.r.QueryRowContext(ctx, `SELECT data FROM blobs WHERE hash = ?`, hash).Scan(&data)
+	var recorded int64
+	err := s.r.QueryRowContext(ctx, `SELECT size, data FROM blobs WHERE hash = ?`, hash).Scan(&recorded, &data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, NotFoundf("blob %s", hash)
 	}
 	if err != nil {
 		return nil, err
 	}
-	out, err := decompress(data)
+	if size < 0 {
+		size = recorded
+		// The blob's own size may have been altered along with its data: above onePass,
+		// check the content in constant memory before holding it.
+		if size > onePass {
+			h, n, err := inflateHash(data, size)
+			if err == nil && (n != size || h != hash) {
+				err = errors.New("content does not match its hash (the store was altered; run hardtrail store verify)")
+			}
+			if err != nil {
+				return nil, fmt.Errorf("blob %s: %w", hash, err)
+			}
+		}
+	}
+	out, err := inflate(data, size)
+	if err == nil && (int64(len(out)) != size || Hash(out) != hash) {
+		err = errors.New("content does not match its hash (the store was altered; run hardtrail store verify)")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("blob %s: %w", hash, err)
-	}
-	if Hash(out) != hash {
-		return nil, fmt.Errorf("blob %s: content does not match its hash (the store was altered; run hardtrail store verify)", hash)
 	}
 	return out, nil
 }
@@ -245,7 +263,7 @@ func (s *Store) Content(ctx context.Context, snap *Snapshot, name string) ([]byt
 	if !ok {
 		return nil, e, NotFoundf("snapshot %s has no artifact %q", short(snap.ID), name)
 	}
-	b, err := s.Blob(ctx, e.SHA256)
+	b, err := s.blob(ctx, e.SHA256, e.Size)
 	if err != nil {
 		return nil, e, fmt.Errorf("artifact %s of snapshot %s: %w", name, short(snap.ID), err)
 	}

@@ -20,7 +20,8 @@ import (
 	"syscall"
 	"time"
 
-	_ "modernc.org/sqlite" // the pure Go SQLite driver
+	"modernc.org/sqlite" // the pure Go SQLite driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Store is an open evidence store. It is safe for concurrent use, and several processes may
@@ -31,8 +32,8 @@ type Store struct {
 	r    *sql.DB // reads: deferred transactions see a consistent snapshot
 }
 
-// BusyTimeout is how long a writer waits for another process's write to finish.
-const BusyTimeoutMS = 30000
+// busyTimeoutMS is how long a writer waits for another process's write to finish.
+const busyTimeoutMS = 30000
 
 // ErrNotFound is returned when a snapshot, blob or reference does not exist.
 var ErrNotFound = errors.New("not found")
@@ -64,12 +65,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	s := &Store{path: abs}
 	dsn := func(lock string) string {
 		q := url.Values{}
-		q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", BusyTimeoutMS))
+		q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Add("_pragma", "synchronous(FULL)")
 		q.Add("_pragma", "foreign_keys(ON)")
 		q.Set("_txlock", lock)
-		return "file:" + abs + "?" + q.Encode()
+		return "file:" + uriPath.Replace(abs) + "?" + q.Encode()
 	}
 	if s.w, err = sql.Open("sqlite", dsn("immediate")); err != nil {
 		return nil, fmt.Errorf("store %s: %w", path, err)
@@ -82,7 +83,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	s.r.SetMaxOpenConns(4)
 	// Switching a new store to WAL takes an exclusive lock without waiting on the busy
 	// handler, so two processes opening a fresh store at once can see SQLITE_BUSY; retry.
-	deadline := time.Now().Add(BusyTimeoutMS * time.Millisecond)
+	deadline := time.Now().Add(busyTimeoutMS * time.Millisecond)
 	for {
 		err = s.migrate(ctx)
 		if err == nil || !isBusy(err) || time.Now().After(deadline) {
@@ -103,9 +104,22 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	return s, nil
 }
 
+// uriPath escapes what would end a file name in an SQLite URI.
+var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+
+// sqliteCode is the primary SQLite result code of err (such as sqlite3.SQLITE_BUSY), or 0
+// when err does not come from SQLite.
+func sqliteCode(err error) int {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() & 0xff // the primary code of an extended one
+	}
+	return 0
+}
+
 func isBusy(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
+	c := sqliteCode(err)
+	return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
 }
 
 func writableDir(dir string) error {
@@ -133,12 +147,11 @@ func (s *Store) Close() error {
 	return errors.Join(errs...)
 }
 
-// DB gives packages that own further tables (incidents, results) the write and read handles.
-// Writes must go through WriteTx.
+// ReadDB is the store's read handle, for tests that inspect the stored bytes themselves.
 func (s *Store) ReadDB() *sql.DB { return s.r }
 
-// WriteTx runs fn in one immediate write transaction, committed when fn returns nil.
-func (s *Store) WriteTx(ctx context.Context, fn func(*sql.Tx) error) error {
+// writeTx runs fn in one immediate write transaction, committed when fn returns nil.
+func (s *Store) writeTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return s.wrapBusy(err)
@@ -154,13 +167,12 @@ func (s *Store) wrapBusy(err error) error {
 	if err == nil {
 		return nil
 	}
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked"):
-		return fmt.Errorf("store %s is locked by another process for more than %ds: %w", s.path, BusyTimeoutMS/1000, err)
-	case strings.Contains(msg, "SQLITE_READONLY") || strings.Contains(msg, "readonly database"):
+	switch sqliteCode(err) {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return fmt.Errorf("store %s is locked by another process for more than %ds: %w", s.path, busyTimeoutMS/1000, err)
+	case sqlite3.SQLITE_READONLY:
 		return fmt.Errorf("store %s is read-only: %w", s.path, err)
-	case strings.Contains(msg, "SQLITE_FULL") || strings.Contains(msg, "disk is full"):
+	case sqlite3.SQLITE_FULL:
 		return fmt.Errorf("store %s: disk full, nothing was written: %w", s.path, err)
 	}
 	return err
@@ -180,17 +192,46 @@ func compress(b []byte) []byte {
 	return buf.Bytes()
 }
 
-// maxBlob bounds decompression: no artifact is larger than the collector's cap allows.
-const maxBlob = 1 << 30
+// maxManifest bounds the decompression of a manifest, which has no recorded size: a manifest of
+// tens of thousands of artifacts stays below it.
+const maxManifest = 64 << 20
 
-func decompress(b []byte) ([]byte, error) {
-	zr := flate.NewReader(bytes.NewReader(b))
-	defer zr.Close()
-	out, err := io.ReadAll(io.LimitReader(zr, maxBlob))
-	if err != nil {
-		return nil, fmt.Errorf("corrupt blob: %w", err)
+// inflate decompresses b, which must decompress to at most limit bytes and hold nothing after
+// the compressed stream. Decompression stops at limit+1 bytes, so a small b that would
+// decompress to far more (a deflate bomb) costs at most limit bytes.
+func inflate(b []byte, limit int64) ([]byte, error) {
+	var out bytes.Buffer
+	if _, err := inflateTo(&out, b, limit); err != nil {
+		return nil, err
 	}
-	return out, nil
+	return out.Bytes(), nil
+}
+
+// inflateHash is the hex SHA-256 and length of what b decompresses to, computed without holding
+// it in memory, under inflate's bounds.
+func inflateHash(b []byte, limit int64) (string, int64, error) {
+	h := sha256.New()
+	n, err := inflateTo(h, b, limit)
+	if err != nil {
+		return "", n, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+func inflateTo(w io.Writer, b []byte, limit int64) (int64, error) {
+	br := bytes.NewReader(b) // an io.ByteReader: the decompressor reads no byte past its stream
+	zr := flate.NewReader(br)
+	defer zr.Close()
+	n, err := io.Copy(w, io.LimitReader(zr, limit+1))
+	switch {
+	case err != nil:
+		return n, fmt.Errorf("corrupt compressed data: %w", err)
+	case n > limit:
+		return n, fmt.Errorf("decompresses to more than the %d bytes recorded for it", limit)
+	case br.Len() > 0:
+		return n, fmt.Errorf("%d bytes after the end of the compressed data", br.Len())
+	}
+	return n, nil
 }
 
 // notFound is an error that says what was not found, and matches ErrNotFound.

@@ -149,7 +149,7 @@ func TestResolveAmbiguousPrefix(t *testing.T) {
 // access to the file would.
 func tamper(t *testing.T, path, query string, args ...any) {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path)
+	db, err := sql.Open("sqlite", "file:"+uriPath.Replace(path))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,15 +165,15 @@ func TestVerifyFindsTampering(t *testing.T) {
 		want        []string
 	}{
 		{"blob content", `UPDATE blobs SET data = ? WHERE hash = ?`,
-			[]string{"artifact sshd/effective: stored content is corrupt: content hashes to"}},
+			[]string{"blobs: target web1: snapshot ", "artifact sshd/effective: stored content is corrupt: content hashes to"}},
 		{"manifest", `UPDATE snapshots SET manifest = ? WHERE seq = 2`,
 			[]string{"manifest hashes to", "not its ID: the manifest was altered"}},
 		{"deleted snapshot", `DELETE FROM snapshots WHERE seq = 2`,
-			[]string{"chain gap: seq 3 follows seq 1 (a snapshot was removed)"}},
+			[]string{"snapshots: target web1: snapshot ", "chain gap: seq 3 follows seq 1 (a snapshot was removed"}},
 		{"deleted blob", `DELETE FROM blobs WHERE hash = ?`,
 			[]string{"artifact net/listening: content", "is missing from the store"}},
 		{"prev column", `UPDATE snapshots SET prev = '' WHERE seq = 3`,
-			[]string{"disagree with the manifest"}},
+			[]string{"column prev is \"\", the manifest says"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
@@ -189,7 +189,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 			switch tc.name {
 			case "blob content":
 				e, _ := snap.Entry("sshd/effective")
-				args = []any{compress([]byte("maxauthtries 99\n")), e.SHA256}
+				args = []any{compress([]byte("maxauthtries 9\n")), e.SHA256}
 			case "manifest":
 				second, _ := s.Resolve(t.Context(), "web1~1")
 				m, _ := s.Get(t.Context(), second)
@@ -306,5 +306,64 @@ func TestUnchangedSnapshotGrowth(t *testing.T) {
 	t.Logf("store growth per unchanged snapshot of 11 artifacts: %.0f bytes", per)
 	if per > 8192 {
 		t.Errorf("unchanged snapshots cost %.0f bytes each", per)
+	}
+}
+
+// A store path may hold characters that an SQLite URI gives a meaning: the store is still
+// that file.
+func TestOpenPathWithURICharacters(t *testing.T) {
+	dir := t.TempDir()
+	names := []string{"a#b.db", "a?b=c.db", "a%20b.db"}
+	for _, n := range names {
+		s, err := Open(t.Context(), filepath.Join(dir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		save(t, s, "web1", map[string]string{"a": "b"})
+		s.Close()
+	}
+	for _, n := range names {
+		if st, err := os.Stat(filepath.Join(dir, n)); err != nil || st.Size() == 0 {
+			t.Errorf("store %s: %v", n, err)
+		}
+	}
+	if es, _ := os.ReadDir(dir); len(es) != len(names) {
+		t.Errorf("%d files in the directory, want %d", len(es), len(names))
+	}
+}
+
+// SQLite's errors are told apart by their result codes: real ones from two connections, one
+// holding the write lock, and a read-only one.
+func TestSQLiteErrorCodes(t *testing.T) {
+	s := open(t)
+	save(t, s, "web1", map[string]string{"a": "x"})
+	conn := func(pragmas string) *sql.DB {
+		db, err := sql.Open("sqlite", "file:"+uriPath.Replace(s.Path())+"?"+pragmas)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.SetMaxOpenConns(1)
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	holder := conn("_pragma=busy_timeout(0)&_txlock=immediate")
+	tx, err := holder.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	other := conn("_pragma=busy_timeout(0)&_txlock=immediate")
+	_, err = other.Begin()
+	if !isBusy(err) || !strings.Contains(s.wrapBusy(err).Error(), "is locked by another process for more than 30s") {
+		t.Errorf("a second writer: %v (busy %v)", s.wrapBusy(err), isBusy(err))
+	}
+	tx.Rollback()
+	ro := conn("mode=ro")
+	_, err = ro.Exec(`DELETE FROM blobs`)
+	if isBusy(err) || !strings.Contains(s.wrapBusy(err).Error(), "is read-only") {
+		t.Errorf("a write to a read-only store: %v", s.wrapBusy(err))
+	}
+	if err := s.wrapBusy(errors.New("database is locked")); err.Error() != "database is locked" {
+		t.Errorf("an error that only reads like SQLite's was classified: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -25,9 +26,20 @@ type artifactDiff struct {
 	Patch   string `json:"patch,omitempty"`
 }
 
-// diffSnapshots compares every artifact (or the one named) of two snapshots. Labels are
-// a/TARGET/ARTIFACT and b/TARGET/ARTIFACT, so the patch applies with patch -p1.
-func diffSnapshots(ctx context.Context, st *store.Store, a, b *store.Snapshot, only string) ([]artifactDiff, error) {
+// diffMode is what diffSnapshots makes of a text artifact's difference.
+type diffMode int
+
+const (
+	diffStat  diffMode = iota // the counts only
+	diffPatch                 // the counts and the patch in artifactDiff.Patch
+	diffWrite                 // the counts, the patch written to the writer
+)
+
+// diffSnapshots compares every artifact (or the one named) of two snapshots, in name order,
+// and calls emit for each that differs. Labels are a/TARGET/ARTIFACT and b/TARGET/ARTIFACT, so
+// the patch applies with patch -p1. Each artifact's diff is computed once, and with diffWrite
+// written to w as it is rendered, so only one artifact's contents are held at a time.
+func diffSnapshots(ctx context.Context, st *store.Store, a, b *store.Snapshot, only string, mode diffMode, w *bufio.Writer, emit func(artifactDiff) error) error {
 	names := map[string]bool{}
 	for _, sn := range []*store.Snapshot{a, b} {
 		for _, e := range sn.Manifest.Artifacts {
@@ -36,7 +48,7 @@ func diffSnapshots(ctx context.Context, st *store.Store, a, b *store.Snapshot, o
 	}
 	if only != "" {
 		if !names[only] {
-			return nil, usageErr("neither snapshot has an artifact %q", only)
+			return usageErr("neither snapshot has an artifact %q", only)
 		}
 		names = map[string]bool{only: true}
 	}
@@ -45,7 +57,6 @@ func diffSnapshots(ctx context.Context, st *store.Store, a, b *store.Snapshot, o
 		sorted = append(sorted, n)
 	}
 	sort.Strings(sorted)
-	var out []artifactDiff
 	for _, n := range sorted {
 		ea, inA := a.Entry(n)
 		eb, inB := b.Entry(n)
@@ -58,24 +69,28 @@ func diffSnapshots(ctx context.Context, st *store.Store, a, b *store.Snapshot, o
 		case inA && ea.Unavailable != "" || inB && eb.Unavailable != "":
 			d.Change = "not-captured"
 			d.Note = fmt.Sprintf("not captured in %s: %s", map[bool]string{true: "a", false: "b"}[ea.Unavailable != ""], ea.Unavailable+eb.Unavailable)
-			out = append(out, d)
+			if err := emit(d); err != nil {
+				return err
+			}
 			continue
 		}
 		var ca, cb []byte
 		var err error
 		if inA {
 			if ca, err = st.Blob(ctx, ea.SHA256); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		if inB {
 			if cb, err = st.Blob(ctx, eb.SHA256); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		if diff.IsBinary(ca) || diff.IsBinary(cb) {
 			d.Change, d.Note = "binary", fmt.Sprintf("binary artifact differs: %s -> %s", orNone(store.Short(ea.SHA256)), orNone(store.Short(eb.SHA256)))
-			out = append(out, d)
+			if err := emit(d); err != nil {
+				return err
+			}
 			continue
 		}
 		switch {
@@ -86,11 +101,23 @@ func diffSnapshots(ctx context.Context, st *store.Store, a, b *store.Snapshot, o
 		default:
 			d.Change = "modified"
 		}
-		d.Added, d.Removed = diff.Stat(ca, cb)
-		d.Patch = string(diff.Unified(ca, cb, la, lb))
-		out = append(out, d)
+		switch mode {
+		case diffStat:
+			d.Added, d.Removed = diff.Stat(ca, cb)
+		case diffPatch:
+			var sb strings.Builder
+			d.Added, d.Removed, _ = diff.WriteUnified(&sb, ca, cb, la, lb) // a Builder does not fail
+			d.Patch = sb.String()
+		case diffWrite:
+			if d.Added, d.Removed, err = diff.WriteUnified(w, ca, cb, la, lb); err != nil {
+				return err
+			}
+		}
+		if err := emit(d); err != nil {
+			return err
+		}
 	}
-	return out, nil
+	return nil
 }
 
 func diffCmd(a *app) *cobra.Command {
@@ -114,33 +141,36 @@ func diffCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			diffs, err := diffSnapshots(ctx, a.store, sa, sb, only)
+			w := bufio.NewWriterSize(a.stdout, 64<<10)
+			mode := diffWrite
+			switch {
+			case a.json():
+				mode = diffPatch
+			case stat:
+				mode = diffStat
+			}
+			diffs := []artifactDiff{}
+			err = diffSnapshots(ctx, a.store, sa, sb, only, mode, w, func(d artifactDiff) error {
+				diffs = append(diffs, d)
+				if mode == diffWrite && d.Note != "" {
+					_, err := fmt.Fprintf(w, "artifact %s: %s\n", d.Name, d.Note)
+					return err
+				}
+				return nil
+			})
 			if err != nil {
 				return err
 			}
-			if a.json() {
-				if diffs == nil {
-					diffs = []artifactDiff{}
-				}
+			switch {
+			case a.json():
 				if err := a.printJSON(diffs); err != nil {
 					return err
 				}
-			} else {
-				w := bufio.NewWriter(a.stdout)
-				if stat {
-					writeStat(w, diffs)
-				} else {
-					for _, d := range diffs {
-						if d.Patch != "" {
-							w.WriteString(d.Patch)
-						} else if d.Note != "" {
-							fmt.Fprintf(w, "artifact %s: %s\n", d.Name, d.Note)
-						}
-					}
-				}
-				if err := w.Flush(); err != nil {
-					return err
-				}
+			case stat:
+				writeStat(w, diffs)
+			}
+			if err := w.Flush(); err != nil {
+				return err
 			}
 			if exitCode && len(diffs) > 0 {
 				return &exitError{code: exitFinding}

@@ -2,26 +2,39 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/hardtrail/hardtrail/agent/store"
 )
 
 func init() { commands = append(commands, storeCmd) }
 
 func storeCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "store", Short: "Maintain the evidence store"}
-	cmd.AddCommand(&cobra.Command{
-		Use:   "verify",
+	var head string
+	verify := &cobra.Command{
+		Use:   "verify [--head DIGEST]",
 		Short: "Recompute every hash and every chain link",
-		Long:  "Recompute every stored blob's hash, every manifest's hash and every chain link, and name what is wrong.\nExit code 1 when anything fails.",
-		Args:  cobra.NoArgs,
+		Long: "Recompute every stored blob's hash, every manifest's and record's hash and every chain link,\n" +
+			"check every column that output relies on against what is hashed, check that the store still\n" +
+			"extends every head recorded in it, and name what is wrong. Prints the store's head digest.\n" +
+			"With --head DIGEST (from store head or an evidence bundle), also fail unless the store still\n" +
+			"extends that head: no record it covers was removed or changed.\n" +
+			"Exit code 1 when anything fails.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			head = strings.TrimSpace(head)
+			if head != "" && !store.ValidHeadDigest(head) {
+				return usageErr("--head %q is not a head digest: want the 64 lower-case hex digits store head prints", head)
+			}
 			st, err := a.openStore(ctx)
 			if err != nil {
 				return err
 			}
-			rep, err := st.Verify(ctx)
+			rep, err := st.VerifyWith(ctx, store.VerifyOptions{Head: head})
 			if err != nil {
 				return err
 			}
@@ -34,11 +47,50 @@ func storeCmd(a *app) *cobra.Command {
 					fmt.Fprintln(a.stdout, "FAIL", p)
 				}
 				if len(rep.Problems) == 0 {
-					fmt.Fprintf(a.stdout, "ok: %d snapshots and %d blobs verified in %s (%d incident links, %d results)\n", rep.Snapshots, rep.Blobs, st.Path(), rep.Links, rep.Results)
+					fmt.Fprintf(a.stdout, "ok: %d snapshots and %d blobs verified in %s (%d incident links, %d results, %d status events, %d held records, %d recorded heads)\n",
+						rep.Snapshots, rep.Blobs, st.Path(), rep.Links, rep.Results, rep.Events, rep.Held, rep.Heads)
+					if head != "" {
+						fmt.Fprintf(a.stdout, "extends head %s\n", head)
+					}
 				}
+				fmt.Fprintf(a.stdout, "head %s\n", rep.Head.Digest)
 			}
 			if len(rep.Problems) > 0 {
 				return finding(fmt.Errorf("store %s: %d problems", st.Path(), len(rep.Problems)))
+			}
+			return nil
+		},
+	}
+	verify.Flags().StringVar(&head, "head", "", "fail unless the store still extends this head digest")
+	cmd.AddCommand(verify)
+	cmd.AddCommand(&cobra.Command{
+		Use:   "head",
+		Short: "Print one digest over the newest record of every chain",
+		Long: "Print the store's head: one SHA-256 digest over the newest record of every hash chain\n" +
+			"(the snapshots of each target, links, results, status events, held spans), then the\n" +
+			"digest's input, one line CHAIN SEQ ID per chain. Keep the digest elsewhere (a ticket, a\n" +
+			"timestamp): store verify --head DIGEST later fails if any record it covers was removed.\n" +
+			"The head is recorded in the store, so the digest alone is enough to check it.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			st, err := a.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			h, err := st.Head(ctx)
+			if err != nil {
+				return err
+			}
+			if a.json() {
+				return a.printJSON(struct {
+					Format string `json:"format"`
+					*store.Head
+				}{store.HeadFormat, h})
+			}
+			fmt.Fprintln(a.stdout, h.Digest)
+			for _, c := range h.Chains {
+				fmt.Fprintf(a.stdout, "  %s %d %s\n", c.Chain, c.Seq, c.ID)
 			}
 			return nil
 		},

@@ -30,7 +30,10 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "hardtrail")
-	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	// Built as `make build` builds it (static, stripped), so tests and benchmarks run what ships.
+	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", binary, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := build.CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
 		os.Exit(2)

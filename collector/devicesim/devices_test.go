@@ -9,11 +9,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,6 +43,10 @@ type device struct {
 	unix    bool              // a Unix host: files under capture-N/root
 	changed []string          // artifacts the third capture changes
 	host    string            // the hostname the transport learns (interactive devices: from the prompt)
+	// targetExtra are lines added to the device's [[target]] table; env are variables they
+	// name, whose values are secrets too (an enable secret).
+	targetExtra string
+	env         map[string]string
 }
 
 var iosPager = devicesim.Device{
@@ -59,16 +65,25 @@ func devices() []device {
 		{profile: "cisco-ios", target: "edge-rtr1", host: "edge-rtr1", sim: iosPager,
 			extra:   map[string]string{"terminal width 511": ""},
 			changed: []string{"config/running"}},
-		{profile: "cisco-asa", target: "asa-fw1", host: "asa-fw1", changed: []string{"config/running"}, sim: devicesim.Device{
-			Shell:     true,
-			Banner:    "Type help or '?' for a list of available commands.\n",
-			Prompt:    "asa-fw1# ",
-			PageLines: 24,
-			More:      "<--- More --->",
-			MoreErase: "\r              \r",
-			PagerOff:  []string{"terminal pager 0"},
-			Unknown:   "                  ^\nERROR: % Invalid input detected at '^' marker.\n",
-		}},
+		// The ASA login lands unprivileged: the profile enters privileged mode with the
+		// target's enable secret.
+		{profile: "cisco-asa", target: "asa-fw1", host: "asa-fw1", changed: []string{"config/running"},
+			targetExtra: "enable_secret_env = \"HARDTRAIL_LAB_ASA_ENABLE\"\n",
+			env:         map[string]string{"HARDTRAIL_LAB_ASA_ENABLE": "Asa-En4ble-Lab-91"}, sim: devicesim.Device{
+				Shell:        true,
+				Banner:       "Type help or '?' for a list of available commands.\n",
+				UserPrompt:   "asa-fw1> ",
+				Enable:       "enable",
+				EnableSecret: "Asa-En4ble-Lab-91",
+				WrongSecret:  "Invalid password\n",
+				BadSecret:    "Access denied.\n",
+				Prompt:       "asa-fw1# ",
+				PageLines:    24,
+				More:         "<--- More --->",
+				MoreErase:    "\r              \r",
+				PagerOff:     []string{"terminal pager 0"},
+				Unknown:      "                  ^\nERROR: % Invalid input detected at '^' marker.\n",
+			}},
 		{profile: "fortigate", target: "fgt-hq", host: "FGT-HQ", changed: []string{"config/running"}, sim: devicesim.Device{
 			Shell:     true,
 			Prompt:    "FGT-HQ # ",
@@ -97,6 +112,31 @@ func devices() []device {
 			Prompt:   "admin@PA-3220-HQ> ",
 			PagerOff: []string{"set cli pager off"},
 			Unknown:  "Unknown command: bogus\nInvalid syntax.\n",
+		}},
+		{profile: "cisco-nxos", target: "dc1-leaf1", changed: []string{"config/running"}, sim: devicesim.Device{
+			Exec:        true,
+			Unknown:     "% Invalid command at '^' marker.\n",
+			UnknownExit: 16,
+		}},
+		{profile: "arista-eos", target: "dc1-spine1", changed: []string{"config/running"}, sim: devicesim.Device{
+			Exec:        true,
+			Unknown:     "% Invalid input\n",
+			UnknownExit: 1,
+		}},
+		{profile: "checkpoint-gaia", target: "gw-hq1", changed: []string{"config/running"}, sim: devicesim.Device{
+			Exec:        true,
+			Unknown:     "CLINFR0329  Invalid command:'bogus'.\n",
+			UnknownExit: 1,
+		}},
+		{profile: "huawei-vrp", target: "ce6881-dc1", host: "CE6881-DC1", changed: []string{"config/running"}, sim: devicesim.Device{
+			Shell:     true,
+			Banner:    "\nInfo: The max number of VTY users is 21, the number of current VTY users online is 1, and total number of terminal users online is 1.\n      The current login time is 2024-01-15 10:22:33+01:00.\n      The last login time is 2024-01-12 16:41:55+01:00 from 10.10.5.30 through SSH.\n",
+			Prompt:    "<CE6881-DC1>",
+			PageLines: 40,
+			More:      "  ---- More ----",
+			MoreErase: "\r                \r",
+			PagerOff:  []string{"screen-length 0 temporary"},
+			Unknown:   "                ^\nError: Unrecognized command found at '^' position.\n",
 		}},
 	}
 }
@@ -150,6 +190,25 @@ type lab struct {
 	store   *store.Store
 	storeDB string
 	snap    *fleet.Snapshotter
+	logs    *lockedBuffer // every log line of the captures, searched for secrets too
+}
+
+// lockedBuffer collects log output from concurrent captures.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Clone(l.b.Bytes())
 }
 
 func newLab(t *testing.T, devs []device, extraConfig string) *lab {
@@ -169,8 +228,11 @@ func newLab(t *testing.T, devs []device, extraConfig string) *lab {
 		}
 		l.sims = append(l.sims, s)
 		known = append(known, s.KnownHostsLine())
-		fmt.Fprintf(&targets, "[[target]]\nname = %q\naddress = \"hardtrail@%s\"\nprofiles = [%q]\nidentity_file = %q\nknown_hosts = \"known_hosts\"\nuse_agent = false\ncommand_timeout = \"10s\"\ntimeout = \"60s\"\n\n",
-			d.target, s.Addr, d.profile, key)
+		fmt.Fprintf(&targets, "[[target]]\nname = %q\naddress = \"hardtrail@%s\"\nprofiles = [%q]\nidentity_file = %q\nknown_hosts = \"known_hosts\"\nuse_agent = false\ncommand_timeout = \"10s\"\ntimeout = \"60s\"\n%s\n",
+			d.target, s.Addr, d.profile, key, d.targetExtra)
+		for k, v := range d.env {
+			t.Setenv(k, v)
+		}
 	}
 	if err := os.WriteFile(filepath.Join(dir, "known_hosts"), []byte(strings.Join(known, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -195,7 +257,9 @@ func newLab(t *testing.T, devs []device, extraConfig string) *lab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.snap = &fleet.Snapshotter{Config: cfg, Store: st, Redactor: red}
+	l.logs = &lockedBuffer{}
+	l.snap = &fleet.Snapshotter{Config: cfg, Store: st, Redactor: red,
+		Logger: slog.New(slog.NewTextHandler(l.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	return l
 }
 
@@ -324,6 +388,8 @@ func TestDevices(t *testing.T) {
 			switch {
 			case p.Interactive && (kinds["shell"] != 3 || kinds["exec"] != 0):
 				t.Errorf("%s: %v, want one interactive session per capture and no exec", d.profile, kinds)
+			case d.sim.UserPrompt != "" && kinds["secret"] != 3:
+				t.Errorf("%s: %v, want the enable secret typed once per capture", d.profile, kinds)
 			case !p.Interactive && kinds["shell"] != 0:
 				t.Errorf("%s: %v, want no interactive session", d.profile, kinds)
 			}
@@ -449,6 +515,9 @@ func noSecretInStore(t *testing.T, l *lab) {
 	var words []string
 	for _, d := range l.devs {
 		words = append(words, secrets(t, d)...)
+		for _, v := range d.env {
+			words = append(words, v)
+		}
 	}
 	var hay [][]byte
 	for _, f := range []string{l.storeDB, l.storeDB + "-wal"} {
@@ -479,6 +548,8 @@ func noSecretInStore(t *testing.T, l *lab) {
 	if n < 2*len(l.devs) {
 		t.Fatalf("only %d blobs and manifests", n)
 	}
+	logs := l.logs.Bytes()
+	hay = append(hay, logs)
 	for _, w := range words {
 		for _, h := range hay {
 			if bytes.Contains(h, []byte(w)) {
@@ -487,5 +558,5 @@ func noSecretInStore(t *testing.T, l *lab) {
 			}
 		}
 	}
-	t.Logf("%d secrets searched for in %d stored items and the raw database", len(words), n)
+	t.Logf("%d secrets searched for in %d stored items, the raw database and %d bytes of log", len(words), n, len(logs))
 }

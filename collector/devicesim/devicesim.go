@@ -9,13 +9,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
+	crand "crypto/rand"
 	"crypto/subtle"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -66,6 +67,21 @@ type Device struct {
 	NoPager   []string
 	// Hang lists commands that never answer.
 	Hang []string
+	// UserPrompt, when set, is the unprivileged prompt a session starts at, where every
+	// command but PagerOff lines, Enable and exit is refused with Unknown. Enable asks for
+	// EnableSecret at "Password: " without echo, up to three times; then BadSecret is printed
+	// and the session stays unprivileged. Right, the session goes on at Prompt.
+	UserPrompt   string
+	Enable       string
+	EnableSecret string
+	BadSecret    string
+	// WrongSecret is printed after each wrong answer (ASA: "Invalid password").
+	WrongSecret string
+	// Chop, when not zero, seeds a random cutting of the CLI's output: each answer (the echo
+	// of a line, its output and the next prompt) is gathered and written as one burst cut at
+	// random points, often inside the prompt, so a client sees a prompt split across reads as
+	// well as output and prompt in one read. Each session draws its own cuts.
+	Chop int64
 
 	// Users and Keys authenticate, by password or public key; with neither, any key is accepted.
 	Users map[string]string
@@ -74,7 +90,7 @@ type Device struct {
 
 // Request is one request the device saw.
 type Request struct {
-	Kind string // "exec", "exec refused", "shell", "shell refused", "line" (typed in the CLI)
+	Kind string // "exec", "exec refused", "shell", "shell refused", "line" (typed in the CLI), "secret" (typed at a password prompt, not kept)
 	Text string
 }
 
@@ -87,16 +103,17 @@ type Server struct {
 	srv *glider.Server
 	bin string // programs standing in for commands on a Unix host
 
-	mu      sync.Mutex
-	outputs map[string]string
-	root    string
-	log     []Request
+	mu       sync.Mutex
+	outputs  map[string]string
+	root     string
+	log      []Request
+	sessions int64
 }
 
 // Start starts a device on a random loopback port; it stops when the test ends.
 func Start(t testing.TB, d Device) *Server {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	_, priv, err := ed25519.GenerateKey(crand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,13 +261,28 @@ func crlf(s string) string {
 func (s *Server) cli(sess glider.Session) {
 	r := bufio.NewReader(sess)
 	w := &lineWriter{w: sess}
+	if s.dev.Chop != 0 {
+		s.mu.Lock()
+		s.sessions++
+		n := s.sessions
+		s.mu.Unlock()
+		w.chop = rand.New(rand.NewPCG(uint64(s.dev.Chop), uint64(n)))
+		w.tail = len(s.dev.Prompt)
+	}
 	if s.dev.Banner != "" {
 		io.WriteString(w, crlf(s.dev.Banner))
 	}
 	paging := s.dev.PageLines > 0
+	prompt, user := s.dev.Prompt, s.dev.UserPrompt != ""
+	if user {
+		prompt = s.dev.UserPrompt
+	}
 	for {
-		io.WriteString(w, s.dev.Prompt)
-		line, err := readLine(r, w)
+		io.WriteString(w, prompt)
+		if w.flush() != nil {
+			return
+		}
+		line, err := readLine(r, w, true)
 		if err != nil {
 			return
 		}
@@ -262,7 +294,18 @@ func (s *Server) cli(sess glider.Session) {
 			return
 		case slices.Contains(s.dev.PagerOff, line):
 			paging = false
+		case user && s.dev.Enable != "" && line == s.dev.Enable:
+			ok, err := s.enable(r, w)
+			if err != nil {
+				return
+			}
+			if ok {
+				prompt, user = s.dev.Prompt, false
+			}
+		case user:
+			io.WriteString(w, crlf(s.dev.Unknown))
 		case slices.Contains(s.dev.Hang, line):
+			w.flush()
 			<-sess.Context().Done()
 			return
 		default:
@@ -278,24 +321,93 @@ func (s *Server) cli(sess glider.Session) {
 	}
 }
 
-// lineWriter writes to the client, remembering a write error.
+// lineWriter writes to the client, remembering a write error. With chop set it gathers what
+// is written until flush, which writes it in randomly cut pieces.
 type lineWriter struct {
-	w   io.Writer
-	err error
+	w    io.Writer
+	err  error
+	chop *rand.Rand
+	tail int // the prompt's length: cuts are drawn often within the last tail bytes
+	buf  []byte
 }
 
 func (l *lineWriter) Write(p []byte) (int, error) {
 	if l.err != nil {
 		return 0, l.err
 	}
+	if l.chop != nil {
+		l.buf = append(l.buf, p...)
+		return len(p), nil
+	}
 	n, err := l.w.Write(p)
 	l.err = err
 	return n, err
 }
 
-// readLine reads one typed line, echoing it as a terminal does: CR, LF or CRLF ends it,
-// DEL and backspace erase.
-func readLine(r *bufio.Reader, w io.Writer) (string, error) {
+// flush writes what was gathered, cut at random points: some cuts anywhere (pieces of a few
+// bytes or some kilobytes), and in half the bursts one cut inside the last tail bytes.
+func (l *lineWriter) flush() error {
+	if l.chop == nil || l.err != nil || len(l.buf) == 0 {
+		l.buf = l.buf[:0]
+		return l.err
+	}
+	b := l.buf
+	var cuts []int
+	for at := 0; ; {
+		if l.chop.IntN(2) == 0 {
+			at += 1 + l.chop.IntN(16)
+		} else {
+			at += 1 + l.chop.IntN(8192)
+		}
+		if at >= len(b) {
+			break
+		}
+		cuts = append(cuts, at)
+	}
+	if l.tail > 0 && len(b) > 1 && l.chop.IntN(2) == 0 {
+		cuts = append(cuts, len(b)-1-l.chop.IntN(min(l.tail+1, len(b)-1)))
+	}
+	slices.Sort(cuts)
+	cuts = append(slices.Compact(cuts), len(b))
+	last := 0
+	for _, c := range cuts {
+		if c <= last {
+			continue
+		}
+		if _, err := l.w.Write(b[last:c]); err != nil {
+			l.err = err
+			break
+		}
+		last = c
+	}
+	l.buf = b[:0]
+	return l.err
+}
+
+// enable asks for the enable secret up to three times, reading each answer without echo.
+func (s *Server) enable(r *bufio.Reader, w *lineWriter) (bool, error) {
+	for range 3 {
+		io.WriteString(w, "Password: ")
+		if err := w.flush(); err != nil {
+			return false, err
+		}
+		pw, err := readLine(r, w, false)
+		if err != nil {
+			return false, err
+		}
+		s.record("secret", "")
+		if subtle.ConstantTimeCompare([]byte(pw), []byte(s.dev.EnableSecret)) == 1 {
+			return true, nil
+		}
+		io.WriteString(w, crlf(s.dev.WrongSecret))
+	}
+	io.WriteString(w, crlf(s.dev.BadSecret))
+	return false, nil
+}
+
+// readLine reads one typed line, echoing it as a terminal does when echo is set: CR, LF or
+// CRLF ends it, DEL and backspace erase.
+func readLine(r *bufio.Reader, w io.Writer, echo bool) (string, error) {
 	var line []byte
 	for {
 		c, err := r.ReadByte()
@@ -314,11 +426,15 @@ func readLine(r *bufio.Reader, w io.Writer) (string, error) {
 		case 0x7f, '\b':
 			if len(line) > 0 {
 				line = line[:len(line)-1]
-				io.WriteString(w, "\b \b")
+				if echo {
+					io.WriteString(w, "\b \b")
+				}
 			}
 		default:
 			line = append(line, c)
-			w.Write([]byte{c})
+			if echo {
+				w.Write([]byte{c})
+			}
 		}
 	}
 }
@@ -338,6 +454,9 @@ func (s *Server) page(r *bufio.Reader, w *lineWriter, out string, paging bool) b
 			continue
 		}
 		io.WriteString(w, s.dev.More)
+		if w.flush() != nil {
+			return false
+		}
 		key, err := r.ReadByte()
 		if err != nil {
 			return false
@@ -493,7 +612,7 @@ func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) 
 // and public key.
 func ClientKey(t testing.TB, dir, name string) (string, gossh.PublicKey) {
 	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	pub, priv, err := ed25519.GenerateKey(crand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,9 @@
 package transport
 
-import "bytes"
+import (
+	"bytes"
+	"regexp"
+)
 
 // StripEscapes removes ANSI escape sequences: CSI (ESC [ ... final), OSC (ESC ] ... BEL or
 // ESC \), and two-byte escapes: what a device's terminal session adds around its output.
@@ -38,4 +41,16 @@ func StripEscapes(b []byte) []byte {
 		}
 	}
 	return out
+}
+
+// Shell says how to drive a device's interactive CLI: the prompt to find on the last line of
+// output, the lines to send first (pager off), and, for CLIs with privilege levels, the line
+// that asks for privileged mode.
+type Shell struct {
+	Prompt *regexp.Regexp
+	Setup  []string
+	// Enable, when set, is sent when the first prompt shows an unprivileged level (it ends in
+	// '>'; '#' is privileged), followed by the target's enable secret at the device's password
+	// prompt. The commands run only once the prompt is privileged.
+	Enable string
 }

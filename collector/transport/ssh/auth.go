@@ -210,6 +210,31 @@ func passphrase(cfg *Config) ([]byte, error) {
 	return nil, errors.New("set passphrase_file or passphrase_env")
 }
 
+// enableSecret reads the target's enable secret from its file or variable.
+func enableSecret(cfg *Config) ([]byte, error) {
+	switch {
+	case cfg.EnableSecretFile != "":
+		b, err := os.ReadFile(cfg.EnableSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("enable secret file: %w", err)
+		}
+		if b = bytes.TrimRight(b, "\r\n"); len(b) == 0 || bytes.ContainsAny(b, "\r\n") {
+			return nil, fmt.Errorf("enable secret file %s: want the secret on one line", cfg.EnableSecretFile)
+		}
+		return b, nil
+	case cfg.EnableSecretEnv != "":
+		v, ok := os.LookupEnv(cfg.EnableSecretEnv)
+		if !ok || v == "" {
+			return nil, fmt.Errorf("enable secret variable %s is not set", cfg.EnableSecretEnv)
+		}
+		if strings.ContainsAny(v, "\r\n") {
+			return nil, fmt.Errorf("enable secret variable %s: want the secret on one line", cfg.EnableSecretEnv)
+		}
+		return []byte(v), nil
+	}
+	return nil, fmt.Errorf("%w: set enable_secret_file or enable_secret_env on the target, or log in as a user that lands privileged", ErrNoEnableSecret)
+}
+
 func loadCert(path string) (*gossh.Certificate, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -47,6 +47,12 @@ var (
 	ErrHostKeyChanged = errors.New("host key does not match")
 	// ErrHostKeyRevoked means the key (or the CA that signed it) is marked @revoked.
 	ErrHostKeyRevoked = errors.New("host key is revoked")
+	// ErrEnableRefused means the device did not enter privileged mode with the enable secret
+	// given: it asked again, or answered with its unprivileged prompt.
+	ErrEnableRefused = errors.New("the device refused the enable secret")
+	// ErrNoEnableSecret means the session landed unprivileged, its profile enters privileged
+	// mode, and the target names no enable secret.
+	ErrNoEnableSecret = errors.New("no enable secret is configured")
 )
 
 // HostKeyError details a host key that was refused. It wraps one of ErrUnknownHost,

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -38,38 +40,47 @@ const (
 )
 
 // pagerPrompt matches a pager's prompt at the end of the output: Cisco IOS and FortiOS
-// "--More--", ASA "<--- More --->", Junos "---(more 45%)---", RouterOS "-- [Q quit|D dump|down]".
-var pagerPrompt = regexp.MustCompile(`(?:-- ?More ?--|<--- More --->|---\(more(?: \d+%)?\)---|-- \[Q quit\|D dump\|down\])[ \t]*$`)
+// "--More--", ASA "<--- More --->", Junos "---(more 45%)---", RouterOS "-- [Q quit|D dump|down]",
+// Huawei VRP "  ---- More ----".
+var pagerPrompt = regexp.MustCompile(`(?:-- ?More ?--|<--- More --->|---\(more(?: \d+%)?\)---|-- \[Q quit\|D dump\|down\]|---- More ----)[ \t]*$`)
 
 // pagerRemnant is a pager prompt left at the start of a line by a device that does not erase it.
-var pagerRemnant = regexp.MustCompile(`^[ \t]*(?:-- ?More ?--|<--- More --->|---\(more(?: \d+%)?\)---|-- \[Q quit\|D dump\|down\])[ \t]*`)
+var pagerRemnant = regexp.MustCompile(`^[ \t]*(?:-- ?More ?--|<--- More --->|---\(more(?: \d+%)?\)---|-- \[Q quit\|D dump\|down\]|---- More ----)[ \t]*`)
 
 // cliError matches what CLIs print when they refuse a command, on one of its first lines.
-var cliError = regexp.MustCompile(`^\s*(?:% ?(?:Invalid|Incomplete|Ambiguous|Unknown|Unrecognized|Bad|Error|Authorization failed|Access denied)|(?:syntax )?error:|syntax error|Unknown command|Invalid syntax|Command fail|ERROR:|bad command name|expected end of command|unknown command)`)
+var cliError = regexp.MustCompile(`^\s*(?:% ?(?:Invalid|Incomplete|Ambiguous|Unknown|Unrecognized|Bad|Error|Authorization failed|Access denied)|(?:syntax )?error:|Error: |syntax error|Unknown command|Invalid syntax|Command fail|ERROR:|bad command name|expected end of command|unknown command)`)
+
+// passwordPrompt matches a CLI asking for the enable secret.
+var passwordPrompt = regexp.MustCompile(`(?i)^\s*(?:enable )?password: ?$`)
 
 var _ = (interface {
-	RunShell(context.Context, *regexp.Regexp, []string, []transport.Command) ([]transport.BatchResult, error)
+	RunShell(context.Context, transport.Shell, []transport.Command) ([]transport.BatchResult, error)
 })((*Transport)(nil))
 
 // RunShell runs cmds in an interactive CLI session: see collector.ShellRunner for the contract.
 // The session asks for a terminal 511 columns wide; each wait for the prompt (the first, after
 // each setup line, after each command) is bounded by the command timeout. A pager prompt that
-// still appears is answered with a space. When prompt has a group named "host", its match names
-// the target.
-func (t *Transport) RunShell(ctx context.Context, prompt *regexp.Regexp, setup []string, cmds []transport.Command) ([]transport.BatchResult, error) {
-	if prompt == nil {
+// still appears is answered with a space. When the prompt pattern has a group named "host", its
+// match names the target. With sh.Enable set and a first prompt ending in '>', the enable line
+// is sent and the target's enable secret typed at the password prompt; a device that asks
+// again or stays unprivileged fails the session with ErrEnableRefused.
+func (t *Transport) RunShell(ctx context.Context, sh transport.Shell, cmds []transport.Command) ([]transport.BatchResult, error) {
+	if sh.Prompt == nil {
 		return nil, errors.New("interactive session: no prompt pattern")
 	}
-	for _, l := range setup {
+	for _, l := range append(slices.Clone(sh.Setup), sh.Enable) {
+		if l == "" {
+			continue
+		}
 		if err := validRawWord(l); err != nil {
 			return nil, err
 		}
 	}
 	out := make([]transport.BatchResult, len(cmds))
-	var sh *shell
+	var sess *shell
 	defer func() {
-		if sh != nil {
-			sh.close()
+		if sess != nil {
+			sess.close()
 		}
 	}()
 	opened := false
@@ -79,8 +90,8 @@ func (t *Transport) RunShell(ctx context.Context, prompt *regexp.Regexp, setup [
 			out[i].Err = err
 			continue
 		}
-		if sh == nil {
-			if sh, err = t.openShell(ctx, prompt, setup); err != nil {
+		if sess == nil {
+			if sess, err = t.openShell(ctx, sh); err != nil {
 				if !opened {
 					return nil, err
 				}
@@ -93,11 +104,11 @@ func (t *Transport) RunShell(ctx context.Context, prompt *regexp.Regexp, setup [
 			}
 			opened = true
 		}
-		out[i].Result, out[i].Err = sh.run(ctx, line, c.MaxBytes)
+		out[i].Result, out[i].Err = sess.run(ctx, line, c.MaxBytes)
 		if out[i].Err != nil {
 			// The session is in an unknown state: the next command gets a new one.
-			sh.close()
-			sh = nil
+			sess.close()
+			sess = nil
 		}
 	}
 	return out, nil
@@ -128,8 +139,11 @@ type shell struct {
 	done   chan struct{} // closed when the session has ended
 	notify chan struct{} // signalled on new output
 
-	// known is the prompt as the session's first prompt showed it.
+	// known is the prompt as the session's first prompt showed it (after enable, the
+	// privileged one).
 	known string
+	// ask, while set, is a prompt for input (a password) that ends a wait as asked.
+	ask *regexp.Regexp
 
 	mu      sync.Mutex
 	buf     []byte
@@ -168,9 +182,10 @@ func (s *shell) snapshot() ([]byte, bool) {
 	return bytes.Clone(s.buf), s.dropped
 }
 
-// openShell opens a session with a terminal, waits for the first prompt and sends the setup
-// lines.
-func (t *Transport) openShell(ctx context.Context, prompt *regexp.Regexp, setup []string) (*shell, error) {
+// openShell opens a session with a terminal, waits for the first prompt, enters privileged mode
+// when asked to and needed, and sends the setup lines.
+func (t *Transport) openShell(ctx context.Context, spec transport.Shell) (*shell, error) {
+	prompt, setup := spec.Prompt, spec.Setup
 	select {
 	case t.sessions <- struct{}{}:
 	case <-ctx.Done():
@@ -206,17 +221,16 @@ func (t *Transport) openShell(ctx context.Context, prompt *regexp.Regexp, setup 
 		sess.Wait()
 		close(s.done)
 	}()
-	tail, err := s.wait(ctx, "")
+	first, err := s.wait(ctx, "", true)
 	if err != nil {
 		b, _ := s.snapshot()
 		return fail(fmt.Errorf("%w (last output: %q)", err, lastLine(cleanTerminal(b))))
 	}
-	if b, _ := s.snapshot(); tail <= len(b) {
-		s.known = cleanLine(b[tail:])
-	}
+	// The prompt as wait found it, not as the output reads a moment later: a line end that
+	// arrived since (the answer to a nudge) must not become part of the known prompt.
+	s.known = first.prompt
 	if i := prompt.SubexpIndex("host"); i > 0 {
-		b, _ := s.snapshot()
-		if m := prompt.FindStringSubmatch(cleanLine(b[tail:])); m != nil && m[i] != "" {
+		if m := prompt.FindStringSubmatch(first.prompt); m != nil && m[i] != "" {
 			t.mu.Lock()
 			if t.hostname == "" {
 				t.hostname = m[i]
@@ -224,12 +238,17 @@ func (t *Transport) openShell(ctx context.Context, prompt *regexp.Regexp, setup 
 			t.mu.Unlock()
 		}
 	}
+	if spec.Enable != "" && !privileged(first.prompt) {
+		if err := s.enable(ctx, spec.Enable); err != nil {
+			return fail(err)
+		}
+	}
 	for _, l := range setup {
 		s.reset(shellSetupMax)
 		if err := s.send(l + "\n"); err != nil {
 			return fail(err)
 		}
-		if _, err := s.wait(ctx, l); err != nil {
+		if _, err := s.wait(ctx, l, false); err != nil {
 			return fail(fmt.Errorf("%s: %w", l, err))
 		}
 	}
@@ -240,6 +259,59 @@ func (s *shell) send(text string) error {
 	if _, err := io.WriteString(s.stdin, text); err != nil {
 		return s.t.fail(StageCommand, fmt.Errorf("writing to the CLI: %w", err))
 	}
+	return nil
+}
+
+// privileged reports whether a prompt shows a privileged level: it ends in '#' ('>' is a user
+// level).
+func privileged(prompt string) bool {
+	return strings.HasSuffix(strings.TrimRight(prompt, " \t"), "#")
+}
+
+// enable sends line (such as "enable"), types the target's enable secret at the password
+// prompt, and checks that the prompt that follows is privileged; that prompt becomes the known
+// one. The secret is never echoed by a device; any output quoted in an error has it masked.
+func (s *shell) enable(ctx context.Context, line string) error {
+	secret, err := enableSecret(&s.t.target.cfg)
+	if err != nil {
+		return s.t.fail(StageAuth, fmt.Errorf("the prompt %q is unprivileged and the profile enters privileged mode with %q: %w", s.known, line, err))
+	}
+	s.ask = passwordPrompt
+	defer func() { s.ask = nil }()
+	said := func() string {
+		b, _ := s.snapshot()
+		b = bytes.ReplaceAll(cleanTerminal(b), secret, []byte("***"))
+		return strings.Join(strings.Fields(string(b)), " ")
+	}
+	s.reset(shellSetupMax)
+	if err := s.send(line + "\n"); err != nil {
+		return err
+	}
+	at, err := s.wait(ctx, line, false)
+	if err != nil {
+		return fmt.Errorf("%s: %w", line, err)
+	}
+	if !at.asked {
+		if privileged(at.prompt) {
+			s.known = at.prompt
+			return nil
+		}
+		return s.t.fail(StageAuth, fmt.Errorf("%s: %w: it answered %q without asking for a secret", line, ErrEnableRefused, said()))
+	}
+	s.reset(shellSetupMax)
+	if err := s.send(string(secret) + "\n"); err != nil {
+		return err
+	}
+	at, err = s.wait(ctx, "", false)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s: after the secret: %w", line, err)
+	case at.asked:
+		return s.t.fail(StageAuth, fmt.Errorf("%s: %w: it asked for the secret again, so the secret is wrong (check enable_secret_file or enable_secret_env)", line, ErrEnableRefused))
+	case !privileged(at.prompt):
+		return s.t.fail(StageAuth, fmt.Errorf("%s: %w: it answered %q and stayed at %q (check enable_secret_file or enable_secret_env)", line, ErrEnableRefused, said(), at.prompt))
+	}
+	s.known = at.prompt
 	return nil
 }
 
@@ -271,7 +343,8 @@ func (s *shell) run(ctx context.Context, line string, maxBytes int64) (*transpor
 	if err := s.send(line + "\n"); err != nil {
 		return nil, err
 	}
-	tail, err := s.wait(ctx, line)
+	end, err := s.wait(ctx, line, false)
+	tail := end.start
 	b, dropped := s.snapshot()
 	res := &transport.Result{Duration: time.Since(start)}
 	if err != nil {
@@ -300,13 +373,22 @@ func (s *shell) run(ctx context.Context, line string, maxBytes int64) (*transpor
 	return res, nil
 }
 
+// promptAt is where wait found the prompt: the offset of its line in the output, and the
+// line as a terminal shows it.
+type promptAt struct {
+	start  int
+	prompt string
+	asked  bool // the line is the shell's ask prompt (a password prompt), not its prompt
+}
+
 // wait reads output until the prompt stands on its last line, answering pager prompts on the
 // way, and returns where the prompt's line starts. The prompt counts once the output has been
 // quiet for shellSettle, or at once when it is exactly the session's first prompt and the echo
 // of sent has been seen. For the first prompt (sent empty), one bare line end is sent when the
-// session stays quiet without one.
-func (s *shell) wait(ctx context.Context, sent string) (int, error) {
-	first := sent == ""
+// session stays quiet without a prompt for shellNudge; never once a prompt is on the last line,
+// since the device would answer it with a second prompt that ends the next line's wait early.
+// While ask is set, a last line it matches ends the wait at once, as asked.
+func (s *shell) wait(ctx context.Context, sent string, first bool) (promptAt, error) {
 	limit := time.NewTimer(s.t.target.cfg.CommandTimeout)
 	defer limit.Stop()
 	settle := time.NewTimer(time.Hour)
@@ -321,15 +403,19 @@ func (s *shell) wait(ctx context.Context, sent string) (int, error) {
 		b, _ := s.snapshot()
 		start := bytes.LastIndexByte(b, '\n') + 1
 		last := cleanLine(b[start:])
+		atPrompt := false
 		switch {
+		case s.ask != nil && s.ask.MatchString(last):
+			return promptAt{start, last, true}, nil
 		case pagerPrompt.MatchString(last) && start != answered:
 			answered = start
 			if err := s.send(" "); err != nil {
-				return 0, err
+				return promptAt{}, err
 			}
 		case s.prompt.MatchString(last):
+			atPrompt = true
 			if s.known != "" && last == s.known && bytes.Contains(b, []byte(sent)) {
-				return start, nil
+				return promptAt{start: start, prompt: last}, nil
 			}
 			if seen != len(b) {
 				seen = len(b)
@@ -339,34 +425,37 @@ func (s *shell) wait(ctx context.Context, sent string) (int, error) {
 			seen = -1
 			settle.Stop()
 		}
+		if first && atPrompt {
+			nudge.Stop()
+		}
 		select {
 		case <-s.notify:
-			if first {
+			if first && !atPrompt {
 				nudge.Reset(shellNudge)
 			}
 		case <-settle.C:
 			if b, _ := s.snapshot(); len(b) == seen {
-				return start, nil
+				return promptAt{start: start, prompt: last}, nil
 			}
 		case <-nudge.C:
 			first = false
 			if err := s.send("\n"); err != nil {
-				return 0, err
+				return promptAt{}, err
 			}
 		case <-limit.C:
-			return 0, s.t.fail(StageTimeout, fmt.Errorf("no prompt within %s (command timeout): %w",
+			return promptAt{}, s.t.fail(StageTimeout, fmt.Errorf("no prompt within %s (command timeout): %w",
 				s.t.target.cfg.CommandTimeout, context.DeadlineExceeded))
 		case <-ctx.Done():
-			return 0, s.t.fail(ctxStage(ctx), ctx.Err())
+			return promptAt{}, s.t.fail(ctxStage(ctx), ctx.Err())
 		case <-s.done:
 			// Output may still be on its way; look once more before giving up.
 			if b2, _ := s.snapshot(); len(b2) != len(b) {
 				continue
 			}
 			if lost := s.t.lostErr(); lost != nil {
-				return 0, s.t.fail(StageTimeout, lost)
+				return promptAt{}, s.t.fail(StageTimeout, lost)
 			}
-			return 0, s.t.fail(StageCommand, errors.New("the device ended the session before its prompt came back"))
+			return promptAt{}, s.t.fail(StageCommand, errors.New("the device ended the session before its prompt came back"))
 		}
 	}
 }
@@ -405,7 +494,7 @@ func refused(out []byte) bool {
 // carriage returns and backspaces applied as a terminal would (a pager prompt that the device
 // erases disappears), line ends made "\n", and pager prompts left at a line's start removed.
 func cleanTerminal(b []byte) []byte {
-	b = transport.StripEscapes(b)
+	b = transport.StripEscapes(cursorBack(b))
 	var out bytes.Buffer
 	out.Grow(len(b))
 	for len(b) > 0 {
@@ -425,7 +514,26 @@ func cleanTerminal(b []byte) []byte {
 
 // cleanLine is one line as a terminal shows it.
 func cleanLine(b []byte) string {
-	return string(overstrike(transport.StripEscapes(b)))
+	return string(overstrike(transport.StripEscapes(cursorBack(b))))
+}
+
+// cursorLeft is the escape that moves the cursor N columns left (ESC [ N D), with which Huawei
+// VRP erases its pager prompt.
+var cursorLeft = regexp.MustCompile(`\x1b\[(\d{0,3})D`)
+
+// cursorBack turns cursor-left escapes into as many backspaces, so overstrike erases what they
+// erase instead of the text shifting right when escapes are removed.
+func cursorBack(b []byte) []byte {
+	if !bytes.Contains(b, []byte("\x1b[")) {
+		return b
+	}
+	return cursorLeft.ReplaceAllFunc(b, func(m []byte) []byte {
+		n := 1
+		if d := m[2 : len(m)-1]; len(d) > 0 {
+			n, _ = strconv.Atoi(string(d))
+		}
+		return bytes.Repeat([]byte{'\b'}, n)
+	})
 }
 
 // overstrike applies carriage returns and backspaces within one line: each moves the cursor,

@@ -30,7 +30,7 @@ func BenchmarkDeviceCommands(b *testing.B) {
 	tr := dial(b, sshConfig(srv.Addr, key, cfgKnown))
 	b.Run("interactive", func(b *testing.B) {
 		for b.Loop() {
-			rs, err := tr.RunShell(b.Context(), iosPrompt, []string{"terminal length 0"}, cmds)
+			rs, err := tr.RunShell(b.Context(), transport.Shell{Prompt: iosPrompt, Setup: []string{"terminal length 0"}}, cmds)
 			if err != nil || rs[0].Err != nil || len(rs[0].Result.Stdout) < 1000 {
 				b.Fatalf("%v %v", err, rs[0].Err)
 			}

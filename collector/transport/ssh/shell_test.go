@@ -74,7 +74,7 @@ func TestRunShell(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			srv := devicesim.Start(t, iosLike(t, outputs))
 			tr := dialDevice(t, srv, 5*time.Second)
-			rs, err := tr.RunShell(t.Context(), iosPrompt, c.setup, []transport.Command{
+			rs, err := tr.RunShell(t.Context(), transport.Shell{Prompt: iosPrompt, Setup: c.setup}, []transport.Command{
 				{Argv: []string{"show", "running-config"}},
 				{Argv: []string{"show", "version"}},
 				{Argv: []string{"show", "bogus"}},
@@ -128,7 +128,7 @@ func TestRunShellNoExec(t *testing.T) {
 	if _, err := tr.Run(t.Context(), transport.Command{Argv: []string{"show", "version"}}); err == nil {
 		t.Error("exec request accepted by a CLI-only device")
 	}
-	rs, err := tr.RunShell(t.Context(), iosPrompt, nil, []transport.Command{{Argv: []string{"show", "version"}}})
+	rs, err := tr.RunShell(t.Context(), transport.Shell{Prompt: iosPrompt}, []transport.Command{{Argv: []string{"show", "version"}}})
 	if err != nil || rs[0].Err != nil || string(rs[0].Result.Stdout) != "Cisco IOS\n" {
 		t.Fatalf("RunShell: %v %+v", err, rs)
 	}
@@ -143,7 +143,7 @@ func TestRunShellHang(t *testing.T) {
 	var rs []transport.BatchResult
 	err := quick(t, 3*time.Second, func() error {
 		var err error
-		rs, err = tr.RunShell(t.Context(), iosPrompt, []string{"terminal length 0"}, []transport.Command{
+		rs, err = tr.RunShell(t.Context(), transport.Shell{Prompt: iosPrompt, Setup: []string{"terminal length 0"}}, []transport.Command{
 			{Argv: []string{"debug", "all"}},
 			{Argv: []string{"show", "version"}},
 		})
@@ -175,7 +175,7 @@ func TestRunShellCap(t *testing.T) {
 	cfg := longConfig(2000)
 	srv := devicesim.Start(t, iosLike(t, map[string]string{"show running-config": cfg, "show clock": "10:22\n"}))
 	tr := dialDevice(t, srv, 5*time.Second)
-	rs, err := tr.RunShell(t.Context(), iosPrompt, []string{"terminal length 0"}, []transport.Command{
+	rs, err := tr.RunShell(t.Context(), transport.Shell{Prompt: iosPrompt, Setup: []string{"terminal length 0"}}, []transport.Command{
 		{Argv: []string{"show", "running-config"}, MaxBytes: 20000},
 		{Argv: []string{"show", "clock"}},
 	})
@@ -197,7 +197,7 @@ func TestRunShellNoPrompt(t *testing.T) {
 	srv := devicesim.Start(t, d)
 	tr := dialDevice(t, srv, 1500*time.Millisecond)
 	err := quick(t, 4*time.Second, func() error {
-		_, err := tr.RunShell(t.Context(), iosPrompt, nil, []transport.Command{{Argv: []string{"show", "version"}}})
+		_, err := tr.RunShell(t.Context(), transport.Shell{Prompt: iosPrompt}, []transport.Command{{Argv: []string{"show", "version"}}})
 		return err
 	})
 	wantStage(t, err, ssh.StageTimeout)

@@ -13,6 +13,10 @@ func TestCleanTerminal(t *testing.T) {
 		{"pager not erased", "a\r\n--More--\r\nb\r\n", "a\n\nb\n"},
 		{"pager remnant before text", "a\r\n--More-- b\r\n", "a\nb\n"},
 		{"junos pager", "a\n---(more 45%)---\r                \rb\n", "a\nb\n"},
+		{"huawei pager", "a\r\n  ---- More ----\r                \rb\r\n", "a\nb\n"},
+		{"huawei pager not erased", "a\r\n  ---- More ----b\r\n", "a\nb\n"},
+		{"huawei pager erased by cursor moves", "a\r\n  ---- More ----\x1b[16D                \x1b[16D b indented\r\n", "a\n b indented\n"},
+		{"cursor moves back over text", "abc\x1b[2DXY\r\n", "aXY\n"},
 		{"colours", "\x1b[1;32mok\x1b[0m\r\n", "ok\n"},
 		{"title", "\x1b]0;title\x07text\n", "text\n"},
 		{"redrawn prompt", "\rFGT-HQ # show\r\n", "FGT-HQ # show\n"},
@@ -57,6 +61,7 @@ func TestRefused(t *testing.T) {
 		{"Command fail. Return code -61\n", true},
 		{"Unknown command: bogus\n", true},
 		{"bad command name bogus (line 1 column 2)\n", true},
+		{"              ^\nError: Unrecognized command found at '^' position.\n", true},
 		{"Building configuration...\n\nCurrent configuration : 5 bytes\n", false},
 		{"a\nb\nc\n% Invalid input on the fourth line\n", false},
 		{"", false},
@@ -71,7 +76,7 @@ func TestRefused(t *testing.T) {
 // FuzzCleanTerminal: any bytes a device sends clean up without panicking, into text without
 // carriage returns, backspaces or escapes, and cleaning is idempotent.
 func FuzzCleanTerminal(f *testing.F) {
-	for _, s := range []string{"a\r\nb", " --More-- \b\b\b  \b\b\bx", "\x1b[1;3", "\x1b]0;t", "<--- More --->\r   \r", "\b\b\r\r\n"} {
+	for _, s := range []string{"a\r\nb", " --More-- \b\b\b  \b\b\bx", "\x1b[1;3", "\x1b]0;t", "<--- More --->\r   \r", "\b\b\r\r\n", "  ---- More ----\x1b[16D    \x1b[16D x", "\x1b[D\x1b[999D"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {

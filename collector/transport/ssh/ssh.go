@@ -80,6 +80,11 @@ type Config struct {
 	// LegacyAlgorithms also allows SHA-1 key exchanges, CBC ciphers, SHA-1 MACs and ssh-rsa
 	// signatures, for old network devices; Info().Legacy records it.
 	LegacyAlgorithms bool
+	// EnableSecretFile or EnableSecretEnv (a variable's name) hold the secret a device CLI asks
+	// for when an interactive session enters privileged mode (see transport.Shell.Enable). It
+	// is read only when needed, never taken from the command line, and never appears in output.
+	EnableSecretFile string
+	EnableSecretEnv  string
 	// RawCommands is for network devices, which have no POSIX shell: each command is sent as its
 	// words joined by spaces, one session per command (RunBatch too), without sudo. ReadFile,
 	// ReadFiles and Glob are not available.
