@@ -162,3 +162,31 @@ func TestOpenSSLVerifiesSignature(t *testing.T) {
 		t.Errorf("fingerprint %s, openssl gives %s", Fingerprint(pub), want)
 	}
 }
+
+// A run that stopped after writing the private key is completed by the next: it writes the
+// public key of that private key. A truncated private key is refused, never overwritten.
+func TestGenerateKeyCompletesInterruptedPair(t *testing.T) {
+	dir := t.TempDir()
+	prefix := filepath.Join(dir, "k")
+	pub, err := GenerateKey(prefix, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(prefix + ".pub")
+	again, err := GenerateKey(prefix, nil)
+	if err != nil || !again.Equal(pub) {
+		t.Fatalf("completing the pair: %v (same key %v)", err, again.Equal(pub))
+	}
+	if got, err := LoadPublicKey(prefix + ".pub"); err != nil || !got.Equal(pub) {
+		t.Fatalf("written public key: %v", err)
+	}
+	half := filepath.Join(dir, "half")
+	whole, _ := os.ReadFile(prefix)
+	os.WriteFile(half, whole[:len(whole)/2], 0o600)
+	if _, err := GenerateKey(half, nil); err == nil || !strings.Contains(err.Error(), "not a whole key") {
+		t.Errorf("truncated key: %v", err)
+	}
+	if b, _ := os.ReadFile(half); len(b) != len(whole)/2 {
+		t.Error("truncated key overwritten")
+	}
+}

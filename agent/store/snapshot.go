@@ -247,7 +247,7 @@ func (s *Store) blob(ctx context.Context, hash string, size int64) ([]byte, erro
 			}
 		}
 	}
-	out, err := inflate(data, size)
+	out, err := inflateSized(data, size)
 	if err == nil && (int64(len(out)) != size || Hash(out) != hash) {
 		err = errors.New("content does not match its hash (the store was altered; run hardtrail store verify)")
 	}

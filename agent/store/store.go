@@ -200,8 +200,18 @@ const maxManifest = 64 << 20
 // the compressed stream. Decompression stops at limit+1 bytes, so a small b that would
 // decompress to far more (a deflate bomb) costs at most limit bytes.
 func inflate(b []byte, limit int64) ([]byte, error) {
-	var out bytes.Buffer
-	if _, err := inflateTo(&out, b, limit); err != nil {
+	return inflateInto(nil, b, limit)
+}
+
+// inflateSized is inflate for content whose exact size is recorded: the buffer is allocated
+// once, never copied while it grows (the extra MinRead is where the reader finds the end).
+func inflateSized(b []byte, size int64) ([]byte, error) {
+	return inflateInto(make([]byte, 0, size+bytes.MinRead), b, size)
+}
+
+func inflateInto(buf, b []byte, limit int64) ([]byte, error) {
+	out := bytes.NewBuffer(buf)
+	if _, err := inflateTo(out, b, limit); err != nil {
 		return nil, err
 	}
 	return out.Bytes(), nil

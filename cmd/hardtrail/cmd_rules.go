@@ -85,8 +85,12 @@ func (a *app) lintFailed(err error) error {
 	for _, e := range flattenErr(err) {
 		p := lintProblem{Message: e.Error(), Text: e.Error()}
 		var le *rules.LoadError
-		if errors.As(e, &le) {
+		var lim *rules.LimitError
+		switch {
+		case errors.As(e, &le):
 			p = lintProblem{File: le.File, Line: le.Line, Col: le.Col, Rule: le.Rule, Waiver: le.Waiver, Key: le.Key, Message: le.Msg, Text: le.Error()}
+		case errors.As(e, &lim):
+			p.File = lim.Where
 		}
 		sum.Problems = append(sum.Problems, p)
 	}
