@@ -173,8 +173,12 @@ func Summarize(results []Result) Summary {
 }
 
 func (s Summary) String() string {
-	return fmt.Sprintf("%d rules: %d pass, %d fail, %d error, %d skip, %d waived",
-		s.Total, s.Pass, s.Fail, s.Error, s.Skip, s.Waived)
+	noun := "rules"
+	if s.Total == 1 {
+		noun = "rule"
+	}
+	return fmt.Sprintf("%d %s: %d pass, %d fail, %d error, %d skip, %d waived",
+		s.Total, noun, s.Pass, s.Fail, s.Error, s.Skip, s.Waived)
 }
 
 // quoteList writes items as [a, b, c].

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hardtrail/hardtrail/internal/testutil"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -44,7 +45,7 @@ func newFixture(t *testing.T, extra string) *fixture {
 	f.write("fw", weakFW)
 	f.write("sshd", weakSSHD)
 	f.rules = filepath.Join(f.dir, "rules.toml")
-	os.WriteFile(f.rules, []byte(`[[rule]]
+	testutil.Must(t, os.WriteFile(f.rules, []byte(`[[rule]]
 id = "inc1-no-passwords"
 title = "SSH does not accept passwords"
 severity = "high"
@@ -63,7 +64,7 @@ controls = ["ISO27001:2022 A.8.20"]
 family = "iptables"
 chain = "INPUT"
 rule_absent = "--dport 23 -j ACCEPT"
-`), 0o600)
+`), 0o600))
 	src := fmt.Sprintf(`store = %q
 [agent]
 interval = "1s"

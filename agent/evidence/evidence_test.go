@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,8 +17,6 @@ import (
 	"github.com/hardtrail/hardtrail/internal/testutil"
 	"github.com/hardtrail/hardtrail/rules"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 const incidentID = "INC-2026-0007"
 
@@ -129,19 +126,7 @@ func build(t testing.TB) *Bundle {
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
 	path := filepath.Join("..", "..", "testdata", "evidence", "golden", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (go test -update rewrites it); got:\n%s", name, got)
-	}
+	testutil.Golden(t, path, got)
 }
 
 func TestReportGolden(t *testing.T) {
@@ -508,8 +493,8 @@ func TestGNUPatchAppliesCombinedDiff(t *testing.T) {
 	for p, c := range b.files {
 		if r, ok := strings.CutPrefix(p, BeforeDir+"/"); ok {
 			f := filepath.Join(dir, filepath.FromSlash(r))
-			os.MkdirAll(filepath.Dir(f), 0o755)
-			os.WriteFile(f, c, 0o644)
+			testutil.Must(t, os.MkdirAll(filepath.Dir(f), 0o755))
+			testutil.Must(t, os.WriteFile(f, c, 0o644))
 		}
 	}
 	cmd := exec.Command(patch, "-p1", "--batch", "--no-backup-if-mismatch")

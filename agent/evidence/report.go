@@ -128,7 +128,11 @@ func renderTarget(b *strings.Builder, m *Manifest, t Target, ts incident.Target,
 		changed = append(changed, a)
 	}
 	if len(changed) == 0 {
-		w("Nothing: the before and after snapshots hold the same %d artifacts.\n\n", unchanged)
+		noun := "artifacts"
+		if unchanged == 1 {
+			noun = "artifact"
+		}
+		w("Nothing: the before and after snapshots hold the same %d %s.\n\n", unchanged, noun)
 	} else {
 		w("%d of %d artifacts changed; the others are the same before and after.\n\n", len(changed), len(changed)+unchanged)
 		w("| Artifact | Change | Lines | On the newest snapshot |\n|---|---|---|---|\n")

@@ -93,7 +93,7 @@ func evidenceExportCmd(a *app) *cobra.Command {
 				return a.printJSON(map[string]any{"file": out, "sha256": sum, "incident": id, "status": m.Status,
 					"targets": exported, "files": files, "signed_by": signer})
 			}
-			fmt.Fprintf(a.stdout, "wrote %s: incident %s (%s), targets %s, %d files\n", out, id, m.Status, strings.Join(exported, ", "), files)
+			fmt.Fprintf(a.stdout, "wrote %s: incident %s (%s), targets %s, %s\n", out, id, m.Status, strings.Join(exported, ", "), plural(files, "file", "files"))
 			fmt.Fprintf(a.stdout, "sha256 %s\n", sum)
 			if key != nil {
 				fmt.Fprintf(a.stdout, "signed by %s\n", signer)
@@ -148,8 +148,8 @@ func evidenceVerifyCmd(a *app) *cobra.Command {
 					"files": v.Files, "bytes": v.Bytes, "targets": v.Targets, "signed": v.Signed,
 					"signature_checked": v.SignatureChecked, "signer": v.Signer})
 			}
-			fmt.Fprintf(a.stdout, "ok: %s: incident %s (%s), %d files (%d bytes), targets %s\n",
-				args[0], m.Incident, m.Status, v.Files, v.Bytes, strings.Join(v.Targets, ", "))
+			fmt.Fprintf(a.stdout, "ok: %s: incident %s (%s), %s (%d bytes), targets %s\n",
+				args[0], m.Incident, m.Status, plural(v.Files, "file", "files"), v.Bytes, strings.Join(v.Targets, ", "))
 			switch {
 			case v.SignatureChecked:
 				fmt.Fprintf(a.stdout, "signature: good, signed by %s\n", v.Signer)

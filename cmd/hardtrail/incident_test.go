@@ -15,9 +15,9 @@ import (
 func fileTarget(t *testing.T) (cfg, dir string) {
 	root := t.TempDir()
 	dir = filepath.Join(root, "etc")
-	os.MkdirAll(filepath.Join(dir, "sshd_config.d"), 0o755)
+	testutil.Must(t, os.MkdirAll(filepath.Join(dir, "sshd_config.d"), 0o755))
 	cfg = filepath.Join(root, "c.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`store = %q
+	testutil.Must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`store = %q
 [[target]]
 name = "web1"
 profiles = ["files"]
@@ -26,7 +26,7 @@ name = "files"
 [[profile.source]]
 name = "sshd/config"
 files = [%q, %q]
-`, filepath.Join(root, "h.db"), filepath.Join(dir, "sshd_config"), filepath.Join(dir, "sshd_config.d", "*.conf"))), 0o600)
+`, filepath.Join(root, "h.db"), filepath.Join(dir, "sshd_config"), filepath.Join(dir, "sshd_config.d", "*.conf"))), 0o600))
 	return cfg, dir
 }
 
@@ -38,7 +38,7 @@ func TestIncidentDiffAndPatch(t *testing.T) {
 	write("sshd_config.d/10-old.conf", "Ciphers aes128-cbc\n")
 	mustHT(t, "--config", cfg, "snapshot", "--incident", "INC-7", "--phase", "before", "--by", "alice")
 	write("sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\nPort 22\nPermitRootLogin no\nX11Forwarding yes\n")
-	os.Remove(filepath.Join(dir, "sshd_config.d/10-old.conf"))
+	testutil.Must(t, os.Remove(filepath.Join(dir, "sshd_config.d/10-old.conf")))
 	write("sshd_config.d/50-hardening.conf", "PasswordAuthentication no\nKbdInteractiveAuthentication no\n")
 	sn := snapshotJSON(t, "--config", cfg, "snapshot")
 	mustHT(t, "--config", cfg, "tag", sn[0].ID[:10], "--incident", "INC-7", "--phase", "after", "--note", "hardened sshd", "--by", "bob")
@@ -59,8 +59,8 @@ func TestIncidentDiffAndPatch(t *testing.T) {
 		art := "sshd/config" + filepath.Join(dir, name)
 		content := mustHT(t, "--config", cfg, "show", "INC-7:before", art)
 		p := filepath.Join(before, art)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		os.WriteFile(p, []byte(content), 0o644)
+		testutil.Must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		testutil.Must(t, os.WriteFile(p, []byte(content), 0o644))
 	}
 	cmd := exec.Command(patch, "-p1", "--batch", "--silent")
 	cmd.Dir = work
