@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
-	"flag"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -15,8 +13,6 @@ import (
 	"github.com/hardtrail/hardtrail/agent/trends"
 	"github.com/hardtrail/hardtrail/internal/testutil"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func TestSummarise(t *testing.T) {
 	h := time.Hour
@@ -114,18 +110,7 @@ func TestGoldenGenerated(t *testing.T) {
 		if err := r.Write(&b, f); err != nil {
 			t.Fatal(err)
 		}
-		golden := filepath.Join("testdata", "generated."+f)
-		if *update {
-			os.MkdirAll("testdata", 0o755)
-			os.WriteFile(golden, b.Bytes(), 0o644)
-		}
-		want, err := os.ReadFile(golden)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(b.Bytes(), want) {
-			t.Errorf("%s differs from %s (go test -update rewrites it)", f, golden)
-		}
+		testutil.Golden(t, filepath.Join("testdata", "generated."+f), b.Bytes())
 	}
 	var b bytes.Buffer
 	r.WriteCSV(&b)

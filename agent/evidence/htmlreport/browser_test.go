@@ -3,7 +3,6 @@ package htmlreport_test
 import (
 	"bytes"
 	"context"
-	"flag"
 	"image/png"
 	"net/http"
 	"net/http/httptest"
@@ -24,8 +23,6 @@ import (
 	"github.com/hardtrail/hardtrail/agent/evidence/view/viewtest"
 	"github.com/hardtrail/hardtrail/internal/testutil"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files (and the kept screenshot)")
 
 // browser is a headless Chromium for one test, with every request the page makes recorded.
 type browser struct {
@@ -188,7 +185,7 @@ func TestReportInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s", keep)
-	if *update {
+	if testutil.Update() {
 		os.WriteFile(filepath.Join("testdata", "report.png"), shot, 0o644)
 	}
 	onlyPage(t, b, file)

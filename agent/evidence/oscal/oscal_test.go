@@ -3,7 +3,6 @@ package oscal_test
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,9 +14,8 @@ import (
 	"github.com/hardtrail/hardtrail/agent/evidence/oscal"
 	"github.com/hardtrail/hardtrail/agent/evidence/view"
 	"github.com/hardtrail/hardtrail/agent/evidence/view/viewtest"
+	"github.com/hardtrail/hardtrail/internal/testutil"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func schema(t *testing.T) *jsonschema.Schema {
 	t.Helper()
@@ -64,17 +62,7 @@ func TestSampleValidatesGolden(t *testing.T) {
 	if !bytes.Equal(doc, again) {
 		t.Error("the same evidence gave different documents")
 	}
-	golden := filepath.Join("testdata", "sample.golden.json")
-	if *update {
-		os.WriteFile(golden, doc, 0o644)
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(doc, want) {
-		t.Errorf("document differs from %s (go test -update rewrites it)", golden)
-	}
+	testutil.Golden(t, filepath.Join("testdata", "sample.golden.json"), doc)
 
 	var d struct {
 		AR struct {
