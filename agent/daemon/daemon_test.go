@@ -186,11 +186,11 @@ func TestIncidentLifecycle(t *testing.T) {
 		fw, sshd string
 		want     want
 	}{
-		{"hardened", hardFW, hardSSHD, want{incident.Verified, "all 1 linked rules pass", false, true}},
-		{"still hardened", hardFW, hardSSHD, want{incident.Verified, "all 1 linked rules pass", false, true}},
+		{"hardened", hardFW, hardSSHD, want{incident.Verified, "all 1 pass on the newest snapshot", false, true}},
+		{"still hardened", hardFW, hardSSHD, want{incident.Verified, "all 1 pass on the newest snapshot", false, true}},
 		{"firewall reverted", weakFW, hardSSHD, want{incident.Regressed, "hardened change reverted in [firewall/iptables]", true, false}},
 		{"firewall restored, passwords back", hardFW, weakSSHD, want{incident.Regressed, "linked rules failing: [inc1-no-passwords]", false, false}},
-		{"restored", hardFW, hardSSHD, want{incident.Verified, "all 1 linked rules pass", false, false}},
+		{"restored", hardFW, hardSSHD, want{incident.Verified, "all 1 pass on the newest snapshot", false, false}},
 	} {
 		f.write("fw", step.fw)
 		f.write("sshd", step.sshd)

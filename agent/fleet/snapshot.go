@@ -231,8 +231,20 @@ func ToManifest(c *collector.Capture, note string) (*store.Manifest, [][]byte) {
 // Facts loads a stored snapshot's artifacts as rules see them: evaluation reads evidence, never
 // the live system, so the same snapshot gives the same verdict at any later time.
 func Facts(ctx context.Context, st *store.Store, snap *store.Snapshot) (*rules.MemFacts, error) {
-	f := rules.NewMemFacts(snap.Manifest.Target)
-	for _, e := range snap.Manifest.Artifacts {
+	return FactsOf(&snap.Manifest, func(e store.ArtifactEntry) ([]byte, error) {
+		b, err := st.Blob(ctx, e.SHA256)
+		if err != nil {
+			return nil, fmt.Errorf("artifact %s of snapshot %s: %w", e.Name, store.Short(snap.ID), err)
+		}
+		return b, nil
+	})
+}
+
+// FactsOf is what rules see of a snapshot's manifest, with each captured artifact's content
+// from content: the store's blobs, or the files of an evidence bundle.
+func FactsOf(m *store.Manifest, content func(store.ArtifactEntry) ([]byte, error)) (*rules.MemFacts, error) {
+	f := rules.NewMemFacts(m.Target)
+	for _, e := range m.Artifacts {
 		a := rules.Artifact{Name: e.Name, Unavailable: e.Unavailable, Command: e.Command, ExitCode: e.ExitCode, Truncated: e.Truncated, Owner: e.Owner, Group: e.Group}
 		if e.Mode != "" {
 			if m, err := strconv.ParseUint(e.Mode, 8, 32); err == nil {
@@ -249,9 +261,9 @@ func Facts(ctx context.Context, st *store.Store, snap *store.Snapshot) (*rules.M
 			}
 		}
 		if e.Unavailable == "" {
-			b, err := st.Blob(ctx, e.SHA256)
+			b, err := content(e)
 			if err != nil {
-				return nil, fmt.Errorf("artifact %s of snapshot %s: %w", e.Name, store.Short(snap.ID), err)
+				return nil, err
 			}
 			a.Content = b
 		}

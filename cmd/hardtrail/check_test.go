@@ -292,6 +292,11 @@ func TestCheckOutcomesAndExitCodes(t *testing.T) {
 				args = append(args, "--rules", r)
 			}
 			out, errOut, code := htDir(t, nil, "", append(args, "--format", "json")...)
+			const unknown = "hardtrail: warning: ../../testdata/check/app.toml:3: rule \"app-secure\" names incident INC-1, which the store does not know"
+			if !strings.HasPrefix(errOut, unknown) {
+				t.Errorf("no warning of the unknown incident INC-1: %q", errOut)
+			}
+			_, errOut, _ = strings.Cut(errOut, "\n")
 			if code != tc.code || errOut != tc.stderr {
 				t.Errorf("exit %d, stderr %q; want %d, %q", code, errOut, tc.code, tc.stderr)
 			}
@@ -500,7 +505,7 @@ func TestIncidentShowsLinkedRules(t *testing.T) {
 	mustHT(t, "--config", e.config, "snapshot", "--incident", "INC-1", "--phase", "after", "--by", "test")
 	out := mustHT(t, "--config", e.config, "incident", "show", "INC-1")
 	for _, want := range []string{
-		"incident INC-1: verified\n",
+		"incident INC-1: verified now; never regressed since the fix\n",
 		"  linked rules (before / after / newest):\n    app-secure: fail / pass / pass  The app runs in secure mode\n",
 	} {
 		if !strings.Contains(out, want) {
@@ -529,7 +534,7 @@ func TestIncidentShowsLinkedRules(t *testing.T) {
 		t.Errorf("regressed check: exit %d", code)
 	}
 	out = mustHT(t, "--config", e.config, "incident", "show", "INC-1")
-	if !strings.Contains(out, "incident INC-1: regressed\n") || !strings.Contains(out, "app-secure: fail / pass / fail") {
+	if !strings.Contains(out, "incident INC-1: regressed now") || !strings.Contains(out, "app-secure: fail / pass / fail") {
 		t.Errorf("after the regression:\n%s", out)
 	}
 }

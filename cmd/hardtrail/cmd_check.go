@@ -52,6 +52,9 @@ func checkCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := a.warnUnknownIncidents(ctx, st, set); err != nil {
+				return err
+			}
 			// Each target or REF gives one report: of a snapshot to evaluate, or of a failed capture.
 			type item struct {
 				snap *store.Snapshot

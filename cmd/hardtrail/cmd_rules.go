@@ -69,6 +69,9 @@ func rulesLintCmd(a *app) *cobra.Command {
 			if err != nil {
 				return a.lintFailed(err)
 			}
+			if err := a.lintIncidents(cmd.Context(), set); err != nil {
+				return err
+			}
 			sum := packSummary{OK: true, Rules: set.Len(), Waivers: len(set.Waivers()), Files: set.Files(), Digest: set.Digest()}
 			if a.json() {
 				return a.printJSON(sum)

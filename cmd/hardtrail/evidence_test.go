@@ -204,7 +204,7 @@ rule_present = "--dport 23 -j DROP"
 	}
 
 	stdout = mustHT(t, "evidence", "verify", bundle, "--pubkey", pub)
-	if !strings.Contains(stdout, "ok: "+bundle+": incident INC-7 (verified)") || !strings.Contains(stdout, "signature: good, signed by SHA256:") {
+	if !strings.Contains(stdout, "ok: "+bundle+": incident INC-7 (verified now; never regressed since the fix)") || !strings.Contains(stdout, "signature: good, signed by SHA256:") {
 		t.Errorf("verify:\n%s", stdout)
 	}
 	if stdout := mustHT(t, "evidence", "verify", bundle); !strings.Contains(stdout, "signature: NOT CHECKED (no --pubkey)") {
@@ -243,11 +243,11 @@ rule_present = "--dport 23 -j DROP"
 	}
 	report, _ := os.ReadFile(filepath.Join(top, "report.md"))
 	for _, want := range []string{
-		"| Status | **verified** |",
+		"| Status | **verified now; never regressed since the fix** |",
 		"## Target web1: verified", "## Target fw1: verified",
 		"| `inc7-sshd-no-passwords` | high | fail | pass | pass | SSH does not accept passwords |",
 		"| `inc7-telnet-dropped` | high | fail | pass | pass | Telnet is dropped |",
-		"| tagged before | web1 |", "| alice | telnet open, passwords allowed |", "| bob | CHG-12 |",
+		"| tagged before | web1 |", "| alice (as ", " | telnet open, passwords allowed |", "| bob (as ", " | CHG-12 |",
 		"+passwordauthentication no", "+-A INPUT -p tcp -m tcp --dport 23 -j DROP",
 	} {
 		if !bytes.Contains(report, []byte(want)) {
