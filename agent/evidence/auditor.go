@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -36,19 +35,52 @@ func outsideManifest(p string) bool {
 	return p == ManifestName || p == SignatureName || p == AttestationName || p == TimestampName
 }
 
-// View is the bundle as the auditor outputs see it: the manifest and files, with the status
-// history and each snapshot's provenance read from the store.
-func (b *Bundle) View(ctx context.Context, st *store.Store) (*view.Evidence, error) {
+// view is the bundle as the auditor outputs see it: the manifest and files, with each
+// snapshot's collection details and, for a bundle without regression history, the status
+// events read from the store.
+func (b *Bundle) view(ctx context.Context, st *store.Store) (*view.Evidence, error) {
 	m := &b.Manifest
-	ev := &view.Evidence{Incident: m.Incident, Status: string(m.Status), AsOf: m.AsOf, ToolVersion: m.ToolVersion,
-		RulesDigest: m.RulesDigest, Rules: m.Rules, SignedBy: m.SignedBy}
-	events, err := st.StatusEvents(ctx, m.Incident)
-	if err != nil {
-		return nil, err
+	ev := &view.Evidence{Incident: m.Incident, Status: string(m.Status), Headline: m.Headline, AsOf: m.AsOf,
+		ToolVersion: m.ToolVersion, RulesDigest: m.RulesDigest, Rules: m.Rules, SignedBy: m.SignedBy, StoreHead: m.StoreHead}
+	if r := m.Record; r != nil {
+		ev.Title = r.Title
+		for _, e := range r.Entries {
+			if e.Category != "" && ev.Category == "" {
+				ev.Category = e.Category
+			}
+		}
 	}
-	for _, e := range events {
-		ev.History = append(ev.History, view.StatusChange{At: e.At, Target: e.Target, From: e.From, To: e.Status, Cause: e.Cause, Snapshot: e.Snapshot})
+	episodes := false
+	for _, t := range m.Targets {
+		if t.History == nil {
+			continue
+		}
+		episodes = true
+		for _, e := range t.History.Episodes {
+			why := "rules failed: " + strings.Join(e.RulesFailed, ", ")
+			if len(e.Reverted) > 0 {
+				why = "reverted: " + strings.Join(e.Reverted, "; ")
+				if len(e.RulesFailed) > 0 {
+					why += "; rules failed: " + strings.Join(e.RulesFailed, ", ")
+				}
+			}
+			ev.History = append(ev.History, view.StatusChange{At: e.FirstSeen, Target: t.Target, To: "regressed", Cause: why, Snapshot: e.Snapshot})
+			if e.Restored != nil {
+				ev.History = append(ev.History, view.StatusChange{At: *e.Restored, Target: t.Target, From: "regressed", To: "restored",
+					Cause: "the hardened state is back", Snapshot: e.RestoredBy})
+			}
+		}
 	}
+	if !episodes {
+		events, err := st.StatusEvents(ctx, m.Incident)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range events {
+			ev.History = append(ev.History, view.StatusChange{At: e.At, Target: e.Target, From: e.From, To: e.Status, Cause: e.Cause, Snapshot: e.Snapshot})
+		}
+	}
+	sort.SliceStable(ev.History, func(i, j int) bool { return ev.History[i].At.Before(ev.History[j].At) })
 	for _, e := range timeline(m) {
 		ev.Timeline = append(ev.Timeline, view.Event{At: e.at, What: e.what, Target: e.target, Snapshot: e.snapshot, By: e.by, Note: e.note})
 	}
@@ -93,7 +125,7 @@ func (b *Bundle) View(ctx context.Context, st *store.Store) (*view.Evidence, err
 		ev.Targets = append(ev.Targets, vt)
 	}
 	for _, f := range fileList(b.files) {
-		if f.Path != HTMLReportName && f.Path != OSCALName {
+		if f.Path != HTMLReportName && f.Path != OSCALName && !outsideManifest(f.Path) {
 			ev.Files = append(ev.Files, view.File{Path: f.Path, SHA256: f.SHA256, Size: f.Size})
 		}
 	}
@@ -106,7 +138,10 @@ func (b *Bundle) version(phase, target, name string, v *Version, s *store.Snapsh
 		return nil
 	}
 	out := &view.Version{SHA256: v.SHA256, Size: v.Size, Binary: v.Binary, Unavailable: v.Unavailable}
-	if v.Unavailable == "" {
+	if v.Failed != "" {
+		out.Unavailable = v.Failed
+	}
+	if v.captured() {
 		out.Path = phase + "/" + target + "/" + name
 		out.Content = b.files[out.Path]
 	}
@@ -146,7 +181,7 @@ func newestResults(raw []byte) map[string]rules.Result {
 
 // addAuditorFiles writes report.html and oscal/assessment-results.json into the bundle.
 func (b *Bundle) addAuditorFiles(ctx context.Context, st *store.Store) error {
-	ev, err := b.View(ctx, st)
+	ev, err := b.view(ctx, st)
 	if err != nil {
 		return err
 	}
@@ -226,14 +261,25 @@ type Sealed struct {
 	Timestamp *tsa.Token
 }
 
-// ErrTimestampNotTrusted is returned when a bundle holds a timestamp token and no TSA CA was
-// given to check who issued it.
-var ErrTimestampNotTrusted = errors.New("the timestamp's issuer is not checked")
+// Option changes what Verify checks.
+type Option func(*options)
+
+type options struct{ tsaRoots *x509.CertPool }
+
+// WithTSARoots makes Verify require that a bundle's timestamp, when it has one, was signed by
+// a timestamping certificate that chains to roots. Without it the token is checked over the
+// manifest, but who issued it is not.
+func WithTSARoots(roots *x509.CertPool) Option { return func(o *options) { o.tsaRoots = roots } }
 
 // checkSealed checks the attestation and the timestamp, when present, against the manifest:
 // the attestation's subject must be the manifest's SHA-256 and, with pub, its signature must
-// verify; the timestamp must cover the manifest's SHA-256 and, with roots, chain to them.
-func checkSealed(files map[string][]byte, pub ed25519.PublicKey, roots *x509.CertPool, fail func(string, string, ...any) error) (*Sealed, error) {
+// verify; the timestamp must cover the manifest's SHA-256 and, with the TSA roots, chain to them.
+func checkSealed(files map[string][]byte, pub ed25519.PublicKey, opts []Option, fail func(string, string, ...any) error) (*Sealed, error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	roots := o.tsaRoots
 	s := &Sealed{}
 	manifest := files[ManifestName]
 	sum := sha256.Sum256(manifest)

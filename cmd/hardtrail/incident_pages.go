@@ -8,13 +8,12 @@ import (
 	"github.com/hardtrail/hardtrail/agent/daemon"
 	"github.com/hardtrail/hardtrail/agent/evidence"
 	"github.com/hardtrail/hardtrail/agent/evidence/htmlreport"
-	"github.com/hardtrail/hardtrail/agent/evidence/view"
 	"github.com/hardtrail/hardtrail/agent/store"
 )
 
 // incidentPages gives the agent's incident pages their content: the index from the agent's
-// state (each incident's status per target, as its metrics show), and each incident's page
-// from the store, built as the evidence bundle's report.html is.
+// state (each incident's status per target, as its metrics show), and each incident's page:
+// the report.html of the evidence bundle it would export now.
 func incidentPages(st *store.Store, d *daemon.Daemon) htmlreport.Source {
 	return htmlreport.Source{
 		Index: func(ctx context.Context) ([]htmlreport.Entry, error) {
@@ -55,7 +54,7 @@ func incidentPages(st *store.Store, d *daemon.Daemon) htmlreport.Source {
 			}
 			return out, nil
 		},
-		Evidence: func(ctx context.Context, id string) (*view.Evidence, error) {
+		Page: func(ctx context.Context, id string) ([]byte, error) {
 			b, err := evidence.Build(ctx, st, id, d.Rules())
 			if errors.Is(err, evidence.ErrNoAfter) {
 				return nil, store.NotFoundf("incident %s has no evidence yet: %v", id, err)
@@ -63,7 +62,8 @@ func incidentPages(st *store.Store, d *daemon.Daemon) htmlreport.Source {
 			if err != nil {
 				return nil, err
 			}
-			return b.View(ctx, st)
+			page, _ := b.File(evidence.HTMLReportName)
+			return page, nil
 		},
 	}
 }

@@ -82,18 +82,15 @@ type data struct {
 	*view.Evidence
 	Regressions int
 	Targets     []TargetPage
-	Links       bool // the agent's pages link back to the index
 }
 
-// Options change how the page is rendered.
-type Options struct {
-	// IndexLink adds a link back to the list of incidents (the agent's pages).
-	IndexLink bool
-}
+// Options change how the page is rendered. There are none yet: the bundle's page and the
+// agent's are the same.
+type Options struct{}
 
 // Render writes the report of ev.
 func Render(ev *view.Evidence, opt Options) ([]byte, error) {
-	d := data{Evidence: ev, Links: opt.IndexLink}
+	d := data{Evidence: ev}
 	for _, h := range ev.History {
 		if h.To == "regressed" {
 			d.Regressions++

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hardtrail/hardtrail/agent/evidence/view"
 	"github.com/hardtrail/hardtrail/agent/store"
 )
 
@@ -25,14 +24,15 @@ type Entry struct {
 }
 
 // Source gives the pages their content. Both funcs are called per request, so the pages show
-// the store as it is; Evidence returns an error matching store.ErrNotFound for an unknown ID.
+// the store as it is; Page returns the incident's report (as Render writes it), or an error
+// matching store.ErrNotFound for an unknown ID.
 type Source struct {
-	Index    func(ctx context.Context) ([]Entry, error)
-	Evidence func(ctx context.Context, id string) (*view.Evidence, error)
+	Index func(ctx context.Context) ([]Entry, error)
+	Page  func(ctx context.Context, id string) ([]byte, error)
 }
 
 // Handler serves the incident pages read-only under prefix (such as "/incidents/"): the
-// index at prefix, and each incident's report at prefix+ID, the same page as report.html.
+// index at prefix, and each incident's report at prefix+ID.
 func Handler(prefix string, src Source, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
@@ -58,10 +58,7 @@ func Handler(prefix string, src Source, log *slog.Logger) http.Handler {
 			http.Error(w, "not an incident ID", http.StatusNotFound)
 			return
 		} else {
-			var ev *view.Evidence
-			if ev, err = src.Evidence(r.Context(), id); err == nil {
-				page, err = Render(ev, Options{IndexLink: true})
-			}
+			page, err = src.Page(r.Context(), id)
 		}
 		switch {
 		case errors.Is(err, store.ErrNotFound):

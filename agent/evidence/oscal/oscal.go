@@ -292,6 +292,9 @@ func Build(ev *view.Evidence) ([]byte, error) {
 		End:         stamp(ev.AsOf),
 		Props:       []prop{p("incident", id), p("status", ev.Status), p("rules-digest", ev.RulesDigest)},
 	}
+	if ev.StoreHead != "" {
+		res.Props = append(res.Props, p("store-head", ev.StoreHead))
+	}
 	var back []resource
 	var items []inventoryItem
 	controls := map[string]bool{}

@@ -15,12 +15,16 @@ type Evidence struct {
 	Title    string
 	Category string
 	Status   string
+	// Headline sums up the status with the regression history since the fix.
+	Headline string
 	// AsOf is the time the evidence speaks of: the newest snapshot or link.
 	AsOf        time.Time
 	ToolVersion string
 	RulesDigest string
 	Rules       []string
 	SignedBy    string
+	// StoreHead is the store's head digest when the evidence was gathered.
+	StoreHead string
 	// Manifest is the SHA-256 of manifest.json, when known.
 	ManifestSHA256 string
 	// History is every status change of the incident, oldest first: regressions show here.
