@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -114,6 +115,27 @@ func writeAtomic(name string, data []byte) (err error) {
 	return nil
 }
 
-// incidentRecord gives the trend report what incident records say. The store keeps no record
-// of categories yet, so every incident opens with its first link and has no category.
-func incidentRecord(_ *store.Store) trends.Record { return nil }
+// incidentRecord gives the trend report what incident records say: the category of the open
+// record (the newest one, when the incident was reopened) and when it was first opened.
+func incidentRecord(st *store.Store) trends.Record {
+	return func(ctx context.Context, id string) (string, time.Time, error) {
+		recs, err := st.Records(ctx, id)
+		if err != nil {
+			return "", time.Time{}, err
+		}
+		var cat string
+		var opened time.Time
+		for _, r := range recs {
+			if r.Kind != store.KindOpen {
+				continue
+			}
+			if opened.IsZero() || r.At.Before(opened) {
+				opened = r.At
+			}
+			if r.Category != "" {
+				cat = r.Category
+			}
+		}
+		return cat, opened, nil
+	}
+}

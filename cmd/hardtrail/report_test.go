@@ -25,9 +25,10 @@ name = "app"
 name = "app/conf"
 files = [%q]
 `, filepath.Join(dir, "h.db"), conf))
-	mustHT(t, "--config", cfg, "snapshot", "--incident", "INC-1", "--phase", "before")
+	mustHT(t, "--config", cfg, "incident", "open", "INC-1", "--title", "telnet open", "--category", "exposed-service", "--by", "test")
+	mustHT(t, "--config", cfg, "snapshot", "--incident", "INC-1", "--phase", "before", "--by", "test")
 	write(t, conf, "telnet off\n")
-	mustHT(t, "--config", cfg, "snapshot", "--incident", "INC-1", "--phase", "after")
+	mustHT(t, "--config", cfg, "snapshot", "--incident", "INC-1", "--phase", "after", "--by", "test")
 
 	out := mustHT(t, "--config", cfg, "report", "trends", "--format", "json", "--since", "30d")
 	var rep struct {
@@ -43,7 +44,7 @@ files = [%q]
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if rep.Incidents != 1 || len(rep.Categories) != 1 || rep.Categories[0].Key != "uncategorised" {
+	if rep.Incidents != 1 || len(rep.Categories) != 1 || rep.Categories[0].Key != "exposed-service" {
 		t.Errorf("report %+v", rep)
 	}
 	if md := mustHT(t, "--config", cfg, "report", "trends"); !strings.Contains(md, "| Incidents opened | 1 |") {
