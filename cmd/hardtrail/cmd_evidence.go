@@ -79,6 +79,9 @@ func evidenceExportCmd(a *app) *cobra.Command {
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
+			if tsaCA != "" && tsaURL == "" {
+				return usageErr("--tsa-ca needs --tsa URL")
+			}
 			roots, err := loadTSACA(tsaCA)
 			if err != nil {
 				return usageErr("%v", err)
