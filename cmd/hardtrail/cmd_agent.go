@@ -290,14 +290,6 @@ func statusHistory(ctx context.Context, st *store.Store, s *incident.State) (*in
 	return h, nil
 }
 
-// withState is the JSON of incident show: the state with the history beside it.
-func (h *incidentHistory) withState(s *incident.State) any {
-	return struct {
-		*incident.State
-		*incidentHistory
-	}{s, h}
-}
-
 // writeHistory writes the sections of incident show that come from the agent's records.
 func writeHistory(a *app, s *incident.State, h *incidentHistory) error {
 	w := a.stdout
