@@ -330,8 +330,12 @@ func Build(ev *view.Evidence) ([]byte, error) {
 				how := "read by hardtrail"
 				switch {
 				case len(ph.v.Command) > 0:
-					how = fmt.Sprintf("command %s exited %d", strings.Join(ph.v.Command, " "), ph.v.ExitCode)
-					o.Props = append(o.Props, p("command", strings.Join(ph.v.Command, " ")), p("exit-code", fmt.Sprint(ph.v.ExitCode)))
+					how = "command " + strings.Join(ph.v.Command, " ")
+					o.Props = append(o.Props, p("command", strings.Join(ph.v.Command, " ")))
+					if c := ph.v.ExitCode; c != nil {
+						how += fmt.Sprintf(" exited %d", *c)
+						o.Props = append(o.Props, p("exit-code", fmt.Sprint(*c)))
+					}
 				case ph.v.File != "":
 					how = "file " + ph.v.File + " read"
 					o.Props = append(o.Props, p("file", ph.v.File))

@@ -103,10 +103,11 @@ type Version struct {
 	Unavailable string
 	// Content is the captured bytes, for the diff view; nil when not captured.
 	Content []byte
-	// How the artifact was collected: the command's argv, or the file read, and its exit code.
+	// How the artifact was collected: the command's argv, or the file read, and the command's
+	// exit code (nil when it has none: a file, or a command that did not run).
 	Command  []string
 	File     string
-	ExitCode int
+	ExitCode *int
 }
 
 // Rule is one rule linked to the incident on one target, on the before, after and newest

@@ -18,7 +18,8 @@ func sum(b []byte) string {
 func version(phase, target, name string, content []byte, cmd ...string) *view.Version {
 	v := &view.Version{Path: phase + "/" + target + "/" + name, SHA256: sum(content), Size: int64(len(content)), Content: content}
 	if len(cmd) > 0 {
-		v.Command = cmd
+		exit := 0
+		v.Command, v.ExitCode = cmd, &exit
 	} else {
 		v.File = "/" + name
 	}
