@@ -78,13 +78,6 @@ type prop struct {
 
 func p(name, v string) prop { return prop{Name: name, NS: NS, Value: value(v)} }
 
-type link struct {
-	Href      string `json:"href"`
-	Rel       string `json:"rel,omitempty"`
-	MediaType string `json:"media-type,omitempty"`
-	Text      string `json:"text,omitempty"`
-}
-
 type hash struct {
 	Algorithm string `json:"algorithm"`
 	Value     string `json:"value"`

@@ -27,7 +27,6 @@ import (
 
 // Object identifiers used by RFC 3161 and CMS (RFC 5652).
 var (
-	oidSHA1          = asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}
 	oidSHA256        = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1}
 	oidSHA384        = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 2}
 	oidSHA512        = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 3}
