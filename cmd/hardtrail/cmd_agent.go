@@ -19,6 +19,7 @@ import (
 	"github.com/hardtrail/hardtrail/agent/evidence/htmlreport"
 	"github.com/hardtrail/hardtrail/agent/incident"
 	"github.com/hardtrail/hardtrail/agent/store"
+	"github.com/hardtrail/hardtrail/collector"
 	"github.com/hardtrail/hardtrail/config"
 	"github.com/hardtrail/hardtrail/rules"
 )
@@ -67,7 +68,7 @@ func runAgent(cmd *cobra.Command, a *app, f *agentFlags) error {
 	ctx := cmd.Context()
 	if !cmd.Flags().Changed("log-level") {
 		// A daemon says what it does unless asked to be quieter.
-		a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		a.log = slog.New(collector.NewLogHandler(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	}
 	if f.webConfig != "" && f.webConfigFile != "" && f.webConfig != f.webConfigFile {
 		return usageErr("--web-config and --web.config.file name different files")

@@ -160,7 +160,11 @@ func tagCmd(a *app) *cobra.Command {
 				if strings.TrimSpace(reason) == "" {
 					return usageErr("--void needs --reason TEXT: say why the link is withdrawn")
 				}
-				return a.voidLink(ctx, void, reason, f.by, f.signKey)
+				red, err := a.redactor()
+				if err != nil {
+					return err
+				}
+				return a.voidLink(ctx, void, red.RedactString(reason), f.by, f.signKey)
 			}
 			if f.incident == "" || f.phase == "" {
 				return usageErr("tag needs --incident ID and --phase before|after")
@@ -172,7 +176,11 @@ func tagCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			l, err := f.tag(ctx, a.store, snap.ID, note)
+			red, err := a.redactor()
+			if err != nil {
+				return err
+			}
+			l, err := f.tag(ctx, a.store, snap.ID, red.RedactString(note))
 			if err != nil {
 				return err
 			}
