@@ -6,7 +6,9 @@ import (
 	"time"
 )
 
-func TestStatusEvents(t *testing.T) {
+func TestStatusEvents(t *testing.T) { onEngines(t, testStatusEvents) }
+
+func testStatusEvents(t *testing.T, open opener) {
 	s := open(t)
 	ctx := t.Context()
 	a := save(t, s, "web1", map[string]string{"a": "hard"})
