@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hardtrail/hardtrail/agent/store"
 	"github.com/hardtrail/hardtrail/collector"
 	"github.com/hardtrail/hardtrail/internal/tomlx"
 )
@@ -146,6 +147,11 @@ func (c *Config) validate(src []byte) error {
 	} else if c.Agent.Concurrency < 0 || c.Agent.Concurrency > 4096 {
 		return errf([]string{"agent", "concurrency"}, "%d is out of range (1 to 4096)", c.Agent.Concurrency)
 	}
+	if c.Store != "" {
+		if _, err := store.ParseLocation(c.Store); err != nil {
+			return errf([]string{"store"}, "%v", err)
+		}
+	}
 	if c.File != "" {
 		abs, err := filepath.Abs(c.File)
 		if err != nil {
@@ -153,6 +159,9 @@ func (c *Config) validate(src []byte) error {
 		}
 		base := filepath.Dir(abs)
 		for _, p := range []*string{&c.Store, &c.Agent.WebConfig, &c.Redact.KeyFile} {
+			if p == &c.Store && !store.IsPath(c.Store) {
+				continue // a PostgreSQL connection string
+			}
 			*p = relTo(base, *p)
 		}
 		for i := range c.Targets {
@@ -407,10 +416,15 @@ func (c *Config) StorePath(flag string) string {
 	return DefaultStore()
 }
 
-// KeyFile is the redaction key's path for a store.
-func (c *Config) KeyFile(store string) string {
+// KeyFile is the redaction key's path for a store: beside a SQLite store; for a PostgreSQL
+// store, redact.key in the default store's directory (every agent of a fleet needs the same
+// key, so a fleet sets key_file).
+func (c *Config) KeyFile(location string) string {
 	if c.Redact.KeyFile != "" {
 		return c.Redact.KeyFile
 	}
-	return store + ".key"
+	if !store.IsPath(location) {
+		return filepath.Join(filepath.Dir(DefaultStore()), "redact.key")
+	}
+	return location + ".key"
 }

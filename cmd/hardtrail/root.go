@@ -105,6 +105,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	for _, mk := range commands {
 		root.AddCommand(mk(a))
 	}
+	refuseUnknown(root)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := root.ExecuteContext(ctx)
@@ -124,6 +125,24 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// Anything else (cobra's argument checks, unknown commands) is a usage or input error.
 	fmt.Fprintln(stderr, "hardtrail:", err)
 	return exitUsage
+}
+
+// refuseUnknown makes every command group below root fail on an unknown subcommand (exit 2)
+// instead of printing its help; root's own check (cobra's) already does.
+func refuseUnknown(root *cobra.Command) {
+	for _, c := range root.Commands() {
+		refuseUnknown(c)
+		if !c.HasSubCommands() || c.Runnable() {
+			continue
+		}
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageErr("unknown command %q for %q (see %s --help)", args[0], cmd.CommandPath(), cmd.CommandPath())
+			}
+			return cmd.Help()
+		}
+	}
 }
 
 // config loads the configuration once.
