@@ -80,10 +80,19 @@ func (s *Store) redactErr(err error, dsn string) error {
 		return err
 	}
 	if cfg, perr := pgx.ParseConfig(dsn); perr == nil && cfg.Password != "" && strings.Contains(err.Error(), cfg.Password) {
-		return errors.New(strings.ReplaceAll(err.Error(), cfg.Password, "xxxxx"))
+		return &redacted{msg: strings.ReplaceAll(err.Error(), cfg.Password, "xxxxx"), err: err}
 	}
 	return err
 }
+
+// redacted is an error whose message has a password removed; it still matches what it wraps.
+type redacted struct {
+	msg string
+	err error
+}
+
+func (e *redacted) Error() string { return e.msg }
+func (e *redacted) Unwrap() error { return e.err }
 
 func openSQLite(ctx context.Context, path string) (*Store, error) {
 	abs, err := filepath.Abs(path)
