@@ -75,7 +75,14 @@ func (c *rebindConn) QueryContext(ctx context.Context, q string, args []driver.N
 	if len(args) > 0 {
 		q = rebind(q)
 	}
-	return c.Conn.QueryContext(ctx, q, args)
+	rows, err := c.Conn.QueryContext(ctx, q, args)
+	if err != nil && ctx.Err() == nil && c.Conn.Conn().IsClosed() {
+		// The connection was lost (the server restarted, or ended it): the store's queries
+		// only read, so database/sql may run this one again on a new connection. Inside a
+		// transaction the error ends it, and writeTx runs it again.
+		return nil, driver.ErrBadConn
+	}
+	return rows, err
 }
 
 // rebind turns the ? placeholders of q into $1, $2, ..., leaving quoted text and comments alone.
@@ -150,12 +157,14 @@ func pgCode(err error) string {
 // retryable reports whether a write that failed with err may be run again from the start:
 // PostgreSQL rolled it back (serialisation failure, deadlock), or the connection was lost.
 func retryable(err error) bool {
-	switch pgCode(err) {
-	case "40001", "40P01":
+	switch code := pgCode(err); code {
+	case "40001", "40P01": // serialization_failure, deadlock_detected
+		return true
+	case "57P01", "57P02", "57P03": // admin_shutdown, crash_shutdown, cannot_connect_now
 		return true
 	case "":
 	default:
-		return strings.HasPrefix(pgCode(err), "08") || pgCode(err) == "57P01" // connection exception, admin shutdown
+		return strings.HasPrefix(code, "08") // connection exceptions
 	}
 	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.ErrUnexpectedEOF) || pgconn.SafeToRetry(err) {
 		return true

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -213,7 +214,14 @@ func (s *Store) writeTx(ctx context.Context, fn func(*sql.Tx) error) error {
 
 // maxAttempts bounds how often a write is retried after a serialisation failure, deadlock or
 // lost connection.
-const maxAttempts = 8
+const maxAttempts = 10
+
+// backoff is the wait before attempt+1: growing, at most half a second, with jitter so that
+// writers that failed together do not retry together.
+func backoff(attempt int) time.Duration {
+	d := min(time.Duration(attempt*attempt)*10*time.Millisecond, 500*time.Millisecond)
+	return d/2 + rand.N(d/2+1)
+}
 
 // writeTxLocked is writeTx holding the named locks: on SQLite the file's write lock (BEGIN
 // IMMEDIATE) whatever the names; on PostgreSQL an advisory transaction lock per name, taken in
@@ -232,7 +240,7 @@ func (s *Store) writeTxLocked(ctx context.Context, locks []string, fn func(*sql.
 		select {
 		case <-ctx.Done():
 			return err
-		case <-time.After(time.Duration(attempt*attempt) * 10 * time.Millisecond):
+		case <-time.After(backoff(attempt)):
 		}
 	}
 	return s.wrapBusy(err)
