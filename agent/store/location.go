@@ -90,10 +90,14 @@ func Redact(dsn string) string {
 			}
 			return dsn
 		}
-		if _, has := u.User.Password(); has {
+		_, has := u.User.Password()
+		q := u.Query()
+		if !has && !q.Has("password") {
+			return dsn
+		}
+		if has {
 			u.User = url.UserPassword(u.User.Username(), "xxxxx")
 		}
-		q := u.Query()
 		if q.Has("password") {
 			q.Set("password", "xxxxx")
 			u.RawQuery = q.Encode()

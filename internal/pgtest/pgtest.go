@@ -1,5 +1,6 @@
 // Package pgtest starts a throwaway PostgreSQL cluster for tests: initdb into a temporary
-// directory as an unprivileged user, listening only on a unix socket in that directory.
+// directory as an unprivileged user, listening only on a unix socket in that directory. Roles
+// are trusted, but members of role password_auth must authenticate with their password.
 package pgtest
 
 import (
@@ -111,10 +112,24 @@ func start() (*Cluster, error) {
 	if out, err := c.run("initdb", "-D", data, "-U", c.User, "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync").CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("initdb: %v: %s", err, out)
 	}
+	// Members of role password_auth must give a password; every other role is trusted.
+	hba := "local all +password_auth scram-sha-256\nlocal all all trust\n"
+	if err := os.WriteFile(filepath.Join(data, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
+		return nil, err
+	}
+	if os.Geteuid() == 0 {
+		if out, err := exec.Command("chown", "postgres:", filepath.Join(data, "pg_hba.conf")).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("chown pg_hba.conf: %v: %s", err, out)
+		}
+	}
 	opts := fmt.Sprintf("-k %s -c listen_addresses='' -c fsync=off -c max_connections=300", dir)
 	if out, err := c.run("pg_ctl", "-D", data, "-o", opts, "-l", filepath.Join(dir, "log"), "-w", "-t", "60", "start").CombinedOutput(); err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "log"))
 		return nil, fmt.Errorf("pg_ctl start: %v: %s\n%s", err, out, log)
+	}
+	if err := c.exec("postgres", `CREATE ROLE password_auth NOLOGIN`); err != nil {
+		c.stop()
+		return nil, err
 	}
 	return c, nil
 }
