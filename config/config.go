@@ -416,15 +416,21 @@ func (c *Config) StorePath(flag string) string {
 	return DefaultStore()
 }
 
-// KeyFile is the redaction key's path for a store: beside a SQLite store; for a PostgreSQL
-// store, redact.key in the default store's directory (every agent of a fleet needs the same
-// key, so a fleet sets key_file).
+// KeyFile is the redaction key's path for a store: beside it (see Beside), unless key_file
+// names one. Every agent of a fleet sharing a PostgreSQL store needs the same key, so a fleet
+// sets key_file.
 func (c *Config) KeyFile(location string) string {
 	if c.Redact.KeyFile != "" {
 		return c.Redact.KeyFile
 	}
-	if !store.IsPath(location) {
-		return filepath.Join(filepath.Dir(DefaultStore()), "redact.key")
+	return Beside(location, ".key")
+}
+
+// Beside is where a file that belongs with a store lives: beside a SQLite store (its path and
+// suffix); for a PostgreSQL store, beside the default store.
+func Beside(location, suffix string) string {
+	if store.IsPath(location) {
+		return location + suffix
 	}
-	return location + ".key"
+	return DefaultStore() + suffix
 }

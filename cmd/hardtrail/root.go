@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -173,6 +174,21 @@ func (a *app) openStore(ctx context.Context) (*store.Store, error) {
 	}
 	a.store = s
 	return s, nil
+}
+
+// storeName is a store value as Store.Path names it: an absolute path, or a PostgreSQL location
+// without its password.
+func storeName(v string) string {
+	l, err := store.ParseLocation(v)
+	if err != nil {
+		return store.Redact(v)
+	}
+	if l.Engine == store.SQLite {
+		if abs, err := filepath.Abs(l.Path); err == nil {
+			return abs
+		}
+	}
+	return l.String()
 }
 
 // redactor loads or creates the store's redaction key.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,6 +51,7 @@ func TestStoreCopyCLI(t *testing.T) {
 	c := pgtest.Shared(t)
 	pg := c.DSN(c.NewDB(t, ""), c.User)
 	back := filepath.Join(t.TempDir(), "back.db")
+	mustHT(t, "--store", src, "tag", "web1", "--incident", "INC-1", "--phase", "after", "--by", "bob")
 	head := strings.Fields(mustHT(t, "--store", src, "store", "head"))[0]
 	out := mustHT(t, "store", "copy", src, pg)
 	if !strings.Contains(out, "copied ") || !strings.Contains(out, "ok: ") || !strings.Contains(out, "head "+head) {
@@ -66,6 +68,21 @@ func TestStoreCopyCLI(t *testing.T) {
 	}
 	if out := mustHT(t, "store", "copy", pg, back); !strings.Contains(out, "head "+head) {
 		t.Errorf("copy back:\n%s", out)
+	}
+	// What the commands show, and the evidence bundle, are the same on both engines.
+	for _, args := range [][]string{{"incident", "show", "INC-1"}, {"show", "web1"}, {"diff", "web1~1", "web1"}} {
+		a, b := mustHT(t, append([]string{"--store", src}, args...)...), mustHT(t, append([]string{"--store", pg}, args...)...)
+		if a != b {
+			t.Errorf("%v differs between the engines:\n%s\n---\n%s", args, a, b)
+		}
+	}
+	dir := t.TempDir()
+	mustHT(t, "--store", src, "evidence", "export", "INC-1", "-o", filepath.Join(dir, "sqlite.tar.gz"))
+	mustHT(t, "--store", pg, "evidence", "export", "INC-1", "-o", filepath.Join(dir, "pg.tar.gz"))
+	a, _ := os.ReadFile(filepath.Join(dir, "sqlite.tar.gz"))
+	b, _ := os.ReadFile(filepath.Join(dir, "pg.tar.gz"))
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		t.Errorf("the evidence bundles differ between the engines (%d and %d bytes)", len(a), len(b))
 	}
 	for _, s := range []string{pg, back} {
 		if out := mustHT(t, "--store", s, "store", "migrate"); !strings.Contains(out, "schema version ") {
