@@ -8,11 +8,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
+
+	"github.com/hardtrail/hardtrail/internal/atomicfile"
 )
 
 // secretPattern finds one kind of secret. The first capture group, or the whole match when there
@@ -207,33 +210,13 @@ func LoadOrCreateKey(path string) ([]byte, error) {
 	if _, err := rand.Read(buf); err != nil {
 		return nil, err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".redact-key-*")
-	if err != nil {
-		return nil, fmt.Errorf("redaction key: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return nil, err
-	}
-	if _, err := tmp.Write([]byte(hex.EncodeToString(buf) + "\n")); err != nil {
-		tmp.Close()
+	// Create fails if another process created the key first; then theirs is the key.
+	err = atomicfile.Create(path, 0o600, func(w io.Writer) error {
+		_, err := io.WriteString(w, hex.EncodeToString(buf)+"\n")
+		return err
+	})
+	if err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("redaction key %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("redaction key %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, err
-	}
-	// link fails if another process created the key first; then theirs is the key.
-	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
-		return nil, fmt.Errorf("redaction key %s: %w", path, err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return readKey(path)
 }

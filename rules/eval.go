@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -32,11 +34,19 @@ func erred(expected, format string, args ...any) verdict {
 	return verdict{Error, fmt.Sprintf(format, args...), expected, ""}
 }
 
-// env is what a probe sees during one evaluation: the facts, and parsed artifacts shared
-// between the rules of the evaluation.
+// env is what a probe sees while it decides one rule: the rule's context, which ends when the
+// evaluation is cancelled or the rule's budget is spent, and the state shared by the rules of
+// one evaluation.
 type env struct {
-	ctx   context.Context
+	ctx context.Context
+	*shared
+}
+
+// shared is the facts, and parsed artifacts shared between the rules of one evaluation. A rule
+// past its budget may still run beside the next one: the cache is locked.
+type shared struct {
 	facts Facts
+	mu    sync.Mutex
 	names []string
 	cache map[cacheKey]any
 }
@@ -44,8 +54,11 @@ type env struct {
 type cacheKey struct{ parser, artifact string }
 
 func newEnv(ctx context.Context, f Facts) *env {
-	return &env{ctx: ctx, facts: f, cache: make(map[cacheKey]any)}
+	return &env{ctx: ctx, shared: &shared{facts: f, cache: make(map[cacheKey]any)}}
 }
+
+// with is e for a rule that runs under ctx.
+func (e *env) with(ctx context.Context) *env { return &env{ctx: ctx, shared: e.shared} }
 
 // artifact returns a usable artifact, or an error message naming why it cannot be used: not
 // captured, unavailable, truncated, or a command that failed without output.
@@ -74,6 +87,8 @@ func (e *env) output(name string) (Artifact, string) {
 
 // allNames is Facts.Names, asked once per evaluation.
 func (e *env) allNames() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	if e.names == nil {
 		e.names = e.facts.Names()
 	}
@@ -83,19 +98,28 @@ func (e *env) allNames() []string {
 // parsed returns parse(a), computed once per evaluation for each parser and artifact.
 func parsed[T any](e *env, parser string, a Artifact, parse func([]byte) T) T {
 	k := cacheKey{parser, a.Name}
-	if v, ok := e.cache[k]; ok {
-		return v.(T)
+	e.mu.Lock()
+	c, ok := e.cache[k]
+	e.mu.Unlock()
+	if ok {
+		return c.(T)
 	}
 	v := parse(a.Content)
+	e.mu.Lock()
 	e.cache[k] = v
+	e.mu.Unlock()
 	return v
 }
 
 // matchLine finds the first line of content that re matches, grep-like: each line is
 // matched on its own, without its line end, so ^ and $ match at the line's start and end.
-// It returns the 1-based line number and the line.
-func matchLine(re *regexp.Regexp, content []byte) (int, string, bool) {
+// It returns the 1-based line number and the line. It stops, matching nothing, when ctx ends
+// (the rule's verdict is then decided by its budget).
+func matchLine(ctx context.Context, re *regexp.Regexp, content []byte) (int, string, bool) {
 	for n := 1; len(content) > 0; n++ {
+		if n%256 == 0 && ctx.Err() != nil {
+			return 0, "", false
+		}
 		line := content
 		if i := bytes.IndexByte(content, '\n'); i >= 0 {
 			line, content = content[:i], content[i+1:]
@@ -103,11 +127,37 @@ func matchLine(re *regexp.Regexp, content []byte) (int, string, bool) {
 			content = nil
 		}
 		line = bytes.TrimSuffix(line, []byte("\r"))
-		if re.Match(line) {
+		if matchBytes(ctx, re, line) {
 			return n, string(line), true
 		}
 	}
 	return 0, "", false
+}
+
+// longLine is the length from which a line is matched through a reader that ctx can stop: the
+// cost of one match grows with the line times the expression's size.
+const longLine = 64 << 10
+
+// matchBytes is re.Match, stopped (matching nothing that counts) when ctx ends, on long input.
+func matchBytes(ctx context.Context, re *regexp.Regexp, b []byte) bool {
+	if len(b) < longLine {
+		return re.Match(b)
+	}
+	return re.MatchReader(&ctxRuneReader{ctx: ctx, r: bytes.NewReader(b)})
+}
+
+// ctxRuneReader reads runes until ctx ends, then reports the end of the input. It asks ctx at
+// every rune: with a large expression one step of the matcher costs far more than the asking.
+type ctxRuneReader struct {
+	ctx context.Context
+	r   *bytes.Reader
+}
+
+func (c *ctxRuneReader) ReadRune() (rune, int, error) {
+	if c.ctx.Err() != nil {
+		return 0, 0, io.EOF
+	}
+	return c.r.ReadRune()
 }
 
 func commandName(argv []string) string {
@@ -129,10 +179,13 @@ func lines(content []byte) []string {
 }
 
 // Evaluate runs every rule of the set over the facts and returns one result per rule, in
-// the set's order. now decides which waivers are still active. When ctx ends, the rules
-// not yet evaluated are returned as errors.
+// the set's order. now decides which waivers are still active. When ctx ends, the rule being
+// evaluated and those not yet evaluated are returned as errors at once. A rule that takes
+// longer than the budget of CurrentLimits is an error naming the budget; its probe is told to
+// stop and may finish in the background.
 func (s *Set) Evaluate(ctx context.Context, f Facts, now time.Time) []Result {
 	e := newEnv(ctx, f)
+	budget := CurrentLimits().RuleBudget
 	target := f.Target()
 	results := make([]Result, 0, len(s.rules))
 	for _, r := range s.rules {
@@ -144,7 +197,7 @@ func (s *Set) Evaluate(ctx context.Context, f Facts, now time.Time) []Result {
 		if err := ctx.Err(); err != nil {
 			v = erred("", "evaluation stopped: %v", err)
 		} else {
-			v = s.evaluate(e, r, target)
+			v = s.evaluateWithin(ctx, e, r, target, budget)
 		}
 		res.Outcome, res.Message, res.Expected, res.Actual = v.outcome, v.message, v.expected, v.actual
 		s.applyWaiver(&res, target, now)
@@ -158,6 +211,28 @@ func nonNil(ss []string) []string {
 		return []string{}
 	}
 	return ss
+}
+
+// evaluateWithin is evaluate bounded by ctx and the budget.
+func (s *Set) evaluateWithin(ctx context.Context, e *env, r *Rule, target string, budget time.Duration) verdict {
+	rctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	done := make(chan verdict, 1)
+	go func() { done <- s.evaluate(e.with(rctx), r, target) }()
+	select {
+	case v := <-done:
+		// A probe stopped by the context returns what it saw until then, which must not
+		// count: only a verdict reached while the context was live is one.
+		if rctx.Err() == nil {
+			return v
+		}
+	case <-rctx.Done():
+	}
+	if err := ctx.Err(); err != nil {
+		return erred("", "evaluation stopped: %v", err)
+	}
+	return erred("", "did not finish within its budget of %s (the probe or its regular expression is too costly "+
+		"for this snapshot; simplify the rule, or raise the budget with %s=DURATION)", budget, EnvBudget)
 }
 
 // evaluate decides one rule: applicability first, then the probe.

@@ -21,8 +21,8 @@ type Artifact struct {
 }
 
 // Facts is what rules evaluate: the captured artifacts of one snapshot of one target.
-// Implementations must be safe to call repeatedly and must not reach the live system; the
-// same Facts must always give the same answers so that a verdict can be recomputed.
+// Implementations must be safe to call repeatedly and concurrently, and must not reach the
+// live system; the same Facts must always give the same answers so that a verdict can be recomputed.
 type Facts interface {
 	// Target is the name of the target the snapshot belongs to.
 	Target() string

@@ -1,8 +1,10 @@
 package rules
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -10,6 +12,7 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -116,6 +119,10 @@ func CheckPack(srcs ...Source) (*Set, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	return checkPack(files)
+}
+
+func checkPack(files []ruleFile) (*Set, int, error) {
 	rules, waivers, errs := parseAll(files)
 	ids := make(map[string]bool, len(rules))
 	for _, r := range rules {
@@ -136,13 +143,15 @@ func CheckPack(srcs ...Source) (*Set, int, error) {
 		return nil, 0, errors.Join(errs...)
 	}
 	s.files = fileNames(files)
+	s.texts = fileTexts(files)
 	return s, foreign, nil
 }
 
 func readSources(srcs []Source) ([]ruleFile, error) {
+	r := &reader{lim: CurrentLimits()}
 	var files []ruleFile
 	for _, src := range srcs {
-		fsFiles, err := src.read()
+		fsFiles, err := src.read(r)
 		if err != nil {
 			return nil, err
 		}
@@ -151,8 +160,45 @@ func readSources(srcs []Source) ([]ruleFile, error) {
 	return files, nil
 }
 
+// reader reads rule files within the limits, counting across the sources of one load.
+type reader struct {
+	lim   Limits
+	files int
+	bytes int64
+}
+
+// file reads one rule file named name through open, refusing it before reading when it is
+// too large.
+func (r *reader) file(name string, open func() (fs.File, error)) (ruleFile, error) {
+	if r.files++; r.files > r.lim.Files {
+		return ruleFile{}, &LimitError{Where: name, What: "rule files in one load", Got: int64(r.files), Limit: int64(r.lim.Files), Env: EnvMaxFiles}
+	}
+	f, err := open()
+	if err != nil {
+		return ruleFile{}, fmt.Errorf("rules: %w", err)
+	}
+	defer f.Close()
+	tooBig := func(n int64) error {
+		return &LimitError{Where: name, What: "bytes in one rule file", Got: n, Limit: r.lim.FileBytes, Env: EnvMaxFileBytes}
+	}
+	if st, err := f.Stat(); err == nil && st.Size() > r.lim.FileBytes {
+		return ruleFile{}, tooBig(st.Size())
+	}
+	data, err := io.ReadAll(io.LimitReader(f, r.lim.FileBytes+1))
+	if err != nil {
+		return ruleFile{}, fmt.Errorf("rules: %s: %w", name, err)
+	}
+	if int64(len(data)) > r.lim.FileBytes {
+		return ruleFile{}, tooBig(int64(len(data)))
+	}
+	if r.bytes += int64(len(data)); r.bytes > r.lim.TotalBytes {
+		return ruleFile{}, &LimitError{Where: name, What: "bytes of rule files in one load", Got: r.bytes, Limit: r.lim.TotalBytes, Env: EnvMaxBytes}
+	}
+	return ruleFile{name: name, data: data}, nil
+}
+
 // read returns the rule files of one source.
-func (src Source) read() ([]ruleFile, error) {
+func (src Source) read(r *reader) ([]ruleFile, error) {
 	fsys, root := src.FS, src.Path
 	name := func(rel string) string { return rel }
 	if fsys == nil {
@@ -161,11 +207,11 @@ func (src Source) read() ([]ruleFile, error) {
 			return nil, fmt.Errorf("rules: %w", err)
 		}
 		if !st.IsDir() {
-			data, err := os.ReadFile(src.Path)
+			f, err := r.file(src.Path, func() (fs.File, error) { return os.Open(src.Path) })
 			if err != nil {
-				return nil, fmt.Errorf("rules: %w", err)
+				return nil, err
 			}
-			return []ruleFile{{name: src.Path, data: data}}, nil
+			return []ruleFile{f}, nil
 		}
 		fsys, root = os.DirFS(src.Path), "."
 		name = func(rel string) string { return filepath.Join(src.Path, filepath.FromSlash(rel)) }
@@ -175,13 +221,13 @@ func (src Source) read() ([]ruleFile, error) {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
 	if !st.IsDir() {
-		data, err := fs.ReadFile(fsys, root)
+		f, err := r.file(root, func() (fs.File, error) { return fsys.Open(root) })
 		if err != nil {
-			return nil, fmt.Errorf("rules: %w", err)
+			return nil, err
 		}
-		return []ruleFile{{name: root, data: data}}, nil
+		return []ruleFile{f}, nil
 	}
-	files, err := readTree(fsys, root, name)
+	files, err := readTree(r, fsys, root, name)
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +261,7 @@ type ruleFile struct {
 	data []byte
 }
 
-func readTree(fsys fs.FS, root string, name func(string) string) ([]ruleFile, error) {
+func readTree(r *reader, fsys fs.FS, root string, name func(string) string) ([]ruleFile, error) {
 	var files []ruleFile
 	err := fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -230,13 +276,17 @@ func readTree(fsys fs.FS, root string, name func(string) string) ([]ruleFile, er
 		if !strings.HasSuffix(p, ".toml") || strings.HasPrefix(d.Name(), ".") {
 			return nil
 		}
-		data, err := fs.ReadFile(fsys, p)
+		f, err := r.file(name(p), func() (fs.File, error) { return fsys.Open(p) })
 		if err != nil {
 			return err
 		}
-		files = append(files, ruleFile{name: name(p), data: data})
+		files = append(files, f)
 		return nil
 	})
+	var le *LimitError
+	if errors.As(err, &le) {
+		return nil, le
+	}
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
@@ -252,21 +302,72 @@ func build(files []ruleFile) (*Set, error) {
 		return nil, errors.Join(errs...)
 	}
 	s.files = fileNames(files)
+	s.texts = fileTexts(files)
 	return s, nil
 }
 
-// parseAll parses every file, returning what is valid and every problem found.
+// LoadFiles builds a set from rule files held in memory, such as those a store or a bundle
+// kept (Set.Texts), with the checks of LoadSources.
+func LoadFiles(files ...File) (*Set, error) {
+	rfs := make([]ruleFile, len(files))
+	for i, f := range files {
+		rfs[i] = ruleFile{name: f.Name, data: f.Data}
+	}
+	return build(rfs)
+}
+
+// CheckFiles is CheckPack over rule files held in memory: waivers naming rules the files do
+// not define are left out rather than refused.
+func CheckFiles(files ...File) (*Set, error) {
+	rfs := make([]ruleFile, len(files))
+	for i, f := range files {
+		rfs[i] = ruleFile{name: f.Name, data: f.Data}
+	}
+	s, _, err := checkPack(rfs)
+	return s, err
+}
+
+func fileTexts(files []ruleFile) []File {
+	out := make([]File, len(files))
+	for i, f := range files {
+		out[i] = File{Name: f.name, Data: f.data}
+	}
+	return out
+}
+
+// parseAll parses every file, returning what is valid and every problem found. A file that
+// would take the load past the limit on rules is refused before it is decoded.
 func parseAll(files []ruleFile) ([]*Rule, []*Waiver, []error) {
 	var errs []error
 	var rules []*Rule
 	var waivers []*Waiver
+	lim := CurrentLimits()
 	for _, f := range files {
+		// Every [[rule]] or [[waiver]] takes a header line: count them before decoding.
+		tables := int64(len(rules) + len(waivers) + countTables(f.data))
+		if tables > int64(lim.Rules) {
+			return nil, nil, append(errs, &LimitError{Where: f.name, What: "rules and waivers in one load", Got: tables, Limit: int64(lim.Rules), Env: EnvMaxRules})
+		}
 		rs, ws, err := parseFile(f.name, f.data)
+		if n := int64(len(rules) + len(waivers) + len(rs) + len(ws)); n > int64(lim.Rules) {
+			return nil, nil, append(errs, &LimitError{Where: f.name, What: "rules and waivers in one load", Got: n, Limit: int64(lim.Rules), Env: EnvMaxRules})
+		}
 		errs = append(errs, flatten(err)...)
 		rules = append(rules, rs...)
 		waivers = append(waivers, ws...)
 	}
 	return rules, waivers, errs
+}
+
+// countTables counts the lines that open an array of tables, such as [[rule]].
+func countTables(data []byte) int {
+	n := 0
+	for line := range bytes.Lines(data) {
+		if bytes.HasPrefix(bytes.TrimLeft(line, " \t"), []byte("[[")) {
+			n++
+		}
+	}
+	return n
 }
 
 func fileNames(files []ruleFile) []string {
@@ -320,26 +421,64 @@ func splitSource(src string) (string, int) {
 	return src[:i], n
 }
 
-// parseFile decodes and validates one rule file.
+// parseFile decodes and validates one rule file, reporting every problem it finds: syntax
+// errors end the file's reading, while values of the wrong type and unknown keys are each
+// reported and left out, and the rest is validated as usual.
 func parseFile(name string, data []byte) ([]*Rule, []*Waiver, error) {
 	src := string(data)
+	var tree map[string]any
+	if _, err := toml.Decode(src, &tree); err != nil {
+		// A syntax error: tomlx positions it.
+		return nil, nil, decodeError(name, src, tomlx.Decode(name, data, &tree))
+	}
+	ids := map[string][]string{"rule": tableIDs(tree["rule"], "id"), "waiver": tableIDs(tree["waiver"], "rule")}
+	probs := typecheck(tree, fileSchema.file)
+	var errs []error
+	skip := map[string]map[string]bool{} // "rule.2" -> keys not to report again, such as rule.severity
+	for _, p := range probs {
+		errs = append(errs, typeError(name, src, ids, p))
+		if len(p.key) >= 2 {
+			el := p.key[0] + "." + p.key[1]
+			if skip[el] == nil {
+				skip[el] = map[string]bool{}
+			}
+			// What the value's absence makes the validation say again: the key itself is
+			// missing now, and its table (a probe's, or for an unknown key the rule's) may
+			// lack a condition or a probe.
+			path := stripIndexes(p.key)
+			skip[el][strings.Join(path, ".")] = true
+			if p.unknown || len(path) >= 3 {
+				skip[el][strings.Join(stripIndexes(p.key[:len(p.key)-1]), ".")] = true
+			}
+		}
+	}
 	doc := reflect.New(fileSchema.file)
-	if err := tomlx.Decode(name, data, doc.Interface()); err != nil {
-		return nil, nil, decodeError(name, src, err)
+	if len(probs) == 0 {
+		if err := tomlx.Decode(name, data, doc.Interface()); err != nil {
+			return nil, nil, decodeError(name, src, err)
+		}
+	} else {
+		// Decode what is left: the document without the keys reported.
+		var buf bytes.Buffer
+		if err := toml.NewEncoder(&buf).Encode(tree); err != nil {
+			return nil, nil, errors.Join(errs...)
+		}
+		if _, err := toml.Decode(buf.String(), doc.Interface()); err != nil {
+			return nil, nil, errors.Join(errs...)
+		}
 	}
 	ruleBlocks, waiverBlocks := blocks(src, "rule"), blocks(src, "waiver")
 	decoded := fileSchema.rulesOf(doc.Elem())
 	if len(ruleBlocks) != len(decoded) {
 		ruleBlocks = nil // written without [[rule]] headers: positions unknown
 	}
-	var errs []error
 	var rules []*Rule
 	for i, d := range decoded {
 		var b block
 		if ruleBlocks != nil {
 			b = ruleBlocks[i]
 		}
-		r, rerrs := newRule(name, src, b, d)
+		r, rerrs := newRule(name, src, b, d, skip["rule."+strconv.Itoa(i)])
 		errs = append(errs, rerrs...)
 		if r != nil {
 			rules = append(rules, r)
@@ -355,13 +494,81 @@ func parseFile(name string, data []byte) ([]*Rule, []*Waiver, error) {
 		if waiverBlocks != nil {
 			b = waiverBlocks[i]
 		}
-		w, werrs := newWaiver(name, src, b, wd)
+		w, werrs := newWaiver(name, src, b, wd, skip["waiver."+strconv.Itoa(i)])
 		errs = append(errs, werrs...)
 		if w != nil {
 			waivers = append(waivers, w)
 		}
 	}
-	return rules, waivers, errors.Join(errs...)
+	if len(probs) > 0 {
+		// A rule with a bad value is reported, never loaded.
+		return nil, nil, errors.Join(sortedByLine(errs)...)
+	}
+	return rules, waivers, errors.Join(sortedByLine(errs)...)
+}
+
+// tableIDs returns the value of key (when a string) of each table of an array of tables.
+func tableIDs(v any, key string) []string {
+	list, _ := v.([]map[string]any)
+	ids := make([]string, len(list))
+	for i, m := range list {
+		ids[i], _ = m[key].(string)
+	}
+	return ids
+}
+
+// typeError positions a type problem and names the rule or waiver it is in.
+func typeError(name, src string, ids map[string][]string, p typeProblem) error {
+	te := tomlx.Errorf(name, []byte(src), p.key, "%s", p.msg)
+	e := &LoadError{File: name, Line: te.Line, Col: te.Col, Key: te.Key, Msg: p.msg}
+	if len(p.key) >= 2 {
+		if list, ok := ids[p.key[0]]; ok {
+			if i, err := strconv.Atoi(p.key[1]); err == nil && i < len(list) {
+				e.Rule, e.Waiver = list[i], p.key[0] == "waiver"
+			}
+		}
+	}
+	if p.unknown {
+		e.Key = strings.Join(stripIndexes(p.key), ".")
+		e.Msg = "unknown key (check its spelling and the table it is in)"
+		if len(p.key) == 3 && p.key[0] == "rule" {
+			e.Msg = "unknown key (a rule has the keys " + headKeys() + ", and one probe table: " + probeTables() + ")"
+		}
+	}
+	if ls := strings.Split(src, "\n"); e.Line > 0 && e.Line <= len(ls) {
+		l := ls[e.Line-1]
+		switch eq := strings.IndexByte(l, '='); {
+		case strings.HasPrefix(strings.TrimSpace(l), "["):
+			e.Col = 1
+		case !p.unknown && eq >= 0:
+			// A value of the wrong type: point at the value.
+			e.Col = eq + 2 + len(l[eq+1:]) - len(strings.TrimLeft(l[eq+1:], " \t"))
+		}
+	}
+	return e
+}
+
+func stripIndexes(key []string) []string {
+	var out []string
+	for _, k := range key {
+		if _, err := strconv.Atoi(k); err != nil {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// sortedByLine orders a file's problems by position, keeping the order of those on one line.
+func sortedByLine(errs []error) []error {
+	line := func(e error) int {
+		var le *LoadError
+		if errors.As(e, &le) {
+			return le.Line
+		}
+		return 0
+	}
+	sort.SliceStable(errs, func(i, j int) bool { return line(errs[i]) < line(errs[j]) })
+	return errs
 }
 
 // decodeError turns a tomlx error into an *Error naming the rule around its line.
@@ -457,10 +664,13 @@ func (b block) locate(key string) (int, int) {
 }
 
 // newRule validates one decoded rule.
-func newRule(file, src string, b block, d decodedRule) (*Rule, []error) {
+func newRule(file, src string, b block, d decodedRule, skip map[string]bool) (*Rule, []error) {
 	h := d.head
 	var errs []error
 	bad := func(key, format string, args ...any) {
+		if skip[key] {
+			return // its value was reported as of the wrong type
+		}
 		l, c := b.locate(key)
 		errs = append(errs, &LoadError{File: file, Line: l, Col: c, Rule: h.ID, Key: key, Msg: fmt.Sprintf(format, args...)})
 	}
@@ -521,7 +731,7 @@ func newRule(file, src string, b block, d decodedRule) (*Rule, []error) {
 	default:
 		bad("rule."+d.probes[1], "more than one probe table ([rule.%s] and [rule.%s]); a rule has exactly one", d.probes[0], d.probes[1])
 	}
-	if len(errs) > 0 {
+	if len(errs) > 0 || len(skip) > 0 {
 		return nil, errs
 	}
 	return &Rule{
@@ -543,9 +753,12 @@ func checkGlob(g string) error {
 }
 
 // newWaiver validates one decoded waiver.
-func newWaiver(file, src string, b block, d waiverDoc) (*Waiver, []error) {
+func newWaiver(file, src string, b block, d waiverDoc, skip map[string]bool) (*Waiver, []error) {
 	var errs []error
 	bad := func(key, format string, args ...any) {
+		if skip[key] {
+			return
+		}
 		l, c := b.locate(key)
 		errs = append(errs, &LoadError{File: file, Line: l, Col: c, Rule: d.Rule, Waiver: true, Key: key, Msg: fmt.Sprintf(format, args...)})
 	}
@@ -569,7 +782,7 @@ func newWaiver(file, src string, b block, d waiverDoc) (*Waiver, []error) {
 	if d.Expires == nil {
 		bad("waiver.expires", "missing (the date the waiver stops applying, YYYY-MM-DD)")
 	}
-	if len(errs) > 0 {
+	if len(errs) > 0 || len(skip) > 0 {
 		return nil, errs
 	}
 	return &Waiver{Rule: d.Rule, Targets: d.Targets, Reason: strings.TrimSpace(d.Reason),

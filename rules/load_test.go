@@ -17,8 +17,8 @@ func TestLoadInvalid(t *testing.T) {
 	want := map[string]string{
 		"invalid-unknown-key.toml":             `FILE:8:1: rule "sshd-root-login": rule.sshd.equal: unknown key (check its spelling and the table it is in)`,
 		"invalid-unknown-probe.toml":           `FILE:6:1: rule "telnet-closed": rule.socket: unknown key (a rule has the keys id, title, severity, controls, description, remediation, incidents, targets, os, and one probe table: [rule.command], [rule.file], [rule.firewall], [rule.package], [rule.port], [rule.service], [rule.sshd], [rule.sysctl])`,
-		"invalid-wrong-type.toml":              `FILE:16:1: rule "telnet-closed": rule.port.port: incompatible types: TOML value has type string; destination has type integer`,
-		"invalid-severity-type.toml":           `FILE:4:1: rule "telnet-closed": rule.severity: incompatible types: TOML value has type int64; destination has type string`,
+		"invalid-wrong-type.toml":              `FILE:16:8: rule "telnet-closed": rule[2].port.port: expected an integer, got a string`,
+		"invalid-severity-type.toml":           `FILE:4:12: rule "telnet-closed": rule[1].severity: expected a string, got an integer`,
 		"invalid-syntax.toml":                  `FILE:3:33: rule "telnet-closed": rule.title: strings cannot contain newlines`,
 		"invalid-missing-title.toml":           `FILE:1:1: rule "telnet-closed": rule.title: missing (every rule needs a title)`,
 		"invalid-missing-controls.toml":        `FILE:1:1: rule "telnet-closed": rule.controls: missing (name the controls the rule evidences, such as "ISO27001:2022 A.8.9")`,
@@ -36,9 +36,16 @@ func TestLoadInvalid(t *testing.T) {
 		"invalid-os.toml":                      `FILE:6:1: rule "telnet-closed": rule.os: invalid os "Debian 12" (an os-release ID such as "debian", optionally with a VERSION_ID: "ubuntu:24.04")`,
 		"invalid-mode.toml":                    `FILE:8:1: rule "sshd-config-mode": rule.file.max_mode: invalid mode "0698" (octal, such as "0644")`,
 		"invalid-firewall-chain-and-hook.toml": `FILE:8:1: rule "nft-input-drop": rule.firewall.chain: give either chain (a chain name) or hook (such as "input"), not both or neither`,
-		"invalid-waiver-date.toml":             `FILE:15:12: waiver for rule "telnet-closed": waiver.expires: invalid date "30.06.2026" (write it as YYYY-MM-DD)`,
-		"invalid-waiver-missing.toml":          `FILE:10:1: waiver for rule "telnet-closed": waiver.approver: missing (who accepted the risk)`,
-		"invalid-waiver-unknown-rule.toml":     `FILE:10:1: waiver for rule "telnet-close": waiver.rule: no rule with this ID is loaded (load the waiver together with the rules it waives)`,
+		"invalid-waiver-date.toml":             `FILE:15:11: waiver for rule "telnet-closed": waiver[1].expires: invalid date "30.06.2026" (write it as YYYY-MM-DD)`,
+		"invalid-many-problems.toml": `FILE:14:12: rule "bad-types": rule[2].severity: expected a string, got an array
+FILE:15:12: rule "bad-types": rule[2].controls[2]: expected a string, got an integer
+FILE:17:8: rule "bad-types": rule[2].port.port: expected an integer, got a string
+FILE:23:1: rule "bad-values": rule.severity: unknown severity "severe" (one of info, low, medium, high, critical)
+FILE:27:1: rule "bad-values": rule.sshd.equal: unknown key (check its spelling and the table it is in)
+FILE:29:1: rule "no-title": rule.title: missing (every rule needs a title)
+FILE:35:10: rule "no-title": rule[4].sysctl.equals: expected a string, a number or a boolean, got an array`,
+		"invalid-waiver-missing.toml":      `FILE:10:1: waiver for rule "telnet-closed": waiver.approver: missing (who accepted the risk)`,
+		"invalid-waiver-unknown-rule.toml": `FILE:10:1: waiver for rule "telnet-close": waiver.rule: no rule with this ID is loaded (load the waiver together with the rules it waives)`,
 	}
 	files, err := filepath.Glob(filepath.Join(dir, "invalid-*.toml"))
 	if err != nil || len(files) == 0 {
@@ -309,6 +316,10 @@ func FuzzLoad(f *testing.F) {
 		}
 	}
 	f.Add("[[rule]]\nid = \"x\"\n[rule.firewall]\nfamily = \"nftables\"\nhook = \"input\"\nrule_absent = \"(\"\n")
+	// Values of the wrong type, at every depth.
+	f.Add("[[rule]]\nid = [1]\ncontrols = [{a = 1}]\n[rule.sshd]\nequals = [[]]\n")
+	f.Add("rule = 3\nwaiver = [1, 2]\n")
+	f.Add("[[waiver]]\nrule = \"r\"\nexpires = 2026-06-30T10:00:00Z\ntargets = \"*\"\n")
 	f.Fuzz(func(t *testing.T, src string) {
 		s, err := LoadFS(fstest.MapFS{"f.toml": {Data: []byte(src)}})
 		if err != nil {
@@ -332,4 +343,39 @@ func FuzzLoad(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A file with a value of the wrong type still validates the rest, dates included: the waiver's
+// TOML date survives, and only the bad rule is reported.
+func TestLoadTypeProblemKeepsTheRest(t *testing.T) {
+	src := `[[rule]]
+id = "a"
+title = "t"
+severity = "high"
+controls = ["c"]
+[rule.sysctl]
+key = "k"
+equals = "1"
+
+[[rule]]
+id = "b"
+title = 5
+severity = "high"
+controls = ["c"]
+[rule.sysctl]
+key = "k"
+equals = "1"
+
+[[waiver]]
+rule = "a"
+targets = ["*"]
+reason = "r"
+approver = "x"
+expires = 2026-06-30
+`
+	_, err := LoadFS(fstest.MapFS{"f.toml": {Data: []byte(src)}})
+	want := `f.toml:12:9: rule "b": rule[2].title: expected a string, got an integer`
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v, want %s only", err, want)
+	}
 }

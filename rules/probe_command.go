@@ -27,13 +27,13 @@ func (p *commandProbe) check() error {
 	}
 	var err error
 	if p.StdoutMatches != "" {
-		if p.matches, err = regexp.Compile(p.StdoutMatches); err != nil {
-			return fieldErr("stdout_matches", "invalid regular expression: %v", err)
+		if p.matches, err = compileRegexp(p.StdoutMatches); err != nil {
+			return fieldErr("stdout_matches", "%v", err)
 		}
 	}
 	if p.StdoutNotMatches != "" {
-		if p.notMatches, err = regexp.Compile(p.StdoutNotMatches); err != nil {
-			return fieldErr("stdout_not_matches", "invalid regular expression: %v", err)
+		if p.notMatches, err = compileRegexp(p.StdoutNotMatches); err != nil {
+			return fieldErr("stdout_not_matches", "%v", err)
 		}
 	}
 	return nil
@@ -70,14 +70,14 @@ func (p *commandProbe) eval(e *env) verdict {
 		}
 	}
 	if p.matches != nil {
-		if n, line, ok := matchLine(p.matches, a.Content); ok {
+		if n, line, ok := matchLine(e.ctx, p.matches, a.Content); ok {
 			facts = append(facts, fmt.Sprintf("line %d: %s", n, clip(line)))
 		} else {
 			problems = append(problems, fmt.Sprintf("no line of %s matches /%s/", p.Artifact, p.StdoutMatches))
 		}
 	}
 	if p.notMatches != nil {
-		if n, line, ok := matchLine(p.notMatches, a.Content); ok {
+		if n, line, ok := matchLine(e.ctx, p.notMatches, a.Content); ok {
 			problems = append(problems, fmt.Sprintf("%s:%d: %s", p.Artifact, n, clip(line)))
 		}
 	}

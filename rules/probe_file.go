@@ -38,13 +38,13 @@ func (p *fileProbe) check() error {
 	}
 	var err error
 	if p.Present != "" {
-		if p.present, err = regexp.Compile(p.Present); err != nil {
-			return fieldErr("present", "invalid regular expression: %v", err)
+		if p.present, err = compileRegexp(p.Present); err != nil {
+			return fieldErr("present", "%v", err)
 		}
 	}
 	if p.Absent != "" {
-		if p.absent, err = regexp.Compile(p.Absent); err != nil {
-			return fieldErr("absent", "invalid regular expression: %v", err)
+		if p.absent, err = compileRegexp(p.Absent); err != nil {
+			return fieldErr("absent", "%v", err)
 		}
 	}
 	if p.MaxMode != "" {
@@ -124,7 +124,7 @@ func (p *fileProbe) eval(e *env) verdict {
 	found := ""
 	if p.present != nil {
 		for _, a := range arts {
-			if n, line, ok := matchLine(p.present, a.Content); ok {
+			if n, line, ok := matchLine(e.ctx, p.present, a.Content); ok {
 				found = fmt.Sprintf("%s:%d: %s", a.Name, n, clip(line))
 				break
 			}
@@ -137,7 +137,7 @@ func (p *fileProbe) eval(e *env) verdict {
 	}
 	if p.absent != nil {
 		for _, a := range arts {
-			if n, line, ok := matchLine(p.absent, a.Content); ok {
+			if n, line, ok := matchLine(e.ctx, p.absent, a.Content); ok {
 				problems = append(problems, fmt.Sprintf("%s:%d: %s", a.Name, n, clip(line)))
 			}
 		}

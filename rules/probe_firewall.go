@@ -82,13 +82,13 @@ func (p *firewallProbe) check() error {
 	}
 	var err error
 	if p.RulePresent != "" {
-		if p.present, err = regexp.Compile(p.RulePresent); err != nil {
-			return fieldErr("rule_present", "invalid regular expression: %v", err)
+		if p.present, err = compileRegexp(p.RulePresent); err != nil {
+			return fieldErr("rule_present", "%v", err)
 		}
 	}
 	if p.RuleAbsent != "" {
-		if p.absent, err = regexp.Compile(p.RuleAbsent); err != nil {
-			return fieldErr("rule_absent", "invalid regular expression: %v", err)
+		if p.absent, err = compileRegexp(p.RuleAbsent); err != nil {
+			return fieldErr("rule_absent", "%v", err)
 		}
 	}
 	return nil
@@ -321,6 +321,9 @@ func (p *firewallProbe) eval(e *env) verdict {
 		found := ""
 		for _, c := range chains {
 			for _, r := range c.rules {
+				if e.ctx.Err() != nil {
+					break
+				}
 				if found == "" && p.present.MatchString(r) {
 					found = c.label() + ": " + r
 				}
@@ -335,6 +338,9 @@ func (p *firewallProbe) eval(e *env) verdict {
 	if p.absent != nil {
 		for _, c := range chains {
 			for _, r := range c.rules {
+				if e.ctx.Err() != nil {
+					break
+				}
 				if p.absent.MatchString(r) {
 					problems = append(problems, fmt.Sprintf("%s has rule %q", c.label(), r))
 				}

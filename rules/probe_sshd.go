@@ -23,7 +23,7 @@ func (v *scalar) UnmarshalTOML(x any) error {
 	case bool:
 		*v = scalar(strconv.FormatBool(x))
 	default:
-		return fmt.Errorf("want a string or a number, not %T", x)
+		return fmt.Errorf("expected a string, a number or a boolean, got %s", describeValue(x))
 	}
 	return nil
 }
@@ -71,9 +71,9 @@ func (p *sshdProbe) check() error {
 		return fieldErr("", "no condition (add equals, not_equals, one_of, matches, min, max, contains or excludes)")
 	}
 	if p.Matches != "" {
-		re, err := regexp.Compile(p.Matches)
+		re, err := compileRegexp(p.Matches)
 		if err != nil {
-			return fieldErr("matches", "invalid regular expression: %v", err)
+			return fieldErr("matches", "%v", err)
 		}
 		p.re = re
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/hardtrail/hardtrail/internal/buildinfo"
 )
 
-// The metrics of the contract (DESIGN.md), plus the outcome of the last reload.
+// The metrics the README's "Metrics" table documents, plus the outcome of the last reload.
 var (
 	buildInfoDesc = prometheus.NewDesc("hardtrail_build_info",
 		"Build of the hardtrail agent; always 1.", []string{"version", "revision", "goversion"}, nil)

@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/hardtrail/hardtrail/internal/atomicfile"
 )
 
 // ManifestBytes returns manifest.json as written into the bundle, naming the signer when key
@@ -85,9 +87,8 @@ func (b *Bundle) Write(w io.Writer, key ed25519.PrivateKey) error {
 	return zw.Close()
 }
 
-// WriteFile writes the bundle to name atomically: into a temporary file in the same
-// directory, synced, then renamed over name, and the directory synced. Nothing else is
-// written; on failure the temporary file is removed and name is untouched. The file's mode is
+// WriteFile writes the bundle to name atomically (with atomicfile): name holds either what it
+// held before or the whole bundle, and the temporary files of killed exports are removed. The file's mode is
 // 0600, as it holds configuration. It returns the hex SHA-256 of the archive.
 func (b *Bundle) WriteFile(name string, key ed25519.PrivateKey) (sum string, err error) {
 	dir := filepath.Dir(name)
@@ -102,33 +103,12 @@ func (b *Bundle) WriteFile(name string, key ed25519.PrivateKey) (sum string, err
 	if st, err := os.Stat(name); err == nil && !st.Mode().IsRegular() {
 		return "", fmt.Errorf("write bundle %s: it exists and is not a regular file", name)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(name)+".tmp-*")
+	h := sha256.New()
+	err = atomicfile.Write(name, 0o600, func(w io.Writer) error {
+		return b.Write(io.MultiWriter(w, h), key)
+	})
 	if err != nil {
 		return "", fmt.Errorf("write bundle %s: %w", name, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	h := sha256.New()
-	if err = b.Write(io.MultiWriter(f, h), key); err != nil {
-		return "", fmt.Errorf("write bundle %s: %w", name, err)
-	}
-	if err = f.Sync(); err != nil {
-		return "", fmt.Errorf("write bundle %s: %w", name, err)
-	}
-	if err = f.Close(); err != nil {
-		return "", fmt.Errorf("write bundle %s: %w", name, err)
-	}
-	if err = os.Rename(tmp, name); err != nil {
-		return "", fmt.Errorf("write bundle %s: %w", name, err)
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -13,6 +13,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+
+	"github.com/hardtrail/hardtrail/internal/atomicfile"
 )
 
 // Key files. The private key is PEM "PRIVATE KEY" (PKCS#8), the public key PEM "PUBLIC KEY"
@@ -26,51 +28,63 @@ const (
 )
 
 // GenerateKey creates an ed25519 key pair from rnd (crypto/rand when nil) and writes prefix
-// (the private key, mode 0600) and prefix.pub (the public key, mode 0644). It refuses to
-// overwrite either file and leaves neither behind when it fails. It returns the public key.
+// (the private key, mode 0600) and prefix.pub (the public key, mode 0644). Each file is created
+// atomically, so a crash leaves no file or a whole one; the private key is written first. It
+// refuses to overwrite either file, but for one case: when prefix holds a whole private key and
+// prefix.pub is missing (a run that stopped between the two), it writes the public key of that
+// private key. It returns the public key.
 func GenerateKey(prefix string, rnd io.Reader) (ed25519.PublicKey, error) {
 	if rnd == nil {
 		rnd = rand.Reader
+	}
+	pubPath := prefix + ".pub"
+	_, perr := os.Lstat(prefix)
+	_, uerr := os.Lstat(pubPath)
+	for p, err := range map[string]error{prefix: perr, pubPath: uerr} {
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	switch {
+	case perr == nil && uerr != nil:
+		priv, err := LoadPrivateKey(prefix)
+		if err != nil {
+			return nil, fmt.Errorf("%s already exists and is not a whole key (%w): refusing to overwrite it (choose another -o or remove it)", prefix, err)
+		}
+		pub := priv.Public().(ed25519.PublicKey)
+		if err := writeNew(pubPath, MarshalPublicKey(pub), 0o644); err != nil {
+			return nil, err
+		}
+		return pub, nil
+	case perr == nil:
+		return nil, fmt.Errorf("%s already exists: refusing to overwrite a key (choose another -o or remove it)", prefix)
+	case uerr == nil:
+		return nil, fmt.Errorf("%s already exists: refusing to overwrite a key (choose another -o or remove it)", pubPath)
 	}
 	pub, priv, err := ed25519.GenerateKey(rnd)
 	if err != nil {
 		return nil, fmt.Errorf("generate key: %w", err)
 	}
-	for _, p := range []string{prefix, prefix + ".pub"} {
-		if _, err := os.Lstat(p); err == nil {
-			return nil, fmt.Errorf("%s already exists: refusing to overwrite a key (choose another -o or remove it)", p)
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%s: %w", p, err)
-		}
-	}
 	if err := writeNew(prefix, MarshalPrivateKey(priv), 0o600); err != nil {
 		return nil, err
 	}
-	if err := writeNew(prefix+".pub", MarshalPublicKey(pub), 0o644); err != nil {
+	if err := writeNew(pubPath, MarshalPublicKey(pub), 0o644); err != nil {
 		os.Remove(prefix)
 		return nil, err
 	}
 	return pub, nil
 }
 
-// writeNew creates path (it must not exist) with data and mode, synced to disk.
+// writeNew creates path (it must not exist) with data and mode, atomically.
 func writeNew(path string, data []byte, mode fs.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return fmt.Errorf("write key: %w", err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(mode) // the umask must not widen or narrow what the key file needs
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	err := atomicfile.Create(path, mode, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%s already exists: refusing to overwrite a key (choose another -o or remove it)", path)
 	}
 	if err != nil {
-		os.Remove(path)
 		return fmt.Errorf("write key %s: %w", path, err)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"crypto/ed25519"
 	"encoding/json"
@@ -61,6 +62,9 @@ type Verified struct {
 	// Signer is the fingerprint of the key that signed the bundle: the key given when the
 	// signature was checked, else what the manifest says.
 	Signer string
+	// Operators are the operator signatures of links and incident records (format 2), each
+	// verified over what it signed; whether the key is allowed is the caller's to check.
+	Operators []OperatorSignature
 }
 
 // Verify reads a bundle from r and checks it entirely in memory (nothing is written anywhere):
@@ -112,8 +116,8 @@ func Verify(r io.Reader, pub ed25519.PublicKey, lim Limits) (*Verified, error) {
 		return nil, fail(ManifestName, "not a valid manifest: data after the JSON document")
 	}
 	switch {
-	case m.Format != Format:
-		return nil, fail(ManifestName, "format %q, want %q", m.Format, Format)
+	case m.Format != Format && m.Format != FormatV1:
+		return nil, fail(ManifestName, "format %q, want %q (or %q)", m.Format, Format, FormatV1)
 	case m.Incident != top:
 		return nil, fail(ManifestName, "is for incident %q, but the bundle's directory is %s", m.Incident, top)
 	case m.SignedBy != "" && !signed:
@@ -131,6 +135,11 @@ func Verify(r io.Reader, pub ed25519.PublicKey, lim Limits) (*Verified, error) {
 	if err := checkArtifacts(&m, files, fail); err != nil {
 		return nil, err
 	}
+	if m.Format == Format {
+		if err := checkV2(&m, files, v, fail); err != nil {
+			return nil, err
+		}
+	}
 	for _, c := range files {
 		v.Files++
 		v.Bytes += int64(len(c))
@@ -141,9 +150,32 @@ func Verify(r io.Reader, pub ed25519.PublicKey, lim Limits) (*Verified, error) {
 	return v, nil
 }
 
-// readArchive reads the whole archive into memory with the structural checks, and returns
-// the top directory and the files by path under it.
+// readArchive reads the archive into memory with the structural checks, and returns the top
+// directory and the files by path under it. When r can seek (a file), a first pass checks the
+// structure, the limits and that there is a manifest while holding nothing but the manifest, so
+// that an archive that is not a bundle is refused in bounded memory; only then are the files
+// read, in a second pass that checks everything again.
 func readArchive(r io.Reader, lim Limits) (string, map[string][]byte, error) {
+	if rs, ok := r.(io.ReadSeeker); ok {
+		if start, err := rs.Seek(0, io.SeekCurrent); err == nil {
+			top, files, err := walkArchive(rs, lim, false)
+			if err != nil {
+				return "", nil, err
+			}
+			if _, ok := files[ManifestName]; !ok {
+				return "", nil, &Failure{Path: top + "/" + ManifestName, Msg: "missing: this is not a hardtrail evidence bundle, or its manifest was removed"}
+			}
+			if _, err := rs.Seek(start, io.SeekStart); err != nil {
+				return "", nil, &CorruptError{fmt.Errorf("rewind for the second pass: %w", err)}
+			}
+		}
+	}
+	return walkArchive(r, lim, true)
+}
+
+// walkArchive reads the archive with the structural checks. It holds the content of every
+// file when all is set, else only the manifest's and its signature's.
+func walkArchive(r io.Reader, lim Limits, all bool) (string, map[string][]byte, error) {
 	br := bufio.NewReader(r)
 	zr, err := gzip.NewReader(br)
 	if err != nil {
@@ -219,6 +251,13 @@ func readArchive(r io.Reader, lim Limits) (string, map[string][]byte, error) {
 		}
 		if total += h.Size; total > lim.MaxTotal {
 			return "", nil, &Failure{Path: name, Msg: fmt.Sprintf("the files add up to more than the limit of %d bytes", lim.MaxTotal)}
+		}
+		if !all && rest != ManifestName && rest != SignatureName {
+			if n, err := io.Copy(io.Discard, tr); err != nil || n != h.Size {
+				return "", nil, &CorruptError{fmt.Errorf("%s: truncated: %w", name, cmp.Or(err, io.ErrUnexpectedEOF))}
+			}
+			files[rest] = nil
+			continue
 		}
 		data := make([]byte, h.Size)
 		if _, err := io.ReadFull(tr, data); err != nil {
@@ -394,7 +433,7 @@ func checkArtifacts(m *Manifest, files map[string][]byte, fail func(string, stri
 				tree map[string][]byte
 			}{{BeforeDir, a.Before, before}, {AfterDir, a.After, after}} {
 				c, have := side.tree[p]
-				avail := side.v != nil && side.v.Unavailable == ""
+				avail := side.v.captured()
 				switch {
 				case avail && !have:
 					return fail(side.dir+"/"+p, "missing: the manifest lists the artifact as captured")

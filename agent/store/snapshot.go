@@ -385,7 +385,11 @@ func (s *Store) nth(ctx context.Context, target string, back int) (string, error
 		if n == 0 {
 			return "", NotFoundf("target %q has no snapshots", target)
 		}
-		return "", NotFoundf("target %q has only %d snapshots, so %s~%d does not exist", target, n, target, back)
+		noun := "snapshots"
+		if n == 1 {
+			noun = "snapshot"
+		}
+		return "", NotFoundf("target %q has only %d %s, so %s~%d does not exist", target, n, noun, target, back)
 	}
 	return id, err
 }

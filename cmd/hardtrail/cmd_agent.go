@@ -239,7 +239,8 @@ func agentOnce(ctx context.Context, a *app, d *daemon.Daemon) error {
 		}
 	}
 	if failed+failing+regressed > 0 {
-		return finding(fmt.Errorf("%d targets failed to capture, %d rules fail or cannot be evaluated, %d incidents regressed", failed, failing, regressed))
+		return finding(fmt.Errorf("%s to capture, %s or cannot be evaluated, %s", plural(failed, "target failed", "targets failed"),
+			plural(failing, "rule fails", "rules fail"), plural(regressed, "incident regressed", "incidents regressed")))
 	}
 	return nil
 }

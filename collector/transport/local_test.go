@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"github.com/hardtrail/hardtrail/internal/testutil"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -90,7 +91,7 @@ func TestLocalTimeoutKillsProcessGroup(t *testing.T) {
 func TestLocalReadFileAndGlob(t *testing.T) {
 	dir := t.TempDir()
 	for i, n := range []string{"b.conf", "a.conf", "c.txt"} {
-		os.WriteFile(filepath.Join(dir, n), []byte(strings.Repeat("x", 10*(i+1))), 0o640)
+		testutil.Must(t, os.WriteFile(filepath.Join(dir, n), []byte(strings.Repeat("x", 10*(i+1))), 0o640))
 	}
 	l := NewLocal()
 	ctx := t.Context()

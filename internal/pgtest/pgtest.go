@@ -25,9 +25,6 @@ import (
 	"github.com/hardtrail/hardtrail/internal/testutil"
 )
 
-// BinDir is where Debian installs PostgreSQL's server binaries.
-var BinDir = "/usr/lib/postgresql/15/bin"
-
 // Cluster is a running PostgreSQL cluster.
 type Cluster struct {
 	Dir  string // the socket directory, and the data directory's parent
@@ -75,8 +72,8 @@ func Shared(t testing.TB) *Cluster {
 		shared, started = start()
 	}
 	if started != nil {
-		if _, err := os.Stat(filepath.Join(BinDir, "initdb")); err != nil {
-			testutil.Skip(t, "PostgreSQL is not installed (%s): %v", BinDir, err)
+		if _, err := testutil.LookPath("initdb"); err != nil {
+			testutil.Skip(t, "initdb", "PostgreSQL is not installed: %v", err)
 		}
 		t.Fatalf("start PostgreSQL: %v", started)
 	}
@@ -88,7 +85,12 @@ func start() (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Dir: dir, bin: BinDir}
+	initdb, err := testutil.LookPath("initdb") // Debian keeps it in /usr/lib/postgresql/N/bin
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	c := &Cluster{Dir: dir, bin: filepath.Dir(initdb)}
 	c.run = func(name string, args ...string) *exec.Cmd {
 		return exec.Command(filepath.Join(c.bin, name), args...)
 	}

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	gossh "golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // Stage says how far a connection or command got before it failed.
@@ -78,9 +77,9 @@ func (e *HostKeyError) Error() string {
 			"hardtrail hosts add %s --fingerprint %s", e.Reason, e.Host, typ, fp, e.Target, fp)
 	case errors.Is(e.Reason, ErrHostKeyChanged):
 		return fmt.Sprintf("%v: %s presented %s %s but the record expects %s. This may be an attack "+
-			"(man in the middle); if the key was replaced on purpose, remove the old entry "+
-			"(ssh-keygen -R %s -f KNOWN_HOSTS) and enrol the new one: hardtrail hosts add %s --fingerprint %s",
-			e.Reason, e.Host, typ, fp, strings.Join(e.Expected, ", "), knownhosts.Normalize(e.Host), e.Target, fp)
+			"(man in the middle); if the key was replaced on purpose, check the new one out of band and enrol it "+
+			"in place of the old: hardtrail hosts add %s --fingerprint %s --replace",
+			e.Reason, e.Host, typ, fp, strings.Join(e.Expected, ", "), e.Target, fp)
 	case errors.Is(e.Reason, ErrHostKeyRevoked):
 		return fmt.Sprintf("%v: %s presented %s %s, which known_hosts marks @revoked; do not connect "+
 			"until the target has a new key", e.Reason, e.Host, typ, fp)

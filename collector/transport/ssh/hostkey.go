@@ -20,6 +20,8 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/hardtrail/hardtrail/internal/atomicfile"
 )
 
 // modernHostKeyAlgorithms is the order offered for a host with no key on record: Ed25519 first, as
@@ -411,35 +413,121 @@ func scan(ctx context.Context, address string, timeout time.Duration,
 	return nil, fail(StageHandshake, err)
 }
 
-// AddKnownHost appends key for address (host:port or user@host:port) to the known_hosts file at
+// KnownHostConflict is an enrolment refused because the file already trusts another key of the
+// same type for the host: the host's key changed, or someone is in the middle.
+type KnownHostConflict struct {
+	File string
+	Host string // host:port
+	Type string // key type, such as ssh-ed25519
+	// On are the entries that trust another key: "FILE:LINE SHA256:...".
+	On []string
+	// Shared is set when some of those entries also cover other hosts through a wildcard, so
+	// that replacing cannot remove them without changing what is trusted for those hosts.
+	Shared bool
+}
+
+func (e *KnownHostConflict) Error() string {
+	if e.Shared {
+		return fmt.Sprintf("known_hosts %s trusts another %s key for %s on a line that covers other hosts too (%s): edit that line by hand",
+			e.File, e.Type, e.Host, strings.Join(e.On, ", "))
+	}
+	return fmt.Sprintf("known_hosts %s already trusts another %s key for %s (%s): the host key changed",
+		e.File, e.Type, e.Host, strings.Join(e.On, ", "))
+}
+
+// AddKnownHost adds key for address (host:port or user@host:port) to the known_hosts file at
 // path, creating the file (mode 0600) and its directory (0700) when missing. The host name is
 // hashed as OpenSSH's HashKnownHosts does, so the file does not list the estate in clear;
-// `ssh-keygen -F HOST -f FILE` still finds it.
-func AddKnownHost(path, address string, key gossh.PublicKey) error {
+// `ssh-keygen -F HOST -f FILE` still finds it. It returns false, writing nothing, when the key is
+// already on record for the host, and a *KnownHostConflict when another key of the same type is.
+// The file is rewritten atomically.
+func AddKnownHost(path, address string, key gossh.PublicKey) (bool, error) {
+	added, _, err := enrol(path, address, key, false)
+	return added, err
+}
+
+// ReplaceKnownHost is AddKnownHost that removes the entries trusting another key of the same
+// type for the host, so that only key is trusted for it of that type. An entry that names the
+// host beside other hosts loses only the host's name; an entry that covers the host through a
+// wildcard is not changed, and makes it fail with a *KnownHostConflict (Shared). It returns the
+// removed entries as "FILE:LINE TYPE SHA256:...".
+func ReplaceKnownHost(path, address string, key gossh.PublicKey) (removed []string, err error) {
+	_, removed, err = enrol(path, address, key, true)
+	return removed, err
+}
+
+func enrol(path, address string, key gossh.PublicKey, replace bool) (added bool, removed []string, err error) {
 	_, host, err := splitAddress(address)
 	if err != nil {
-		return err
+		return false, nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("known_hosts: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("known_hosts: %w", err)
-	}
-	line := knownhosts.Line([]string{knownhosts.HashHostname(knownhosts.Normalize(host))}, key) + "\n"
-	if st, err := f.Stat(); err == nil && st.Size() > 0 {
-		last := make([]byte, 1)
-		if _, err := f.ReadAt(last, st.Size()-1); err == nil && last[0] != '\n' {
-			line = "\n" + line
+	norm := knownhosts.Normalize(host)
+	data, err := os.ReadFile(path)
+	mode := fs.FileMode(0o600)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return false, nil, fmt.Errorf("known_hosts: %w", err)
+		}
+	case err != nil:
+		return false, nil, fmt.Errorf("known_hosts: %w", err)
+	default:
+		if st, err := os.Stat(path); err == nil {
+			mode = st.Mode().Perm()
 		}
 	}
-	if _, err := f.WriteString(line); err != nil {
-		f.Close()
-		return fmt.Errorf("known_hosts %s: %w", path, err)
+	conflict := &KnownHostConflict{File: path, Host: host, Type: key.Type()}
+	var out bytes.Buffer
+	n := 0
+	for line := range bytes.Lines(data) {
+		n++
+		marker, hosts, k, _, _, perr := gossh.ParseKnownHosts(line)
+		if perr != nil || k == nil || marker != "" || !matchHosts(hosts, host) || k.Type() != key.Type() {
+			out.Write(line)
+			continue
+		}
+		if bytes.Equal(k.Marshal(), key.Marshal()) {
+			if !replace {
+				return false, nil, nil // already trusted: nothing to write
+			}
+			continue // dropped here, added again below
+		}
+		where := fmt.Sprintf("%s:%d %s", path, n, gossh.FingerprintSHA256(k))
+		conflict.On = append(conflict.On, where)
+		// The patterns that are not this host exactly, plainly or hashed, stay.
+		var keep []string
+		shared := false
+		for _, p := range hosts {
+			switch {
+			case p == norm || (strings.HasPrefix(p, "|1|") && hashedMatch(p, norm)):
+			case !strings.HasPrefix(p, "!") && !strings.HasPrefix(p, "|1|") && strings.ContainsAny(p, "*?") && matchHosts([]string{p}, host):
+				shared = true
+				keep = append(keep, p)
+			default:
+				keep = append(keep, p)
+			}
+		}
+		if shared {
+			conflict.Shared = true
+		}
+		removed = append(removed, fmt.Sprintf("%s:%d %s %s", path, n, k.Type(), gossh.FingerprintSHA256(k)))
+		if len(keep) > 0 {
+			// The host field is the line's first word (marker lines are not touched).
+			t := bytes.TrimLeft(line, " \t")
+			rest := t[bytes.IndexAny(t, " \t"):]
+			out.WriteString(strings.Join(keep, ","))
+			out.Write(rest)
+		}
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("known_hosts %s: %w", path, err)
+	if len(conflict.On) > 0 && (!replace || conflict.Shared) {
+		return false, nil, conflict
 	}
-	return nil
+	if out.Len() > 0 && !bytes.HasSuffix(out.Bytes(), []byte("\n")) {
+		out.WriteByte('\n')
+	}
+	out.WriteString(knownhosts.Line([]string{knownhosts.HashHostname(norm)}, key) + "\n")
+	if err := atomicfile.WriteFile(path, out.Bytes(), mode); err != nil {
+		return false, nil, fmt.Errorf("known_hosts %s: %w", path, err)
+	}
+	return true, removed, nil
 }

@@ -303,7 +303,7 @@ func TestScanAndEnrol(t *testing.T) {
 	if !errors.Is(err, ssh.ErrUnknownHost) || !strings.Contains(err.Error(), gossh.FingerprintSHA256(key)) {
 		t.Fatalf("Dial before enrolment: %v", err)
 	}
-	if err := ssh.AddKnownHost(kh, f.srv.Addr, key); err != nil {
+	if _, err := ssh.AddKnownHost(kh, f.srv.Addr, key); err != nil {
 		t.Fatal(err)
 	}
 	for p, want := range map[string]os.FileMode{kh: 0o600, filepath.Dir(kh): 0o700 | os.ModeDir} {
@@ -327,7 +327,7 @@ func TestScanAndEnrol(t *testing.T) {
 	if err := os.WriteFile(kh, bytes.TrimRight(b, "\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := ssh.AddKnownHost(kh, "root@"+f.srv.Addr, f.srv.HostKeys["rsa"].Public); err != nil {
+	if _, err := ssh.AddKnownHost(kh, "root@"+f.srv.Addr, f.srv.HostKeys["rsa"].Public); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(kh); bytes.Count(b, []byte("\n")) != 2 {

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
-	"flag"
 	"fmt"
+	"github.com/hardtrail/hardtrail/internal/testutil"
 	"io"
 	"io/fs"
 	"math"
@@ -24,13 +24,8 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files")
-
 func TestQuoteThroughShell(t *testing.T) {
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("no sh")
-	}
+	sh := testutil.Tool(t, "sh")
 	words := []string{"", "a", "a b", "'", "''", `'\''`, "$(id)", "`id`", "a\nb", "\\", `"`, "*", "~", "$@", "\t", "é"}
 	var script strings.Builder
 	script.WriteString("printf '%s\\000'")
@@ -312,35 +307,16 @@ func TestScriptGolden(t *testing.T) {
 	}
 	got := script("HT-00000000000000000000000000000000", steps)
 	golden := filepath.Join("..", "..", "..", "testdata", "ssh", "script.golden")
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("script (-golden +got):\n%s", diff)
-	}
+	testutil.Golden(t, golden, got)
 	// The script is valid sh.
-	if sh, err := exec.LookPath("sh"); err == nil {
-		if out, err := exec.Command(sh, "-n", "-c", string(got)).CombinedOutput(); err != nil {
-			t.Errorf("sh -n: %v\n%s", err, out)
-		}
+	if out, err := exec.Command(testutil.Tool(t, "sh"), "-n", "-c", string(got)).CombinedOutput(); err != nil {
+		t.Errorf("sh -n: %v\n%s", err, out)
 	}
 }
 
 // TestScriptLocally runs the remote script with the local sh, as sshd would, and parses it back.
 func TestScriptLocally(t *testing.T) {
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("no sh")
-	}
+	sh := testutil.Tool(t, "sh")
 	marker := newMarker()
 	steps := []step{
 		{kind: stepCommand, argv: []string{"printf", "%s|", "a b", "it's", "$(id)"}, max: 100},
