@@ -212,9 +212,9 @@ func (s *Store) writeTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return s.writeTxLocked(ctx, []string{storeLock}, fn)
 }
 
-// maxAttempts bounds how often a write is retried after a serialisation failure, deadlock or
-// lost connection.
-const maxAttempts = 10
+// retryFor bounds how long a write is retried after a serialisation failure, deadlock or lost
+// connection: as long as a SQLite writer waits for the lock.
+const retryFor = busyTimeoutMS * time.Millisecond
 
 // backoff is the wait before attempt+1: growing, at most half a second, with jitter so that
 // writers that failed together do not retry together.
@@ -232,9 +232,10 @@ func (s *Store) writeTxLocked(ctx context.Context, locks []string, fn func(*sql.
 		return s.once(ctx, nil, fn)
 	}
 	var err error
+	deadline := time.Now().Add(retryFor)
 	for attempt := 1; ; attempt++ {
 		err = s.once(ctx, locks, fn)
-		if err == nil || !retryable(err) || attempt == maxAttempts || ctx.Err() != nil {
+		if err == nil || !retryable(err) || time.Now().After(deadline) || ctx.Err() != nil {
 			break
 		}
 		select {
