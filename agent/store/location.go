@@ -31,6 +31,9 @@ var ErrBadLocation = errors.New("bad store location")
 // schemeRE matches the start of a URL: a scheme and "://".
 var schemeRE = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*)://`)
 
+// dbSchemeRE matches a PostgreSQL URL missing its "//", which would otherwise name a file.
+var dbSchemeRE = regexp.MustCompile(`(?i)^(postgres|postgresql):`)
+
 // kvRE matches the start of a key=value connection string: a libpq keyword and '='.
 var kvRE = regexp.MustCompile(`^\s*(host|hostaddr|port|dbname|user|password|passfile|sslmode|service|application_name|connect_timeout|options|target_session_attrs|sslrootcert|sslcert|sslkey)\s*=`)
 
@@ -52,6 +55,9 @@ func ParseLocation(v string) (Location, error) {
 			return Location{}, fmt.Errorf("%w: %s: give a SQLite store as a plain path, not a %s:// URL", ErrBadLocation, Redact(v), m[1])
 		}
 		return Location{}, fmt.Errorf("%w: %s: unknown scheme %q (a store is a SQLite path, a postgres:// or postgresql:// URL, or a key=value connection string)", ErrBadLocation, Redact(v), m[1])
+	}
+	if m := dbSchemeRE.FindStringSubmatch(v); m != nil {
+		return Location{}, fmt.Errorf("%w: %s: a %s URL starts with %s://", ErrBadLocation, Redact(v), m[1], m[1])
 	}
 	if kvRE.MatchString(v) {
 		return Location{Engine: Postgres, DSN: v}, nil

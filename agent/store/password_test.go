@@ -71,7 +71,9 @@ func TestParseLocation(t *testing.T) {
 	}{
 		{in: "/var/lib/hardtrail/hardtrail.db", engine: SQLite, shown: "/var/lib/hardtrail/hardtrail.db"},
 		{in: "h.db", engine: SQLite, shown: "h.db"},
-		{in: "postgres:", engine: SQLite, shown: "postgres:"}, // no "//": a file name
+		{in: "postgres:", bad: true}, // a URL missing its "//", not a file name
+		{in: "postgresql:/db.example/h", bad: true},
+		{in: "./postgres:", engine: SQLite, shown: "./postgres:"},
 		{in: "postgres://u:pw@db.example/h?sslmode=verify-full", engine: Postgres, shown: "postgres://u:xxxxx@db.example/h?sslmode=verify-full"},
 		{in: "postgresql://db.example/h?password=pw", engine: Postgres, shown: "postgresql://db.example/h?password=xxxxx"},
 		{in: "PostgreSQL://u@db.example/h", engine: Postgres, shown: "PostgreSQL://u@db.example/h"},
