@@ -155,8 +155,9 @@ type Provenance struct {
 type Command struct {
 	Artifact string   `json:"artifact"`
 	Argv     []string `json:"argv"`
-	ExitCode int      `json:"exit_code"`
-	Stderr   string   `json:"stderr,omitempty"`
+	// ExitCode is absent when the command has none: it timed out or was stopped.
+	ExitCode *int   `json:"exit_code,omitempty"`
+	Stderr   string `json:"stderr,omitempty"`
 }
 
 // Unavailable is an artifact that was not captured, and why.

@@ -53,7 +53,7 @@ func manifest(target string, at time.Time, note string, arts map[string]artifact
 	m := &store.Manifest{Target: target, Started: at.Add(-2 * time.Second), TakenAt: at, Transport: "local", Hostname: target + ".example",
 		Profiles: []string{"linux"}, ToolVersion: "test", Note: note}
 	for name, a := range arts {
-		e := store.ArtifactEntry{Name: name, Source: name, Unavailable: a.unavailable, ExitCode: a.exit, Stderr: a.stderr}
+		e := store.ArtifactEntry{Name: name, Source: name, Unavailable: a.unavailable, ExitCode: &a.exit, Stderr: a.stderr}
 		if a.exit != 0 || a.stderr != "" {
 			e.Command = []string{"systemctl", "list-units"}
 		}

@@ -325,15 +325,15 @@ func (b *Bundle) addTarget(ctx context.Context, st *store.Store, t *Target, ts i
 		case !ok:
 			return nil, nil, nil
 		case e.Unavailable != "":
-			return &Version{Unavailable: e.Unavailable, ExitCode: e.ExitCode, Stderr: e.Stderr}, nil, nil
+			return &Version{Unavailable: e.Unavailable, ExitCode: exitOf(e.ExitCode), Stderr: e.Stderr}, nil, nil
 		}
 		c, err := st.Blob(ctx, e.SHA256)
 		if err != nil {
 			return nil, nil, fmt.Errorf("artifact %s of snapshot %s: %w", name, store.Short(s.ID), err)
 		}
-		v := &Version{SHA256: e.SHA256, Size: int64(len(c)), Binary: diff.IsBinary(c), ExitCode: e.ExitCode, Stderr: e.Stderr}
-		if e.ExitCode != 0 && len(c) == 0 {
-			v.Failed = fmt.Sprintf("%s exited %d with no output", commandName(e.Command), e.ExitCode)
+		v := &Version{SHA256: e.SHA256, Size: int64(len(c)), Binary: diff.IsBinary(c), ExitCode: exitOf(e.ExitCode), Stderr: e.Stderr}
+		if v.ExitCode != 0 && len(c) == 0 {
+			v.Failed = fmt.Sprintf("%s exited %d with no output", commandName(e.Command), v.ExitCode)
 			if line := firstLine(e.Stderr); line != "" {
 				v.Failed += ": " + line
 			}
@@ -458,4 +458,13 @@ func dirsOf(paths []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// exitOf is a recorded exit code, 0 when there is none (a file, or a command that timed out,
+// which the artifact's unavailable reason says).
+func exitOf(code *int) int {
+	if code == nil {
+		return 0
+	}
+	return *code
 }

@@ -527,8 +527,8 @@ func renderProvenance(b *strings.Builder, t Target) {
 	for _, p := range refs {
 		v := p.ref.Provenance
 		for _, c := range v.Commands {
-			if c.ExitCode != 0 {
-				w("- %s: %s exited %d", p.name, code(strings.Join(c.Argv, " ")), c.ExitCode)
+			if c.ExitCode != nil && *c.ExitCode != 0 {
+				w("- %s: %s exited %d", p.name, code(strings.Join(c.Argv, " ")), *c.ExitCode)
 				if s := firstLine(c.Stderr); s != "" {
 					w(": %s", code(s))
 				}

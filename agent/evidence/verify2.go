@@ -102,7 +102,7 @@ func checkSnapshots(m *Manifest, files map[string][]byte, fail func(string, stri
 					return nil, fail(p, "snapshot %s and the manifest disagree on whether the artifact exists", store.Short(side.ref.ID))
 				case v.Unavailable != e.Unavailable:
 					return nil, fail(p, "snapshot %s says unavailable %q, the manifest %q", store.Short(side.ref.ID), e.Unavailable, v.Unavailable)
-				case v.Unavailable == "" && (v.SHA256 != e.SHA256 || v.ExitCode != e.ExitCode):
+				case v.Unavailable == "" && (v.SHA256 != e.SHA256 || v.ExitCode != exitOf(e.ExitCode)):
 					return nil, fail(p, "is not the content (or exit code) snapshot %s recorded: the snapshot ID does not cover it", store.Short(side.ref.ID))
 				}
 			}

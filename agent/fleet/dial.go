@@ -72,7 +72,11 @@ func sshConfig(cfg *config.Config, t *config.Target, seen map[string]bool) (ssh.
 func Dial(ctx context.Context, cfg *config.Config, t *config.Target) (transport.Transport, error) {
 	switch t.Transport {
 	case "local":
-		return transport.NewLocal(), nil
+		l := transport.NewLocal()
+		if d := t.CommandTimeout.Duration; d > 0 {
+			l.CommandTimeout = d
+		}
+		return l, nil
 	case "ssh":
 		c, err := SSHConfig(cfg, t)
 		if err != nil {

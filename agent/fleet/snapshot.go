@@ -245,7 +245,10 @@ func Facts(ctx context.Context, st *store.Store, snap *store.Snapshot) (*rules.M
 func FactsOf(m *store.Manifest, content func(store.ArtifactEntry) ([]byte, error)) (*rules.MemFacts, error) {
 	f := rules.NewMemFacts(m.Target)
 	for _, e := range m.Artifacts {
-		a := rules.Artifact{Name: e.Name, Unavailable: e.Unavailable, Command: e.Command, ExitCode: e.ExitCode, Truncated: e.Truncated, Owner: e.Owner, Group: e.Group}
+		a := rules.Artifact{Name: e.Name, Unavailable: e.Unavailable, Command: e.Command, ExitCode: -1, Truncated: e.Truncated, Owner: e.Owner, Group: e.Group}
+		if e.ExitCode != nil {
+			a.ExitCode = *e.ExitCode
+		}
 		if e.Mode != "" {
 			if m, err := strconv.ParseUint(e.Mode, 8, 32); err == nil {
 				a.Mode = fs.FileMode(m & 0o777)

@@ -83,6 +83,9 @@ func (f *fake) ReadFile(context.Context, string, int64) (*transport.File, error)
 	return nil, transport.ErrNotFound
 }
 func (f *fake) Glob(context.Context, string) ([]string, error) { return nil, nil }
+func (f *fake) Gather(ctx context.Context, g transport.Gathering) (*transport.Gathered, error) {
+	return transport.GatherEach(ctx, f, g, 4)
+}
 func (f *fake) Info() transport.Info {
 	f.mu.Lock()
 	defer f.mu.Unlock()

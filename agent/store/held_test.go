@@ -68,7 +68,7 @@ func testSaveOrHold(t *testing.T, open opener) {
 	}{
 		{"content", "A2", nil},
 		{"back to the held content", "A", nil},
-		{"exit code", "A", func(m *Manifest) { m.Artifacts[0].ExitCode = 1 }},
+		{"exit code", "A", func(m *Manifest) { one := 1; m.Artifacts[0].ExitCode = &one }},
 		{"file mode", "A", func(m *Manifest) { m.Artifacts[1].Mode = "0666" }},
 		{"unavailable", "A", func(m *Manifest) { m.Artifacts[1].Unavailable = "permission denied" }},
 		{"artifact gone", "A", func(m *Manifest) { m.Artifacts = m.Artifacts[1:] }},

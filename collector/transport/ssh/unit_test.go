@@ -16,7 +16,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hardtrail/hardtrail/collector/transport"
@@ -250,19 +253,20 @@ func TestFramePID(t *testing.T) {
 	fmt.Fprintf(&b, "\n%s P 0 4242\n", marker)
 	b.WriteString("after\n")
 	fmt.Fprintf(&b, "\n%s P 1 7\n", marker) // not this section's
+	fmt.Fprintf(&b, "\n%s X 0 3\n", marker)
 	fmt.Fprintf(&b, "\n%s E 0 0 0\n%s Z\n", marker, marker)
 	stream := b.Bytes()
 	for chunk := 1; chunk <= len(stream); chunk++ {
 		out := &transport.CapWriter{Max: 1 << 20}
 		fr := newFrameReader(marker, func(i int) io.Writer { return out })
 		var notes []string
-		fr.note = func(i, pid int) { notes = append(notes, fmt.Sprint(i, pid)) }
+		fr.note = func(kind byte, i, pid int) { notes = append(notes, fmt.Sprint(string(kind), i, pid)) }
 		for rest := stream; len(rest) > 0; {
 			n := min(chunk, len(rest))
 			fr.Write(rest[:n])
 			rest = rest[n:]
 		}
-		if got := string(out.Bytes()); got != "beforeafter\n" || strings.Join(notes, ",") != "0 4242" {
+		if got := string(out.Bytes()); got != "beforeafter\n" || strings.Join(notes, ",") != "P0 4242,X0 3" {
 			t.Fatalf("chunk %d: section %q notes %q", chunk, got, notes)
 		}
 		if s, _ := fr.result(0); !s.done || !fr.isFinished() {
@@ -326,6 +330,7 @@ func TestScriptLocally(t *testing.T) {
 	}
 	body := script(marker, steps)
 	cmd := exec.Command(sh, "-c", `eval "$(head -c `+fmt.Sprint(len(body))+`)"`)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // as under sshd, for the watchdog
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -349,7 +354,7 @@ func TestScriptLocally(t *testing.T) {
 		{"a b|it's|$(id)|", "", "0 0"},
 		{"", "err\n", "0 5"},
 		{"", "", "1 0"},
-		{"1\n2\n3\n", "", "0 0"}, // the client stops a command past its cap; here nobody does
+		{"1\n2\n3\n", "", "0 141"}, // past the cap plus one byte the relay ends: SIGPIPE
 	}
 	for i, w := range want {
 		s, _ := fr.result(i)
@@ -471,5 +476,78 @@ func TestShuffledFrames(t *testing.T) {
 		if !fr.isFinished() {
 			t.Fatal("not finished")
 		}
+	}
+}
+
+// TestScriptWithoutSetsid: on a target without setsid(1) a command shares the script's process
+// group, and a stop request still ends it and what it started, through the step's tag (a
+// process forked while the tag is swept may escape one sweep; SIGKILL sweeps again).
+func TestScriptWithoutSetsid(t *testing.T) {
+	bin := t.TempDir()
+	for _, tool := range []string{"sh", "head", "cat", "grep", "pkill", "sleep"} {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Skipf("no %s", tool)
+		}
+		if err := os.Symlink(p, filepath.Join(bin, tool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	marker := newMarker()
+	steps := []step{
+		{kind: stepCommand, argv: []string{"sh", "-c", "sleep 1095.1 | cat"}, max: 100},
+		{kind: stepCommand, argv: []string{"sh", "-c", "echo after"}, max: 100},
+	}
+	body := script(marker, steps)
+	cmd := exec.Command(filepath.Join(bin, "sh"), "-c", `eval "$(head -c `+fmt.Sprint(len(body))+`)"`)
+	cmd.Env = []string{"PATH=" + bin}
+	// A session of its own, as under sshd: the watchdog's last resort kills the whole session.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs := []*transport.CapWriter{{Max: 100}, {Max: 100}}
+	cmd.Stdout = newFrameReader(marker, func(i int) io.Writer { return outs[i] })
+	stderr := newFrameReader(marker, func(i int) io.Writer { return io.Discard })
+	var mu sync.Mutex
+	stderr.note = func(kind byte, i, pgid int) {
+		if kind == 'P' && i == 0 {
+			mu.Lock()
+			defer mu.Unlock()
+			// As the client does at a timeout: SIGTERM, then SIGKILL if the step has not
+			// ended by then.
+			fmt.Fprintf(stdin, "T %d 0\n", pgid)
+			time.AfterFunc(time.Second, func() {
+				mu.Lock()
+				defer mu.Unlock()
+				fmt.Fprintf(stdin, "K %d 0\n", pgid)
+			})
+		}
+	}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	stdin.Write(body)
+	mu.Unlock()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("the stopped step did not end")
+	}
+	stdin.Close()
+	if got := string(outs[1].Bytes()); got != "after\n" {
+		t.Errorf("after the stopped step: %q", got)
+	}
+	if out, err := exec.Command("pgrep", "-af", "sleep 1095.1").Output(); err == nil {
+		t.Errorf("left running:\n%s", out)
 	}
 }
