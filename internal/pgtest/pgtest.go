@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -80,9 +81,16 @@ func Shared(t testing.TB) *Cluster {
 	return shared
 }
 
+// ownerFile names, in a cluster's directory, the file holding the test process's PID.
+const ownerFile = "owner.pid"
+
 func start() (*Cluster, error) {
+	reapOrphans()
 	dir, err := os.MkdirTemp("", "pgtest-")
 	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return nil, err
 	}
 	initdb, err := testutil.LookPath("initdb") // Debian keeps it in /usr/lib/postgresql/N/bin
@@ -134,6 +142,32 @@ func start() (*Cluster, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// reapOrphans stops the clusters of test processes that were killed before they could.
+func reapOrphans() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "pgtest-*"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(string(b))
+		if err != nil || pid <= 0 || syscall.Kill(pid, 0) == nil || !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+			continue // its test is still running (or it is not ours to judge)
+		}
+		c := &Cluster{Dir: dir}
+		if initdb, err := testutil.LookPath("pg_ctl"); err == nil {
+			c.bin = filepath.Dir(initdb)
+			c.run = func(name string, args ...string) *exec.Cmd {
+				if os.Geteuid() == 0 {
+					return exec.Command("runuser", append([]string{"-u", "postgres", "--", filepath.Join(c.bin, name)}, args...)...)
+				}
+				return exec.Command(filepath.Join(c.bin, name), args...)
+			}
+			c.stop()
+		}
+	}
 }
 
 func (c *Cluster) stop() {
