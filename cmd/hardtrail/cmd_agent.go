@@ -18,6 +18,7 @@ import (
 	"github.com/hardtrail/hardtrail/agent/daemon"
 	"github.com/hardtrail/hardtrail/agent/incident"
 	"github.com/hardtrail/hardtrail/agent/store"
+	"github.com/hardtrail/hardtrail/collector"
 	"github.com/hardtrail/hardtrail/config"
 	"github.com/hardtrail/hardtrail/rules"
 )
@@ -66,7 +67,7 @@ func runAgent(cmd *cobra.Command, a *app, f *agentFlags) error {
 	ctx := cmd.Context()
 	if !cmd.Flags().Changed("log-level") {
 		// A daemon says what it does unless asked to be quieter.
-		a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		a.log = slog.New(collector.NewLogHandler(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	}
 	if f.webConfig != "" && f.webConfigFile != "" && f.webConfig != f.webConfigFile {
 		return usageErr("--web-config and --web.config.file name different files")
@@ -279,14 +280,6 @@ func statusHistory(ctx context.Context, st *store.Store, s *incident.State) (*in
 		}
 	}
 	return h, nil
-}
-
-// withState is the JSON of incident show: the state with the history beside it.
-func (h *incidentHistory) withState(s *incident.State) any {
-	return struct {
-		*incident.State
-		*incidentHistory
-	}{s, h}
 }
 
 // writeHistory writes the sections of incident show that come from the agent's records.
