@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hardtrail/hardtrail/agent/store"
 	"github.com/hardtrail/hardtrail/collector"
 	"github.com/hardtrail/hardtrail/internal/tomlx"
 )
@@ -156,6 +157,11 @@ func (c *Config) validate(src []byte) error {
 			return errf([]string{"agent", "tsa_url"}, "%q is not an http or https URL of a timestamp authority", u)
 		}
 	}
+	if c.Store != "" {
+		if _, err := store.ParseLocation(c.Store); err != nil {
+			return errf([]string{"store"}, "%v", err)
+		}
+	}
 	if c.File != "" {
 		abs, err := filepath.Abs(c.File)
 		if err != nil {
@@ -163,6 +169,9 @@ func (c *Config) validate(src []byte) error {
 		}
 		base := filepath.Dir(abs)
 		for _, p := range []*string{&c.Store, &c.Agent.WebConfig, &c.Agent.TSACA, &c.Redact.KeyFile} {
+			if p == &c.Store && !store.IsPath(c.Store) {
+				continue // a PostgreSQL connection string
+			}
 			*p = relTo(base, *p)
 		}
 		for i := range c.Targets {
@@ -447,10 +456,21 @@ func (c *Config) StorePath(flag string) string {
 	return DefaultStore()
 }
 
-// KeyFile is the redaction key's path for a store.
-func (c *Config) KeyFile(store string) string {
+// KeyFile is the redaction key's path for a store: beside it (see Beside), unless key_file
+// names one. Every agent of a fleet sharing a PostgreSQL store needs the same key, so a fleet
+// sets key_file.
+func (c *Config) KeyFile(location string) string {
 	if c.Redact.KeyFile != "" {
 		return c.Redact.KeyFile
 	}
-	return store + ".key"
+	return Beside(location, ".key")
+}
+
+// Beside is where a file that belongs with a store lives: beside a SQLite store (its path and
+// suffix); for a PostgreSQL store, beside the default store.
+func Beside(location, suffix string) string {
+	if store.IsPath(location) {
+		return location + suffix
+	}
+	return DefaultStore() + suffix
 }

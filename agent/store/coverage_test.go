@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hardtrail/hardtrail/internal/pgtest"
 )
 
 // fixture is a store with records in every table: two targets' snapshots, links, status
@@ -37,11 +39,11 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	code := m.Run()
-	if fixtureDir != "" {
-		os.RemoveAll(fixtureDir)
-	}
-	os.Exit(code)
+	pgtest.Main(m, func() {
+		if fixtureDir != "" {
+			os.RemoveAll(fixtureDir)
+		}
+	})
 }
 
 func buildFixture(dir string) (fixture, error) {
@@ -52,6 +54,19 @@ func buildFixture(dir string) (fixture, error) {
 		return fixture{}, err
 	}
 	defer s.Close()
+	f, err := fillFixture(ctx, s)
+	if err != nil {
+		return fixture{}, err
+	}
+	if _, err := s.w.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		return fixture{}, err
+	}
+	f.path = path
+	return f, nil
+}
+
+// fillFixture writes the fixture's records into an empty store, on either engine.
+func fillFixture(ctx context.Context, s *Store) (fixture, error) {
 	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	var ids []string
 	for i, tc := range []struct {
@@ -141,10 +156,7 @@ func buildFixture(dir string) (fixture, error) {
 	if err != nil {
 		return fixture{}, err
 	}
-	if _, err := s.w.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
-		return fixture{}, err
-	}
-	return fixture{path: path, early: early.Digest, final: final.Digest}, nil
+	return fixture{early: early.Digest, final: final.Digest}, nil
 }
 
 // copyFixture gives the test a store file of its own, equal to the fixture.
@@ -178,6 +190,9 @@ type column struct {
 // schema reads the live schema: every table and its columns.
 func schema(t *testing.T, db *sql.DB) map[string][]column {
 	t.Helper()
+	if isPG(db) {
+		return pgSchema(t, db)
+	}
 	out := map[string][]column{}
 	rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
 	if err != nil {
@@ -207,17 +222,6 @@ func schema(t *testing.T, db *sql.DB) map[string][]column {
 		cr.Close()
 	}
 	return out
-}
-
-func rawDB(t *testing.T, path string) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+uriPath.Replace(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(1)
-	t.Cleanup(func() { db.Close() })
-	return db
 }
 
 func pkOf(t *testing.T, cols []column) string {
@@ -264,7 +268,13 @@ func uncovered(live map[string][]column) []string {
 // declares: every column of every table must be covered, and nothing covered may be missing.
 // The tamper table then proves each coverage by editing every column.
 func TestCoverageOfSchema(t *testing.T) {
-	path, _ := copyFixture(t)
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) { testCoverageOfSchema(t, e) })
+	}
+}
+
+func testCoverageOfSchema(t *testing.T, e engine) {
+	path, _ := e.fixture(t)
 	db := rawDB(t, path)
 	for _, u := range uncovered(schema(t, db)) {
 		t.Error(u)
@@ -286,7 +296,7 @@ func TestCoverageOfSchema(t *testing.T) {
 type tamperCase struct {
 	name  string
 	table string
-	edit  func(db *sql.DB) error
+	edit  func(db execer) error
 	head  string // the head to verify against; the fixture's final head when empty
 	pass  bool   // the edit loses nothing, so verification passes
 }
@@ -294,8 +304,8 @@ type tamperCase struct {
 // tamperCases generates, from the live schema, a change of every column of every row (two for
 // a binary column: a flipped byte and an appended one), the deletion of every row, and for
 // every table ordered by seq the swap of two neighbours' places.
-func tamperCases(t *testing.T, f fixture) []tamperCase {
-	path, _ := copyFixture(t)
+func tamperCases(t *testing.T, e engine) []tamperCase {
+	path, f := e.fixture(t)
 	db := rawDB(t, path)
 	var out []tamperCase
 	for table, cols := range schema(t, db) {
@@ -314,7 +324,7 @@ func tamperCases(t *testing.T, f fixture) []tamperCase {
 					out = append(out, tamperCase{
 						name:  fmt.Sprintf("%s/%s=%s/change %s %d", table, pk, short(fmt.Sprint(key)), c.name, i),
 						table: table,
-						edit: func(db *sql.DB) error {
+						edit: func(db execer) error {
 							var errs []error
 							for _, cand := range nv {
 								_, err := db.Exec(`UPDATE `+table+` SET `+c.name+` = ? WHERE `+pk+` = ?`, cand, key)
@@ -331,7 +341,7 @@ func tamperCases(t *testing.T, f fixture) []tamperCase {
 			tc := tamperCase{
 				name:  fmt.Sprintf("%s/%s=%s/delete", table, pk, short(fmt.Sprint(key))),
 				table: table,
-				edit: func(db *sql.DB) error {
+				edit: func(db execer) error {
 					_, err := db.Exec(`DELETE FROM `+table+` WHERE `+pk+` = ?`, key)
 					return err
 				},
@@ -365,11 +375,20 @@ func tamperCases(t *testing.T, f fixture) []tamperCase {
 			out = append(out, tamperCase{
 				name:  fmt.Sprintf("%s/swap %s and %s", table, short(a), short(b)),
 				table: table,
-				edit: func(db *sql.DB) error {
-					_, err := db.Exec(`UPDATE `+table+` SET seq = -seq WHERE `+pk+` IN (?, ?);
-						UPDATE `+table+` SET seq = (SELECT -seq FROM `+table+` WHERE `+pk+` = ?) WHERE `+pk+` = ?;
-						UPDATE `+table+` SET seq = (SELECT -seq FROM `+table+` WHERE `+pk+` = ?) WHERE `+pk+` = ?`, a, b, a, b, b, a)
-					return err
+				edit: func(db execer) error {
+					for _, q := range []struct {
+						sql  string
+						args []any
+					}{
+						{`UPDATE ` + table + ` SET seq = -seq WHERE ` + pk + ` IN (?, ?)`, []any{a, b}},
+						{`UPDATE ` + table + ` SET seq = (SELECT -seq FROM ` + table + ` WHERE ` + pk + ` = ?) WHERE ` + pk + ` = ?`, []any{a, b}},
+						{`UPDATE ` + table + ` SET seq = (SELECT -seq FROM ` + table + ` WHERE ` + pk + ` = ?) WHERE ` + pk + ` = ?`, []any{b, a}},
+					} {
+						if _, err := db.Exec(q.sql, q.args...); err != nil {
+							return err
+						}
+					}
+					return nil
 				},
 			})
 		}
@@ -403,7 +422,7 @@ func queryAll(t *testing.T, db *sql.DB, q string, args ...any) []any {
 // mutations are the changes tried for one value: each a list of candidates, the first the
 // subtlest, later ones for when a constraint refuses it (the other values of the column).
 func mutations(t *testing.T, db *sql.DB, table, col string, v any) [][]any {
-	others := queryAll(t, db, `SELECT DISTINCT `+col+` FROM `+table+` WHERE `+col+` IS NOT ?`, v)
+	others := queryAll(t, db, `SELECT DISTINCT `+col+` FROM `+table+` WHERE `+col+` IS DISTINCT FROM ?`, v)
 	switch v := v.(type) {
 	case int64:
 		return [][]any{append([]any{v + 1, v + 1000}, others...)}
@@ -432,29 +451,25 @@ func mutations(t *testing.T, db *sql.DB, table, col string, v any) [][]any {
 // TestTamperTable makes every generated edit on a copy of the fixture and requires
 // verification to fail naming the table (or to pass, for an edit that loses nothing).
 func TestTamperTable(t *testing.T) {
-	_, f := copyFixture(t)
-	cases := tamperCases(t, f)
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) { testTamperTable(t, e) })
+	}
+}
+
+func testTamperTable(t *testing.T, e engine) {
+	_, f := e.fixture(t)
+	cases := tamperCases(t, e)
 	t.Logf("%d tamper cases", len(cases))
 	perTable := map[string]int{}
+	verify := tamperer(t, e)
 	for _, tc := range cases {
 		perTable[tc.table]++
 		t.Run(tc.name, func(t *testing.T) {
-			path, _ := copyFixture(t)
-			db := rawDB(t, path)
-			if err := tc.edit(db); err != nil {
-				t.Fatalf("edit: %v", err)
-			}
-			db.Close()
-			s, err := Open(t.Context(), path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
 			head := tc.head
 			if head == "" {
 				head = f.final
 			}
-			rep, err := s.VerifyWith(t.Context(), VerifyOptions{Head: head})
+			rep, err := verify(t, tc.edit, VerifyOptions{Head: head})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -478,10 +493,79 @@ func TestTamperTable(t *testing.T) {
 	t.Logf("cases per table: %v", perTable)
 }
 
+// execer runs SQL: a database handle, or a transaction.
+type execer interface {
+	Exec(query string, args ...any) (sql.Result, error)
+}
+
+// tamperer returns how engine e's tamper cases run: each edit is made on a store equal to the
+// fixture, which is then verified. On SQLite the store is a copy of the fixture's file, edited
+// and opened. On PostgreSQL it is one copy of the fixture's database for all cases: each edit
+// is made inside a transaction that verification reads and that is then rolled back.
+func tamperer(t *testing.T, e engine) func(t *testing.T, edit func(execer) error, opts VerifyOptions) (*VerifyReport, error) {
+	if e.name == "sqlite" {
+		return func(t *testing.T, edit func(execer) error, opts VerifyOptions) (*VerifyReport, error) {
+			path, _ := e.fixture(t)
+			db := rawDB(t, path)
+			if err := edit(db); err != nil {
+				t.Fatalf("edit: %v", err)
+			}
+			db.Close()
+			s, err := Open(t.Context(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			return s.VerifyWith(t.Context(), opts)
+		}
+	}
+	loc, _ := e.fixture(t)
+	s, err := Open(t.Context(), loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	db := rawDB(t, loc)
+	return func(t *testing.T, edit func(execer) error, opts VerifyOptions) (*VerifyReport, error) {
+		tx, err := db.BeginTx(t.Context(), &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		if err := edit(savepoints{tx}); err != nil {
+			t.Fatalf("edit: %v", err)
+		}
+		return s.verifyIn(t.Context(), tx, opts)
+	}
+}
+
+// savepoints runs each statement in a savepoint of a PostgreSQL transaction, so that one a
+// constraint refuses leaves the transaction usable for the next candidate.
+type savepoints struct{ tx *sql.Tx }
+
+func (sp savepoints) Exec(query string, args ...any) (sql.Result, error) {
+	if _, err := sp.tx.Exec(`SAVEPOINT edit`); err != nil {
+		return nil, err
+	}
+	res, err := sp.tx.Exec(query, args...)
+	if err != nil {
+		sp.tx.Exec(`ROLLBACK TO SAVEPOINT edit`)
+		return nil, err
+	}
+	_, rerr := sp.tx.Exec(`RELEASE SAVEPOINT edit`)
+	return res, rerr
+}
+
 // TestFixtureVerifies: the untampered fixture passes against both its heads, and the heads
 // differ from each other.
 func TestFixtureVerifies(t *testing.T) {
-	path, f := copyFixture(t)
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) { testFixtureVerifies(t, e) })
+	}
+}
+
+func testFixtureVerifies(t *testing.T, e engine) {
+	path, f := e.fixture(t)
 	s, err := Open(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)

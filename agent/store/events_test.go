@@ -8,7 +8,9 @@ import (
 	_ "github.com/hardtrail/hardtrail/internal/testutil" // the -update flag every test binary takes
 )
 
-func TestStatusEvents(t *testing.T) {
+func TestStatusEvents(t *testing.T) { onEngines(t, testStatusEvents) }
+
+func testStatusEvents(t *testing.T, open opener) {
 	s := open(t)
 	ctx := t.Context()
 	a := save(t, s, "web1", map[string]string{"a": "hard"})

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"compress/flate"
+	"strings"
 	"testing"
 )
 
@@ -53,4 +54,38 @@ func flateAll(b []byte) ([]byte, error) {
 	var out bytes.Buffer
 	_, err := out.ReadFrom(flate.NewReader(bytes.NewReader(b)))
 	return out.Bytes(), err
+}
+
+// FuzzParseLocation: any store value parses or fails without panicking, and a password given
+// in a URL's userinfo or a key=value password never shows in the location's name.
+func FuzzParseLocation(f *testing.F) {
+	for _, s := range []string{"postgres://u:pw@h/db", "host=/tmp dbname=h password=secret", "mysql://x", "h.db", "postgresql://[::1", "password='a b' host=x"} {
+		f.Add(s, "s3cretpw")
+	}
+	f.Fuzz(func(t *testing.T, v, pw string) {
+		if l, err := ParseLocation(v); err == nil {
+			_ = l.String()
+		}
+		if len(pw) < 6 || !isAlnum(pw) || strings.Contains(v, pw) {
+			return
+		}
+		for _, dsn := range []string{"postgres://u:" + pw + "@h/db", "host=/tmp password=" + pw + " dbname=h", "password='" + pw + "' dbname=h"} {
+			l, err := ParseLocation(dsn)
+			if err != nil {
+				t.Fatalf("%q: %v", dsn, err)
+			}
+			if strings.Contains(l.String(), pw) {
+				t.Fatalf("%q shows as %q", dsn, l.String())
+			}
+		}
+	})
+}
+
+func isAlnum(s string) bool {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
 }

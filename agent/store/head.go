@@ -126,7 +126,7 @@ func (s *Store) Head(ctx context.Context) (*Head, error) {
 			cs = append(cs, ch)
 		}
 		h = newHead(cs)
-		_, err = tx.ExecContext(ctx, `INSERT OR IGNORE INTO heads (digest, head) VALUES (?, ?)`, h.Digest, h.Text())
+		_, err = tx.ExecContext(ctx, `INSERT INTO heads (digest, head) VALUES (?, ?) ON CONFLICT DO NOTHING`, h.Digest, h.Text())
 		return err
 	})
 	if err != nil {

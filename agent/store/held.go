@@ -155,7 +155,7 @@ func (s *Store) hold(ctx context.Context, m *Manifest, contents [][]byte, p Hold
 	if !equal(&snap.Manifest, &probe) {
 		return nil, nil
 	}
-	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+	err = s.writeTxLocked(ctx, []string{"snapshots/" + m.Target, storeLock}, func(tx *sql.Tx) error {
 		// A snapshot stored meanwhile (by another process) ends the span: store this one too.
 		var id string
 		if err := tx.QueryRowContext(ctx, `SELECT id FROM snapshots WHERE target = ? ORDER BY seq DESC LIMIT 1`, m.Target).Scan(&id); err != nil {

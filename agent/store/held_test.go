@@ -19,7 +19,9 @@ func capture(target string, t time.Time, a, b string) (*Manifest, [][]byte) {
 	return m, [][]byte{[]byte(b), []byte(a)}
 }
 
-func TestSaveOrHold(t *testing.T) {
+func TestSaveOrHold(t *testing.T) { onEngines(t, testSaveOrHold) }
+
+func testSaveOrHold(t *testing.T, open opener) {
 	s := open(t)
 	ctx := t.Context()
 	p := HoldPolicy{MaxAge: 24 * time.Hour, MaxGap: 10 * time.Minute}
@@ -124,7 +126,9 @@ func TestSaveOrHold(t *testing.T) {
 	}
 }
 
-func TestHeldNotFound(t *testing.T) {
+func TestHeldNotFound(t *testing.T) { onEngines(t, testHeldNotFound) }
+
+func testHeldNotFound(t *testing.T, open opener) {
 	s := open(t)
 	sv := save(t, s, "web1", map[string]string{"a": "x"})
 	if _, err := s.Held(context.Background(), sv.ID); !errors.Is(err, ErrNotFound) {
@@ -132,7 +136,9 @@ func TestHeldNotFound(t *testing.T) {
 	}
 }
 
-func TestVerifyHeld(t *testing.T) {
+func TestVerifyHeld(t *testing.T) { onEngines(t, testVerifyHeld) }
+
+func testVerifyHeld(t *testing.T, open opener) {
 	s := open(t)
 	ctx := t.Context()
 	p := HoldPolicy{MaxAge: time.Hour, MaxGap: time.Hour}

@@ -7,7 +7,9 @@ import (
 	"time"
 )
 
-func TestLinksAndPhaseRefs(t *testing.T) {
+func TestLinksAndPhaseRefs(t *testing.T) { onEngines(t, testLinksAndPhaseRefs) }
+
+func testLinksAndPhaseRefs(t *testing.T, open opener) {
 	s := open(t)
 	ctx := t.Context()
 	b1 := save(t, s, "web1", map[string]string{"a": "weak"})

@@ -111,7 +111,7 @@ func (s *Store) CanonicalIncident(ctx context.Context, id string) (string, error
 	var name string
 	err := s.r.QueryRowContext(ctx, `SELECT incident FROM (
 		SELECT incident, 0 AS k, seq FROM links WHERE lower(incident) = ?
-		UNION ALL SELECT incident, 1 AS k, seq FROM incident_records WHERE folded = ?) ORDER BY k, seq LIMIT 1`,
+		UNION ALL SELECT incident, 1 AS k, seq FROM incident_records WHERE folded = ?) AS known ORDER BY k, seq LIMIT 1`,
 		strings.ToLower(id), strings.ToLower(id)).Scan(&name)
 	if errors.Is(err, sql.ErrNoRows) {
 		return id, nil

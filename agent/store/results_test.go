@@ -8,7 +8,9 @@ import (
 
 // Re-evaluating unchanged rules on an unchanged snapshot stores nothing new; a report that
 // differs in more than its time is a record of its own, and the newest is the report.
-func TestSaveResultsAppends(t *testing.T) {
+func TestSaveResultsAppends(t *testing.T) { onEngines(t, testSaveResultsAppends) }
+
+func testSaveResultsAppends(t *testing.T, open opener) {
 	s := open(t)
 	ctx := t.Context()
 	sv := save(t, s, "web1", map[string]string{"a": "x"})

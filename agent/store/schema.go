@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -135,8 +136,8 @@ var upgrades = map[int]func(context.Context, *sql.Tx) error{
 
 func (s *Store) migrate(ctx context.Context) error {
 	all := migrations
-	var v int
-	if err := s.r.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+	v, err := s.SchemaVersion(ctx)
+	if err != nil {
 		return s.wrapBusy(err)
 	}
 	if v == len(all) {
@@ -145,13 +146,19 @@ func (s *Store) migrate(ctx context.Context) error {
 	if v > len(all) {
 		return fmt.Errorf("schema version %d is newer than this hardtrail knows (%d): upgrade hardtrail", v, len(all))
 	}
-	return s.writeTx(ctx, func(tx *sql.Tx) error {
+	err = s.writeTx(ctx, func(tx *sql.Tx) error {
 		// Another process may have migrated while we waited for the lock.
-		if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+		v, err := s.version(ctx, tx)
+		if err != nil {
 			return err
 		}
+		s.migrated = 0
 		for i := v; i < len(all); i++ {
-			if _, err := tx.ExecContext(ctx, all[i]); err != nil {
+			step := all[i]
+			if s.engine == Postgres {
+				step = pgDDL(step)
+			}
+			if _, err := tx.ExecContext(ctx, step); err != nil {
 				return fmt.Errorf("schema step %d: %w", i+1, err)
 			}
 			if up := upgrades[i+1]; up != nil {
@@ -159,10 +166,68 @@ func (s *Store) migrate(ctx context.Context) error {
 					return fmt.Errorf("schema step %d: %w", i+1, err)
 				}
 			}
+			s.migrated++
 		}
-		_, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, len(all)))
-		return err
+		return s.setVersion(ctx, tx, len(all))
 	})
+	if isPermission(err) {
+		return fmt.Errorf("schema version %d, this hardtrail needs %d, and this role may not migrate it: run hardtrail store migrate as the store's owner: %w", v, len(all), err)
+	}
+	return err
+}
+
+// pgVersionTable holds a PostgreSQL store's schema version, which SQLite keeps in
+// PRAGMA user_version.
+const pgVersionTable = "hardtrail_schema"
+
+// SchemaVersion is the store's schema version: the number of schema steps applied.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	if s.engine != Postgres {
+		err := s.r.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v)
+		return v, err
+	}
+	var exists bool
+	if err := s.r.QueryRowContext(ctx, `SELECT to_regclass(?) IS NOT NULL`, pgVersionTable).Scan(&exists); err != nil || !exists {
+		return 0, err
+	}
+	err := s.r.QueryRowContext(ctx, `SELECT version FROM `+pgVersionTable).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return v, err
+}
+
+// SchemaSteps is the schema version this hardtrail brings a store to.
+func SchemaSteps() int { return len(migrations) }
+
+// Migrated is the number of schema steps Open applied to the store.
+func (s *Store) Migrated() int { return s.migrated }
+
+func (s *Store) version(ctx context.Context, tx *sql.Tx) (int, error) {
+	var v int
+	if s.engine != Postgres {
+		err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v)
+		return v, err
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+pgVersionTable+` (version BIGINT NOT NULL)`); err != nil {
+		return 0, err
+	}
+	err := tx.QueryRowContext(ctx, `SELECT version FROM `+pgVersionTable).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		_, err = tx.ExecContext(ctx, `INSERT INTO `+pgVersionTable+` (version) VALUES (0)`)
+	}
+	return v, err
+}
+
+func (s *Store) setVersion(ctx context.Context, tx *sql.Tx, v int) error {
+	var err error
+	if s.engine != Postgres {
+		_, err = tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, v))
+	} else {
+		_, err = tx.ExecContext(ctx, `UPDATE `+pgVersionTable+` SET version = ?`, v)
+	}
+	return err
 }
 
 // chainHeldAndResults turns the held spans and results of schema 4 into chained records, in a

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hardtrail/hardtrail/internal/pgtest"
 )
 
 // v4Store writes a store of schema 4 (held spans updated in place, results replaced): two
@@ -130,4 +132,31 @@ func TestUpgradeFromSchema4(t *testing.T) {
 	}
 	defer s2.Close()
 	verifyFails(t, s2, "", "results: target web1: snapshot "+short(older2)+": results 1 (", "column report hashes to")
+}
+
+// A PostgreSQL store at an older schema version is brought up to date when it is opened, each
+// step in PostgreSQL's types; one at a newer version is refused.
+func TestMigratePostgres(t *testing.T) {
+	c := pgtest.Shared(t)
+	db := c.NewDB(t, "")
+	c.Exec(t, db, `CREATE TABLE `+pgVersionTable+` (version BIGINT NOT NULL); INSERT INTO `+pgVersionTable+` VALUES (4)`)
+	for _, step := range migrations[:4] {
+		c.Exec(t, db, pgDDL(step))
+	}
+	s, err := Open(t.Context(), c.DSN(db, c.User))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v, err := s.SchemaVersion(t.Context()); err != nil || v != SchemaSteps() || s.Migrated() != SchemaSteps()-4 {
+		t.Fatalf("version %d (%v), %d steps applied; want %d and %d", v, err, s.Migrated(), SchemaSteps(), SchemaSteps()-4)
+	}
+	save(t, s, "web1", map[string]string{"a": "b"})
+	if rep, err := s.Verify(t.Context()); err != nil || len(rep.Problems) > 0 {
+		t.Fatalf("verify: %v %v", err, rep.Problems)
+	}
+	c.Exec(t, db, `UPDATE `+pgVersionTable+` SET version = 999`)
+	if _, err := Open(t.Context(), c.DSN(db, c.User)); err == nil || !strings.Contains(err.Error(), "newer than this hardtrail knows") {
+		t.Fatalf("a newer schema: %v", err)
+	}
 }

@@ -131,7 +131,19 @@ func (s *Store) Save(ctx context.Context, m *Manifest, contents [][]byte) (*Save
 	out := &Saved{Artifacts: len(arts)}
 	// Compress outside the transaction; only blobs not yet stored are written.
 	compressed := map[string][]byte{}
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeTxLocked(ctx, []string{"snapshots/" + m.Target}, func(tx *sql.Tx) error {
+		if out.ID != "" {
+			// A retry: the connection may have been lost after the commit went through.
+			var one int
+			err := tx.QueryRowContext(ctx, `SELECT 1 FROM snapshots WHERE id = ?`, out.ID).Scan(&one)
+			if err == nil {
+				return errSaved
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
+		out.NewBlobs = 0
 		var prevID string
 		var prevSeq int64
 		var prevRaw []byte
@@ -160,7 +172,14 @@ func (s *Store) Save(ctx context.Context, m *Manifest, contents [][]byte) (*Save
 		} else {
 			out.Changed = changedCount(nil, arts)
 		}
-		for i, b := range blobs {
+		// In hash order: two writers that store the same new blobs wait on each other in one order.
+		byHash := make([]int, len(blobs))
+		for i := range byHash {
+			byHash[i] = i
+		}
+		sort.Slice(byHash, func(a, b int) bool { return blobs[byHash[a]].hash < blobs[byHash[b]].hash })
+		for _, i := range byHash {
+			b := blobs[i]
 			var one int
 			err := tx.QueryRowContext(ctx, `SELECT 1 FROM blobs WHERE hash = ?`, b.hash).Scan(&one)
 			if err == nil {
@@ -174,10 +193,14 @@ func (s *Store) Save(ctx context.Context, m *Manifest, contents [][]byte) (*Save
 				data = compress(contents[i])
 				compressed[b.hash] = data
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO blobs (hash, size, codec, data) VALUES (?, ?, 'deflate', ?)`, b.hash, b.size, data); err != nil {
+			// Another target's writer may store the same blob meanwhile: the first one wins.
+			res, err := tx.ExecContext(ctx, `INSERT INTO blobs (hash, size, codec, data) VALUES (?, ?, 'deflate', ?) ON CONFLICT DO NOTHING`, b.hash, b.size, data)
+			if err != nil {
 				return err
 			}
-			out.NewBlobs++
+			if n, err := res.RowsAffected(); err == nil && n > 0 {
+				out.NewBlobs++
+			}
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO snapshots (id, target, seq, prev, taken_at, artifacts, changed, note, manifest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			id, m.Target, m.Seq, m.Prev, m.TakenAt.Format(time.RFC3339Nano), len(arts), out.Changed, m.Note, compress(raw)); err != nil {
@@ -185,11 +208,17 @@ func (s *Store) Save(ctx context.Context, m *Manifest, contents [][]byte) (*Save
 		}
 		return nil
 	})
+	if errors.Is(err, errSaved) {
+		err = nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("save snapshot of %s: %w", m.Target, err)
 	}
 	return out, nil
 }
+
+// errSaved ends a retried Save whose first attempt was committed.
+var errSaved = errors.New("saved by an earlier attempt")
 
 // Get loads a snapshot by its full ID.
 func (s *Store) Get(ctx context.Context, id string) (*Snapshot, error) {

@@ -1,5 +1,6 @@
-// Package store keeps hardtrail's evidence in one embedded SQLite file: content-addressed
-// artifact blobs and hash-chained snapshot manifests, written whole or not at all.
+// Package store keeps hardtrail's evidence, in an embedded SQLite file or a PostgreSQL database
+// that a fleet shares: content-addressed artifact blobs and hash-chained snapshot manifests,
+// written whole or not at all.
 package store
 
 import (
@@ -13,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -20,16 +22,21 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"modernc.org/sqlite" // the pure Go SQLite driver
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Store is an open evidence store. It is safe for concurrent use, and several processes may
-// share one store file: writers queue on SQLite's lock (WAL mode, busy timeout).
+// share one store: on SQLite, writers queue on the file's lock (WAL mode, busy timeout); on
+// PostgreSQL, on advisory locks per target chain and for the store-wide chains.
 type Store struct {
-	path string
-	w    *sql.DB // writes: BEGIN IMMEDIATE, one connection
-	r    *sql.DB // reads: deferred transactions see a consistent snapshot
+	path   string // the SQLite file, or the PostgreSQL location without its password
+	engine Engine
+	w      *sql.DB // writes: BEGIN IMMEDIATE, one connection (SQLite); a pool (PostgreSQL)
+	r      *sql.DB // reads: deferred transactions see a consistent snapshot; r == w on PostgreSQL
+	// migrated is the number of schema steps Open applied.
+	migrated int
 }
 
 // busyTimeoutMS is how long a writer waits for another process's write to finish.
@@ -38,12 +45,57 @@ const busyTimeoutMS = 30000
 // ErrNotFound is returned when a snapshot, blob or reference does not exist.
 var ErrNotFound = errors.New("not found")
 
-// Open opens the store at path, creating the file (mode 0600) and its directory (0700) when
-// missing and bringing the schema up to date.
-func Open(ctx context.Context, path string) (*Store, error) {
-	if path == "" {
+// Open opens the store at a location (see ParseLocation) and brings its schema up to date. A
+// SQLite file (mode 0600) and its directory (0700) are created when missing; a PostgreSQL
+// database must exist.
+func Open(ctx context.Context, location string) (*Store, error) {
+	if location == "" {
 		return nil, errors.New("store: empty path")
 	}
+	loc, err := ParseLocation(location)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if loc.Engine == Postgres {
+		return openPG(ctx, loc)
+	}
+	return openSQLite(ctx, loc.Path)
+}
+
+func openPG(ctx context.Context, loc Location) (*Store, error) {
+	db, err := openPostgres(loc)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	s := &Store{path: loc.String(), engine: Postgres, w: db, r: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store %s: %w", s.path, s.redactErr(err, loc.DSN))
+	}
+	return s, nil
+}
+
+// redactErr removes a password that a driver error may quote.
+func (s *Store) redactErr(err error, dsn string) error {
+	if err == nil || s.engine != Postgres {
+		return err
+	}
+	if cfg, perr := pgx.ParseConfig(dsn); perr == nil && cfg.Password != "" && strings.Contains(err.Error(), cfg.Password) {
+		return &redacted{msg: strings.ReplaceAll(err.Error(), cfg.Password, "xxxxx"), err: err}
+	}
+	return err
+}
+
+// redacted is an error whose message has a password removed; it still matches what it wraps.
+type redacted struct {
+	msg string
+	err error
+}
+
+func (e *redacted) Error() string { return e.msg }
+func (e *redacted) Unwrap() error { return e.err }
+
+func openSQLite(ctx context.Context, path string) (*Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("store %s: %w", path, err)
@@ -62,7 +114,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := writableDir(filepath.Dir(abs)); err != nil {
 		return nil, fmt.Errorf("store %s: its directory is not writable, and SQLite needs to create its journal there: %w", path, err)
 	}
-	s := &Store{path: abs}
+	s := &Store{path: abs, engine: SQLite}
 	dsn := func(lock string) string {
 		q := url.Values{}
 		q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
@@ -132,8 +184,11 @@ func writableDir(dir string) error {
 	return os.Remove(name)
 }
 
-// Path is the store's file.
+// Path is the store's file, or its PostgreSQL location without the password.
 func (s *Store) Path() string { return s.path }
+
+// Engine is the database engine the store lives in.
+func (s *Store) Engine() Engine { return s.engine }
 
 // Close closes the store.
 func (s *Store) Close() error {
@@ -141,7 +196,7 @@ func (s *Store) Close() error {
 	if s.w != nil {
 		errs = append(errs, s.w.Close())
 	}
-	if s.r != nil {
+	if s.r != nil && s.r != s.w {
 		errs = append(errs, s.r.Close())
 	}
 	return errors.Join(errs...)
@@ -150,22 +205,82 @@ func (s *Store) Close() error {
 // ReadDB is the store's read handle, for tests that inspect the stored bytes themselves.
 func (s *Store) ReadDB() *sql.DB { return s.r }
 
-// writeTx runs fn in one immediate write transaction, committed when fn returns nil.
+// writeTx runs fn in one write transaction, committed when fn returns nil, holding the store's
+// write lock. fn may run more than once (PostgreSQL retries a transaction it rolled back), so it
+// must set what it returns afresh each time.
 func (s *Store) writeTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	return s.writeTxLocked(ctx, []string{storeLock}, fn)
+}
+
+// retryFor bounds how long a write is retried after a serialisation failure, deadlock or lost
+// connection: as long as a SQLite writer waits for the lock.
+const retryFor = busyTimeoutMS * time.Millisecond
+
+// backoff is the wait before attempt+1: growing, at most half a second, with jitter so that
+// writers that failed together do not retry together.
+func backoff(attempt int) time.Duration {
+	d := min(time.Duration(attempt*attempt)*10*time.Millisecond, 500*time.Millisecond)
+	return d/2 + rand.N(d/2+1)
+}
+
+// writeTxLocked is writeTx holding the named locks: on SQLite the file's write lock (BEGIN
+// IMMEDIATE) whatever the names; on PostgreSQL an advisory transaction lock per name, taken in
+// the order given (a target's chain before the store's, everywhere, so no two writers wait on
+// each other).
+func (s *Store) writeTxLocked(ctx context.Context, locks []string, fn func(*sql.Tx) error) error {
+	if s.engine != Postgres {
+		return s.once(ctx, nil, fn)
+	}
+	var err error
+	deadline := time.Now().Add(retryFor)
+	for attempt := 1; ; attempt++ {
+		err = s.once(ctx, locks, fn)
+		if err == nil || !retryable(err) || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff(attempt)):
+		}
+	}
+	return s.wrapBusy(err)
+}
+
+func (s *Store) once(ctx context.Context, locks []string, fn func(*sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return s.wrapBusy(err)
 	}
 	defer tx.Rollback()
+	for _, l := range locks {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, lockKey(l)); err != nil {
+			return err
+		}
+	}
 	if err := fn(tx); err != nil {
 		return err
 	}
 	return s.wrapBusy(tx.Commit())
 }
 
+// readTxOptions are the options of a read transaction that sees one consistent view.
+func (s *Store) readTxOptions() *sql.TxOptions {
+	if s.engine == Postgres {
+		return &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}
+	}
+	return &sql.TxOptions{ReadOnly: true}
+}
+
 func (s *Store) wrapBusy(err error) error {
 	if err == nil {
 		return nil
+	}
+	if s.engine == Postgres {
+		if isPermission(err) {
+			return fmt.Errorf("store %s: the role may not do this (history is append-only for writers): %w", s.path, err)
+		}
+		return err
 	}
 	switch sqliteCode(err) {
 	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:

@@ -47,7 +47,9 @@ func save(t testing.TB, s *Store, target string, contents map[string]string) *Sa
 	return saved
 }
 
-func TestSaveChainAndDedupe(t *testing.T) {
+func TestSaveChainAndDedupe(t *testing.T) { onEngines(t, testSaveChainAndDedupe) }
+
+func testSaveChainAndDedupe(t *testing.T, open opener) {
 	s := open(t)
 	ctx := t.Context()
 	a := save(t, s, "web1", map[string]string{"sshd/effective": "permitrootlogin no\n", "net/listening": "tcp LISTEN 0.0.0.0:22\n"})
@@ -80,13 +82,17 @@ func TestSaveChainAndDedupe(t *testing.T) {
 	if err != nil || len(rep.Problems) != 0 || rep.Snapshots != 3 || rep.Blobs != 3 {
 		t.Fatalf("verify: %+v %v", rep, err)
 	}
-	st, _ := os.Stat(s.Path())
-	if st.Mode().Perm() != 0o600 {
-		t.Errorf("store mode %v", st.Mode())
+	if s.Engine() == SQLite {
+		st, _ := os.Stat(s.Path())
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("store mode %v", st.Mode())
+		}
 	}
 }
 
-func TestResolve(t *testing.T) {
+func TestResolve(t *testing.T) { onEngines(t, testResolve) }
+
+func testResolve(t *testing.T, open opener) {
 	s := open(t)
 	ctx := t.Context()
 	var ids []string
@@ -122,7 +128,9 @@ func TestResolve(t *testing.T) {
 	}
 }
 
-func TestResolveAmbiguousPrefix(t *testing.T) {
+func TestResolveAmbiguousPrefix(t *testing.T) { onEngines(t, testResolveAmbiguousPrefix) }
+
+func testResolveAmbiguousPrefix(t *testing.T, open opener) {
 	s := open(t)
 	ctx := t.Context()
 	seen := map[string]string{}
@@ -148,19 +156,19 @@ func TestResolveAmbiguousPrefix(t *testing.T) {
 
 // tamper runs SQL against the store file from outside the Store, as an attacker with write
 // access to the file would.
-func tamper(t *testing.T, path, query string, args ...any) {
+// tamper runs SQL on the store at loc beneath the store's checks (see rawDB).
+func tamper(t *testing.T, loc, query string, args ...any) {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+uriPath.Replace(path))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := rawDB(t, loc)
 	defer db.Close()
 	if _, err := db.Exec(query, args...); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func TestVerifyFindsTampering(t *testing.T) {
+func TestVerifyFindsTampering(t *testing.T) { onEngines(t, testVerifyFindsTampering) }
+
+func testVerifyFindsTampering(t *testing.T, open opener) {
 	for _, tc := range []struct {
 		name, query string
 		want        []string

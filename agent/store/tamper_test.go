@@ -125,27 +125,35 @@ func TestVerifyFindsEarlierForgeries(t *testing.T) {
 			tamper(t, s.Path(), `DELETE FROM snapshots WHERE target = 'db1' AND seq = 2`)
 		}, true, []string{"snapshots: target db1: the store does not extend head", "chain snapshots/db1 ends at seq 1, the head has seq 2"}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			path, f := copyFixture(t)
-			s, err := Open(t.Context(), path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			tc.edit(t, s)
-			head := ""
-			if tc.head {
-				head = f.final
-			}
-			verifyFails(t, s, head, tc.want...)
-		})
+		for _, e := range engines {
+			t.Run(tc.name+"/"+e.name, func(t *testing.T) {
+				path, f := e.fixture(t)
+				s, err := Open(t.Context(), path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				tc.edit(t, s)
+				head := ""
+				if tc.head {
+					head = f.final
+				}
+				verifyFails(t, s, head, tc.want...)
+			})
+		}
 	}
 }
 
 // A head's digest alone checks truncation, even when the recorded heads are gone: only
 // extension passes.
 func TestVerifyHead(t *testing.T) {
-	path, f := copyFixture(t)
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) { testVerifyHead(t, e) })
+	}
+}
+
+func testVerifyHead(t *testing.T, e engine) {
+	path, f := e.fixture(t)
 	s, err := Open(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
@@ -307,7 +315,9 @@ func bombSubprocess(path string) error {
 // Verification reads one consistent view while another connection keeps writing: a writer
 // stores a snapshot, then tags it, then stores results on it, each in a transaction of its
 // own, so any one moment has S snapshots, L links and R results with S >= L >= R >= S-1.
-func TestVerifyConsistentUnderWrites(t *testing.T) {
+func TestVerifyConsistentUnderWrites(t *testing.T) { onEngines(t, testVerifyConsistentUnderWrites) }
+
+func testVerifyConsistentUnderWrites(t *testing.T, open opener) {
 	s := open(t)
 	ctx := t.Context()
 	w, err := Open(ctx, s.Path())

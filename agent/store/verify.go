@@ -157,11 +157,23 @@ func (s *Store) Verify(ctx context.Context) (*VerifyReport, error) {
 
 // VerifyWith is Verify with further checks.
 func (s *Store) VerifyWith(ctx context.Context, opts VerifyOptions) (*VerifyReport, error) {
-	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := s.r.BeginTx(ctx, s.readTxOptions())
 	if err != nil {
 		return nil, s.wrapBusy(err)
 	}
 	defer tx.Rollback()
+	rep, err := s.verifyIn(ctx, tx, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, s.wrapBusy(err)
+	}
+	return rep, nil
+}
+
+// verifyIn is VerifyWith inside transaction tx.
+func (s *Store) verifyIn(ctx context.Context, tx *sql.Tx, opts VerifyOptions) (*VerifyReport, error) {
 	v := &verifier{ctx: ctx, tx: tx, rep: &VerifyReport{Records: map[string]int{}},
 		snapshots: map[string]snapInfo{}, chains: map[string]*chainIDs{}, refs: map[string]*blobRef{}, held: map[string]heldRecord{}}
 	for _, c := range chains {
@@ -186,9 +198,6 @@ func (s *Store) VerifyWith(ctx context.Context, opts VerifyOptions) (*VerifyRepo
 	v.rep.Head = v.head()
 	if err := v.verifyHeads(opts.Head); err != nil {
 		return nil, err
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, s.wrapBusy(err)
 	}
 	r := v.rep
 	if r.Problems == nil {

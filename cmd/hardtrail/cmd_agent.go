@@ -187,7 +187,7 @@ func agentLoader(a *app, f *agentFlags, storePath string) daemon.Loader {
 		if f.webConfig != "" {
 			cfg.Agent.WebConfig = f.webConfig
 		}
-		if p := cfg.StorePath(a.storeFlag); reload && p != storePath {
+		if p := storeName(cfg.StorePath(a.storeFlag)); reload && p != storePath {
 			a.log.Warn("the store changes only when the agent restarts", "store", storePath, "configured", p)
 		}
 		set, err := a.ruleSet(ctx, f.rules)

@@ -62,7 +62,7 @@ func evidenceExportCmd(a *app) *cobra.Command {
 				return err
 			}
 			// Exporting reads the store: never create one.
-			if p := cfg.StorePath(a.storeFlag); p != "" {
+			if p := cfg.StorePath(a.storeFlag); p != "" && store.IsPath(p) {
 				if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
 					return usageErr("store %s does not exist: nothing to export (choose the store with --store)", p)
 				}

@@ -804,9 +804,10 @@ func (a *app) lintIncidents(ctx context.Context, set *rules.Set) error {
 	if err != nil {
 		return err
 	}
-	p := cfg.StorePath(a.storeFlag)
-	if _, err := os.Stat(p); err != nil {
-		return nil
+	if p := cfg.StorePath(a.storeFlag); store.IsPath(p) {
+		if _, err := os.Stat(p); err != nil {
+			return nil
+		}
 	}
 	st, err := a.openStore(ctx)
 	if err != nil {

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -132,5 +135,102 @@ func storeCmd(a *app) *cobra.Command {
 	headCmd.Flags().StringVar(&tsaCA, "tsa-ca", "", "check the TSA's token against these CA certificates (PEM)")
 	headCmd.Flags().StringVar(&tsaDir, "tsa-dir", "", "keep the timestamp in this directory (default STORE.heads/)")
 	cmd.AddCommand(headCmd)
+	cmd.AddCommand(storeCopyCmd(a), storeMigrateCmd(a))
 	return cmd
+}
+
+func storeCopyCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "copy SRC DST",
+		Short: "Copy a whole store to another, on either engine, keeping every ID",
+		Long: "Copy every record of the store SRC into DST (each a SQLite path, a postgres:// URL or a\n" +
+			"key=value connection string), keeping snapshot IDs, chains and every byte, then verify DST.\n" +
+			"DST is created when missing; it must be empty or hold only records of SRC (an earlier copy):\n" +
+			"run again, copy writes only what is new. The copy is one transaction: interrupted, it writes\n" +
+			"nothing. Exit code 1 when DST does not verify.",
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			src, err := store.Open(ctx, args[0])
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			defer src.Close()
+			dst, err := store.Open(ctx, args[1])
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			defer dst.Close()
+			rep, err := store.Copy(ctx, src, dst)
+			if errors.Is(err, store.ErrDiverged) {
+				return &exitError{code: exitUsage, err: err}
+			}
+			if err != nil {
+				return err
+			}
+			v, err := dst.Verify(ctx)
+			if err != nil {
+				return err
+			}
+			if a.json() {
+				if err := a.printJSON(struct {
+					*store.CopyReport
+					Verify *store.VerifyReport `json:"verify"`
+				}{rep, v}); err != nil {
+					return err
+				}
+			} else {
+				var copied, present int
+				for _, t := range slices.Sorted(maps.Keys(rep.Copied)) {
+					copied += rep.Copied[t]
+				}
+				for _, n := range rep.Present {
+					present += n
+				}
+				fmt.Fprintf(a.stdout, "copied %d rows from %s to %s (%d already there)\n", copied, src.Path(), dst.Path(), present)
+				for _, t := range slices.Sorted(maps.Keys(rep.Copied)) {
+					fmt.Fprintf(a.stdout, "  %s %d\n", t, rep.Copied[t])
+				}
+				for _, p := range v.Problems {
+					fmt.Fprintln(a.stdout, "FAIL", p)
+				}
+				if len(v.Problems) == 0 {
+					fmt.Fprintf(a.stdout, "ok: %s verifies: %d snapshots, %d blobs\n", dst.Path(), v.Snapshots, v.Blobs)
+				}
+				fmt.Fprintf(a.stdout, "head %s\n", v.Head.Digest)
+			}
+			if len(v.Problems) > 0 {
+				return finding(fmt.Errorf("store %s: %d problems after the copy", dst.Path(), len(v.Problems)))
+			}
+			return nil
+		},
+	}
+}
+
+func storeMigrateCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Bring the store's schema up to date",
+		Long: "Apply the schema steps the store lacks, in one transaction, and print its schema version.\n" +
+			"Every command does this when it opens a store whose role may change the schema; on a\n" +
+			"PostgreSQL store whose agents use the writer role, the owner runs store migrate after an\n" +
+			"upgrade of hardtrail.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			st, err := a.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			v, err := st.SchemaVersion(ctx)
+			if err != nil {
+				return err
+			}
+			if a.json() {
+				return a.printJSON(map[string]any{"store": st.Path(), "engine": st.Engine(), "version": v, "applied": st.Migrated()})
+			}
+			fmt.Fprintf(a.stdout, "%s: schema version %d (%d steps applied now)\n", st.Path(), v, st.Migrated())
+			return nil
+		},
+	}
 }

@@ -207,7 +207,7 @@ func (a *app) completionStore(ctx context.Context) *store.Store {
 		return nil
 	}
 	path := cfg.StorePath(a.storeFlag)
-	if !strings.Contains(path, "://") && !strings.Contains(path, "=") {
+	if store.IsPath(path) {
 		if _, err := os.Stat(path); err != nil {
 			return nil
 		}

@@ -20,6 +20,7 @@ import (
 
 	_ "modernc.org/sqlite"
 
+	"github.com/hardtrail/hardtrail/internal/pgtest"
 	"github.com/hardtrail/hardtrail/internal/testutil"
 )
 
@@ -39,9 +40,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
 		os.Exit(2)
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	pgtest.Main(m, func() { os.RemoveAll(dir) })
 }
 
 // ht runs the binary and returns stdout, stderr and the exit code.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -106,6 +107,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		root.AddCommand(mk(a))
 	}
 	a.addCompletions(root)
+	refuseUnknown(root)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := root.ExecuteContext(ctx)
@@ -125,6 +127,24 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// Anything else (cobra's argument checks, unknown commands) is a usage or input error.
 	fmt.Fprintln(stderr, "hardtrail:", err)
 	return exitUsage
+}
+
+// refuseUnknown makes every command group below root fail on an unknown subcommand (exit 2)
+// instead of printing its help; root's own check (cobra's) already does.
+func refuseUnknown(root *cobra.Command) {
+	for _, c := range root.Commands() {
+		refuseUnknown(c)
+		if !c.HasSubCommands() || c.Runnable() {
+			continue
+		}
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageErr("unknown command %q for %q (see %s --help)", args[0], cmd.CommandPath(), cmd.CommandPath())
+			}
+			return cmd.Help()
+		}
+	}
 }
 
 // config loads the configuration once.
@@ -155,6 +175,21 @@ func (a *app) openStore(ctx context.Context) (*store.Store, error) {
 	}
 	a.store = s
 	return s, nil
+}
+
+// storeName is a store value as Store.Path names it: an absolute path, or a PostgreSQL location
+// without its password.
+func storeName(v string) string {
+	l, err := store.ParseLocation(v)
+	if err != nil {
+		return store.Redact(v)
+	}
+	if l.Engine == store.SQLite {
+		if abs, err := filepath.Abs(l.Path); err == nil {
+			return abs
+		}
+	}
+	return l.String()
 }
 
 // redactor loads or creates the store's redaction key.

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/hardtrail/hardtrail/config"
 	"github.com/hardtrail/hardtrail/rules"
 	"github.com/hardtrail/hardtrail/rules/fetch"
 )
@@ -91,7 +92,7 @@ func (a *app) fetchCached(ctx context.Context, source string) (string, error) {
 		return "", err
 	}
 	c := fetch.Cache{
-		Dir:     cfg.StorePath(a.storeFlag) + ".rules-cache",
+		Dir:     config.Beside(cfg.StorePath(a.storeFlag), ".rules-cache"),
 		Options: fetch.Options{Lint: lintPack, Logger: a.log},
 	}
 	return c.Get(ctx, source)

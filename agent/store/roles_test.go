@@ -1,0 +1,95 @@
+package store
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/hardtrail/hardtrail/internal/pgtest"
+)
+
+// storeAs opens the store in database db as role.
+func storeAs(t *testing.T, c *pgtest.Cluster, db, role string) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), c.DSN(db, role))
+	if err != nil {
+		t.Fatalf("open as %s: %v", role, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// rolesDB is a database laid out as deploy/postgres says: the roles, owned by the owner, the
+// grants run in it.
+func rolesDB(t *testing.T, c *pgtest.Cluster) string {
+	t.Helper()
+	for _, f := range []string{"roles.sql", "grants.sql"} {
+		if _, err := os.Stat("../../deploy/postgres/" + f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sqlOf := func(f string) string {
+		b, err := os.ReadFile("../../deploy/postgres/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	c.Exec(t, "postgres", sqlOf("roles.sql"))
+	db := c.NewDB(t, "")
+	c.Exec(t, "postgres", `ALTER DATABASE `+db+` OWNER TO hardtrail_owner`)
+	c.Exec(t, db, sqlOf("grants.sql"))
+	return db
+}
+
+// The writer role does everything an agent and an operator do, and cannot rewrite or remove
+// any history; the reader verifies and writes nothing; neither may migrate.
+func TestRolesAppendOnly(t *testing.T) {
+	c := pgtest.Shared(t)
+	db := rolesDB(t, c)
+	// The writer cannot create the schema: the owner must migrate first.
+	if _, err := Open(t.Context(), c.DSN(db, "hardtrail_writer")); err == nil || !strings.Contains(err.Error(), "run hardtrail store migrate as the store's owner") || !isPermission(err) {
+		t.Fatalf("the writer opened an unmigrated store: %v", err)
+	}
+	storeAs(t, c, db, "hardtrail_owner")
+	w := storeAs(t, c, db, "hardtrail_writer")
+	f, err := fillFixture(t.Context(), w) // snapshots, held spans, links, status events, results, heads
+	if err != nil {
+		t.Fatalf("the writer cannot write what an agent writes: %v", err)
+	}
+	r := storeAs(t, c, db, "hardtrail_reader")
+	for _, s := range []*Store{w, r} {
+		rep, err := s.VerifyWith(t.Context(), VerifyOptions{Head: f.early})
+		if err != nil || len(rep.Problems) > 0 {
+			t.Fatalf("verify: %v %v", err, rep.Problems)
+		}
+	}
+	for _, q := range []string{
+		`UPDATE snapshots SET note = 'approved' WHERE seq = 1`,
+		`DELETE FROM snapshots WHERE seq = 3`,
+		`UPDATE blobs SET data = data || '\x00'::bytea`,
+		`DELETE FROM blobs`,
+		`UPDATE links SET incident = 'INC-9'`,
+		`DELETE FROM links WHERE seq = 1`,
+		`UPDATE results SET report_sha256 = 'x'`,
+		`DELETE FROM results`,
+		`UPDATE held SET count = 500`,
+		`DELETE FROM held`,
+		`DELETE FROM status_events`,
+		`DELETE FROM heads`,
+		`TRUNCATE snapshots CASCADE`,
+		`DROP TABLE links`,
+	} {
+		for _, s := range []*Store{w, r} {
+			if _, err := s.w.ExecContext(t.Context(), q); !isPermission(err) {
+				t.Errorf("%s as the %s role: %v, want permission denied", q, map[*Store]string{w: "writer", r: "reader"}[s], err)
+			}
+		}
+	}
+	if _, err := r.Save(t.Context(), manifest("web1", "a"), [][]byte{[]byte("x")}); !isPermission(err) || !strings.Contains(err.Error(), "the role may not do this") {
+		t.Errorf("the reader saved a snapshot: %v", err)
+	}
+	if rep, err := w.Verify(t.Context()); err != nil || len(rep.Problems) > 0 || rep.Snapshots != 5 {
+		t.Fatalf("after the refused edits: %+v %v", rep, err)
+	}
+}

@@ -1,0 +1,23 @@
+-- The privileges of hardtrail's roles (roles.sql) in one store database. Run as a superuser
+-- connected to the store's database, after
+--
+--   CREATE DATABASE hardtrail OWNER hardtrail_owner;
+--
+-- The owner creates every table (hardtrail store migrate); default privileges give the writer
+-- and reader their rights on each table when it is created, so tables a later schema step adds
+-- are covered without running this again. Nothing grants UPDATE, DELETE or TRUNCATE: held
+-- spans, results, links and status events are append-only records, and a capture that finds a
+-- snapshot unchanged appends a held record instead of updating one.
+DO $$
+BEGIN
+	EXECUTE format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database());
+	EXECUTE format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO hardtrail_writer, hardtrail_reader', current_database());
+END
+$$;
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+GRANT USAGE ON SCHEMA public TO hardtrail_writer, hardtrail_reader;
+ALTER DEFAULT PRIVILEGES FOR ROLE hardtrail_owner IN SCHEMA public GRANT SELECT, INSERT ON TABLES TO hardtrail_writer;
+ALTER DEFAULT PRIVILEGES FOR ROLE hardtrail_owner IN SCHEMA public GRANT SELECT ON TABLES TO hardtrail_reader;
+-- Tables that already exist (a store migrated before this was run).
+GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO hardtrail_writer;
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO hardtrail_reader;
