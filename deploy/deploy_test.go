@@ -557,6 +557,7 @@ func TestLayout(t *testing.T) {
 	want := []string{"grafana/hardtrail.json", "hardtrail.toml",
 		"packaging/hardtrail.toml", "packaging/nfpm.yaml", "packaging/scripts/postinstall.sh", "packaging/scripts/postremove.sh",
 		"packaging/scripts/preinstall.sh", "packaging/scripts/preremove.sh", "packaging/version.sh",
+		"postgres/grants.sql", "postgres/roles.sql",
 		"prometheus/hardtrail.rules.test.yml", "prometheus/hardtrail.rules.yml",
 		"prometheus/prometheus.yml", "sudoers/hardtrail", "systemd/hardtrail-agent-sudo.conf", "systemd/hardtrail-agent.service", "web-config.yml"}
 	if !slices.Equal(files, want) {

@@ -57,6 +57,8 @@ var installed = []file{
 	{"/usr/share/hardtrail/prometheus/hardtrail.rules.test.yml", "root", "root", 0o644},
 	{"/usr/share/hardtrail/prometheus/prometheus.yml", "root", "root", 0o644},
 	{"/usr/share/hardtrail/grafana/hardtrail.json", "root", "root", 0o644},
+	{"/usr/share/hardtrail/postgres/roles.sql", "root", "root", 0o644},
+	{"/usr/share/hardtrail/postgres/grants.sql", "root", "root", 0o644},
 	{"/usr/share/bash-completion/completions/hardtrail", "root", "root", 0o644},
 	{"/usr/share/zsh/vendor-completions/_hardtrail", "root", "root", 0o644},
 	{"/usr/share/fish/vendor_completions.d/hardtrail.fish", "root", "root", 0o644},
