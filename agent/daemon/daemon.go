@@ -34,6 +34,11 @@ type Options struct {
 	Logger   *slog.Logger
 	// MaxAge overrides DefaultMaxAge.
 	MaxAge time.Duration
+	// Settled, when set, is called after the rules are loaded (at New and on each Reload)
+	// and after each cycle has published its state, before the cycle is reported done:
+	// the points where what was needed to get there is garbage, such as returning memory
+	// to the operating system.
+	Settled func()
 }
 
 // Daemon collects targets, evaluates rules and keeps incidents' status, cycle after cycle,
@@ -77,7 +82,14 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	for _, t := range cfg.Targets {
 		d.state.Targets[t.Name] = TargetState{}
 	}
+	d.settled()
 	return d, nil
+}
+
+func (d *Daemon) settled() {
+	if d.opts.Settled != nil {
+		d.opts.Settled()
+	}
 }
 
 // State returns the state of the latest collections. It never waits for a cycle.
@@ -133,6 +145,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 		default:
 		}
 	}
+	d.settled()
 	d.log.Info("reloaded", "targets", len(cfg.Targets), "rules", set.Len(), "rules_digest", set.Digest(), "interval", cfg.Agent.Interval.Duration)
 	return nil
 }
@@ -271,6 +284,7 @@ func (d *Daemon) cycle(ctx context.Context, only []string) *CycleReport {
 	}
 	rep.Incidents = d.analyse(ctx, cfg, set)
 	rep.Duration = time.Since(start)
+	d.settled()
 	failed, failing, regressed := rep.Findings()
 	d.log.Info("cycle done", "targets", len(rep.Targets), "skipped", len(rep.Skipped), "failed", failed, "failing_rules", failing,
 		"incidents", len(rep.Incidents), "regressed", regressed, "duration", rep.Duration.Round(time.Millisecond))
