@@ -7,19 +7,30 @@ LDFLAGS  := -s -w -X github.com/hardtrail/hardtrail/internal/buildinfo.Version=$
             -X github.com/hardtrail/hardtrail/internal/buildinfo.Revision=$(REVISION)
 # The whole suite stays well inside 15 minutes on 2 cores.
 TEST_TIMEOUT ?= 14m
+# What `make test` runs: all packages, or e.g. PKG=./rules/... TESTFLAGS='-run Sshd'.
+PKG       ?= ./...
+TESTFLAGS ?=
+STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: build test lint bench bench-all run update-golden dist-bin package image clean
+.PHONY: build test test-deps lint bench bench-all run update-golden dist-bin package image clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/hardtrail
 
-test:
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+# Installs the missing test tools first (Debian, root), or stops with the command to run. A
+# test skips only what HARDTRAIL_TEST_SKIP names; the last line counts what ran and was skipped.
+test: test-deps
+	$(GO) run ./internal/testrun -count=1 -timeout $(TEST_TIMEOUT) $(TESTFLAGS) $(PKG)
+
+# The tools the tests need: internal/testutil/testdeps.txt, the list CI installs from too.
+test-deps:
+	@./.ci/test-deps
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 # Benchmarks print side-by-side figures from one run; see README "Performance". bench prints
 # the performance goals' rows, each under the command that reproduces it, and fails when a
@@ -48,8 +59,10 @@ bench-all:
 run:
 	$(GO) run ./cmd/hardtrail snapshot
 
-update-golden:
-	$(GO) test -count=1 ./... -run 'Golden|Render|Sources|Unified|Invalid' -update
+# Every package's tests take -update (internal/testutil); only the goldens whose content
+# changed are rewritten, so the tree stays clean when nothing did.
+update-golden: test-deps
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKG) -update
 
 # Packages and image; the version comes from git (deploy/packaging/version.sh).
 PKG_VERSION ?= $(shell deploy/packaging/version.sh)

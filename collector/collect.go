@@ -21,9 +21,11 @@ type Artifact struct {
 	Source  string
 	Content []byte
 	// Command is the argv that ran (after fallback), nil for files.
-	Command  []string
-	Path     string // the file read, for files
-	ExitCode int
+	Command []string
+	Path    string // the file read, for files
+	// ExitCode is the command's exit status (-1 when a signal ended it or it was stopped at the
+	// cap); nil when it has none: a file, a command that did not run, or one that timed out.
+	ExitCode *int
 	Stderr   string
 	Duration time.Duration
 	// Truncated means the output passed the cap and what is stored is its beginning.
@@ -103,37 +105,10 @@ func Collect(ctx context.Context, tr transport.Transport, target string, profile
 		return nil, fmt.Errorf("target %s: %w", target, err)
 	}
 
-	// Everything in one round trip when the transport can (commands, files, globs and the files
-	// they match), else the commands in one batch.
+	// Every other source in one Gather: commands, files, globs and the files they match.
 	pre := &prefetched{}
-	if g, ok := tr.(transport.Gatherer); ok {
-		if err := gather(ctx, g, sources, shelled, results, pre); err != nil {
-			return nil, fmt.Errorf("target %s: %w", target, err)
-		}
-	} else if b, ok := tr.(transport.Batcher); ok {
-		var cmds []transport.Command
-		var batched []*Source
-		maxTimeout := time.Duration(0)
-		for _, s := range sources {
-			if len(s.Command) > 0 && !shelled[s] {
-				cmds = append(cmds, s.command(s.Command))
-				batched = append(batched, s)
-				maxTimeout = max(maxTimeout, s.timeout())
-			}
-		}
-		if len(cmds) > 0 {
-			bctx, cancel := context.WithTimeout(ctx, maxTimeout)
-			res, err := b.RunBatch(bctx, cmds)
-			cancel()
-			if err != nil {
-				return nil, fmt.Errorf("target %s: %w", target, err)
-			}
-			for i, s := range batched {
-				if i < len(res) {
-					results[s] = &res[i]
-				}
-			}
-		}
+	if err := gather(ctx, tr, sources, shelled, results, pre); err != nil {
+		return nil, fmt.Errorf("target %s: %w", target, err)
 	}
 
 	sem := make(chan struct{}, opt.Concurrency)
@@ -188,19 +163,21 @@ func (s *Source) timeout() time.Duration {
 	return DefaultTimeout
 }
 
+// command is argv as the source runs it: its sudo, cap and timeout (zero: the transport's
+// command timeout, a target's command_timeout).
 func (s *Source) command(argv []string) transport.Command {
 	return transport.Command{Argv: argv, Sudo: s.Sudo, MaxBytes: s.MaxBytes, Timeout: s.Timeout.Duration}
 }
 
-// prefetched holds what a Gatherer read ahead for file sources, by path and by pattern.
+// prefetched holds what Gather read for file sources, by path and by pattern.
 type prefetched struct {
 	files map[string]transport.FileResult
 	globs map[string]transport.GlobResult
 }
 
 // gather runs every source's command, reads every literal file, and expands every glob and reads
-// what it matches, all in one round trip.
-func gather(ctx context.Context, g transport.Gatherer, sources []*Source, shelled map[*Source]bool, results map[*Source]*transport.BatchResult, pre *prefetched) error {
+// what it matches, in one Gather: one round trip where the transport can.
+func gather(ctx context.Context, g transport.Transport, sources []*Source, shelled map[*Source]bool, results map[*Source]*transport.BatchResult, pre *prefetched) error {
 	var req transport.Gathering
 	var cmdSources []*Source
 	pre.files, pre.globs = map[string]transport.FileResult{}, map[string]transport.GlobResult{}
@@ -237,8 +214,9 @@ func gather(ctx context.Context, g transport.Gatherer, sources []*Source, shelle
 	for i, f := range req.Files {
 		pre.files[f.Path] = got.Files[i]
 	}
-	if len(got.GlobReads) != len(req.GlobReads) {
-		return nil // a transport that does not read globs: the sources expand them themselves
+	if len(got.Commands) != len(req.Commands) || len(got.Files) != len(req.Files) || len(got.GlobReads) != len(req.GlobReads) {
+		return fmt.Errorf("the %s transport returned %d, %d and %d results for %d commands, %d files and %d globs",
+			g.Info().Kind, len(got.Commands), len(got.Files), len(got.GlobReads), len(req.Commands), len(req.Files), len(req.GlobReads))
 	}
 	for i, gr := range req.GlobReads {
 		r := got.GlobReads[i]
@@ -269,8 +247,8 @@ func isGlob(p string) bool { return strings.ContainsAny(p, `*?[\`) }
 // notPermitted matches what programs print when they lack privilege.
 var notPermitted = regexp.MustCompile(`(?i)permission denied|operation not permitted|must be root|you must be root|a password is required|not allowed to execute|are not in the sudoers`)
 
-// runCommand runs the source's command, or its fallbacks when it is not installed. pre is a
-// result already obtained through a batch for the first command.
+// runCommand runs the source's command, or its fallbacks when it is not installed. pre is the
+// first command's result from the Gather.
 func (s *Source) runCommand(ctx context.Context, tr transport.Transport, red *Redactor, pre *transport.BatchResult) (Artifact, error) {
 	a := Artifact{Name: s.Name, Source: s.Name}
 	cmds := append([][]string{s.Command}, s.Fallback...)
@@ -282,9 +260,7 @@ func (s *Source) runCommand(ctx context.Context, tr transport.Transport, red *Re
 		if i == 0 && pre != nil {
 			res, err = pre.Result, pre.Err
 		} else {
-			cctx, cancel := context.WithTimeout(ctx, s.timeout())
-			res, err = tr.Run(cctx, s.command(argv))
-			cancel()
+			res, err = tr.Run(ctx, s.command(argv))
 		}
 		if ctx.Err() != nil {
 			return a, ctx.Err()
@@ -298,20 +274,20 @@ func (s *Source) runCommand(ctx context.Context, tr transport.Transport, red *Re
 			a.Unavailable = "not permitted: " + err.Error()
 			return a, nil
 		case errors.Is(err, context.DeadlineExceeded):
-			// The transport may have stopped it sooner than the source's timeout (an SSH
-			// target's command_timeout): say how long it really ran.
-			a.Unavailable = fmt.Sprintf("timed out after %s", s.timeout())
+			// Stopped by its timeout (the source's, or the target's command_timeout): no
+			// exit code of its own, and how long it really ran.
+			a.Unavailable = "timed out"
 			if res != nil {
 				a.Duration, a.Stderr = res.Duration, string(s.redactAll(red, res.Stderr))
-				if res.Duration > 0 && res.Duration < s.timeout() {
-					a.Unavailable = fmt.Sprintf("timed out after %s", res.Duration.Round(100*time.Millisecond))
-				}
+				a.Unavailable = fmt.Sprintf("timed out after %s", res.Duration.Round(100*time.Millisecond))
 			}
 			return a, nil
 		default:
 			return a, fmt.Errorf("source %s: %w", s.Name, err)
 		}
-		a.ExitCode, a.Duration, a.Truncated = res.ExitCode, res.Duration, res.Truncated
+		code := res.ExitCode
+		a.ExitCode = &code
+		a.Duration, a.Truncated = res.Duration, res.Truncated
 		a.Stderr = string(s.redactAll(red, res.Stderr))
 		if res.ExitCode != 0 && len(strings.TrimSpace(string(res.Stdout))) == 0 && notPermitted.Match(res.Stderr) {
 			a.Unavailable = "not permitted: " + firstLine(a.Stderr)
@@ -350,9 +326,7 @@ func (s *Source) readFiles(ctx context.Context, tr transport.Transport, red *Red
 		if g, ok := pre.globs[pat]; ok {
 			m, err = g.Paths, g.Err
 		} else {
-			gctx, cancel := context.WithTimeout(ctx, s.timeout())
-			m, err = tr.Glob(gctx, pat)
-			cancel()
+			m, err = tr.Glob(ctx, pat)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -370,42 +344,17 @@ func (s *Source) readFiles(ctx context.Context, tr transport.Transport, red *Red
 			}
 		}
 	}
-	// Every file in one round trip when the transport can, unless it was read ahead.
-	var batch []transport.FileResult
-	allPre := len(paths) > 0
-	for _, p := range paths {
-		if _, ok := pre.files[p]; !ok {
-			allPre = false
-		}
-	}
-	if allPre {
-		for _, p := range paths {
-			batch = append(batch, pre.files[p])
-		}
-	} else if fb, ok := tr.(transport.FileBatcher); ok && len(paths) > 0 {
-		fctx, cancel := context.WithTimeout(ctx, s.timeout())
-		res, err := fb.ReadFiles(fctx, paths, s.MaxBytes)
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, fmt.Errorf("source %s: %w", s.Name, err)
-		}
-		batch = res
-	}
 	var out []Artifact
-	for i, p := range paths {
+	for _, p := range paths {
 		a := Artifact{Name: s.ArtifactName(p), Source: s.Name, Path: p}
 		var f *transport.File
 		var err error
-		if batch != nil && i < len(batch) {
-			f, err = batch[i].File, batch[i].Err
+		if r, ok := pre.files[p]; ok {
+			f, err = r.File, r.Err
 		} else {
-			fctx, cancel := context.WithTimeout(ctx, s.timeout())
+			// Not read ahead: a name a glob gave only here.
 			start := time.Now()
-			f, err = tr.ReadFile(fctx, p, s.MaxBytes)
-			cancel()
+			f, err = tr.ReadFile(ctx, p, s.MaxBytes)
 			a.Duration = time.Since(start)
 		}
 		switch {
@@ -422,12 +371,10 @@ func (s *Source) readFiles(ctx context.Context, tr transport.Transport, red *Red
 		case errors.Is(err, transport.ErrPermission):
 			a.Unavailable = "not permitted: " + p
 		case errors.Is(err, context.DeadlineExceeded):
-			a.Unavailable = fmt.Sprintf("timed out after %s reading %s", s.timeout(), p)
+			a.Unavailable = "timed out reading " + p
+		case errors.Is(err, transport.ErrNotRegular):
+			a.Unavailable = err.Error()
 		default:
-			if strings.Contains(err.Error(), "not a regular file") {
-				a.Unavailable = err.Error()
-				break
-			}
 			return nil, fmt.Errorf("source %s: %w", s.Name, err)
 		}
 		out = append(out, a)

@@ -2,7 +2,7 @@ package collector
 
 import (
 	"bytes"
-	"flag"
+	"github.com/hardtrail/hardtrail/internal/testutil"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,30 +10,13 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files")
-
 const fixtures = "../testdata/collector"
 
 // golden compares got with testdata/collector/golden/name, or rewrites it with -update.
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
 	p := filepath.Join(fixtures, "golden", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from golden %s:\n--- got\n%s\n--- want\n%s", name, p, got, want)
-	}
+	testutil.Golden(t, p, got)
 }
 
 func fixture(t *testing.T, name string) []byte {

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"bytes"
+	"github.com/hardtrail/hardtrail/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,7 +93,7 @@ func TestKeyFile(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("key mode %v, err %v", st.Mode(), err)
 	}
-	os.Chmod(p, 0o644)
+	testutil.Must(t, os.Chmod(p, 0o644))
 	if _, err := LoadOrCreateKey(p); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Errorf("world-readable key accepted: %v", err)
 	}

@@ -251,8 +251,38 @@ func (c *Config) validate(src []byte) error {
 				return errf([]string{"target", strconv.Itoa(i), "jump"}, "target %q: jump %q is neither a target name nor user@host:port: %v", t.Name, t.Jump, err)
 			}
 		}
+		if path := c.jumpCycle(t.Name); path != nil {
+			return errf([]string{"target", strconv.Itoa(i), "jump"}, "target %q: jump hosts form a cycle: %s (one of them must connect directly)", t.Name, strings.Join(path, " -> "))
+		}
 	}
 	return nil
+}
+
+// jumpCycle follows the jumps from the named target through other targets and returns the
+// path when it comes back to that target; nil when the chain ends at a direct connection or at
+// a jump given as an address, or runs into a cycle the target is not part of (that cycle is
+// reported at a target of its own).
+func (c *Config) jumpCycle(name string) []string {
+	var path []string
+	at := map[string]bool{}
+	for {
+		t, ok := c.Target(name)
+		if !ok {
+			return nil
+		}
+		path = append(path, name)
+		if at[name] {
+			if name != path[0] {
+				return nil
+			}
+			return path
+		}
+		at[name] = true
+		if t.Jump == "" {
+			return nil
+		}
+		name = t.Jump
+	}
 }
 
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)

@@ -50,8 +50,8 @@ func TestAlertRulesTestCanFail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(dir, "hardtrail.rules.yml"), broken, 0o644)
-	os.WriteFile(filepath.Join(dir, "hardtrail.rules.test.yml"), tests, 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(dir, "hardtrail.rules.yml"), broken, 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(dir, "hardtrail.rules.test.yml"), tests, 0o644))
 	cmd := exec.Command(promtool, "test", "rules", "hardtrail.rules.test.yml")
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err == nil {
@@ -274,7 +274,7 @@ func TestWebConfigExample(t *testing.T) {
 	}
 	s := strings.NewReplacer("/etc/hardtrail/tls/agent.crt", crt, "/etc/hardtrail/tls/agent.key", key).Replace(string(src))
 	wc := filepath.Join(dir, "web-config.yml")
-	os.WriteFile(wc, []byte(s), 0o600)
+	testutil.Must(t, os.WriteFile(wc, []byte(s), 0o600))
 	if out, err := exec.Command(promtool, "check", "web-config", wc).CombinedOutput(); err != nil {
 		t.Errorf("promtool check web-config: %v\n%s", err, out)
 	}
@@ -307,10 +307,10 @@ func TestSystemdUnitVerifies(t *testing.T) {
 		// The binary the unit starts must exist and be executable.
 		unit = bytes.ReplaceAll(unit, []byte("/usr/bin/hardtrail "), []byte(exe+" "))
 		path := filepath.Join(dir, "hardtrail-agent.service")
-		os.WriteFile(path, unit, 0o644)
+		testutil.Must(t, os.WriteFile(path, unit, 0o644))
 		if dropin != nil {
-			os.Mkdir(path+".d", 0o755)
-			os.WriteFile(filepath.Join(path+".d", "sudo.conf"), dropin, 0o644)
+			testutil.Must(t, os.Mkdir(path+".d", 0o755))
+			testutil.Must(t, os.WriteFile(filepath.Join(path+".d", "sudo.conf"), dropin, 0o644))
 		}
 		cmd := exec.Command(analyze, "verify", path)
 		cmd.Env = append(os.Environ(), "SYSTEMD_UNIT_PATH="+dir+":", "SYSTEMD_LOG_LEVEL=warning")
@@ -411,9 +411,9 @@ func TestUnitCapabilitiesSuffice(t *testing.T) {
 	dir := t.TempDir()
 	key := filepath.Join(dir, "ssh_host_ed25519_key")
 	testutil.Run(t, keygen, "-q", "-t", "ed25519", "-N", "", "-f", key)
-	os.Chmod(key, 0o600)
+	testutil.Must(t, os.Chmod(key, 0o600))
 	cfg := filepath.Join(dir, "sshd_config")
-	os.WriteFile(cfg, []byte("HostKey "+key+"\nPasswordAuthentication no\n"), 0o600)
+	testutil.Must(t, os.WriteFile(cfg, []byte("HostKey "+key+"\nPasswordAuthentication no\n"), 0o600))
 
 	run := func(argv []string) (string, error) {
 		out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
@@ -534,10 +534,10 @@ func TestPrometheusConfigExample(t *testing.T) {
 	}
 	s := strings.NewReplacer("/etc/prometheus/hardtrail.rules.yml", rules, "/etc/prometheus/", dir+"/").Replace(string(src))
 	for _, f := range []string{"hardtrail-ca.crt", "hardtrail.password"} {
-		os.WriteFile(filepath.Join(dir, f), []byte("x\n"), 0o600)
+		testutil.Must(t, os.WriteFile(filepath.Join(dir, f), []byte("x\n"), 0o600))
 	}
 	cfg := filepath.Join(dir, "prometheus.yml")
-	os.WriteFile(cfg, []byte(s), 0o600)
+	testutil.Must(t, os.WriteFile(cfg, []byte(s), 0o600))
 	out, err := exec.Command(promtool, "check", "config", "--syntax-only", cfg).CombinedOutput()
 	if err != nil {
 		t.Errorf("promtool check config: %v\n%s", err, out)

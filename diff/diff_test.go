@@ -3,7 +3,6 @@ package diff
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -15,8 +14,6 @@ import (
 
 	"github.com/hardtrail/hardtrail/internal/testutil"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 // fixtureDir holds config-like before/after pairs: NAME/a and NAME/b (a missing file is an
 // added or removed artifact) and the golden NAME/unified.diff.
@@ -65,18 +62,7 @@ func TestUnifiedGolden(t *testing.T) {
 		t.Run(f.name, func(t *testing.T) {
 			got := Unified(f.a, f.b, f.la, f.lb)
 			path := filepath.Join(fixtureDir, f.name, "unified.diff")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("differs from %s\ngot:\n%s\nwant:\n%s", path, got, want)
-			}
+			testutil.Golden(t, path, got)
 		})
 	}
 }
@@ -181,9 +167,7 @@ func TestUnifiedMatchesGNURandom(t *testing.T) {
 // TestUnifiedMatchesGNULarge covers GNU diff's heuristics that only act on larger inputs:
 // discarding of lines too common to anchor, and the cost cap on unrelated texts.
 func TestUnifiedMatchesGNULarge(t *testing.T) {
-	if testing.Short() {
-		t.Skip("large inputs")
-	}
+	testutil.Short(t, "large inputs")
 	tool := testutil.Tool(t, "diff")
 	dir := t.TempDir()
 	r := rand.New(rand.NewPCG(3, 4))

@@ -5,9 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
-	"flag"
 	"fmt"
-	"os"
+	"github.com/hardtrail/hardtrail/internal/testutil"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,13 +14,12 @@ import (
 	"time"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files")
-
 const waiverRules = `[[rule]]
 id = "telnet-closed"
 title = "Telnet is not listening"
 severity = "critical"
 controls = ["ISO27001:2022 A.8.20"]
+remediation = "Disable the telnet service."
 [rule.port]
 port = 23
 state = "closed"
@@ -31,6 +29,9 @@ id = "sshd-root-login"
 title = "Root cannot log in over SSH"
 severity = "high"
 controls = ["ISO27001:2022 A.8.5"]
+remediation = """
+Set PermitRootLogin no in /etc/ssh/sshd_config
+and reload sshd."""
 [rule.sshd]
 option = "permitrootlogin"
 equals = "no"
@@ -138,10 +139,6 @@ func TestResultJSONFields(t *testing.T) {
 	if err := json.Unmarshal(data, &m); err != nil {
 		t.Fatal(err)
 	}
-	var keys []string
-	for k := range m {
-		keys = append(keys, k)
-	}
 	for _, k := range []string{"rule", "title", "severity", "kind", "controls", "incidents", "outcome", "message", "expected", "actual", "waiver"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("JSON lacks %q: %s", k, data)
@@ -180,21 +177,7 @@ func TestRender(t *testing.T) {
 				t.Fatal(err)
 			}
 			golden := filepath.Join("..", "testdata", "rules", "golden", tc.file)
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(b.Bytes(), want) {
-				t.Errorf("%s differs from %s (run go test -update after checking):\n%s", tc.file, golden, b.String())
-			}
+			testutil.Golden(t, golden, b.Bytes())
 		})
 	}
 

@@ -119,6 +119,10 @@ func CheckPack(srcs ...Source) (*Set, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	return checkPack(files)
+}
+
+func checkPack(files []ruleFile) (*Set, int, error) {
 	rules, waivers, errs := parseAll(files)
 	ids := make(map[string]bool, len(rules))
 	for _, r := range rules {
@@ -139,6 +143,7 @@ func CheckPack(srcs ...Source) (*Set, int, error) {
 		return nil, 0, errors.Join(errs...)
 	}
 	s.files = fileNames(files)
+	s.texts = fileTexts(files)
 	return s, foreign, nil
 }
 
@@ -297,7 +302,37 @@ func build(files []ruleFile) (*Set, error) {
 		return nil, errors.Join(errs...)
 	}
 	s.files = fileNames(files)
+	s.texts = fileTexts(files)
 	return s, nil
+}
+
+// LoadFiles builds a set from rule files held in memory, such as those a store or a bundle
+// kept (Set.Texts), with the checks of LoadSources.
+func LoadFiles(files ...File) (*Set, error) {
+	rfs := make([]ruleFile, len(files))
+	for i, f := range files {
+		rfs[i] = ruleFile{name: f.Name, data: f.Data}
+	}
+	return build(rfs)
+}
+
+// CheckFiles is CheckPack over rule files held in memory: waivers naming rules the files do
+// not define are left out rather than refused.
+func CheckFiles(files ...File) (*Set, error) {
+	rfs := make([]ruleFile, len(files))
+	for i, f := range files {
+		rfs[i] = ruleFile{name: f.Name, data: f.Data}
+	}
+	s, _, err := checkPack(rfs)
+	return s, err
+}
+
+func fileTexts(files []ruleFile) []File {
+	out := make([]File, len(files))
+	for i, f := range files {
+		out[i] = File{Name: f.name, Data: f.data}
+	}
+	return out
 }
 
 // parseAll parses every file, returning what is valid and every problem found. A file that

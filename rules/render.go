@@ -45,8 +45,8 @@ func WriteJSON(w io.Writer, reports ...Report) error {
 	return enc.Encode(doc)
 }
 
-// WriteText writes one aligned line per result (outcome, severity, rule ID, message) and a
-// summary line per target.
+// WriteText writes one aligned line per result (outcome, severity, rule ID, message), under a
+// failed or erred rule its remediation, and a summary line per target.
 func WriteText(w io.Writer, reports ...Report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for i, r := range reports {
@@ -64,6 +64,9 @@ func WriteText(w io.Writer, reports ...Report) error {
 				msg = fmt.Sprintf("waived until %s by %s: %s (%s)", res.Waiver.Expires, res.Waiver.Approver, res.Waiver.Reason, msg)
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", strings.ToUpper(string(res.Outcome)), res.Severity, res.Rule, msg)
+			if (res.Outcome == Fail || res.Outcome == Error) && res.Remediation != "" {
+				fmt.Fprintf(tw, "  \t\t\tremediation: %s\n", oneLine(res.Remediation))
+			}
 		}
 		if err := tw.Flush(); err != nil {
 			return err

@@ -80,8 +80,19 @@ type Set struct {
 	byID    map[string]*Rule
 	waivers []*Waiver
 	files   []string
+	texts   []File
 	digest  string
 }
+
+// File is one rule file as it was read: its name (as messages name it) and its bytes.
+type File struct {
+	Name string
+	Data []byte
+}
+
+// Texts returns the files the set was loaded from, verbatim, in load order (nil for a set
+// built by Merge). The bytes belong to the set; callers must not modify them.
+func (s *Set) Texts() []File { return append([]File(nil), s.texts...) }
 
 // Files names the files the set was loaded from, in load order, including files that hold
 // neither rules nor waivers.
@@ -173,8 +184,12 @@ func Summarize(results []Result) Summary {
 }
 
 func (s Summary) String() string {
-	return fmt.Sprintf("%d rules: %d pass, %d fail, %d error, %d skip, %d waived",
-		s.Total, s.Pass, s.Fail, s.Error, s.Skip, s.Waived)
+	noun := "rules"
+	if s.Total == 1 {
+		noun = "rule"
+	}
+	return fmt.Sprintf("%d %s: %d pass, %d fail, %d error, %d skip, %d waived",
+		s.Total, noun, s.Pass, s.Fail, s.Error, s.Skip, s.Waived)
 }
 
 // quoteList writes items as [a, b, c].
@@ -203,5 +218,6 @@ func (s *Set) Filter(keep func(*Rule) bool) *Set {
 		panic("rules: filter of a valid set: " + err.Error())
 	}
 	out.files = s.files
+	out.texts = s.texts
 	return out
 }

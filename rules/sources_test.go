@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"github.com/hardtrail/hardtrail/internal/testutil"
 	"os"
 	"path/filepath"
 	"slices"
@@ -120,13 +121,13 @@ func TestLoadSourcesMatchesLoad(t *testing.T) {
 // CheckPack lets a pack's waivers name rules from elsewhere and reports everything else.
 func TestCheckPack(t *testing.T) {
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "waivers.toml"), []byte(`[[waiver]]
+	testutil.Must(t, os.WriteFile(filepath.Join(dir, "waivers.toml"), []byte(`[[waiver]]
 rule = "fw-iptables-input-default-drop"
 targets = ["*"]
 reason = "host firewall is managed upstream"
 approver = "ciso@example.com"
 expires = 2099-01-01
-`), 0o644)
+`), 0o644))
 	s, foreign, err := CheckPack(Source{Path: dir})
 	if err != nil || s.Len() != 0 || len(s.Waivers()) != 0 || foreign != 1 || len(s.Files()) != 1 {
 		t.Errorf("waivers for rules elsewhere: %v, %d foreign, %+v", err, foreign, s)
@@ -141,7 +142,7 @@ expires = 2099-01-01
 		t.Errorf("CheckPack and LoadSources disagree on a whole set: %v", err)
 	}
 	bad := filepath.Join(dir, "bad.toml")
-	os.WriteFile(bad, []byte("[[rule]]\nid = \"x\"\ntitle = \"x\"\nseverity = \"severe\"\ncontrols = [\"c\"]\n[rule.port]\nport = 23\nstate = \"closed\"\n"), 0o644)
+	testutil.Must(t, os.WriteFile(bad, []byte("[[rule]]\nid = \"x\"\ntitle = \"x\"\nseverity = \"severe\"\ncontrols = [\"c\"]\n[rule.port]\nport = 23\nstate = \"closed\"\n"), 0o644))
 	_, _, err = CheckPack(Source{Path: dir})
 	if err == nil || err.Error() != bad+`:4:1: rule "x": rule.severity: unknown severity "severe" (one of info, low, medium, high, critical)` {
 		t.Errorf("bad rule: %v", err)

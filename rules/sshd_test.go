@@ -19,7 +19,7 @@ func TestSSHDRealEffectiveConfig(t *testing.T) {
 	// sshd -T checks its privilege separation directory even in test mode; creating it
 	// needs root, reading the generated host key does not.
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-		testutil.Skip(t, "sshd needs /run/sshd: %v", err)
+		testutil.Skip(t, "root", "sshd needs /run/sshd: %v", err)
 	}
 	dir := t.TempDir()
 	key := filepath.Join(dir, "host_ed25519")

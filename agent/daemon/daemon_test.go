@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hardtrail/hardtrail/internal/testutil"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -44,7 +45,7 @@ func newFixture(t *testing.T, extra string) *fixture {
 	f.write("fw", weakFW)
 	f.write("sshd", weakSSHD)
 	f.rules = filepath.Join(f.dir, "rules.toml")
-	os.WriteFile(f.rules, []byte(`[[rule]]
+	testutil.Must(t, os.WriteFile(f.rules, []byte(`[[rule]]
 id = "inc1-no-passwords"
 title = "SSH does not accept passwords"
 severity = "high"
@@ -63,7 +64,7 @@ controls = ["ISO27001:2022 A.8.20"]
 family = "iptables"
 chain = "INPUT"
 rule_absent = "--dport 23 -j ACCEPT"
-`), 0o600)
+`), 0o600))
 	src := fmt.Sprintf(`store = %q
 [agent]
 interval = "1s"
@@ -185,11 +186,11 @@ func TestIncidentLifecycle(t *testing.T) {
 		fw, sshd string
 		want     want
 	}{
-		{"hardened", hardFW, hardSSHD, want{incident.Verified, "all 1 linked rules pass", false, true}},
-		{"still hardened", hardFW, hardSSHD, want{incident.Verified, "all 1 linked rules pass", false, true}},
+		{"hardened", hardFW, hardSSHD, want{incident.Verified, "all 1 pass on the newest snapshot", false, true}},
+		{"still hardened", hardFW, hardSSHD, want{incident.Verified, "all 1 pass on the newest snapshot", false, true}},
 		{"firewall reverted", weakFW, hardSSHD, want{incident.Regressed, "hardened change reverted in [firewall/iptables]", true, false}},
 		{"firewall restored, passwords back", hardFW, weakSSHD, want{incident.Regressed, "linked rules failing: [inc1-no-passwords]", false, false}},
-		{"restored", hardFW, hardSSHD, want{incident.Verified, "all 1 linked rules pass", false, false}},
+		{"restored", hardFW, hardSSHD, want{incident.Verified, "all 1 pass on the newest snapshot", false, false}},
 	} {
 		f.write("fw", step.fw)
 		f.write("sshd", step.sshd)

@@ -16,13 +16,14 @@ import (
 	"github.com/hardtrail/hardtrail/internal/buildinfo"
 )
 
-// family is one metric of the contract (DESIGN.md), or the outcome of the last reload.
+// family is one metric the README's "Metrics" table documents, or the outcome of the last reload.
 type family struct {
 	name, help string
 	typ        dto.MetricType
 	labels     []string // sorted, as the exposition writes them
 }
 
+// The families.
 var (
 	buildInfoFam = family{"hardtrail_build_info", "Build of the hardtrail agent; always 1.", dto.MetricType_GAUGE, []string{"goversion", "revision", "version"}}
 	targetUpFam  = family{"hardtrail_target_up", "1 when the last collection of the target succeeded.", dto.MetricType_GAUGE, []string{"target"}}

@@ -2,12 +2,10 @@ package daemon
 
 import (
 	"bytes"
-	"flag"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -21,8 +19,6 @@ import (
 	"github.com/hardtrail/hardtrail/internal/buildinfo"
 	"github.com/hardtrail/hardtrail/internal/testutil"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 // sampleState has two targets (one down), rules of several severities and outcomes, drift,
 // and incidents in every status.
@@ -85,17 +81,7 @@ func TestMetricsGolden(t *testing.T) {
 	}
 	got := ours(body)
 	golden := filepath.Join("..", "..", "testdata", "agent", "metrics.golden")
-	if *update {
-		os.MkdirAll(filepath.Dir(golden), 0o755)
-		os.WriteFile(golden, []byte(got), 0o644)
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("metrics differ from %s (go test -update rewrites it):\n%s", golden, got)
-	}
+	testutil.Golden(t, golden, []byte(got))
 	// Nothing but ours, Go's and the process's.
 	for _, l := range strings.Split(body, "\n") {
 		if l == "" || strings.HasPrefix(l, "#") {

@@ -30,8 +30,8 @@ func newWatchFixture(t *testing.T) *watchFixture {
 	t.Helper()
 	f := &watchFixture{dir: t.TempDir(), log: &testutil.SyncBuffer{}}
 	main := filepath.Join(f.dir, "main")
-	os.WriteFile(main, []byte("setting 1\n"), 0o600)
-	os.Mkdir(filepath.Join(f.dir, "conf.d"), 0o700)
+	testutil.Must(t, os.WriteFile(main, []byte("setting 1\n"), 0o600))
+	testutil.Must(t, os.Mkdir(filepath.Join(f.dir, "conf.d"), 0o700))
 	src := fmt.Sprintf(`store = %q
 [agent]
 interval = "1h"
@@ -193,7 +193,7 @@ func TestCaptureOnChangeStorm(t *testing.T) {
 	const edits = 150
 	storm := 1500 * time.Millisecond
 	for i := range edits {
-		os.WriteFile(filepath.Join(f.dir, "main"), fmt.Appendf(nil, "setting %d\n", i), 0o600)
+		testutil.Must(t, os.WriteFile(filepath.Join(f.dir, "main"), fmt.Appendf(nil, "setting %d\n", i), 0o600))
 		time.Sleep(storm / edits)
 	}
 	want := fmt.Sprintf("setting %d\n", edits-1)

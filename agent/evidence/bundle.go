@@ -6,11 +6,16 @@ import (
 	"time"
 
 	"github.com/hardtrail/hardtrail/agent/incident"
+	"github.com/hardtrail/hardtrail/agent/store"
 	"github.com/hardtrail/hardtrail/rules"
 )
 
-// Format names the manifest layout.
-const Format = "hardtrail-evidence/1"
+// Format names the manifest layout this build writes; FormatV1 is the first, which Verify
+// still checks.
+const (
+	Format   = "hardtrail-evidence/2"
+	FormatV1 = "hardtrail-evidence/1"
+)
 
 // Names of the files of a bundle, under its top directory (the incident ID).
 const (
@@ -24,6 +29,17 @@ const (
 	DiffDir       = "diff"
 	// CombinedDiff is the one patch that, applied with `patch -p1` inside before/, gives after/.
 	CombinedDiff = DiffDir + "/combined.diff"
+	// SnapshotsDir holds each exported snapshot's canonical manifest as ID.json: its SHA-256
+	// is its name, the snapshot's ID.
+	SnapshotsDir = "snapshots"
+	// RulesDir holds the linked rule files verbatim.
+	RulesDir = "rules"
+	// RecordsDir holds the incident record (incident.json) and, for each signed link or
+	// record, the bytes signed (ID.json) and the SSHSIG signature (ID.sig).
+	RecordsDir     = "records"
+	IncidentRecord = RecordsDir + "/incident.json"
+	// StatusEvents holds the status changes the agent recorded for the incident, as stored.
+	StatusEvents = RecordsDir + "/status-events.json"
 )
 
 // Manifest is manifest.json: what the bundle holds and the hash of every other file in it. It
@@ -41,6 +57,20 @@ type Manifest struct {
 	// the results; Rules lists their IDs.
 	RulesDigest string   `json:"rules_digest"`
 	Rules       []string `json:"rules"`
+	// Headline sums up the status with the regression history since the fix (format 2).
+	Headline string `json:"headline,omitempty"`
+	// RulesFrom says where the linked rules came from (the store, or the rules given while the
+	// store held none); RulesChanged lists linked rules changed since the previous evaluation.
+	RulesFrom    string                `json:"rules_from,omitempty"`
+	RulesChanged []incident.RuleChange `json:"rules_changed,omitempty"`
+	// RuleFiles are the files of rules/: the linked rule files verbatim.
+	RuleFiles []RuleFile `json:"rule_files,omitempty"`
+	// Record is the incident's own record (format 2).
+	Record *Record `json:"record,omitempty"`
+	// StoreHead is the digest over the newest record of every chain of the store the bundle
+	// was exported from (format 2): hardtrail store verify --head DIGEST checks, later, that
+	// the store still extends it, so nothing the bundle was built from was removed or changed.
+	StoreHead string `json:"store_head,omitempty"`
 	// SignedBy is the fingerprint of the key that signed the manifest, when it is signed.
 	SignedBy string   `json:"signed_by,omitempty"`
 	Links    []Link   `json:"links"`
@@ -59,6 +89,42 @@ type Link struct {
 	By       string    `json:"by"`
 	At       time.Time `json:"at"` // when it was tagged
 	Note     string    `json:"note,omitempty"`
+	// Who invoked hardtrail and as whom (format 2).
+	Who *store.Actor `json:"who,omitempty"`
+	// Signature is the records/ file of the operator's SSHSIG signature, when signed.
+	Signature string `json:"signature,omitempty"`
+	// Voided says who withdrew the link and why; a voided link proves nothing.
+	Voided *incident.Void `json:"voided,omitempty"`
+}
+
+// RuleFile is one linked rule file: its path in the bundle and the name it was loaded as.
+type RuleFile struct {
+	Path   string `json:"path"`
+	Source string `json:"source"`
+}
+
+// Record is the incident's record: its title and the rest of its opening, and every entry.
+type Record struct {
+	Title    string `json:"title,omitempty"`
+	Closed   bool   `json:"closed"`
+	Reopened bool   `json:"reopened,omitempty"`
+	// Entries are every record of the incident, in order (ID is the record's hash in the store).
+	Entries []RecordEntry `json:"entries"`
+	// StatusEvents counts the status changes the agent recorded (records/status-events.json).
+	StatusEvents int `json:"status_events"`
+}
+
+// StatusEvent is one status change the agent recorded, with its ID in the store.
+type StatusEvent struct {
+	ID string `json:"id"`
+	store.StatusEvent
+}
+
+// RecordEntry is one incident record with its ID and, when signed, its signature's file.
+type RecordEntry struct {
+	ID string `json:"id"`
+	store.Record
+	SignatureFile string `json:"signature_file,omitempty"`
 }
 
 // SnapshotRef names a snapshot and when it was captured.
@@ -67,6 +133,37 @@ type SnapshotRef struct {
 	Seq     int64     `json:"seq"`
 	TakenAt time.Time `json:"taken_at"`
 	Note    string    `json:"note,omitempty"`
+	// Manifest is the snapshots/ file holding its canonical manifest, when bundled (format 2).
+	Manifest   string      `json:"manifest,omitempty"`
+	Provenance *Provenance `json:"provenance,omitempty"`
+}
+
+// Provenance is how a snapshot was captured: from which host, how, by which tool, and every
+// command with its exit code and stderr and every artifact that could not be captured.
+type Provenance struct {
+	Hostname    string        `json:"hostname,omitempty"`
+	MachineID   string        `json:"machine_id,omitempty"`
+	Transport   string        `json:"transport"`
+	Address     string        `json:"address,omitempty"`
+	HostKey     string        `json:"host_key,omitempty"`
+	ToolVersion string        `json:"tool_version"`
+	Commands    []Command     `json:"commands"`
+	Unavailable []Unavailable `json:"unavailable,omitempty"`
+}
+
+// Command is one command a capture ran.
+type Command struct {
+	Artifact string   `json:"artifact"`
+	Argv     []string `json:"argv"`
+	// ExitCode is absent when the command has none: it timed out or was stopped.
+	ExitCode *int   `json:"exit_code,omitempty"`
+	Stderr   string `json:"stderr,omitempty"`
+}
+
+// Unavailable is an artifact that was not captured, and why.
+type Unavailable struct {
+	Artifact string `json:"artifact"`
+	Reason   string `json:"reason"`
 }
 
 // Target is the incident on one target.
@@ -82,6 +179,9 @@ type Target struct {
 	Exported  bool       `json:"exported"`
 	Artifacts []Artifact `json:"artifacts,omitempty"`
 	Results   Results    `json:"results"`
+	// History is what happened since the first after link: each regression episode and the
+	// held spans, from every stored snapshot (format 2).
+	History *incident.History `json:"history,omitempty"`
 }
 
 // Changes of an artifact between the before and after snapshots.
@@ -120,7 +220,15 @@ type Version struct {
 	Size        int64  `json:"size"`
 	Binary      bool   `json:"binary,omitempty"`
 	Unavailable string `json:"unavailable,omitempty"`
+	// ExitCode and Stderr are the command's, when it exited non-zero; Failed then says so,
+	// and an empty output is not written as a file (format 2).
+	ExitCode int    `json:"exit_code,omitempty"`
+	Stderr   string `json:"stderr,omitempty"`
+	Failed   string `json:"failed,omitempty"`
 }
+
+// captured reports whether the version has a file in the bundle.
+func (v *Version) captured() bool { return v != nil && v.Unavailable == "" && v.Failed == "" }
 
 // Results are the outcomes of the rules linked to the incident on one target.
 type Results struct {

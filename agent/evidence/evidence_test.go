@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,31 +18,49 @@ import (
 	"github.com/hardtrail/hardtrail/rules"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files")
-
 const incidentID = "INC-2026-0007"
 
 // artifact is one artifact of a synthetic snapshot: content, or unavailable with a reason.
 type artifact struct {
 	content     string
 	unavailable string
+	exit        int
+	stderr      string
 }
 
 func save(t testing.TB, st *store.Store, target string, at time.Time, note string, arts map[string]artifact) string {
 	t.Helper()
-	m := &store.Manifest{Target: target, Started: at.Add(-2 * time.Second), TakenAt: at, Transport: "local",
-		Profiles: []string{"linux"}, ToolVersion: "test", Note: note}
-	var contents [][]byte
-	for name, a := range arts {
-		e := store.ArtifactEntry{Name: name, Source: name, Unavailable: a.unavailable}
-		m.Artifacts = append(m.Artifacts, e)
-		contents = append(contents, []byte(a.content))
-	}
+	m, contents := manifest(target, at, note, arts)
 	s, err := st.Save(t.Context(), m, contents)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s.ID
+}
+
+// hold records a capture equal to the target's newest snapshot at at.
+func hold(t testing.TB, st *store.Store, target string, at time.Time, arts map[string]artifact) {
+	t.Helper()
+	m, contents := manifest(target, at, "", arts)
+	s, err := st.SaveOrHold(t.Context(), m, contents, store.HoldPolicy{MaxAge: 24 * time.Hour, MaxGap: time.Hour})
+	if err != nil || !s.Held {
+		t.Fatalf("hold: %+v %v", s, err)
+	}
+}
+
+func manifest(target string, at time.Time, note string, arts map[string]artifact) (*store.Manifest, [][]byte) {
+	var contents [][]byte
+	m := &store.Manifest{Target: target, Started: at.Add(-2 * time.Second), TakenAt: at, Transport: "local", Hostname: target + ".example",
+		Profiles: []string{"linux"}, ToolVersion: "test", Note: note}
+	for name, a := range arts {
+		e := store.ArtifactEntry{Name: name, Source: name, Unavailable: a.unavailable, ExitCode: &a.exit, Stderr: a.stderr}
+		if a.exit != 0 || a.stderr != "" {
+			e.Command = []string{"systemctl", "list-units"}
+		}
+		m.Artifacts = append(m.Artifacts, e)
+		contents = append(contents, []byte(a.content))
+	}
+	return m, contents
 }
 
 func tag(t testing.TB, st *store.Store, snap, phase, by, note string, at time.Time) {
@@ -70,8 +87,20 @@ func synthetic(t testing.TB) (*store.Store, *rules.Set) {
 	}
 	osr := artifact{content: "ID=debian\nVERSION_ID=\"12\"\n"}
 	listening := artifact{unavailable: "not installed: ss"}
+	failed := artifact{exit: 1, stderr: "Failed to connect to bus: No such file or directory\n"}
+	machine := artifact{content: "4c4c4544004b3010804fb4c04f4e3232\n"}
+	open := func(r store.Record) {
+		t.Helper()
+		if _, err := st.AddRecord(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open(store.Record{Incident: incidentID, Kind: store.KindOpen, Title: "root login and passwords over SSH", Severity: "high",
+		Ticket: "https://tickets.example/SEC-7", Category: "weak-ssh-config", By: "alice", At: t0.Add(-time.Hour)})
 	before := save(t, st, "web1", t0, "", map[string]artifact{
-		"sshd/effective": {content: "port 22\npermitrootlogin yes\npasswordauthentication yes\nx11forwarding yes\n"},
+		"services/active":   failed,
+		"system/machine-id": machine,
+		"sshd/effective":    {content: "port 22\npermitrootlogin yes\npasswordauthentication yes\nx11forwarding yes\n"},
 		"sshd/config/etc/ssh/sshd_config.d/50-hardening.conf": {content: "PermitRootLogin yes\n"},
 		"sshd/config/etc/ssh/sshd_config.d/40-legacy.conf":    {content: "Ciphers aes128-cbc\n"},
 		"sshd/config/etc/ssh/local overrides/dns.conf":        {content: "UseDNS yes\n"},
@@ -88,8 +117,10 @@ func synthetic(t testing.TB) (*store.Store, *rules.Set) {
 	})
 	tag(t, st, db, store.Before, "alice", "", t0.Add(6*time.Minute))
 	t1 := t0.Add(90 * time.Minute)
-	after := save(t, st, "web1", t1, "after change CHG-12", map[string]artifact{
-		"sshd/effective": {content: "port 22\npermitrootlogin no\npasswordauthentication no\nx11forwarding yes\n"},
+	afterArts := map[string]artifact{
+		"services/active":   failed,
+		"system/machine-id": machine,
+		"sshd/effective":    {content: "port 22\npermitrootlogin no\npasswordauthentication no\nx11forwarding yes\n"},
 		"sshd/config/etc/ssh/sshd_config.d/50-hardening.conf": {content: "PermitRootLogin no\nPasswordAuthentication no\n"},
 		"sshd/config/etc/ssh/sshd_config.d/60-empty.conf":     {},
 		"sshd/config/etc/ssh/local overrides/dns.conf":        {content: "UseDNS no\n"},
@@ -100,10 +131,31 @@ func synthetic(t testing.TB) (*store.Store, *rules.Set) {
 		"net/listening":      listening,
 		"system/os-release":  osr,
 		"system/motd":        {content: "welcome back"},
-	})
+	}
+	after := save(t, st, "web1", t1, "after change CHG-12", afterArts)
 	tag(t, st, after, store.After, "bob", "hardened per CHG-12", t1.Add(2*time.Minute))
+	open(store.Record{Incident: incidentID, Kind: store.KindNote, Text: "root cause: the image's sshd_config allowed root and passwords", By: "bob", At: t1.Add(3 * time.Minute)})
+	hold(t, st, "web1", t1.Add(10*time.Minute), afterArts)
+	hold(t, st, "web1", t1.Add(25*time.Minute), afterArts)
+	reverted := map[string]artifact{}
+	for k, v := range afterArts {
+		reverted[k] = v
+	}
+	reverted["sshd/effective"] = artifact{content: "port 22\npermitrootlogin yes\npasswordauthentication no\nx11forwarding yes\n"}
+	rev := save(t, st, "web1", t1.Add(time.Hour), "", reverted)
+	for _, e := range []store.StatusEvent{
+		{Incident: incidentID, Target: "web1", Status: "verified", Cause: "proven", Snapshot: after, At: t1.Add(5 * time.Minute)},
+		{Incident: incidentID, Target: "web1", Status: "regressed", Cause: "hardened change reverted in [sshd/effective]", Snapshot: rev, At: t1.Add(time.Hour + 5*time.Second)},
+	} {
+		if _, err := st.RecordStatus(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	save(t, st, "web1", t1.Add(time.Hour+41*time.Second), "", afterArts)
 	save(t, st, "web1", t0.Add(24*time.Hour), "nightly", map[string]artifact{
-		"sshd/effective": {content: "port 22\npermitrootlogin no\npasswordauthentication yes\nx11forwarding yes\n"},
+		"services/active":   failed,
+		"system/machine-id": machine,
+		"sshd/effective":    {content: "port 22\npermitrootlogin no\npasswordauthentication yes\nx11forwarding yes\n"},
 		"sshd/config/etc/ssh/sshd_config.d/50-hardening.conf": {content: "PermitRootLogin no\nPasswordAuthentication no\nX11Forwarding no\n"},
 		"sshd/config/etc/ssh/sshd_config.d/60-empty.conf":     {},
 		"firewall/iptables":  {content: "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 23 -j DROP\nCOMMIT\n"},
@@ -129,19 +181,7 @@ func build(t testing.TB) *Bundle {
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
 	path := filepath.Join("..", "..", "testdata", "evidence", "golden", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (go test -update rewrites it); got:\n%s", name, got)
-	}
+	testutil.Golden(t, path, got)
 }
 
 func TestReportGolden(t *testing.T) {
@@ -508,8 +548,8 @@ func TestGNUPatchAppliesCombinedDiff(t *testing.T) {
 	for p, c := range b.files {
 		if r, ok := strings.CutPrefix(p, BeforeDir+"/"); ok {
 			f := filepath.Join(dir, filepath.FromSlash(r))
-			os.MkdirAll(filepath.Dir(f), 0o755)
-			os.WriteFile(f, c, 0o644)
+			testutil.Must(t, os.MkdirAll(filepath.Dir(f), 0o755))
+			testutil.Must(t, os.WriteFile(f, c, 0o644))
 		}
 	}
 	cmd := exec.Command(patch, "-p1", "--batch", "--no-backup-if-mismatch")

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"path"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/hardtrail/hardtrail/agent/incident"
@@ -37,15 +38,22 @@ func (b *Bundle) File(p string) ([]byte, bool) {
 	return c, ok
 }
 
-// Build gathers an incident's evidence from the store: incident.Analyse with the rules of set
-// that name the incident gives the targets, the newest before and after links, what the
-// remediation changed, whether it holds on the newest snapshot, and the rules' outcomes. Every
-// target with both phases gets before/TARGET/ARTIFACT and after/TARGET/ARTIFACT files (an
-// unavailable artifact is listed in the manifest with its reason, not written) and a diff per
-// changed text artifact, all joined in diff/combined.diff. Build reads the store and writes
-// nothing.
+// Build gathers an incident's evidence from the store: incident.Analyse gives the targets, the
+// newest before and after links, what the remediation changed, whether it holds on the newest
+// snapshot, and the outcomes of the linked rules (those the store keeps; set only while it keeps
+// none); the history since the fix comes from every stored snapshot and held span. Every target
+// with both phases gets before/TARGET/ARTIFACT and after/TARGET/ARTIFACT files (an unavailable
+// artifact, or a command that failed with no output, is listed in the manifest with its reason,
+// not written) and a diff per changed text artifact, all joined in diff/combined.diff; the
+// snapshots' canonical manifests go to snapshots/, the linked rule files to rules/, the incident
+// record and operator signatures to records/. The manifest names the store's head digest. Build
+// reads the store and writes nothing but the record of that head (see store.Head).
 func Build(ctx context.Context, st *store.Store, id string, set *rules.Set) (*Bundle, error) {
 	if err := store.CheckIncidentID(id); err != nil {
+		return nil, err
+	}
+	id, err := st.CanonicalIncident(ctx, id)
+	if err != nil {
 		return nil, err
 	}
 	asOf, err := latestTime(ctx, st, id)
@@ -56,17 +64,28 @@ func Build(ctx context.Context, st *store.Store, id string, set *rules.Set) (*Bu
 	if err != nil {
 		return nil, err
 	}
-	linked := incident.Linked(set, id)
+	id = state.Incident
+	linked := state.LinkedSet()
 	if linked == nil {
 		if linked, err = rules.Merge(); err != nil {
 			return nil, err
 		}
+	}
+	hs, err := state.Histories(ctx, st, asOf)
+	if err != nil {
+		return nil, err
+	}
+	head, err := st.Head(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("incident %s: %w", id, err)
 	}
 	b := &Bundle{files: map[string][]byte{}}
 	m := &b.Manifest
 	*m = Manifest{
 		Format: Format, Incident: id, Status: state.Status, AsOf: asOf.UTC(),
 		ToolVersion: buildinfo.Version, RulesDigest: linked.Digest(), Rules: []string{},
+		Headline: incident.Headline(state.Status, hs), RulesFrom: state.Rules.From, RulesChanged: state.Rules.Changed,
+		StoreHead: head.Digest,
 	}
 	for _, r := range linked.Rules() {
 		m.Rules = append(m.Rules, r.ID)
@@ -88,19 +107,28 @@ func Build(ctx context.Context, st *store.Store, id string, set *rules.Set) (*Bu
 		if err != nil {
 			return nil, err
 		}
-		m.Links = append(m.Links, Link{ID: l.ID, Target: l.Target, Phase: l.Phase, Snapshot: l.Snapshot,
-			TakenAt: s.Manifest.TakenAt.UTC(), By: l.By, At: l.At.UTC(), Note: l.Note})
+		ml := Link{ID: l.ID, Target: l.Target, Phase: l.Phase, Snapshot: l.Snapshot,
+			TakenAt: s.Manifest.TakenAt.UTC(), By: l.By, At: l.At.UTC(), Note: l.Note, Who: l.Who}
+		if v, ok := state.Voided(l.ID); ok {
+			ml.Voided = v
+		}
+		if l.Signature != "" {
+			ml.Signature = b.addSigned(l.ID, l.SignedBytes(), l.Signature)
+		}
+		m.Links = append(m.Links, ml)
 	}
 	var reports []rules.Report
 	var combined bytes.Buffer
-	for _, ts := range state.Targets {
+	for ti, ts := range state.Targets {
 		t := Target{Target: ts.Target, Status: ts.Status, Cause: ts.Cause}
 		ref := func(sid string) (*SnapshotRef, *store.Snapshot, error) {
 			s, err := get(sid)
 			if err != nil {
 				return nil, nil, err
 			}
-			return &SnapshotRef{ID: s.ID, Seq: s.Manifest.Seq, TakenAt: s.Manifest.TakenAt.UTC(), Note: s.Manifest.Note}, s, nil
+			r := &SnapshotRef{ID: s.ID, Seq: s.Manifest.Seq, TakenAt: s.Manifest.TakenAt.UTC(), Note: s.Manifest.Note}
+			r.Manifest, r.Provenance, err = b.addSnapshot(ctx, st, s)
+			return r, s, err
 		}
 		var before, after *store.Snapshot
 		if ts.Before != nil {
@@ -117,6 +145,23 @@ func Build(ctx context.Context, st *store.Store, id string, set *rules.Set) (*Bu
 			return nil, err
 		}
 		t.Results = results(ts)
+		t.History = hs[ti]
+		if t.History != nil {
+			for _, e := range t.History.Episodes {
+				for _, sid := range []string{e.Snapshot, e.RestoredBy} {
+					if sid == "" {
+						continue
+					}
+					s, err := get(sid)
+					if err != nil {
+						return nil, err
+					}
+					if _, _, err := b.addSnapshot(ctx, st, s); err != nil {
+						return nil, err
+					}
+				}
+			}
+		}
 		for _, p := range []struct {
 			phase string
 			snap  *SnapshotRef
@@ -143,7 +188,13 @@ func Build(ctx context.Context, st *store.Store, id string, set *rules.Set) (*Bu
 		m.Targets = append(m.Targets, t)
 	}
 	if b.mtime.IsZero() {
-		return nil, fmt.Errorf("incident %s: %w: tag one with hardtrail tag REF --incident %s --phase after", id, ErrNoAfter, id)
+		return nil, noAfter(state)
+	}
+	if err := b.addRules(m, state); err != nil {
+		return nil, fmt.Errorf("incident %s: %w", id, err)
+	}
+	if err := b.addRecord(ctx, st, m, state); err != nil {
+		return nil, fmt.Errorf("incident %s: %w", id, err)
 	}
 	b.files[CombinedDiff] = combined.Bytes()
 	var buf bytes.Buffer
@@ -157,11 +208,35 @@ func Build(ctx context.Context, st *store.Store, id string, set *rules.Set) (*Bu
 	}
 	b.files[ResultsJUnit] = bytes.Clone(buf.Bytes())
 	b.files[ReportName] = renderReport(m, state, b.files)
+	// Files made from the others (renderings, attestations) are added here, in one place.
 	if err := checkPaths(b.files); err != nil {
 		return nil, fmt.Errorf("incident %s: %w", id, err)
 	}
 	m.Files = fileList(b.files)
 	return b, nil
+}
+
+// noAfter says what a target lacks when none has both phases: the advice depends on which
+// phase is missing.
+func noAfter(s *incident.State) error {
+	var noBefore, none []string
+	for _, t := range s.Targets {
+		switch {
+		case t.After != nil && t.Before == nil:
+			noBefore = append(noBefore, t.Target)
+		case t.After == nil:
+			none = append(none, t.Target)
+		}
+	}
+	switch {
+	case len(noBefore) > 0:
+		return fmt.Errorf("incident %s: %w: %s has an after snapshot but no before; tag the snapshot from before the fix with hardtrail tag REF --incident %s --phase before",
+			s.Incident, ErrNoAfter, strings.Join(noBefore, ", "), s.Incident)
+	case len(none) > 0:
+		return fmt.Errorf("incident %s: %w: %s has no after snapshot yet; once fixed, capture with hardtrail snapshot --incident %s --phase after",
+			s.Incident, ErrNoAfter, strings.Join(none, ", "), s.Incident)
+	}
+	return fmt.Errorf("incident %s: %w: no snapshot is tagged with it; tag one with hardtrail tag REF --incident %s --phase before", s.Incident, ErrNoAfter, s.Incident)
 }
 
 // latestTime is the time of the newest snapshot or link of the incident: the time the
@@ -250,13 +325,20 @@ func (b *Bundle) addTarget(ctx context.Context, st *store.Store, t *Target, ts i
 		case !ok:
 			return nil, nil, nil
 		case e.Unavailable != "":
-			return &Version{Unavailable: e.Unavailable}, nil, nil
+			return &Version{Unavailable: e.Unavailable, ExitCode: exitOf(e.ExitCode), Stderr: e.Stderr}, nil, nil
 		}
 		c, err := st.Blob(ctx, e.SHA256)
 		if err != nil {
 			return nil, nil, fmt.Errorf("artifact %s of snapshot %s: %w", name, store.Short(s.ID), err)
 		}
-		return &Version{SHA256: e.SHA256, Size: int64(len(c)), Binary: diff.IsBinary(c)}, c, nil
+		v := &Version{SHA256: e.SHA256, Size: int64(len(c)), Binary: diff.IsBinary(c), ExitCode: exitOf(e.ExitCode), Stderr: e.Stderr}
+		if v.ExitCode != 0 && len(c) == 0 {
+			v.Failed = fmt.Sprintf("%s exited %d with no output", commandName(e.Command), v.ExitCode)
+			if line := firstLine(e.Stderr); line != "" {
+				v.Failed += ": " + line
+			}
+		}
+		return v, c, nil
 	}
 	for _, n := range sorted {
 		if err := checkName(n); err != nil {
@@ -271,8 +353,8 @@ func (b *Bundle) addTarget(ctx context.Context, st *store.Store, t *Target, ts i
 		if art.After, ac, err = version(after, n); err != nil {
 			return err
 		}
-		inB := art.Before != nil && art.Before.Unavailable == ""
-		inA := art.After != nil && art.After.Unavailable == ""
+		inB := art.Before.captured()
+		inA := art.After.captured()
 		p := t.Target + "/" + n
 		if inB {
 			b.files[BeforeDir+"/"+p] = bc
@@ -286,7 +368,7 @@ func (b *Bundle) addTarget(ctx context.Context, st *store.Store, t *Target, ts i
 			// Only in the newest snapshot: drift after the remediation.
 		case !inB && !inA:
 			art.Change = Unchanged
-			if art.Before == nil || art.After == nil || art.Before.Unavailable != art.After.Unavailable {
+			if art.Before == nil || art.After == nil || art.Before.Unavailable+art.Before.Failed != art.After.Unavailable+art.After.Failed {
 				art.Change = NotCaptured
 			}
 		case art.Before != nil && !inB || art.After != nil && !inA:
@@ -376,4 +458,13 @@ func dirsOf(paths []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// exitOf is a recorded exit code, 0 when there is none (a file, or a command that timed out,
+// which the artifact's unavailable reason says).
+func exitOf(code *int) int {
+	if code == nil {
+		return 0
+	}
+	return *code
 }

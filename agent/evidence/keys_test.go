@@ -49,7 +49,7 @@ func TestGenerateKey(t *testing.T) {
 		t.Error("private key overwritten")
 	}
 	other := filepath.Join(dir, "other")
-	os.WriteFile(other+".pub", []byte("keep me"), 0o644)
+	testutil.Must(t, os.WriteFile(other+".pub", []byte("keep me"), 0o644))
 	if _, err := GenerateKey(other, nil); err == nil || !strings.Contains(err.Error(), "other.pub already exists") {
 		t.Errorf("existing .pub: %v", err)
 	}
@@ -69,13 +69,13 @@ func TestLoadKeyErrors(t *testing.T) {
 	}
 	loose := filepath.Join(dir, "loose")
 	data, _ := os.ReadFile(prefix)
-	os.WriteFile(loose, data, 0o644)
+	testutil.Must(t, os.WriteFile(loose, data, 0o644))
 	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	ecDER, _ := x509.MarshalPKCS8PrivateKey(ec)
 	ecPubDER, _ := x509.MarshalPKIXPublicKey(&ec.PublicKey)
 	write := func(name string, data []byte) string {
 		p := filepath.Join(dir, name)
-		os.WriteFile(p, data, 0o600)
+		testutil.Must(t, os.WriteFile(p, data, 0o600))
 		return p
 	}
 	ecKey := write("ec", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: ecDER}))
@@ -126,7 +126,7 @@ func TestOpenSSLVerifiesSignature(t *testing.T) {
 	for _, e := range testutil.ReadTarGz(t, buf.Bytes()) {
 		switch strings.TrimPrefix(e.H.Name, incidentID+"/") {
 		case ManifestName, SignatureName:
-			os.WriteFile(filepath.Join(dir, filepath.Base(e.H.Name)), e.Data, 0o600)
+			testutil.Must(t, os.WriteFile(filepath.Join(dir, filepath.Base(e.H.Name)), e.Data, 0o600))
 		}
 	}
 	manifest, sig := filepath.Join(dir, ManifestName), filepath.Join(dir, SignatureName)
@@ -137,7 +137,7 @@ func TestOpenSSLVerifiesSignature(t *testing.T) {
 	// Altered by one byte, OpenSSL refuses it too.
 	m, _ := os.ReadFile(manifest)
 	m[len(m)/2] ^= 1
-	os.WriteFile(manifest, m, 0o600)
+	testutil.Must(t, os.WriteFile(manifest, m, 0o600))
 	if out, err := exec.Command(openssl, "pkeyutl", "-verify", "-pubin", "-inkey", prefix+".pub", "-rawin", "-in", manifest, "-sigfile", sig).CombinedOutput(); err == nil {
 		t.Errorf("openssl verified an altered manifest:\n%s", out)
 	}

@@ -22,7 +22,32 @@ func renderReport(m *Manifest, state *incident.State, files map[string][]byte) [
 	w("# Incident %s: evidence of remediation\n\n", m.Incident)
 	w("| | |\n|---|---|\n")
 	w("| Incident | %s |\n", cell(m.Incident))
-	w("| Status | **%s** |\n", m.Status)
+	if m.Headline != "" {
+		w("| Status | **%s** |\n", cell(m.Headline))
+	} else {
+		w("| Status | **%s** |\n", m.Status)
+	}
+	if r := m.Record; r != nil {
+		for _, e := range r.Entries {
+			if e.Kind != store.KindOpen {
+				continue
+			}
+			w("| Title | %s |\n", cell(e.Title))
+			for _, kv := range [][2]string{{"Severity", e.Severity}, {"Ticket", e.Ticket}, {"Category", e.Category}} {
+				if kv[1] != "" {
+					w("| %s | %s |\n", kv[0], cell(kv[1]))
+				}
+			}
+		}
+		for _, e := range r.Entries {
+			if e.Kind == store.KindClose {
+				w("| Closed | %s, approved by %s |\n", stamp(e.At), cell(e.Approver))
+			}
+		}
+		if r.Reopened {
+			w("| Reopened | the incident regressed after it was closed |\n")
+		}
+	}
 	var ts []string
 	for _, t := range m.Targets {
 		ts = append(ts, fmt.Sprintf("%s (%s)", t.Target, t.Status))
@@ -35,14 +60,27 @@ func renderReport(m *Manifest, state *incident.State, files map[string][]byte) [
 		w("| Linked rules | none |\n")
 	}
 	w("| Rules digest | `%s` |\n", m.RulesDigest)
+	if m.RulesFrom != "" {
+		w("| Rules from | %s |\n", rulesFrom(m.RulesFrom))
+	}
+	if m.StoreHead != "" {
+		w("| Store head | `%s` (check with `hardtrail store verify --head`) |\n", m.StoreHead)
+	}
 	w("| Tool version | hardtrail %s |\n\n", cell(m.ToolVersion))
 	w("This bundle records the configuration of each target before and after the remediation of\n")
 	w("incident %s (ISO/IEC 27001:2022 Annex A 5.27). `before/TARGET/ARTIFACT` and\n", m.Incident)
 	w("`after/TARGET/ARTIFACT` hold the captured artifacts byte for byte; `diff/` holds the diff of\n")
 	w("each changed artifact, and `diff/combined.diff` applied with `patch -p1` inside `before/`\n")
 	w("gives `after/`. `results.json` and `results.junit.xml` hold the outcomes of the rules linked\n")
-	w("to the incident; `manifest.json` lists the SHA-256 of every file. Check the whole bundle\n")
-	w("with `hardtrail evidence verify FILE --pubkey KEY.pub`.\n\n")
+	w("to the incident; `rules/` holds those rules verbatim, and `evidence verify` evaluates them again\n")
+	w("over `before/` and `after/`. `snapshots/ID.json` is each snapshot's canonical manifest (its\n")
+	w("SHA-256 is its ID) with how it was captured; `records/incident.json` is the incident's record.\n")
+	w("`manifest.json` lists the SHA-256 of every file. Check the whole bundle with\n")
+	w("`hardtrail evidence verify FILE --pubkey KEY.pub`.\n\n")
+	for _, c := range m.RulesChanged {
+		w("Linked rule changed since the previous evaluation: %s.\n\n", code(c.String()))
+	}
+	renderRecord(&b, m)
 
 	w("## Timeline\n\n")
 	w("| Time (UTC) | Event | Target | Snapshot | By | Note |\n|---|---|---|---|---|---|\n")
@@ -68,8 +106,9 @@ type event struct {
 	note                       string
 }
 
-// timeline lists the captures of the snapshots the incident links, each link, and the newest
-// snapshot of each target, in time order.
+// timeline lists the captures of the snapshots the incident links, each link and its void, each
+// regression and restoration since the fix, and the newest snapshot of each target, in time
+// order.
 func timeline(m *Manifest) []event {
 	var es []event
 	captured := map[string]bool{}
@@ -78,7 +117,25 @@ func timeline(m *Manifest) []event {
 			captured[l.Snapshot] = true
 			es = append(es, event{at: l.TakenAt, what: "snapshot captured", target: l.Target, snapshot: l.Snapshot})
 		}
-		es = append(es, event{at: l.At, order: 1, what: "tagged " + l.Phase, target: l.Target, snapshot: l.Snapshot, by: l.By, note: l.Note})
+		what := "tagged " + l.Phase
+		if l.Signature != "" {
+			what += " (signed)"
+		}
+		es = append(es, event{at: l.At, order: 1, what: what, target: l.Target, snapshot: l.Snapshot, by: byWho(l.By, l.Who), note: l.Note})
+		if v := l.Voided; v != nil {
+			es = append(es, event{at: v.At, order: 2, what: "link " + store.Short(l.ID) + " voided", target: l.Target, snapshot: l.Snapshot, by: byWho(v.By, v.Who), note: v.Reason})
+		}
+	}
+	for _, ts := range m.Targets {
+		if ts.History == nil {
+			continue
+		}
+		for _, e := range ts.History.Episodes {
+			es = append(es, event{at: e.FirstSeen, what: "regressed", target: ts.Target, snapshot: e.Snapshot})
+			if e.Restored != nil {
+				es = append(es, event{at: *e.Restored, what: "restored", target: ts.Target, snapshot: e.RestoredBy})
+			}
+		}
 	}
 	for _, t := range m.Targets {
 		if t.Newest != nil && !captured[t.Newest.ID] {
@@ -111,6 +168,7 @@ func renderTarget(b *strings.Builder, m *Manifest, t Target, ts incident.Target,
 		w("| %s | `%s` | %s |\n", p.name, p.ref.ID, stamp(p.ref.TakenAt))
 	}
 	w("\n")
+	renderProvenance(b, t)
 	if !t.Exported {
 		w("Not exported: the target needs both a before and an after snapshot.\n\n")
 		renderRules(b, m, t, ts)
@@ -128,7 +186,11 @@ func renderTarget(b *strings.Builder, m *Manifest, t Target, ts incident.Target,
 		changed = append(changed, a)
 	}
 	if len(changed) == 0 {
-		w("Nothing: the before and after snapshots hold the same %d artifacts.\n\n", unchanged)
+		noun := "artifacts"
+		if unchanged == 1 {
+			noun = "artifact"
+		}
+		w("Nothing: the before and after snapshots hold the same %d %s.\n\n", unchanged, noun)
 	} else {
 		w("%d of %d artifacts changed; the others are the same before and after.\n\n", len(changed), len(changed)+unchanged)
 		w("| Artifact | Change | Lines | On the newest snapshot |\n|---|---|---|---|\n")
@@ -169,8 +231,8 @@ func renderTarget(b *strings.Builder, m *Manifest, t Target, ts incident.Target,
 
 	var missing []string
 	for _, a := range t.Artifacts {
-		if a.Change == Unchanged && a.Before != nil && a.Before.Unavailable != "" {
-			missing = append(missing, code(a.Name)+" ("+a.Before.Unavailable+")")
+		if a.Change == Unchanged && a.Before != nil && a.Before.Unavailable+a.Before.Failed != "" {
+			missing = append(missing, code(a.Name)+" ("+a.Before.Unavailable+a.Before.Failed+")")
 		}
 	}
 	if len(missing) > 0 {
@@ -179,6 +241,7 @@ func renderTarget(b *strings.Builder, m *Manifest, t Target, ts incident.Target,
 
 	w("### Regression state\n\n")
 	renderRegression(b, t, ts)
+	renderHistory(b, t)
 	renderRules(b, m, t, ts)
 }
 
@@ -193,6 +256,8 @@ func notCaptured(a Artifact) string {
 			parts = append(parts, "absent "+s.phase)
 		case s.v.Unavailable != "":
 			parts = append(parts, "not captured "+s.phase+" ("+s.v.Unavailable+")")
+		case s.v.Failed != "":
+			parts = append(parts, "failed "+s.phase+" ("+s.v.Failed+")")
 		default:
 			parts = append(parts, "captured "+s.phase)
 		}
@@ -223,7 +288,11 @@ func renderRegression(b *strings.Builder, t Target, ts incident.Target) {
 		}
 	}
 	if len(notable) == 0 {
-		w("Every hardened change holds on the newest snapshot `%s`: nothing was reverted and nothing drifted.\n\n", newest)
+		w("Every hardened change holds on the newest snapshot `%s`: nothing is reverted there and nothing drifted.\n", newest)
+		if h := t.History; h != nil && len(h.Episodes) > 0 {
+			w("It did not always hold: see the regression history below.\n")
+		}
+		w("\n")
 		return
 	}
 	w("Judged on the newest snapshot `%s`:\n\n", newest)
@@ -360,4 +429,155 @@ func orDash(s string) string {
 		return "–"
 	}
 	return s
+}
+
+func rulesFrom(from string) string {
+	switch from {
+	case incident.FromStore:
+		return "the store: the newest rule set evaluated on the incident's targets"
+	case incident.FromGiven:
+		return "the rules given at export (not yet evaluated into the store)"
+	}
+	return "none: no rule names the incident"
+}
+
+// byWho is the operator with who invoked hardtrail and as whom, when known.
+func byWho(by string, w *store.Actor) string {
+	if w == nil {
+		return by
+	}
+	var parts []string
+	if w.Invoker != "" && w.Invoker != by {
+		parts = append(parts, "invoked by "+w.Invoker)
+	}
+	if w.Effective != "" {
+		parts = append(parts, "as "+w.Effective)
+	}
+	if len(parts) == 0 {
+		return by
+	}
+	return by + " (" + strings.Join(parts, ", ") + ")"
+}
+
+// renderRecord writes the incident's own record: notes, closure, voids.
+func renderRecord(b *strings.Builder, m *Manifest) {
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	r := m.Record
+	if r == nil {
+		return
+	}
+	w("## Incident record\n\n")
+	if r.StatusEvents > 0 {
+		w("The agent recorded %d status changes of the incident: `%s`.\n\n", r.StatusEvents, StatusEvents)
+	}
+	if len(r.Entries) == 0 {
+		w("The incident was never opened with `hardtrail incident open`: it has no title, ticket or closure.\n\n")
+		return
+	}
+	w("| Time (UTC) | Record | By | Text | Signed |\n|---|---|---|---|---|\n")
+	for _, e := range r.Entries {
+		var text string
+		switch e.Kind {
+		case store.KindOpen:
+			text = "opened: " + e.Title
+		case store.KindNote:
+			text = e.Text
+		case store.KindClose:
+			text = "closed while " + e.Status + ", approved by " + e.Approver
+			if e.Lessons != "" {
+				text += "; lessons learned: " + e.Lessons
+			}
+		case store.KindVoid:
+			text = "voided link " + store.Short(e.Link) + ": " + e.Text
+		}
+		signed := "no"
+		if e.SignatureFile != "" {
+			signed = "`" + e.SignatureFile + "`"
+		}
+		w("| %s | %s | %s | %s | %s |\n", stamp(e.At), e.Kind, cell(byWho(e.By, e.Who)), cell(text), signed)
+	}
+	w("\n")
+}
+
+// renderProvenance writes how the target's exported snapshots were captured.
+func renderProvenance(b *strings.Builder, t Target) {
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	var refs []struct {
+		name string
+		ref  *SnapshotRef
+	}
+	for _, p := range []struct {
+		name string
+		ref  *SnapshotRef
+	}{{"before", t.Before}, {"after", t.After}, {"newest", t.Newest}} {
+		if p.ref != nil && p.ref.Provenance != nil {
+			refs = append(refs, p)
+		}
+	}
+	if len(refs) == 0 {
+		return
+	}
+	w("| Phase | Host | Machine ID | Transport | Host key | Tool | Manifest |\n|---|---|---|---|---|---|---|\n")
+	for _, p := range refs {
+		v := p.ref.Provenance
+		w("| %s | %s | %s | %s | %s | %s | `%s` |\n", p.name, cell(orDash(v.Hostname)), cell(orDash(v.MachineID)), cell(v.Transport+" "+v.Address),
+			cell(orDash(v.HostKey)), cell(v.ToolVersion), p.ref.Manifest)
+	}
+	w("\n")
+	for _, p := range refs {
+		v := p.ref.Provenance
+		for _, c := range v.Commands {
+			if c.ExitCode != nil && *c.ExitCode != 0 {
+				w("- %s: %s exited %d", p.name, code(strings.Join(c.Argv, " ")), *c.ExitCode)
+				if s := firstLine(c.Stderr); s != "" {
+					w(": %s", code(s))
+				}
+				w(" (artifact %s)\n", code(c.Artifact))
+			}
+		}
+		for _, u := range v.Unavailable {
+			w("- %s: %s not captured: %s\n", p.name, code(u.Artifact), cell(u.Reason))
+		}
+	}
+	w("\n")
+}
+
+// renderHistory writes the regression episodes since the fix and the held spans.
+func renderHistory(b *strings.Builder, t Target) {
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	h := t.History
+	if h == nil {
+		return
+	}
+	w("### Regression history since the fix\n\n")
+	w("Judged on every stored snapshot of %s since the first after link (`%s`, %s): %d snapshots.\n\n",
+		t.Target, store.Short(h.Since), stamp(h.SinceAt), h.Snapshots)
+	if len(h.Episodes) == 0 {
+		w("No snapshot since the fix reverted a hardened change or failed a linked rule.\n\n")
+	} else {
+		w("%d regressions, %s in total.\n\n", len(h.Episodes), incident.Seconds(h.Regressed))
+		w("| # | First seen (UTC) | Snapshot | Restored (UTC) | By snapshot | Duration | What |\n|---|---|---|---|---|---|---|\n")
+		for i, e := range h.Episodes {
+			restored, by := "not restored", "–"
+			if e.Restored != nil {
+				restored, by = stamp(*e.Restored), "`"+store.Short(e.RestoredBy)+"`"
+			}
+			what := append([]string{}, e.Reverted...)
+			for _, r := range e.RulesFailed {
+				what = append(what, "rule "+r+" fails")
+			}
+			for j := range what {
+				what[j] = tcode(what[j])
+			}
+			w("| %d | %s | `%s` | %s | %s | %s | %s |\n", i+1, stamp(e.FirstSeen), store.Short(e.Snapshot), restored, by, incident.Seconds(e.Duration), strings.Join(what, "<br>"))
+		}
+		w("\n")
+	}
+	if len(h.Held) > 0 {
+		w("Held spans (later captures found the snapshot unchanged):\n\n")
+		for _, s := range h.Held {
+			w("- `%s` held unchanged from %s to %s, %d captures, at most %s apart\n", store.Short(s.Snapshot), stamp(s.Since), stamp(s.Until), s.Count, incident.Seconds(s.MaxGap))
+		}
+		w("\n")
+	}
 }

@@ -62,6 +62,9 @@ type Verified struct {
 	// Signer is the fingerprint of the key that signed the bundle: the key given when the
 	// signature was checked, else what the manifest says.
 	Signer string
+	// Operators are the operator signatures of links and incident records (format 2), each
+	// verified over what it signed; whether the key is allowed is the caller's to check.
+	Operators []OperatorSignature
 }
 
 // Verify reads a bundle from r and checks it entirely in memory (nothing is written anywhere):
@@ -113,8 +116,8 @@ func Verify(r io.Reader, pub ed25519.PublicKey, lim Limits) (*Verified, error) {
 		return nil, fail(ManifestName, "not a valid manifest: data after the JSON document")
 	}
 	switch {
-	case m.Format != Format:
-		return nil, fail(ManifestName, "format %q, want %q", m.Format, Format)
+	case m.Format != Format && m.Format != FormatV1:
+		return nil, fail(ManifestName, "format %q, want %q (or %q)", m.Format, Format, FormatV1)
 	case m.Incident != top:
 		return nil, fail(ManifestName, "is for incident %q, but the bundle's directory is %s", m.Incident, top)
 	case m.SignedBy != "" && !signed:
@@ -131,6 +134,11 @@ func Verify(r io.Reader, pub ed25519.PublicKey, lim Limits) (*Verified, error) {
 	}
 	if err := checkArtifacts(&m, files, fail); err != nil {
 		return nil, err
+	}
+	if m.Format == Format {
+		if err := checkV2(&m, files, v, fail); err != nil {
+			return nil, err
+		}
 	}
 	for _, c := range files {
 		v.Files++
@@ -425,7 +433,7 @@ func checkArtifacts(m *Manifest, files map[string][]byte, fail func(string, stri
 				tree map[string][]byte
 			}{{BeforeDir, a.Before, before}, {AfterDir, a.After, after}} {
 				c, have := side.tree[p]
-				avail := side.v != nil && side.v.Unavailable == ""
+				avail := side.v.captured()
 				switch {
 				case avail && !have:
 					return fail(side.dir+"/"+p, "missing: the manifest lists the artifact as captured")

@@ -11,7 +11,8 @@ import (
 )
 
 // Check evaluates a rule set over a stored snapshot and stores the report (the JSON of one
-// rules.Report) with the snapshot, keyed by the rule set's digest.
+// rules.Report) with the snapshot, keyed by the rule set's digest, and the rule set's text
+// under that digest, so that the rules behind the verdict stay known to the store.
 func Check(ctx context.Context, st *store.Store, snap *store.Snapshot, set *rules.Set, now time.Time) (rules.Report, error) {
 	f, err := Facts(ctx, st, snap)
 	if err != nil {
@@ -20,6 +21,9 @@ func Check(ctx context.Context, st *store.Store, snap *store.Snapshot, set *rule
 	rep := rules.NewReport(set.Evaluate(ctx, f, now), snap.Manifest.Target, snap.ID, set.Digest(), now)
 	raw, err := json.Marshal(rep)
 	if err != nil {
+		return rep, err
+	}
+	if err := SaveRuleSet(ctx, st, set, now); err != nil {
 		return rep, err
 	}
 	if err := st.SaveResults(ctx, snap.ID, set.Digest(), now, raw); err != nil {
@@ -35,4 +39,21 @@ func StoredReport(r store.StoredResults) (rules.Report, error) {
 		return rep, fmt.Errorf("results of %s by rules %s: %w", store.Short(r.Snapshot), r.RulesDigest, err)
 	}
 	return rep, nil
+}
+
+// SaveRuleSet stores the text of the rule set under its digest, unless it is stored already
+// or the set holds no text (one built in memory).
+func SaveRuleSet(ctx context.Context, st *store.Store, set *rules.Set, now time.Time) error {
+	texts := set.Texts()
+	if len(texts) == 0 && set.Len() > 0 {
+		return nil
+	}
+	if ok, err := st.HasRuleSet(ctx, set.Digest()); err != nil || ok {
+		return err
+	}
+	files := make([]store.RuleFile, len(texts))
+	for i, f := range texts {
+		files[i] = store.RuleFile{Name: f.Name, Text: f.Data}
+	}
+	return st.SaveRuleSet(ctx, set.Digest(), files, now)
 }

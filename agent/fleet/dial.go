@@ -11,8 +11,6 @@ import (
 	"github.com/hardtrail/hardtrail/config"
 )
 
-func init() { RegisterDialer("ssh", dialSSH) }
-
 // SSHConfig turns a target's settings into the SSH transport's, following jump targets by name.
 func SSHConfig(cfg *config.Config, t *config.Target) (ssh.Config, error) {
 	return sshConfig(cfg, t, map[string]bool{})
@@ -69,16 +67,28 @@ func sshConfig(cfg *config.Config, t *config.Target, seen map[string]bool) (ssh.
 	return c, nil
 }
 
-func dialSSH(ctx context.Context, cfg *config.Config, t *config.Target) (transport.Transport, error) {
-	c, err := SSHConfig(cfg, t)
-	if err != nil {
-		return nil, err
+// Dial opens the transport to a target: this machine for a local target, an SSH connection
+// (through its jump hosts) for an ssh one.
+func Dial(ctx context.Context, cfg *config.Config, t *config.Target) (transport.Transport, error) {
+	switch t.Transport {
+	case "local":
+		l := transport.NewLocal()
+		if d := t.CommandTimeout.Duration; d > 0 {
+			l.CommandTimeout = d
+		}
+		return l, nil
+	case "ssh":
+		c, err := SSHConfig(cfg, t)
+		if err != nil {
+			return nil, err
+		}
+		tr, err := ssh.Dial(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		return tr, nil
 	}
-	tr, err := ssh.Dial(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	return tr, nil
+	return nil, fmt.Errorf("target %s: unknown transport %q (want local or ssh)", t.Name, t.Transport)
 }
 
 // sshStage names the stage of an SSH failure: dial, handshake, hostkey, auth, command, timeout.

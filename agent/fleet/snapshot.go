@@ -19,18 +19,6 @@ import (
 	"github.com/hardtrail/hardtrail/rules"
 )
 
-// Dialer opens a transport to a target.
-type Dialer func(ctx context.Context, cfg *config.Config, t *config.Target) (transport.Transport, error)
-
-var dialers = map[string]Dialer{
-	"local": func(context.Context, *config.Config, *config.Target) (transport.Transport, error) {
-		return transport.NewLocal(), nil
-	},
-}
-
-// RegisterDialer makes a transport kind available; called from init() of its package.
-func RegisterDialer(kind string, d Dialer) { dialers[kind] = d }
-
 // Result is the outcome of capturing one target.
 type Result struct {
 	Target string
@@ -53,6 +41,8 @@ type Snapshotter struct {
 	// instead of storing a new snapshot (store.SaveOrHold); the daemon sets it, the snapshot
 	// command does not.
 	Hold store.HoldPolicy
+	// Dial opens the transport to a target; nil means Dial, this package's own.
+	Dial func(ctx context.Context, cfg *config.Config, t *config.Target) (transport.Transport, error)
 }
 
 // Run captures the named targets (every target when names is empty), at most
@@ -156,11 +146,11 @@ func (s *Snapshotter) one(ctx context.Context, t *config.Target, note string) Re
 	if err != nil {
 		return fail(err, "config")
 	}
-	d, ok := dialers[t.Transport]
-	if !ok {
-		return fail(fmt.Errorf("target %s: transport %q is not available in this build", t.Name, t.Transport), "dial")
+	dial := s.Dial
+	if dial == nil {
+		dial = Dial
 	}
-	tr, err := d(tctx, s.Config, t)
+	tr, err := dial(tctx, s.Config, t)
 	if err != nil {
 		return fail(err, stageOf(err, "dial"))
 	}
@@ -183,17 +173,10 @@ func (s *Snapshotter) one(ctx context.Context, t *config.Target, note string) Re
 	return r
 }
 
-// Staged is implemented by errors that know the stage of a connection they failed in
-// (dial, handshake, hostkey, auth, command, timeout).
-type Staged interface{ Stage() string }
-
+// stageOf names the stage err failed in: the SSH stage it carries, timeout for a deadline, or def.
 func stageOf(err error, def string) string {
 	if s := sshStage(err); s != "" {
 		return s
-	}
-	var st Staged
-	if errors.As(err, &st) {
-		return st.Stage()
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return "timeout"
@@ -248,9 +231,24 @@ func ToManifest(c *collector.Capture, note string) (*store.Manifest, [][]byte) {
 // Facts loads a stored snapshot's artifacts as rules see them: evaluation reads evidence, never
 // the live system, so the same snapshot gives the same verdict at any later time.
 func Facts(ctx context.Context, st *store.Store, snap *store.Snapshot) (*rules.MemFacts, error) {
-	f := rules.NewMemFacts(snap.Manifest.Target)
-	for _, e := range snap.Manifest.Artifacts {
-		a := rules.Artifact{Name: e.Name, Unavailable: e.Unavailable, Command: e.Command, ExitCode: e.ExitCode, Truncated: e.Truncated, Owner: e.Owner, Group: e.Group}
+	return FactsOf(&snap.Manifest, func(e store.ArtifactEntry) ([]byte, error) {
+		b, err := st.Blob(ctx, e.SHA256)
+		if err != nil {
+			return nil, fmt.Errorf("artifact %s of snapshot %s: %w", e.Name, store.Short(snap.ID), err)
+		}
+		return b, nil
+	})
+}
+
+// FactsOf is what rules see of a snapshot's manifest, with each captured artifact's content
+// from content: the store's blobs, or the files of an evidence bundle.
+func FactsOf(m *store.Manifest, content func(store.ArtifactEntry) ([]byte, error)) (*rules.MemFacts, error) {
+	f := rules.NewMemFacts(m.Target)
+	for _, e := range m.Artifacts {
+		a := rules.Artifact{Name: e.Name, Unavailable: e.Unavailable, Command: e.Command, ExitCode: -1, Truncated: e.Truncated, Owner: e.Owner, Group: e.Group}
+		if e.ExitCode != nil {
+			a.ExitCode = *e.ExitCode
+		}
 		if e.Mode != "" {
 			if m, err := strconv.ParseUint(e.Mode, 8, 32); err == nil {
 				a.Mode = fs.FileMode(m & 0o777)
@@ -266,9 +264,9 @@ func Facts(ctx context.Context, st *store.Store, snap *store.Snapshot) (*rules.M
 			}
 		}
 		if e.Unavailable == "" {
-			b, err := st.Blob(ctx, e.SHA256)
+			b, err := content(e)
 			if err != nil {
-				return nil, fmt.Errorf("artifact %s of snapshot %s: %w", e.Name, store.Short(snap.ID), err)
+				return nil, err
 			}
 			a.Content = b
 		}

@@ -16,6 +16,8 @@ import (
 	"github.com/hardtrail/hardtrail/collector/transport"
 	"github.com/hardtrail/hardtrail/collector/transport/ssh"
 	"github.com/hardtrail/hardtrail/config"
+
+	_ "github.com/hardtrail/hardtrail/internal/testutil" // the -update flag every test binary takes
 )
 
 // fleetConfig is a config of ssh targets using one small profile; timeouts maps a target to its
@@ -52,14 +54,6 @@ func newSnapshotter(t *testing.T, c *config.Config) *Snapshotter {
 	return &Snapshotter{Config: c, Store: st, Redactor: red}
 }
 
-// withDialer replaces the ssh dialer for the test.
-func withDialer(t *testing.T, d Dialer) {
-	t.Helper()
-	old := dialers["ssh"]
-	dialers["ssh"] = d
-	t.Cleanup(func() { dialers["ssh"] = old })
-}
-
 // fake is a transport whose commands answer "x" after delay, unless ctx ends first; its host
 // name is known once a command has run, as over SSH.
 type fake struct {
@@ -89,6 +83,9 @@ func (f *fake) ReadFile(context.Context, string, int64) (*transport.File, error)
 	return nil, transport.ErrNotFound
 }
 func (f *fake) Glob(context.Context, string) ([]string, error) { return nil, nil }
+func (f *fake) Gather(ctx context.Context, g transport.Gathering) (*transport.Gathered, error) {
+	return transport.GatherEach(ctx, f, g, 4)
+}
 func (f *fake) Info() transport.Info {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -105,7 +102,7 @@ func (f *fake) Close() error {
 func TestRunContainsFailures(t *testing.T) {
 	names := []string{"ok", "hostkey", "broken", "slow", "ok2"}
 	c := fleetConfig(t, 64, names, map[string]string{"slow": "200ms"})
-	withDialer(t, func(ctx context.Context, _ *config.Config, tg *config.Target) (transport.Transport, error) {
+	dial := func(ctx context.Context, _ *config.Config, tg *config.Target) (transport.Transport, error) {
 		switch tg.Name {
 		case "hostkey":
 			return nil, &ssh.Error{Stage: ssh.StageHostKey, Target: tg.Name, Address: tg.Address, Err: ssh.ErrHostKeyChanged}
@@ -115,8 +112,9 @@ func TestRunContainsFailures(t *testing.T) {
 			return &fake{delay: time.Hour}, nil
 		}
 		return &fake{}, nil
-	})
+	}
 	s := newSnapshotter(t, c)
+	s.Dial = dial
 	var progressed []string
 	results, err := s.Run(t.Context(), nil, "", func(r Result) { progressed = append(progressed, r.Target) })
 	if err != nil {
@@ -178,13 +176,14 @@ func TestRunConcurrency(t *testing.T) {
 				names = append(names, fmt.Sprintf("t%02d", i))
 			}
 			var open, most atomic.Int32
-			withDialer(t, func(context.Context, *config.Config, *config.Target) (transport.Transport, error) {
+			dial := func(context.Context, *config.Config, *config.Target) (transport.Transport, error) {
 				n := open.Add(1)
 				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 				}
 				return &fake{delay: 20 * time.Millisecond, open: &open}, nil
-			})
+			}
 			s := newSnapshotter(t, fleetConfig(t, limit, names, nil))
+			s.Dial = dial
 			results, err := s.Run(t.Context(), nil, "", nil)
 			if err != nil {
 				t.Fatal(err)
@@ -208,10 +207,11 @@ func TestRunCancelled(t *testing.T) {
 	for i := range 6 {
 		names = append(names, fmt.Sprintf("t%d", i))
 	}
-	withDialer(t, func(context.Context, *config.Config, *config.Target) (transport.Transport, error) {
+	dial := func(context.Context, *config.Config, *config.Target) (transport.Transport, error) {
 		return &fake{delay: time.Hour}, nil
-	})
+	}
 	s := newSnapshotter(t, fleetConfig(t, 2, names, nil))
+	s.Dial = dial
 	ctx, cancel := context.WithCancel(t.Context())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	start := time.Now()

@@ -1,6 +1,6 @@
-// Package incident computes an incident's state from its links: per target, the before and
+// Package incident computes an incident's state from the store: per target, the before and
 // after snapshots, what the remediation changed, whether the newest snapshot still holds it,
-// and the results of the rules linked to the incident.
+// the rules linked to the incident and whether they prove the fix.
 package incident
 
 import (
@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/hardtrail/hardtrail/agent/fleet"
@@ -24,10 +25,12 @@ type Status string
 const (
 	// Open: a before snapshot, no after yet (or a newer before than the newest after).
 	Open Status = "open"
-	// Remediated: an after snapshot is stored, and no linked rule proves it yet.
+	// Remediated: an after snapshot is stored, but the evidence does not prove the fix (the
+	// cause says what is missing).
 	Remediated Status = "remediated"
-	// Verified: after stored, nothing hardened reverted, and every rule linked to the incident
-	// that applies to the target (at least one) passes on the newest snapshot.
+	// Verified: proven. The hardened artifacts differ between before and after, a linked
+	// rule fails (or errs) on before and passes on after, every linked rule that applies
+	// passes on the newest snapshot, and nothing hardened is reverted.
 	Verified Status = "verified"
 	// Regressed: a hardened change was reverted, or a linked rule fails on the newest snapshot.
 	Regressed Status = "regressed"
@@ -80,27 +83,111 @@ type Target struct {
 
 // State is an incident's state over all its targets.
 type State struct {
-	Incident string       `json:"incident"`
-	Status   Status       `json:"status"`
-	Links    []store.Link `json:"links"`
-	Targets  []Target     `json:"targets"`
+	Incident string `json:"incident"`
+	Status   Status `json:"status"`
+	// Links are every link of the incident, voided ones included (Voids says which).
+	Links   []store.Link `json:"links"`
+	Voids   []Void       `json:"voids,omitempty"`
+	Targets []Target     `json:"targets"`
+	// Records are the incident's own records (open, notes, close, voids) in order.
+	Records []store.Record `json:"records,omitempty"`
+	// Closed is the newest close record; Reopened is true when the incident was closed but is
+	// no longer verified (a regression reopens it).
+	Closed   *store.Record `json:"closed,omitempty"`
+	Reopened bool          `json:"reopened,omitempty"`
+	Rules    RulesInfo     `json:"rules"`
+
+	linked *rules.Set
 }
 
-// Analyse computes the incident's state from the store. set, when not nil, supplies the rules
-// linked to the incident (rules whose incidents list names it).
+// LinkedSet is the set of the rules linked to the incident that the state was judged by (nil
+// when none is).
+func (s *State) LinkedSet() *rules.Set { return s.linked }
+
+// Histories computes the history of every target with a before and an after (nil entries
+// for the others), in the order of s.Targets.
+func (s *State) Histories(ctx context.Context, st *store.Store, now time.Time) ([]*History, error) {
+	out := make([]*History, len(s.Targets))
+	for i, t := range s.Targets {
+		h, err := TargetHistory(ctx, st, s, t.Target, s.linked, now)
+		if err != nil {
+			return nil, fmt.Errorf("incident %s, target %s: history: %w", s.Incident, t.Target, err)
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+// Void is a link withdrawn by a void record: the link stays listed, with who voided it and why.
+type Void struct {
+	Link   string       `json:"link"`
+	Reason string       `json:"reason"`
+	By     string       `json:"by"`
+	Who    *store.Actor `json:"who,omitempty"`
+	At     time.Time    `json:"at"`
+	Record string       `json:"record"`
+}
+
+// Voided returns the void of the link with that ID, if any.
+func (s *State) Voided(link string) (*Void, bool) {
+	for i := range s.Voids {
+		if s.Voids[i].Link == link {
+			return &s.Voids[i], true
+		}
+	}
+	return nil, false
+}
+
+// Title is the incident's title from its open record, if it was opened.
+func (s *State) Title() string {
+	for _, r := range s.Records {
+		if r.Kind == store.KindOpen {
+			return r.Title
+		}
+	}
+	return ""
+}
+
+// Analyse computes the incident's state from the store. The rules linked to the incident
+// (rules whose incidents list names it, in any case) come from the store: the newest rule set
+// evaluated on the incident's targets that links any rule to it. set supplies them only while
+// the store holds none, so that the status does not depend on the rules given later.
 func Analyse(ctx context.Context, st *store.Store, id string, set *rules.Set, now time.Time) (*State, error) {
 	if err := store.CheckIncidentID(id); err != nil {
 		return nil, err
 	}
-	links, err := st.Links(ctx, id)
+	id, err := st.CanonicalIncident(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if len(links) == 0 {
+	all, err := st.Links(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := st.Records(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(all) == 0 && len(recs) == 0 {
 		return nil, store.NotFoundf("unknown incident %s: no snapshot is tagged with it (tag one with hardtrail tag REF --incident %s --phase before)", id, id)
 	}
-	linked := Linked(set, id)
-	s := &State{Incident: id, Links: links}
+	s := &State{Incident: id, Links: all, Records: recs}
+	voided := map[string]bool{}
+	for i, r := range recs {
+		switch r.Kind {
+		case store.KindVoid:
+			s.Voids = append(s.Voids, Void{Link: r.Link, Reason: r.Text, By: r.By, Who: r.Who, At: r.At, Record: r.ID})
+			voided[r.Link] = true
+		case store.KindClose:
+			s.Closed = &recs[i]
+		}
+	}
+	var links []store.Link
+	for _, l := range all {
+		if !voided[l.ID] {
+			links = append(links, l)
+		}
+	}
 	byTarget := map[string][2]*store.Link{}
 	var targets []string
 	for i := range links {
@@ -117,6 +204,11 @@ func Analyse(ctx context.Context, st *store.Store, id string, set *rules.Set, no
 		byTarget[l.Target] = pair
 	}
 	sort.Strings(targets)
+	linked, info, err := LinkedRules(ctx, st, id, targets, set)
+	if err != nil {
+		return nil, fmt.Errorf("incident %s: %w", id, err)
+	}
+	s.Rules, s.linked = *info, linked
 	for _, t := range targets {
 		pair := byTarget[t]
 		ts, err := analyseTarget(ctx, st, t, pair[0], pair[1], linked, now)
@@ -125,21 +217,29 @@ func Analyse(ctx context.Context, st *store.Store, id string, set *rules.Set, no
 		}
 		s.Targets = append(s.Targets, *ts)
 	}
+	if len(s.Targets) == 0 {
+		s.Status = Open
+		return s, nil
+	}
 	s.Status = s.Targets[0].Status
 	for _, t := range s.Targets[1:] {
 		if rank(t.Status) > rank(s.Status) {
 			s.Status = t.Status
 		}
 	}
+	s.Reopened = s.Closed != nil && s.Status != Verified
 	return s, nil
 }
 
-// Linked returns the rules of set that name the incident, as a set of their own.
+// Linked returns the rules of set that name the incident (regardless of case), as a set of
+// their own.
 func Linked(set *rules.Set, id string) *rules.Set {
 	if set == nil {
 		return nil
 	}
-	return set.Filter(func(r *rules.Rule) bool { return slices.Contains(r.Incidents, id) })
+	return set.Filter(func(r *rules.Rule) bool {
+		return slices.ContainsFunc(r.Incidents, func(i string) bool { return strings.EqualFold(i, id) })
+	})
 }
 
 func analyseTarget(ctx context.Context, st *store.Store, target string, before, after *store.Link, linked *rules.Set, now time.Time) (*Target, error) {
@@ -212,8 +312,16 @@ func analyseTarget(ctx context.Context, st *store.Store, target string, before, 
 			}
 		}
 	}
+	ts.Status, ts.Cause = judge(ts, before, after, reverted)
+	return ts, nil
+}
+
+// judge decides the status of a target with an after snapshot: regressed when a hardened
+// change is reverted or a linked rule fails on the newest snapshot; verified only when the
+// evidence proves the fix; else remediated, saying what the proof lacks.
+func judge(ts *Target, before, after *store.Link, reverted []string) (Status, string) {
 	// Rules that do not apply to this target (skip) neither prove nor disprove the fix here.
-	var failing []string
+	var failing, unproven []string
 	passing, applicable := 0, 0
 	for _, r := range ts.RulesLatest {
 		if r.Outcome == rules.Skip {
@@ -225,29 +333,62 @@ func analyseTarget(ctx context.Context, st *store.Store, target string, before, 
 			failing = append(failing, r.Rule)
 		case rules.Pass, rules.Waived:
 			passing++
+		default:
+			unproven = append(unproven, r.Rule)
+		}
+	}
+	if len(reverted) > 0 || len(failing) > 0 {
+		var causes []string
+		if len(reverted) > 0 {
+			causes = append(causes, fmt.Sprintf("hardened change reverted in %v", reverted))
+		}
+		if len(failing) > 0 {
+			causes = append(causes, fmt.Sprintf("linked rules failing: %v", failing))
+		}
+		return Regressed, strings.Join(causes, "; ")
+	}
+	var why []string
+	switch {
+	case before == nil:
+		why = append(why, "no before snapshot is tagged, so nothing shows the weakness the fix removed")
+	case before.Snapshot == after.Snapshot:
+		why = append(why, "the before and after links name the same snapshot, so nothing was changed")
+	case !slices.ContainsFunc(ts.Artifacts, func(a Artifact) bool { return a.Hardened }):
+		why = append(why, "the before and after snapshots hold the same configuration, so nothing was changed")
+	}
+	provers := 0
+	failedBefore := 0
+	onBefore := map[string]rules.Outcome{}
+	for _, r := range ts.RulesBefore {
+		onBefore[r.Rule] = r.Outcome
+		if r.Outcome == rules.Fail || r.Outcome == rules.Error {
+			failedBefore++
+		}
+	}
+	for _, r := range ts.RulesAfter {
+		if o := onBefore[r.Rule]; (o == rules.Fail || o == rules.Error) && r.Outcome == rules.Pass {
+			provers++
 		}
 	}
 	switch {
-	case len(reverted) > 0 || len(failing) > 0:
-		ts.Status = Regressed
-		ts.Cause = ""
-		if len(reverted) > 0 {
-			ts.Cause = fmt.Sprintf("hardened change reverted in %v", reverted)
-		}
-		if len(failing) > 0 {
-			if ts.Cause != "" {
-				ts.Cause += "; "
-			}
-			ts.Cause += fmt.Sprintf("linked rules failing: %v", failing)
-		}
-	case applicable > 0 && passing == applicable:
-		ts.Status, ts.Cause = Verified, fmt.Sprintf("after stored; all %d linked rules pass on the newest snapshot", passing)
-	case applicable > 0:
-		ts.Status, ts.Cause = Remediated, "after stored; some linked rules could not be evaluated on the newest snapshot"
-	default:
-		ts.Status, ts.Cause = Remediated, "after stored; no rule is linked to the incident to verify it"
+	case applicable == 0 && len(ts.RulesLatest) > 0:
+		why = append(why, "no linked rule applies to this target, so no test proves the fix here")
+	case applicable == 0:
+		why = append(why, "no rule is linked to the incident, so no test proves the fix")
+	case before == nil:
+	case failedBefore == 0:
+		why = append(why, "no linked rule failed before the fix, so the test proves nothing")
+	case provers == 0:
+		why = append(why, "no linked rule that failed before passes after the fix")
 	}
-	return ts, nil
+	if len(unproven) > 0 {
+		why = append(why, fmt.Sprintf("linked rules %v could not be evaluated on the newest snapshot", unproven))
+	}
+	if len(why) > 0 {
+		return Remediated, "not proven: " + strings.Join(why, "; ")
+	}
+	return Verified, fmt.Sprintf("proven: %d of %d linked rules failed before and pass after, all %d pass on the newest snapshot, nothing hardened is reverted",
+		provers, applicable, passing)
 }
 
 // compare walks every artifact of the before, after and newest snapshots.

@@ -9,6 +9,8 @@ import (
 
 	"github.com/hardtrail/hardtrail/agent/store"
 	"github.com/hardtrail/hardtrail/rules"
+
+	_ "github.com/hardtrail/hardtrail/internal/testutil" // the -update flag every test binary takes
 )
 
 const weak = "Port 22\nPermitRootLogin yes\nPasswordAuthentication yes\nX11Forwarding yes\nUsePAM yes\n"

@@ -93,6 +93,24 @@ func buildFixture(dir string) (fixture, error) {
 			return fixture{}, err
 		}
 	}
+	for _, rs := range []struct{ digest, text string }{{"sha256:r1", "[[rule]]\n"}, {"sha256:r2", "# none\n"}} {
+		if err := s.SaveRuleSet(ctx, rs.digest, []RuleFile{{Name: "rules.toml", Text: []byte(rs.text)}}, t0); err != nil {
+			return fixture{}, err
+		}
+	}
+	links, err := s.Links(ctx, "INC-2")
+	if err != nil {
+		return fixture{}, err
+	}
+	for _, r := range []Record{
+		{Incident: "INC-1", Kind: KindOpen, Title: "root login", Severity: "high", By: "alice"},
+		{Incident: "INC-1", Kind: KindNote, Text: "root cause", By: "alice"},
+		{Incident: "INC-2", Kind: KindVoid, Link: links[0].ID, Text: "wrong snapshot", By: "bob"},
+	} {
+		if _, err := s.AddRecord(ctx, r); err != nil {
+			return fixture{}, err
+		}
+	}
 	p := HoldPolicy{MaxAge: 24 * time.Hour, MaxGap: time.Hour}
 	for i, h := range []struct{ target, a, b string }{
 		{"web1", "permitrootlogin no\n", "tcp 22\ntcp 80\n"},

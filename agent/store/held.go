@@ -214,7 +214,7 @@ func equal(a, b *Manifest) bool {
 	for _, e := range b.Artifacts {
 		o, ok := byName[e.Name]
 		if !ok || o.SHA256 != e.SHA256 || o.Size != e.Size || o.Source != e.Source || !slices.Equal(o.Command, e.Command) ||
-			o.Path != e.Path || o.ExitCode != e.ExitCode || o.Truncated != e.Truncated || o.FileSize != e.FileSize ||
+			o.Path != e.Path || !sameCode(o.ExitCode, e.ExitCode) || o.Truncated != e.Truncated || o.FileSize != e.FileSize ||
 			o.Mode != e.Mode || o.Owner != e.Owner || o.Group != e.Group || o.Unavailable != e.Unavailable || !maps.Equal(o.Meta, e.Meta) {
 			return false
 		}
@@ -247,3 +247,6 @@ func (s *Store) Held(ctx context.Context, id string) (*Held, error) {
 	h.Since, _ = time.Parse(time.RFC3339Nano, taken)
 	return h, nil
 }
+
+// sameCode reports whether two exit codes are both absent or both the same number.
+func sameCode(a, b *int) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }

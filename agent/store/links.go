@@ -48,11 +48,17 @@ type Link struct {
 	Phase    string    `json:"phase"`
 	Snapshot string    `json:"snapshot"`
 	By       string    `json:"by"`
+	Who      *Actor    `json:"who,omitempty"`
 	At       time.Time `json:"at"`
 	Note     string    `json:"note,omitempty"`
+	// Signature is an SSHSIG signature (armored) over SignedBytes, when the operator signed.
+	Signature string `json:"signature,omitempty"`
 
 	ID string `json:"-"` // hex SHA-256 of the record
 }
+
+// notVoid is the SQL condition that a link (of table alias l) has not been voided.
+const notVoid = `l.id NOT IN (SELECT link FROM incident_records WHERE kind = 'void')`
 
 func (l *Link) setChain(seq int64, prev string) { l.Seq, l.Prev = seq, prev }
 
@@ -79,9 +85,15 @@ func (s *Store) Tag(ctx context.Context, l Link) (*Link, error) {
 	if strings.TrimSpace(l.By) == "" {
 		return nil, errors.New("tag: the operator is unknown; pass --by")
 	}
+	if err := s.checkCase(ctx, l.Incident); err != nil {
+		return nil, err
+	}
 	snap, err := s.Get(ctx, l.Snapshot)
 	if err != nil {
 		return nil, err
+	}
+	if l.Signature != "" && l.Target != snap.Manifest.Target {
+		return nil, fmt.Errorf("tag: the signed link names target %q, but snapshot %s is of %s", l.Target, short(l.Snapshot), snap.Manifest.Target)
 	}
 	l.Format, l.Target = LinkFormat, snap.Manifest.Target
 	if l.At.IsZero() {
@@ -89,7 +101,16 @@ func (s *Store) Tag(ctx context.Context, l Link) (*Link, error) {
 	}
 	l.At = l.At.UTC()
 	err = s.writeTx(ctx, func(tx *sql.Tx) error {
-		var err error
+		var other string
+		err := tx.QueryRowContext(ctx, `SELECT l.id FROM links l WHERE l.incident = ? AND l.snapshot = ? AND l.phase <> ? AND `+notVoid+` LIMIT 1`,
+			l.Incident, l.Snapshot, l.Phase).Scan(&other)
+		if err == nil {
+			return fmt.Errorf("%w: snapshot %s is tagged %s of %s by link %s (capture the fixed state and tag that, or void the link with hardtrail tag --void %s --reason TEXT)",
+				ErrSamePhases, short(l.Snapshot), otherPhase(l.Phase), l.Incident, short(other), short(other))
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
 		l.ID, _, err = appendRecord(ctx, tx, linkChain, &l)
 		return err
 	})
@@ -97,6 +118,13 @@ func (s *Store) Tag(ctx context.Context, l Link) (*Link, error) {
 		return nil, fmt.Errorf("tag %s as %s of %s: %w", short(l.Snapshot), l.Phase, l.Incident, err)
 	}
 	return &l, nil
+}
+
+func otherPhase(p string) string {
+	if p == Before {
+		return After
+	}
+	return Before
 }
 
 // Links returns an incident's links in the order they were made (all incidents when empty).
@@ -112,7 +140,7 @@ func (s *Store) Incidents(ctx context.Context) ([]string, error) {
 // phaseSnapshot is the snapshot of the newest link of an incident's phase for target.
 func (s *Store) phaseSnapshot(ctx context.Context, incident, target, phase string) (string, error) {
 	var id string
-	err := s.r.QueryRowContext(ctx, `SELECT snapshot FROM links WHERE incident = ? AND target = ? AND phase = ? ORDER BY seq DESC LIMIT 1`,
+	err := s.r.QueryRowContext(ctx, `SELECT l.snapshot FROM links l WHERE l.incident = ? AND l.target = ? AND l.phase = ? AND `+notVoid+` ORDER BY l.seq DESC LIMIT 1`,
 		incident, target, phase).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", NotFoundf("incident %s has no %s snapshot of %s", incident, phase, target)
@@ -131,11 +159,15 @@ func (s *Store) resolvePhase(ctx context.Context, ref string) (string, bool, err
 	if err := CheckIncidentID(inc); err != nil {
 		return "", true, err
 	}
+	inc, err := s.CanonicalIncident(ctx, inc)
+	if err != nil {
+		return "", true, err
+	}
 	if len(parts) == 3 {
 		id, err := s.phaseSnapshot(ctx, inc, parts[2], phase)
 		return id, true, err
 	}
-	targets, err := s.strings(ctx, `SELECT DISTINCT target FROM links WHERE incident = ? AND phase = ? ORDER BY target`, inc, phase)
+	targets, err := s.strings(ctx, `SELECT DISTINCT l.target FROM links l WHERE l.incident = ? AND l.phase = ? AND `+notVoid+` ORDER BY l.target`, inc, phase)
 	if err != nil {
 		return "", true, err
 	}

@@ -102,6 +102,30 @@ var migrations = []string{
 		digest TEXT PRIMARY KEY, -- hex SHA-256 of head
 		head   TEXT NOT NULL     -- the digest's input (see Head)
 	);`,
+	// 6: the texts of the rule sets whose results are stored; incident records (open, note,
+	// close, void). Both are chains (see chain.go).
+	`CREATE TABLE rule_sets (
+		id           TEXT PRIMARY KEY,        -- hex SHA-256 of record
+		seq          INTEGER NOT NULL UNIQUE, -- 1, 2, ... over the store
+		prev         TEXT NOT NULL,           -- id of the record before, '' for the first
+		digest       TEXT NOT NULL UNIQUE,    -- the rule set's digest, as results name it
+		files_sha256 TEXT NOT NULL,           -- hex SHA-256 of the files' JSON
+		files_size   INTEGER NOT NULL,        -- its length
+		record       BLOB NOT NULL,           -- canonical JSON of the record
+		files        BLOB NOT NULL            -- the rule files' JSON, deflated
+	);
+	CREATE TABLE incident_records (
+		id       TEXT PRIMARY KEY,         -- hex SHA-256 of record
+		seq      INTEGER NOT NULL UNIQUE,  -- 1, 2, ... over the store
+		prev     TEXT NOT NULL,            -- id of the record before, '' for the first
+		incident TEXT NOT NULL,
+		kind     TEXT NOT NULL CHECK (kind IN ('open', 'note', 'close', 'void')),
+		link     TEXT NOT NULL,            -- the link a void withdraws, '' for other kinds
+		folded   TEXT NOT NULL,            -- lower(incident): IDs are unique regardless of case
+		record   BLOB NOT NULL             -- canonical JSON of the record
+	);
+	CREATE INDEX incident_records_incident ON incident_records (folded, seq);
+	CREATE INDEX incident_records_link ON incident_records (link);`,
 }
 
 // upgrades[i] runs after schema step i, in its transaction, for what SQL alone cannot do.

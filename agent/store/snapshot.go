@@ -39,13 +39,15 @@ type Manifest struct {
 // ArtifactEntry is one artifact in a manifest: the hash of its stored content and how it was
 // obtained.
 type ArtifactEntry struct {
-	Name        string            `json:"name"`
-	SHA256      string            `json:"sha256"`
-	Size        int64             `json:"size"`
-	Source      string            `json:"source"`
-	Command     []string          `json:"command,omitempty"`
-	Path        string            `json:"path,omitempty"`
-	ExitCode    int               `json:"exit_code"`
+	Name    string   `json:"name"`
+	SHA256  string   `json:"sha256"`
+	Size    int64    `json:"size"`
+	Source  string   `json:"source"`
+	Command []string `json:"command,omitempty"`
+	Path    string   `json:"path,omitempty"`
+	// ExitCode is nil when the artifact has none (a file, a command that did not run or that timed
+	// out); manifests written before it could be nil say 0 there.
+	ExitCode    *int              `json:"exit_code,omitempty"`
 	Stderr      string            `json:"stderr,omitempty"`
 	DurationMS  int64             `json:"duration_ms"`
 	Truncated   bool              `json:"truncated,omitempty"`
@@ -356,7 +358,11 @@ func (s *Store) nth(ctx context.Context, target string, back int) (string, error
 		if n == 0 {
 			return "", NotFoundf("target %q has no snapshots", target)
 		}
-		return "", NotFoundf("target %q has only %d snapshots, so %s~%d does not exist", target, n, target, back)
+		noun := "snapshots"
+		if n == 1 {
+			noun = "snapshot"
+		}
+		return "", NotFoundf("target %q has only %d %s, so %s~%d does not exist", target, n, noun, target, back)
 	}
 	return id, err
 }

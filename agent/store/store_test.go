@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/hardtrail/hardtrail/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -269,14 +270,14 @@ func TestOpenErrors(t *testing.T) {
 		t.Log("running as root: permission checks do not apply")
 	} else {
 		dir := t.TempDir()
-		os.Chmod(dir, 0o500)
+		testutil.Must(t, os.Chmod(dir, 0o500))
 		defer os.Chmod(dir, 0o700)
 		if _, err := Open(t.Context(), filepath.Join(dir, "h.db")); err == nil || !strings.Contains(err.Error(), "not writable") {
 			t.Errorf("read-only dir: %v", err)
 		}
 	}
 	f := filepath.Join(t.TempDir(), "file")
-	os.WriteFile(f, nil, 0o600)
+	testutil.Must(t, os.WriteFile(f, nil, 0o600))
 	if _, err := Open(t.Context(), filepath.Join(f, "h.db")); err == nil || !strings.Contains(err.Error(), "cannot create its directory") {
 		t.Errorf("store under a file: %v", err)
 	}

@@ -173,7 +173,7 @@ func TestVerifyHead(t *testing.T) {
 	for _, c := range h.Chains {
 		names = append(names, c.Chain)
 	}
-	if got := strings.Join(names, " "); got != "held links results snapshots/db1 snapshots/mail1 snapshots/web1 status_events" {
+	if got := strings.Join(names, " "); got != "held incident_records links results rule_sets snapshots/db1 snapshots/mail1 snapshots/web1 status_events" {
 		t.Errorf("chains %s", got)
 	}
 	if again, _ := s.Head(ctx); again.Digest != h.Digest {

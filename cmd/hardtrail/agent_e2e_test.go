@@ -92,7 +92,7 @@ func startPrometheus(t *testing.T, dir, addr string, scrapeEvery, evaluateEach t
 		t.Fatal(err)
 	}
 	promCfg := filepath.Join(dir, "prometheus.yml")
-	os.WriteFile(promCfg, []byte(fmt.Sprintf(`global:
+	testutil.Must(t, os.WriteFile(promCfg, []byte(fmt.Sprintf(`global:
   scrape_interval: %s
   evaluation_interval: %s
 rule_files:
@@ -101,7 +101,7 @@ scrape_configs:
   - job_name: hardtrail
     static_configs:
       - targets: [%q]
-`, scrapeEvery, evaluateEach, rules, addr)), 0o600)
+`, scrapeEvery, evaluateEach, rules, addr)), 0o600))
 	promAddr := freePort(t)
 	var promLog testutil.SyncBuffer
 	prom := exec.Command(prometheus, "--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
@@ -188,11 +188,11 @@ func testAgentEndToEnd(t *testing.T, interval time.Duration, watch bool) {
 	testutil.Run(t, keygen, "-q", "-t", "ed25519", "-N", "", "-f", key)
 	sshdConfig := filepath.Join(dir, "sshd_config")
 	setPasswords := func(v string) {
-		os.WriteFile(sshdConfig, []byte("HostKey "+key+"\nPermitRootLogin no\nPasswordAuthentication "+v+"\n"), 0o600)
+		testutil.Must(t, os.WriteFile(sshdConfig, []byte("HostKey "+key+"\nPermitRootLogin no\nPasswordAuthentication "+v+"\n"), 0o600))
 	}
 	store := filepath.Join(dir, "h.db")
 	rulesFile := filepath.Join(dir, "rules.toml")
-	os.WriteFile(rulesFile, []byte(fmt.Sprintf(`[[rule]]
+	testutil.Must(t, os.WriteFile(rulesFile, []byte(fmt.Sprintf(`[[rule]]
 id = "e2e-no-passwords"
 title = "SSH does not accept passwords"
 severity = "high"
@@ -201,9 +201,9 @@ incidents = [%q]
 [rule.sshd]
 option = "passwordauthentication"
 equals = "no"
-`, incident)), 0o600)
+`, incident)), 0o600))
 	cfg := filepath.Join(dir, "hardtrail.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`store = %q
+	testutil.Must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`store = %q
 rules = [%q]
 [[target]]
 name = "netns"
@@ -223,7 +223,7 @@ normalise = ["nft"]
 name = "sshd/effective"
 command = [%q, "-T", "-f", %q]
 watch = [%q]
-`, store, rulesFile, ns, ns, sshd, sshdConfig, sshdConfig)), 0o600)
+`, store, rulesFile, ns, ns, sshd, sshdConfig, sshdConfig)), 0o600))
 
 	// The incident: telnet open and passwords accepted, then closed and refused.
 	iptables("-A", "INPUT", "-p", "tcp", "--dport", "23", "-j", "ACCEPT")

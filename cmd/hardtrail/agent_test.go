@@ -223,11 +223,11 @@ func newFleet(t testing.TB, targets []string, extra string) *localFleet {
 	f.cfg = filepath.Join(f.dir, "hardtrail.toml")
 	f.store = filepath.Join(f.dir, "h.db")
 	f.rules = filepath.Join(f.dir, "rules.toml")
-	os.WriteFile(f.rules, []byte(fleetRules), 0o600)
+	testutil.Must(t, os.WriteFile(f.rules, []byte(fleetRules), 0o600))
 	var b strings.Builder
 	fmt.Fprintf(&b, "store = %q\nrules = [%q]\n[agent]\ninterval = \"1s\"\n", f.store, f.rules)
 	for _, tg := range targets {
-		os.MkdirAll(filepath.Join(f.dir, tg), 0o700)
+		testutil.Must(t, os.MkdirAll(filepath.Join(f.dir, tg), 0o700))
 		f.write(tg, "fw", fleetWeakFW)
 		f.write(tg, "sshd", fleetWeakSSHD)
 		fmt.Fprintf(&b, "[[target]]\nname = %q\nprofiles = [%q]\ntimeout = \"20s\"\n", tg, "files-"+tg)
@@ -235,7 +235,7 @@ func newFleet(t testing.TB, targets []string, extra string) *localFleet {
 			"files-"+tg, filepath.Join(f.dir, tg, "sshd"), filepath.Join(f.dir, tg, "fw"))
 	}
 	b.WriteString(extra)
-	os.WriteFile(f.cfg, []byte(b.String()), 0o600)
+	testutil.Must(t, os.WriteFile(f.cfg, []byte(b.String()), 0o600))
 	return f
 }
 
@@ -260,16 +260,16 @@ func TestAgentOnceExitCodes(t *testing.T) {
 	f := newFleet(t, []string{"web1"}, "")
 	// Runs of --once further apart than two intervals store a new snapshot rather than hold
 	// the last one: an hour keeps a slow machine from telling the cases apart.
-	os.WriteFile(f.cfg, bytes.Replace(mustRead(t, f.cfg), []byte(`interval = "1s"`), []byte(`interval = "1h"`), 1), 0o600)
+	testutil.Must(t, os.WriteFile(f.cfg, bytes.Replace(mustRead(t, f.cfg), []byte(`interval = "1s"`), []byte(`interval = "1h"`), 1), 0o600))
 	f.write("web1", "fw", fleetHardFW)
 	f.write("web1", "sshd", "passwordauthentication no\nx11forwarding no\n")
 	broken := filepath.Join(f.dir, "broken.toml")
-	os.WriteFile(broken, []byte("[[rule]]\nid = \"x\"\nseverity = \"loud\"\n"), 0o600)
+	testutil.Must(t, os.WriteFile(broken, []byte("[[rule]]\nid = \"x\"\nseverity = \"loud\"\n"), 0o600))
 	badCfg := filepath.Join(f.dir, "bad.toml")
-	os.WriteFile(badCfg, []byte("[agent]\nintervall = \"1m\"\n"), 0o600)
+	testutil.Must(t, os.WriteFile(badCfg, []byte("[agent]\nintervall = \"1m\"\n"), 0o600))
 	slow := newFleet(t, []string{"web1"}, "")
 	slowSrc := regexp.MustCompile(`command = \["cat", "[^"]*/sshd"\]`).ReplaceAll(mustRead(t, slow.cfg), []byte(`command = ["sleep", "5"]`))
-	os.WriteFile(slow.cfg, bytes.Replace(slowSrc, []byte(`timeout = "20s"`), []byte(`timeout = "300ms"`), 1), 0o600)
+	testutil.Must(t, os.WriteFile(slow.cfg, bytes.Replace(slowSrc, []byte(`timeout = "20s"`), []byte(`timeout = "300ms"`), 1), 0o600))
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -362,7 +362,7 @@ func TestAgentMetricsAndReload(t *testing.T) {
 	}
 	// A broken rule file: the reload fails, the old rules stay, the scrape still answers.
 	good := mustRead(t, f.rules)
-	os.WriteFile(f.rules, []byte("[[rule]]\nid = \"broken\"\nseverity = \"loud\"\n"), 0o600)
+	testutil.Must(t, os.WriteFile(f.rules, []byte("[[rule]]\nid = \"broken\"\nseverity = \"loud\"\n"), 0o600))
 	a.cmd.Process.Signal(syscall.SIGHUP)
 	a.waitLog(t, `msg="reload failed: keeping the previous configuration and rules" err=.*rules.toml:3`, 1, 10*time.Second)
 	n, _ := a.count(regexp.MustCompile(`msg="cycle done"`))
@@ -371,7 +371,7 @@ func TestAgentMetricsAndReload(t *testing.T) {
 	if code != 200 || metricValue(body, "hardtrail_reload_success") != "0" || metricValue(body, `hardtrail_rule_success{rule="no-x11",severity="medium",target="web2"}`) != "0" {
 		t.Errorf("after a bad reload: %d\n%s", code, grep(body, "hardtrail_r"))
 	}
-	os.WriteFile(f.rules, good, 0o600)
+	testutil.Must(t, os.WriteFile(f.rules, good, 0o600))
 	a.cmd.Process.Signal(syscall.SIGHUP)
 	a.waitLog(t, `msg=reloaded`, 1, 10*time.Second)
 	if _, body, _ := get(t, "http://"+a.addr+"/metrics"); metricValue(body, "hardtrail_reload_success") != "1" {
@@ -529,7 +529,7 @@ func TestAgentWebConfig(t *testing.T) {
 	src := string(mustRead(t, "../../deploy/web-config.yml"))
 	src = strings.NewReplacer("/etc/hardtrail/tls/agent.crt", crt, "/etc/hardtrail/tls/agent.key", key).Replace(src)
 	wc := filepath.Join(f.dir, "web.yml")
-	os.WriteFile(wc, []byte(src), 0o600)
+	testutil.Must(t, os.WriteFile(wc, []byte(src), 0o600))
 	a := startAgent(t, []string{"--config", f.cfg}, "--web.config.file", wc)
 	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // the test's own self-signed certificate
 	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"github.com/hardtrail/hardtrail/internal/testutil"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -291,6 +292,11 @@ func TestCheckOutcomesAndExitCodes(t *testing.T) {
 				args = append(args, "--rules", r)
 			}
 			out, errOut, code := htDir(t, nil, "", append(args, "--format", "json")...)
+			const unknown = "hardtrail: warning: ../../testdata/check/app.toml:3: rule \"app-secure\" names incident INC-1, which the store does not know"
+			if !strings.HasPrefix(errOut, unknown) {
+				t.Errorf("no warning of the unknown incident INC-1: %q", errOut)
+			}
+			_, errOut, _ = strings.Cut(errOut, "\n")
 			if code != tc.code || errOut != tc.stderr {
 				t.Errorf("exit %d, stderr %q; want %d, %q", code, errOut, tc.code, tc.stderr)
 			}
@@ -310,6 +316,13 @@ func TestCheckOutcomesAndExitCodes(t *testing.T) {
 			t.Errorf("text lacks %q:\n%s", want, out)
 		}
 	}
+	// A failed rule's remediation, under its line of the text output.
+	e.write(t, "secure = no\n")
+	out, _, code := ht(t, "--config", e.config, "check", "--rules", app)
+	if want := "  FAIL  high    app-secure    no line matches /^secure = yes$/ in app/conf\n" +
+		"                              remediation: Set secure = yes in the app's config.\n"; code != 1 || !strings.Contains(out, want) {
+		t.Errorf("exit %d, want 1; text lacks %q:\n%s", code, want, out)
+	}
 	// Fixed: every rule passes.
 	e.write(t, "secure = yes\n")
 	if out, errOut, code := ht(t, "--config", e.config, "check", "--rules", app); code != 0 || !strings.Contains(out, "local: 2 rules: 2 pass") {
@@ -317,6 +330,10 @@ func TestCheckOutcomesAndExitCodes(t *testing.T) {
 	}
 
 	snap := snapshotJSON(t, "--config", e.config, "snapshot")[0].ID
+	empty := filepath.Join(e.dir, "empty.toml")
+	if err := os.WriteFile(empty, []byte("# the rules go here\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args   []string
 		code   int
@@ -327,6 +344,7 @@ func TestCheckOutcomesAndExitCodes(t *testing.T) {
 			waivers + `:10:1: waiver for rule "audit-running": waiver.rule: no rule with this ID is loaded (load the waiver together with the rules it waives)` + "\n"},
 		{[]string{"--rules", filepath.Join(e.dir, "none.toml")}, 2, "no such file or directory"},
 		{[]string{"--rules", ""}, 2, `empty rules source`},
+		{[]string{"--rules", empty}, 2, "hardtrail: no rules to evaluate: the rule files " + empty + ` hold no [[rule]] table, so a check would prove nothing (give --rules with a rule file or directory, or "builtin" for the shipped packs)`},
 		{[]string{"--rules", "https://127.0.0.1:1/pack.tar.gz"}, 2, "hardtrail: rules source https://127.0.0.1:1/pack.tar.gz: https sources need ?checksum=sha256:HEX"},
 		{[]string{"--rules", "s3::https://bucket/pack.tar.gz"}, 2, `getter "s3" is not allowed`},
 		{[]string{"--snapshot", "deadbeef", "--rules", app}, 2, `no snapshot matches "deadbeef"`},
@@ -343,8 +361,8 @@ func TestCheckOutcomesAndExitCodes(t *testing.T) {
 			}
 		})
 	}
-	if n := strings.Count(mustHT(t, "--config", e.config, "log"), "\n"); n != 7 {
-		t.Errorf("%d snapshots, want 7: the six captures above and the snapshot; the runs of the table capture nothing", n)
+	if n := strings.Count(mustHT(t, "--config", e.config, "log"), "\n"); n != 8 {
+		t.Errorf("%d snapshots, want 8: the seven captures above and the snapshot; the runs of the table capture nothing", n)
 	}
 }
 
@@ -352,7 +370,7 @@ func TestCheckOutcomesAndExitCodes(t *testing.T) {
 func TestCheckCaptureFailure(t *testing.T) {
 	e := newAppEnv(t, "secure = yes\n", "")
 	cfg, _ := os.ReadFile(e.config)
-	os.WriteFile(e.config, append(cfg, "[[target]]\nname = \"gone\"\naddress = \"root@127.0.0.1:1\"\ntimeout = \"5s\"\n"...), 0o600)
+	testutil.Must(t, os.WriteFile(e.config, append(cfg, "[[target]]\nname = \"gone\"\naddress = \"root@127.0.0.1:1\"\ntimeout = \"5s\"\n"...), 0o600))
 	out, errOut, code := ht(t, "--config", e.config, "check", "--rules", ruleFile("app.toml"), "--format", "json")
 	if code != 1 || !strings.HasSuffix(errOut, "hardtrail: 1 target failed to capture (gone)\n") {
 		t.Errorf("exit %d: %s", code, errOut)
@@ -398,7 +416,7 @@ func TestCheckConfigRules(t *testing.T) {
 	if doc.Reports[0].RulesDigest != shipped.Digest() {
 		t.Errorf("--rules builtin: digest %s", doc.Reports[0].RulesDigest)
 	}
-	os.WriteFile(e.config, bytes.Replace(must(os.ReadFile(e.config)), []byte(`rules = ["rules"]`), nil, 1), 0o600)
+	testutil.Must(t, os.WriteFile(e.config, bytes.Replace(must(os.ReadFile(e.config)), []byte(`rules = ["rules"]`), nil, 1), 0o600))
 	doc, _ = checkJSON(t, nil, "--config", e.config, "check")
 	if doc.Reports[0].RulesDigest != shipped.Digest() {
 		t.Errorf("no rules anywhere: digest %s, want the shipped packs' %s", doc.Reports[0].RulesDigest, shipped.Digest())
@@ -436,6 +454,7 @@ func TestRulesLint(t *testing.T) {
 		out  string
 	}{
 		{[]string{app, audit, waivers}, 0, "ok: 3 rules, 2 waivers in 3 files (digest " + digest(app, audit, waivers) + ")\n"},
+		{[]string{audit}, 0, "ok: 1 rule, 0 waivers in 1 file (digest " + digest(audit) + ")\n"},
 		{[]string{"builtin", app, audit, waivers}, 0, fmt.Sprintf("ok: %d rules, 2 waivers in 7 files (digest %s)\n", must(rules.Shipped()).Len()+3, digest("builtin", app, audit, waivers))},
 		{[]string{ruleFile("bad-syntax.toml")}, 2, ruleFile("bad-syntax.toml") + `:3:22: rule "app-secure-2": rule.title: strings cannot contain newlines` + "\n"},
 		{[]string{ruleFile("bad-probe-key.toml")}, 2, ruleFile("bad-probe-key.toml") + `:8:1: rule "app-mode": rule.file.mode: unknown key (check its spelling and the table it is in)` + "\n"},
@@ -486,7 +505,7 @@ func TestIncidentShowsLinkedRules(t *testing.T) {
 	mustHT(t, "--config", e.config, "snapshot", "--incident", "INC-1", "--phase", "after", "--by", "test")
 	out := mustHT(t, "--config", e.config, "incident", "show", "INC-1")
 	for _, want := range []string{
-		"incident INC-1: verified\n",
+		"incident INC-1: verified now; never regressed since the fix\n",
 		"  linked rules (before / after / newest):\n    app-secure: fail / pass / pass  The app runs in secure mode\n",
 	} {
 		if !strings.Contains(out, want) {
@@ -515,7 +534,7 @@ func TestIncidentShowsLinkedRules(t *testing.T) {
 		t.Errorf("regressed check: exit %d", code)
 	}
 	out = mustHT(t, "--config", e.config, "incident", "show", "INC-1")
-	if !strings.Contains(out, "incident INC-1: regressed\n") || !strings.Contains(out, "app-secure: fail / pass / fail") {
+	if !strings.Contains(out, "incident INC-1: regressed now") || !strings.Contains(out, "app-secure: fail / pass / fail") {
 		t.Errorf("after the regression:\n%s", out)
 	}
 }

@@ -240,7 +240,8 @@ func agentOnce(ctx context.Context, a *app, d *daemon.Daemon) error {
 		}
 	}
 	if failed+failing+regressed > 0 {
-		return finding(fmt.Errorf("%d targets failed to capture, %d rules fail or cannot be evaluated, %d incidents regressed", failed, failing, regressed))
+		return finding(fmt.Errorf("%s to capture, %s or cannot be evaluated, %s", plural(failed, "target failed", "targets failed"),
+			plural(failing, "rule fails", "rules fail"), plural(regressed, "incident regressed", "incidents regressed")))
 	}
 	return nil
 }
@@ -279,14 +280,6 @@ func statusHistory(ctx context.Context, st *store.Store, s *incident.State) (*in
 		}
 	}
 	return h, nil
-}
-
-// withState is the JSON of incident show: the state with the history beside it.
-func (h *incidentHistory) withState(s *incident.State) any {
-	return struct {
-		*incident.State
-		*incidentHistory
-	}{s, h}
 }
 
 // writeHistory writes the sections of incident show that come from the agent's records.

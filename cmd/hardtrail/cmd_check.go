@@ -29,10 +29,11 @@ func checkCmd(a *app) *cobra.Command {
 			"remote source such as https://HOST/pack.tar.gz?checksum=sha256:HEX or git::https://HOST/REPO?ref=COMMIT,\n" +
 			"fetched into a cache beside the store), else from the config's rules, else the shipped packs. All\n" +
 			"sources load as one set, so a file of waivers can be given beside the packs it waives.\n\n" +
-			"A target that cannot be captured is reported as rule \"capture\" in error.\n" +
+			"A target that cannot be captured is reported as rule \"capture\" in error. A failed rule's remediation\n" +
+			"is printed under it. Rule sources that hold no rule at all are an error: there is nothing to check.\n" +
 			"Exit code 0 when every rule passes, is skipped or is waived; 1 when any rule fails or errs (its\n" +
 			"artifact was not captured, so the control is not evidenced) or a target failed to capture;\n" +
-			"2 when the rules do not load, a REF or TARGET is unknown, or the flags are wrong.",
+			"2 when the rules do not load or hold no rule, a REF or TARGET is unknown, or the flags are wrong.",
 		Annotations: map[string]string{"formats": "text json junit"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -43,8 +44,15 @@ func checkCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if set.Len() == 0 {
+				return usageErr("no rules to evaluate: %s hold no [[rule]] table, so a check would prove nothing "+
+					"(give --rules with a rule file or directory, or %q for the shipped packs)", filesOrNone(set.Files()), BuiltinRules)
+			}
 			st, err := a.openStore(ctx)
 			if err != nil {
+				return err
+			}
+			if err := a.warnUnknownIncidents(ctx, st, set); err != nil {
 				return err
 			}
 			// Each target or REF gives one report: of a snapshot to evaluate, or of a failed capture.
@@ -176,6 +184,15 @@ func checkOutcome(reports []rules.Report) error {
 		parts = append(parts, plural(uncaptured, "target failed to capture", "targets failed to capture"))
 	}
 	return finding(fmt.Errorf("%s (%s)", strings.Join(parts, ", "), strings.Join(targets, ", ")))
+}
+
+// filesOrNone names the rule files for a message: "the rule files a.toml, b.toml", or "the rule
+// sources" when no file was found.
+func filesOrNone(files []string) string {
+	if len(files) == 0 {
+		return "the rule sources"
+	}
+	return "the rule files " + strings.Join(files, ", ")
 }
 
 func plural(n int, one, many string) string {

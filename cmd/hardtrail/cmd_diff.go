@@ -205,5 +205,5 @@ func writeStat(w *bufio.Writer, diffs []artifactDiff) {
 		adds += d.Added
 		dels += d.Removed
 	}
-	fmt.Fprintf(w, " %d artifacts changed, %d lines added, %d removed\n", len(diffs), adds, dels)
+	fmt.Fprintf(w, " %s changed, %s added, %d removed\n", plural(len(diffs), "artifact", "artifacts"), plural(adds, "line", "lines"), dels)
 }

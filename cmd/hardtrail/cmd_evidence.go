@@ -9,9 +9,11 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/hardtrail/hardtrail/agent/evidence"
 	"github.com/hardtrail/hardtrail/agent/store"
+	"github.com/hardtrail/hardtrail/internal/sshsig"
 )
 
 func init() { commands = append(commands, evidenceCmd) }
@@ -32,7 +34,10 @@ func evidenceExportCmd(a *app) *cobra.Command {
 			"file), ID/manifest.json.sig (with --sign-key), ID/before/TARGET/ARTIFACT and ID/after/TARGET/ARTIFACT\n" +
 			"(the stored artifacts, byte for byte), ID/diff/TARGET/ARTIFACT.diff and ID/diff/combined.diff (applies\n" +
 			"with patch -p1 inside ID/before to give ID/after), ID/report.md, ID/results.json and\n" +
-			"ID/results.junit.xml (the rules linked to the incident on the before, after and newest snapshots).\n" +
+			"ID/results.junit.xml (the rules linked to the incident on the before, after and newest snapshots),\n" +
+			"ID/snapshots/SNAPSHOT.json (each snapshot's canonical manifest: its SHA-256 is its ID), ID/rules/ (the\n" +
+			"linked rule files verbatim), ID/records/ (the incident record; each signed link or record and its\n" +
+			"SSHSIG signature). The manifest and report hold the regression history since the fix.\n" +
 			"The file is written atomically, and the same evidence gives the same bytes. Nothing else is written.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -93,7 +98,7 @@ func evidenceExportCmd(a *app) *cobra.Command {
 				return a.printJSON(map[string]any{"file": out, "sha256": sum, "incident": id, "status": m.Status,
 					"targets": exported, "files": files, "signed_by": signer})
 			}
-			fmt.Fprintf(a.stdout, "wrote %s: incident %s (%s), targets %s, %d files\n", out, id, m.Status, strings.Join(exported, ", "), files)
+			fmt.Fprintf(a.stdout, "wrote %s: incident %s (%s), targets %s, %s\n", out, id, m.Status, strings.Join(exported, ", "), plural(files, "file", "files"))
 			fmt.Fprintf(a.stdout, "sha256 %s\n", sum)
 			if key != nil {
 				fmt.Fprintf(a.stdout, "signed by %s\n", signer)
@@ -110,13 +115,16 @@ func evidenceExportCmd(a *app) *cobra.Command {
 }
 
 func evidenceVerifyCmd(a *app) *cobra.Command {
-	var pubFile string
+	var pubFile, allowedFile string
 	cmd := &cobra.Command{
 		Use:   "verify FILE [--pubkey FILE]",
 		Short: "Check an evidence bundle: structure, every file's hash, the signature, the diffs",
 		Long: "Check an evidence bundle in memory, writing nothing: only regular files and directories under one\n" +
 			"top directory, every file against manifest.json (SHA-256 and size, none missing or added), the\n" +
-			"signature with --pubkey, and that diff/combined.diff applied to before/ gives after/.\n" +
+			"signature with --pubkey, and that diff/combined.diff applied to before/ gives after/. A format 2\n" +
+			"bundle also has each snapshots/ID.json checked against its ID and the artifacts, the linked rules of\n" +
+			"rules/ evaluated again over before/ and after/ and compared with results.json, and every operator\n" +
+			"signature (SSHSIG) over what it signed; with --allowed-signers each signer's key must be allowed.\n" +
 			"Without --pubkey everything but the signature is checked, and the output says so.\n" +
 			"Exit 0 when the bundle verifies, 1 naming the first file that fails, 2 when it cannot be read.",
 		Args: cobra.ExactArgs(1),
@@ -128,6 +136,14 @@ func evidenceVerifyCmd(a *app) *cobra.Command {
 					return usageErr("%v", err)
 				}
 				pub = k
+			}
+			var signers []sshsig.AllowedSigner
+			if allowedFile != "" {
+				sg, err := loadAllowedSigners(allowedFile)
+				if err != nil {
+					return usageErr("%v", err)
+				}
+				signers = sg
 			}
 			f, err := os.Open(args[0])
 			if err != nil {
@@ -143,13 +159,52 @@ func evidenceVerifyCmd(a *app) *cobra.Command {
 				return usageErr("%s: %v", args[0], err)
 			}
 			m := v.Manifest
-			if a.json() {
-				return a.printJSON(map[string]any{"ok": true, "file": args[0], "incident": m.Incident, "status": m.Status,
-					"files": v.Files, "bytes": v.Bytes, "targets": v.Targets, "signed": v.Signed,
-					"signature_checked": v.SignatureChecked, "signer": v.Signer})
+			type operator struct {
+				What       string   `json:"what"`
+				By         string   `json:"by"`
+				File       string   `json:"file"`
+				Key        string   `json:"key"`
+				Principals []string `json:"principals,omitempty"`
 			}
-			fmt.Fprintf(a.stdout, "ok: %s: incident %s (%s), %d files (%d bytes), targets %s\n",
-				args[0], m.Incident, m.Status, v.Files, v.Bytes, strings.Join(v.Targets, ", "))
+			ops := []operator{}
+			var refused []string
+			for _, o := range v.Operators {
+				op := operator{What: o.What, By: o.By, File: o.File, Key: ssh.FingerprintSHA256(o.Key)}
+				if allowedFile != "" {
+					who, err := sshsig.Allowed(signers, o.Key, "", sshsig.Namespace)
+					if err != nil {
+						refused = append(refused, fmt.Sprintf("%s (%s): %v", o.What, o.File, err))
+					}
+					op.Principals = who
+				}
+				ops = append(ops, op)
+			}
+			if len(refused) > 0 {
+				return finding(fmt.Errorf("%s does not verify: operator signatures by keys not in %s: %s", args[0], allowedFile, strings.Join(refused, "; ")))
+			}
+			status := string(m.Status)
+			if m.Headline != "" {
+				status = m.Headline
+			}
+			if a.json() {
+				return a.printJSON(map[string]any{"ok": true, "file": args[0], "incident": m.Incident, "format": m.Format, "status": m.Status,
+					"headline": m.Headline, "files": v.Files, "bytes": v.Bytes, "targets": v.Targets, "signed": v.Signed,
+					"signature_checked": v.SignatureChecked, "signer": v.Signer, "operator_signatures": ops})
+			}
+			fmt.Fprintf(a.stdout, "ok: %s: incident %s (%s), %s (%d bytes), targets %s\n",
+				args[0], m.Incident, status, plural(v.Files, "file", "files"), v.Bytes, strings.Join(v.Targets, ", "))
+			if m.Format == evidence.Format {
+				fmt.Fprintf(a.stdout, "rules: %d linked rules evaluated again over before/ and after/: the outcomes match results.json\n", len(m.Rules))
+			}
+			for _, o := range ops {
+				line := fmt.Sprintf("operator signature: %s by %s: good (%s)", o.What, o.By, o.Key)
+				if allowedFile != "" {
+					line += ", allowed as " + strings.Join(o.Principals, ",")
+				} else {
+					line += ", key not checked (give --allowed-signers)"
+				}
+				fmt.Fprintln(a.stdout, line)
+			}
 			switch {
 			case v.SignatureChecked:
 				fmt.Fprintf(a.stdout, "signature: good, signed by %s\n", v.Signer)
@@ -164,5 +219,6 @@ func evidenceVerifyCmd(a *app) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&pubFile, "pubkey", "", "check the signature with this ed25519 public key (PREFIX.pub from hardtrail keygen)")
+	cmd.Flags().StringVar(&allowedFile, "allowed-signers", "", "require every operator signature to be by a key of this allowed_signers file (ssh-keygen format)")
 	return cmd
 }

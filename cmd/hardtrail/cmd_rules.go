@@ -69,11 +69,14 @@ func rulesLintCmd(a *app) *cobra.Command {
 			if err != nil {
 				return a.lintFailed(err)
 			}
+			if err := a.lintIncidents(cmd.Context(), set); err != nil {
+				return err
+			}
 			sum := packSummary{OK: true, Rules: set.Len(), Waivers: len(set.Waivers()), Files: set.Files(), Digest: set.Digest()}
 			if a.json() {
 				return a.printJSON(sum)
 			}
-			fmt.Fprintf(a.stdout, "ok: %d rules, %d waivers in %d files (digest %s)\n", sum.Rules, sum.Waivers, len(sum.Files), sum.Digest)
+			fmt.Fprintf(a.stdout, "ok: %s, %s in %s (digest %s)\n", plural(sum.Rules, "rule", "rules"), plural(sum.Waivers, "waiver", "waivers"), plural(len(sum.Files), "file", "files"), sum.Digest)
 			return nil
 		},
 	}
@@ -147,7 +150,7 @@ func rulesFetchCmd(a *app) *cobra.Command {
 			if a.json() {
 				return a.printJSON(sum)
 			}
-			fmt.Fprintf(a.stdout, "installed %s: %d rules, %d waivers in %d files (digest %s)\n", abs, sum.Rules, sum.Waivers, len(sum.Files), sum.Digest)
+			fmt.Fprintf(a.stdout, "installed %s: %s, %s in %s (digest %s)\n", abs, plural(sum.Rules, "rule", "rules"), plural(sum.Waivers, "waiver", "waivers"), plural(len(sum.Files), "file", "files"), sum.Digest)
 			if foreign > 0 {
 				fmt.Fprintf(a.stdout, "  %s for rules from other sources (checked when the pack is loaded with them; the digest leaves them out)\n", plural(foreign, "waiver is", "waivers are"))
 			}

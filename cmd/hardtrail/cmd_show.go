@@ -82,12 +82,12 @@ func showCmd(a *app) *cobra.Command {
 					status = "unavailable: " + e.Unavailable
 				case e.Truncated:
 					status = "truncated at cap"
-				case e.ExitCode != 0:
-					status = "exit " + fmt.Sprint(e.ExitCode) + prefixed(": ", firstLineOf(e.Stderr))
+				case e.ExitCode != nil && *e.ExitCode != 0:
+					status = "exit " + fmt.Sprint(*e.ExitCode) + prefixed(": ", firstLineOf(e.Stderr))
 				}
 				exit := "-"
-				if len(e.Command) > 0 {
-					exit = fmt.Sprint(e.ExitCode)
+				if len(e.Command) > 0 && e.ExitCode != nil {
+					exit = fmt.Sprint(*e.ExitCode)
 				}
 				fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\n", e.Name, store.Short(e.SHA256), e.Size, exit, status)
 			}

@@ -105,5 +105,5 @@ func printSnapshotLine(a *app, r fleet.Result) {
 		fmt.Fprintf(a.stdout, "%-12s  %s  failed at %s: %v\n", "-", r.Target, r.Stage, r.Err)
 		return
 	}
-	fmt.Fprintf(a.stdout, "%s  %s  %d artifacts  %d changed\n", store.Short(r.Saved.ID), r.Target, r.Saved.Artifacts, r.Saved.Changed)
+	fmt.Fprintf(a.stdout, "%s  %s  %s  %d changed\n", store.Short(r.Saved.ID), r.Target, plural(r.Saved.Artifacts, "artifact", "artifacts"), r.Saved.Changed)
 }

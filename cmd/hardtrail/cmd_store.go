@@ -47,8 +47,11 @@ func storeCmd(a *app) *cobra.Command {
 					fmt.Fprintln(a.stdout, "FAIL", p)
 				}
 				if len(rep.Problems) == 0 {
-					fmt.Fprintf(a.stdout, "ok: %d snapshots and %d blobs verified in %s (%d incident links, %d results, %d status events, %d held records, %d recorded heads)\n",
-						rep.Snapshots, rep.Blobs, st.Path(), rep.Links, rep.Results, rep.Events, rep.Held, rep.Heads)
+					fmt.Fprintf(a.stdout, "ok: %s and %s verified in %s (%s, %s, %s, %s, %s)\n",
+						plural(rep.Snapshots, "snapshot", "snapshots"), plural(rep.Blobs, "blob", "blobs"), st.Path(),
+						plural(rep.Links, "incident link", "incident links"), plural(rep.Results, "result", "results"),
+						plural(rep.Events, "status event", "status events"), plural(rep.Held, "held record", "held records"),
+						plural(rep.Heads, "recorded head", "recorded heads"))
 					if head != "" {
 						fmt.Fprintf(a.stdout, "extends head %s\n", head)
 					}
@@ -56,7 +59,7 @@ func storeCmd(a *app) *cobra.Command {
 				fmt.Fprintf(a.stdout, "head %s\n", rep.Head.Digest)
 			}
 			if len(rep.Problems) > 0 {
-				return finding(fmt.Errorf("store %s: %d problems", st.Path(), len(rep.Problems)))
+				return finding(fmt.Errorf("store %s: %s", st.Path(), plural(len(rep.Problems), "problem", "problems")))
 			}
 			return nil
 		},

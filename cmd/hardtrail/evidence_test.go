@@ -170,7 +170,7 @@ rule_present = "--dport 23 -j DROP"
 `)
 	rulesDir := filepath.Join(dir, "rules")
 	keys := filepath.Join(dir, "keys")
-	os.Mkdir(keys, 0o700)
+	testutil.Must(t, os.Mkdir(keys, 0o700))
 	mustHT(t, "keygen", "-o", filepath.Join(keys, "evidence"))
 	key, pub := filepath.Join(keys, "evidence"), filepath.Join(keys, "evidence.pub")
 
@@ -178,12 +178,12 @@ rule_present = "--dport 23 -j DROP"
 	write(t, filepath.Join(dropins, "50-hardening.conf"), "PasswordAuthentication no\nPermitRootLogin no\n")
 	write(t, filepath.Join(dropins, "60-new.conf"), "MaxAuthTries 3\n")
 	write(t, filepath.Join(dropins, "70-empty.conf"), "")
-	os.Remove(filepath.Join(dropins, "40-legacy.conf"))
+	testutil.Must(t, os.Remove(filepath.Join(dropins, "40-legacy.conf")))
 	runTool(t, dir, ip, "netns", "exec", ns, iptables, "-A", "INPUT", "-p", "tcp", "--dport", "23", "-j", "DROP")
 	mustHT(t, "--config", cfg, "snapshot", "--incident", "INC-7", "--phase", "after", "--by", "bob", "--note", "CHG-12")
 
 	out := filepath.Join(dir, "out")
-	os.Mkdir(out, 0o755)
+	testutil.Must(t, os.Mkdir(out, 0o755))
 	bundle := filepath.Join(out, "INC-7.tar.gz")
 	stdout := mustHT(t, "--config", cfg, "evidence", "export", "INC-7", "-o", bundle, "--sign-key", key, "--rules", rulesDir)
 	// Verified: each target's applicable linked rule passes; the rule that skips a target (its
@@ -204,7 +204,7 @@ rule_present = "--dport 23 -j DROP"
 	}
 
 	stdout = mustHT(t, "evidence", "verify", bundle, "--pubkey", pub)
-	if !strings.Contains(stdout, "ok: "+bundle+": incident INC-7 (verified)") || !strings.Contains(stdout, "signature: good, signed by SHA256:") {
+	if !strings.Contains(stdout, "ok: "+bundle+": incident INC-7 (verified now; never regressed since the fix)") || !strings.Contains(stdout, "signature: good, signed by SHA256:") {
 		t.Errorf("verify:\n%s", stdout)
 	}
 	if stdout := mustHT(t, "evidence", "verify", bundle); !strings.Contains(stdout, "signature: NOT CHECKED (no --pubkey)") {
@@ -213,7 +213,7 @@ rule_present = "--dport 23 -j DROP"
 
 	// GNU tar extracts it; GNU patch applies the combined diff inside before/ to give after/.
 	x := filepath.Join(dir, "x")
-	os.Mkdir(x, 0o755)
+	testutil.Must(t, os.Mkdir(x, 0o755))
 	runTool(t, x, tarTool, "-xzf", bundle)
 	top := filepath.Join(x, "INC-7")
 	work := filepath.Join(x, "work")
@@ -243,11 +243,11 @@ rule_present = "--dport 23 -j DROP"
 	}
 	report, _ := os.ReadFile(filepath.Join(top, "report.md"))
 	for _, want := range []string{
-		"| Status | **verified** |",
+		"| Status | **verified now; never regressed since the fix** |",
 		"## Target web1: verified", "## Target fw1: verified",
 		"| `inc7-sshd-no-passwords` | high | fail | pass | pass | SSH does not accept passwords |",
 		"| `inc7-telnet-dropped` | high | fail | pass | pass | Telnet is dropped |",
-		"| tagged before | web1 |", "| alice | telnet open, passwords allowed |", "| bob | CHG-12 |",
+		"| tagged before | web1 |", "| alice (as ", " | telnet open, passwords allowed |", "| bob (as ", " | CHG-12 |",
 		"+passwordauthentication no", "+-A INPUT -p tcp -m tcp --dport 23 -j DROP",
 	} {
 		if !bytes.Contains(report, []byte(want)) {
@@ -275,7 +275,7 @@ rule_present = "--dport 23 -j DROP"
 	// Packed again by GNU tar (its own order, owners and format), it still verifies.
 	repacked := filepath.Join(dir, "repacked.tar.gz")
 	y := filepath.Join(dir, "y")
-	os.Mkdir(y, 0o755)
+	testutil.Must(t, os.Mkdir(y, 0o755))
 	runTool(t, y, tarTool, "-xzf", bundle)
 	runTool(t, y, tarTool, "-czf", repacked, "INC-7")
 	mustHT(t, "evidence", "verify", repacked, "--pubkey", pub)
@@ -318,9 +318,9 @@ rule_present = "--dport 23 -j DROP"
 	}
 	// Unreadable input: exit 2.
 	truncated := filepath.Join(dir, "truncated.tar.gz")
-	os.WriteFile(truncated, b1[:len(b1)*2/3], 0o644)
+	testutil.Must(t, os.WriteFile(truncated, b1[:len(b1)*2/3], 0o644))
 	notGzip := filepath.Join(dir, "report.md")
-	os.WriteFile(notGzip, report, 0o644)
+	testutil.Must(t, os.WriteFile(notGzip, report, 0o644))
 	for _, f := range []string{truncated, notGzip} {
 		if _, errOut, code := ht(t, "evidence", "verify", f, "--pubkey", pub); code != 2 || !strings.Contains(errOut, "cannot read the bundle") {
 			t.Errorf("%s: exit %d, %s", f, code, errOut)
@@ -332,7 +332,7 @@ rule_present = "--dport 23 -j DROP"
 func TestEvidenceVerifyHostile(t *testing.T) {
 	base := t.TempDir()
 	cwd := filepath.Join(base, "a", "b")
-	os.MkdirAll(cwd, 0o755)
+	testutil.Must(t, os.MkdirAll(cwd, 0o755))
 	abs := filepath.Join(base, "abs-evil")
 	evil := func(name string, hs ...*tar.Header) string {
 		var es []tarEntry
@@ -394,15 +394,15 @@ files = [%q]
 `, store, conf))
 	mustHT(t, "--config", cfg, "snapshot", "--incident", "INC-8", "--phase", "before", "--by", "alice")
 	out := filepath.Join(dir, "out")
-	os.Mkdir(out, 0o755)
+	testutil.Must(t, os.Mkdir(out, 0o755))
 	key := filepath.Join(dir, "k")
 	mustHT(t, "keygen", "-o", key)
 	loose := filepath.Join(dir, "loose")
 	data, _ := os.ReadFile(key)
-	os.WriteFile(loose, data, 0o644)
+	testutil.Must(t, os.WriteFile(loose, data, 0o644))
 	pubCopy := filepath.Join(dir, "pub-as-private")
 	data, _ = os.ReadFile(key + ".pub")
-	os.WriteFile(pubCopy, data, 0o600)
+	testutil.Must(t, os.WriteFile(pubCopy, data, 0o600))
 	missingStore := filepath.Join(dir, "nostore", "h.db")
 	for _, tc := range []struct {
 		args []string

@@ -132,7 +132,7 @@ func TestRulesFetch(t *testing.T) {
 	}{
 		{"https", good, "installed %s: 3 rules, 0 waivers in 2 files (digest " + digest + ")\n  app.toml\n  audit.toml\n"},
 		{"git", "git::file://" + repo + "?ref=" + commit, "installed %s: 3 rules, 0 waivers in 2 files (digest " + digest + ")\n  app.toml\n  audit.toml\n"},
-		{"waivers", waivers, "installed %s: 0 rules, 2 waivers in 1 files (digest " + must(rules.Merge()).Digest() + ")\n" +
+		{"waivers", waivers, "installed %s: 0 rules, 2 waivers in 1 file (digest " + must(rules.Merge()).Digest() + ")\n" +
 			"  2 waivers are for rules from other sources (checked when the pack is loaded with them; the digest leaves them out)\n  waivers.toml\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -232,12 +232,12 @@ func TestCheckRemoteRules(t *testing.T) {
 
 	// A file:// directory is not pinned: each run fetches it again and sees its changes.
 	local := t.TempDir()
-	os.WriteFile(filepath.Join(local, "app.toml"), must(os.ReadFile(ruleFile("app.toml"))), 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(local, "app.toml"), must(os.ReadFile(ruleFile("app.toml"))), 0o644))
 	src := "file://" + local
 	if doc, _ = checkJSON(t, nil, "--config", e.config, "check", "--rules", src); len(doc.Reports[0].Results) != 2 {
 		t.Errorf("file source: %d results", len(doc.Reports[0].Results))
 	}
-	os.WriteFile(filepath.Join(local, "audit.toml"), must(os.ReadFile(ruleFile("audit.toml"))), 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(local, "audit.toml"), must(os.ReadFile(ruleFile("audit.toml"))), 0o644))
 	if doc, _ = checkJSON(t, nil, "--config", e.config, "check", "--rules", src); len(doc.Reports[0].Results) != 3 {
 		t.Errorf("file source after a change: %d results, want 3", len(doc.Reports[0].Results))
 	}
@@ -258,8 +258,8 @@ func TestCheckRemoteRulesConcurrent(t *testing.T) {
 	codes := make(chan string, 2)
 	for range 2 {
 		go func() {
-			out, errOut, code := htDir(t, p.env, "", "--config", e.config, "check", "--snapshot", "local", "--rules", good)
-			codes <- fmt.Sprintf("exit %d %s%s", code, out, errOut)
+			out, errOut, code, err := htExec(p.env, "", "--config", e.config, "check", "--snapshot", "local", "--rules", good)
+			codes <- fmt.Sprintf("exit %d %s%s%v", code, out, errOut, err)
 		}()
 	}
 	for range 2 {

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,9 +17,9 @@ import (
 func fileTarget(t *testing.T) (cfg, dir string) {
 	root := t.TempDir()
 	dir = filepath.Join(root, "etc")
-	os.MkdirAll(filepath.Join(dir, "sshd_config.d"), 0o755)
+	testutil.Must(t, os.MkdirAll(filepath.Join(dir, "sshd_config.d"), 0o755))
 	cfg = filepath.Join(root, "c.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`store = %q
+	testutil.Must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`store = %q
 [[target]]
 name = "web1"
 profiles = ["files"]
@@ -26,7 +28,7 @@ name = "files"
 [[profile.source]]
 name = "sshd/config"
 files = [%q, %q]
-`, filepath.Join(root, "h.db"), filepath.Join(dir, "sshd_config"), filepath.Join(dir, "sshd_config.d", "*.conf"))), 0o600)
+`, filepath.Join(root, "h.db"), filepath.Join(dir, "sshd_config"), filepath.Join(dir, "sshd_config.d", "*.conf"))), 0o600))
 	return cfg, dir
 }
 
@@ -38,7 +40,7 @@ func TestIncidentDiffAndPatch(t *testing.T) {
 	write("sshd_config.d/10-old.conf", "Ciphers aes128-cbc\n")
 	mustHT(t, "--config", cfg, "snapshot", "--incident", "INC-7", "--phase", "before", "--by", "alice")
 	write("sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\nPort 22\nPermitRootLogin no\nX11Forwarding yes\n")
-	os.Remove(filepath.Join(dir, "sshd_config.d/10-old.conf"))
+	testutil.Must(t, os.Remove(filepath.Join(dir, "sshd_config.d/10-old.conf")))
 	write("sshd_config.d/50-hardening.conf", "PasswordAuthentication no\nKbdInteractiveAuthentication no\n")
 	sn := snapshotJSON(t, "--config", cfg, "snapshot")
 	mustHT(t, "--config", cfg, "tag", sn[0].ID[:10], "--incident", "INC-7", "--phase", "after", "--note", "hardened sshd", "--by", "bob")
@@ -59,8 +61,8 @@ func TestIncidentDiffAndPatch(t *testing.T) {
 		art := "sshd/config" + filepath.Join(dir, name)
 		content := mustHT(t, "--config", cfg, "show", "INC-7:before", art)
 		p := filepath.Join(before, art)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		os.WriteFile(p, []byte(content), 0o644)
+		testutil.Must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		testutil.Must(t, os.WriteFile(p, []byte(content), 0o644))
 	}
 	cmd := exec.Command(patch, "-p1", "--batch", "--silent")
 	cmd.Dir = work
@@ -112,7 +114,7 @@ func TestIncidentDiffAndPatch(t *testing.T) {
 		{[]string{"incident", "show", "404"}, `incident ID "404" is invalid`},
 		{[]string{"tag", "web1", "--incident", "INC 7", "--phase", "before"}, `incident ID "INC 7" is invalid`},
 		{[]string{"tag", "web1", "--incident", "INC-7", "--phase", "during"}, `phase "during" is invalid`},
-		{[]string{"tag", "web1", "--incident", "INC-7"}, `required flag(s) "phase" not set`},
+		{[]string{"tag", "web1", "--incident", "INC-7"}, "tag needs --incident ID and --phase before|after"},
 		{[]string{"diff", "INC-404:before", "web1"}, "unknown incident INC-404"},
 		{[]string{"diff", "web1~9", "web1"}, `target "web1" has only 3 snapshots, so web1~9 does not exist`},
 		{[]string{"diff", "web1", "web1", "--artifact", "nope"}, `neither snapshot has an artifact "nope"`},
@@ -122,5 +124,86 @@ func TestIncidentDiffAndPatch(t *testing.T) {
 		if code != 2 || !strings.Contains(errOut, tc.err) {
 			t.Errorf("%v: exit %d, stderr %q, want %q", tc.args, code, errOut, tc.err)
 		}
+	}
+}
+
+// A mistaken link is withdrawn by a void record: incident show still lists it, as voided,
+// with who voided it and why, and the status no longer counts it.
+func TestVoidLink(t *testing.T) {
+	cfg, dir := fileTarget(t)
+	write := func(s string) { os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(s), 0o644) }
+	write("PermitRootLogin yes\n")
+	mustHT(t, "--config", cfg, "snapshot", "--incident", "INC-8", "--phase", "before", "--by", "alice")
+	write("PermitRootLogin yes\n# touched\n")
+	var l struct {
+		ID string `json:"id"`
+	}
+	mustHT(t, "--config", cfg, "snapshot")
+	if err := json.Unmarshal([]byte(mustHT(t, "--config", cfg, "tag", "web1", "--incident", "INC-8", "--phase", "after", "--by", "bob", "--format", "json")), &l); err != nil || l.ID == "" {
+		t.Fatalf("tag: %v %+v", err, l)
+	}
+	if _, errOut, code := ht(t, "--config", cfg, "tag", "--void", l.ID[:8]); code != 2 || !strings.Contains(errOut, "--void needs --reason") {
+		t.Errorf("void without a reason: exit %d %s", code, errOut)
+	}
+	out := mustHT(t, "--config", cfg, "tag", "--void", l.ID[:8], "--reason", "tagged before the change was applied", "--by", "carol")
+	if !strings.Contains(out, "voided link "+l.ID[:12]) {
+		t.Errorf("void: %s", out)
+	}
+	if _, errOut, code := ht(t, "--config", cfg, "tag", "--void", l.ID, "--reason", "again"); code != 2 || !strings.Contains(errOut, "already void") {
+		t.Errorf("void twice: exit %d %s", code, errOut)
+	}
+	show := mustHT(t, "--config", cfg, "incident", "show", "inc-8")
+	for _, want := range []string{"incident INC-8: open", "link " + l.ID[:12], "VOIDED by carol", ": tagged before the change was applied", "void  by carol"} {
+		if !strings.Contains(show, want) {
+			t.Errorf("incident show lacks %q:\n%s", want, show)
+		}
+	}
+	var st struct {
+		Links   []struct{ Phase string }
+		LinkIDs []string `json:"link_ids"`
+		Voids   []struct{ Link, Reason, By string }
+	}
+	json.Unmarshal([]byte(mustHT(t, "--config", cfg, "incident", "show", "INC-8", "--format", "json")), &st)
+	if len(st.Links) != 2 || len(st.LinkIDs) != 2 || st.LinkIDs[1] != l.ID || len(st.Voids) != 1 || st.Voids[0].Link != l.ID || st.Voids[0].By != "carol" {
+		t.Errorf("incident show JSON: %+v", st)
+	}
+	mustHT(t, "--config", cfg, "store", "verify")
+	if _, errOut, code := ht(t, "--config", cfg, "incident", "close", "INC-8", "--approver", "dave"); code != 1 || !strings.Contains(errOut, "incident INC-8 is open, not verified, so it cannot be closed") {
+		t.Errorf("close while open: exit %d %s", code, errOut)
+	}
+	// A rule naming an incident the store does not know is warned of.
+	rf := filepath.Join(t.TempDir(), "r.toml")
+	os.WriteFile(rf, []byte("[[rule]]\nid = \"r1\"\ntitle = \"t\"\nseverity = \"low\"\ncontrols = [\"X\"]\nincidents = [\"INC-8\", \"INC-9\"]\n[rule.file]\npath = \"sshd/config\"\nabsent = 'x'\n"), 0o644)
+	_, errOut, code := ht(t, "--config", cfg, "rules", "lint", rf)
+	if code != 0 || !strings.Contains(errOut, `rule "r1" names incident INC-9, which the store does not know`) || strings.Contains(errOut, "incident INC-8,") {
+		t.Errorf("rules lint: exit %d %s", code, errOut)
+	}
+}
+
+// Under sudo the operator is the user who ran sudo, and the link keeps both that user and the
+// effective one.
+func TestWhoUnderSudo(t *testing.T) {
+	cfg, dir := fileTarget(t)
+	os.WriteFile(filepath.Join(dir, "sshd_config"), []byte("PermitRootLogin yes\n"), 0o644)
+	mustHT(t, "--config", cfg, "snapshot")
+	out, errOut, code := htRun(t, []string{"SUDO_USER=alice"}, "", "--config", cfg, "tag", "web1", "--incident", "INC-5", "--phase", "before", "--format", "json")
+	if code != 0 {
+		t.Fatalf("tag: exit %d %s", code, errOut)
+	}
+	var l struct {
+		By  string
+		Who struct{ Invoker, Effective string }
+	}
+	if err := json.Unmarshal([]byte(out), &l); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := user.Current()
+	if l.By != "alice" || l.Who.Invoker != "alice" || !strings.HasPrefix(l.Who.Effective, u.Username+" (uid "+u.Uid+")") {
+		t.Errorf("link by %q, who %+v", l.By, l.Who)
+	}
+	// --by names the operator; who ran hardtrail is kept beside it.
+	out = mustHT(t, "--config", cfg, "incident", "open", "INC-5", "--title", "t", "--by", "mallory", "--format", "json")
+	if !strings.Contains(out, `"by": "mallory"`) || !strings.Contains(out, `"effective": "`+u.Username) {
+		t.Errorf("record: %s", out)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"compress/flate"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -53,19 +54,27 @@ func ht(t testing.TB, args ...string) (string, string, int) {
 // environment (no HARDTRAIL_* settings, no ssh-agent).
 func htRun(t testing.TB, env []string, dir string, args ...string) (string, string, int) {
 	t.Helper()
+	stdout, stderr, code, err := htExec(env, dir, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stdout, stderr, code
+}
+
+// htExec is htRun for goroutines other than the test's, which must not call t.Fatal: err is
+// set when the binary could not be run at all.
+func htExec(env []string, dir string, args ...string) (string, string, int, error) {
 	cmd := exec.Command(binary, args...)
 	cmd.Env = cleanEnv(env...)
 	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return stdout.String(), stderr.String(), ee.ExitCode(), nil
 	}
-	return stdout.String(), stderr.String(), code
+	return stdout.String(), stderr.String(), 0, err
 }
 
 func mustHT(t testing.TB, args ...string) string {
@@ -153,9 +162,13 @@ func TestExitCodesAndErrors(t *testing.T) {
 	dir := t.TempDir()
 	store := filepath.Join(dir, "h.db")
 	bad := filepath.Join(dir, "bad.toml")
-	os.WriteFile(bad, []byte("[[target]]\nname = \"a\"\nprofils = [\"linux\"]\n"), 0o600)
+	testutil.Must(t, os.WriteFile(bad, []byte("[[target]]\nname = \"a\"\nprofils = [\"linux\"]\n"), 0o600))
 	cfg := filepath.Join(dir, "two.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("store = %q\n[[target]]\nname = \"local\"\n[[target]]\nname = \"gone\"\naddress = \"root@127.0.0.1:1\"\ntimeout = \"5s\"\n", store)), 0o600)
+	testutil.Must(t, os.WriteFile(cfg, []byte(fmt.Sprintf("store = %q\n[[target]]\nname = \"local\"\n[[target]]\nname = \"gone\"\naddress = \"root@127.0.0.1:1\"\ntimeout = \"5s\"\n", store)), 0o600))
+	cycle, err := filepath.Abs("../../testdata/config/invalid-jump-cycle.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -163,6 +176,7 @@ func TestExitCodesAndErrors(t *testing.T) {
 	}{
 		{[]string{"--config", bad, "snapshot"}, 2, "bad.toml:3:1: target.profils: unknown key"},
 		{[]string{"--config", filepath.Join(dir, "none.toml"), "snapshot"}, 2, "no such file"},
+		{[]string{"--config", cycle, "snapshot"}, 2, `invalid-jump-cycle.toml:11:1: target[2].jump: target "a": jump hosts form a cycle: a -> b -> c -> a`},
 		{[]string{"nosuchcommand"}, 2, "unknown command"},
 		{[]string{"--store", store, "snapshot", "--bogus"}, 2, "unknown flag: --bogus"},
 		{[]string{"--store", store, "snapshot", "nosuchtarget"}, 2, `unknown target "nosuchtarget"`},
@@ -212,7 +226,7 @@ func TestStoreVerifyNamesTampering(t *testing.T) {
 	var m struct {
 		Artifacts []struct{ Name, SHA256 string }
 	}
-	json.Unmarshal(raw, &m)
+	testutil.Must(t, json.Unmarshal(raw, &m))
 	var hash string
 	for _, a := range m.Artifacts {
 		if a.Name == "system/os-release" {
@@ -242,7 +256,7 @@ func TestNoSecretInStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "c.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`store = %q
+	testutil.Must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`store = %q
 [[target]]
 name = "local"
 profiles = ["secrets"]
@@ -257,7 +271,7 @@ command = ["cat", %q]
 [[profile.source]]
 name = "cmd/stderr"
 command = ["sh", "-c", "cat %s >&2; exit 1"]
-`, store, secrets, secrets, secrets)), 0o600)
+`, store, secrets, secrets, secrets)), 0o600))
 	mustHT(t, "--config", cfg, "snapshot")
 	mustHT(t, "--config", cfg, "snapshot")
 	words := secretWords(t)
@@ -326,9 +340,9 @@ func TestConcurrentProcesses(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out, errOut, code := ht(t, "--store", store, "snapshot")
-			if code != 0 {
-				errs[i] = fmt.Sprintf("exit %d: %s %s", code, out, errOut)
+			out, errOut, code, err := htExec(nil, "", "--store", store, "snapshot")
+			if err != nil || code != 0 {
+				errs[i] = fmt.Sprintf("exit %d (%v): %s %s", code, err, out, errOut)
 			}
 		}()
 	}
@@ -351,7 +365,7 @@ func TestCrashSafety(t *testing.T) {
 	// The linux profile plus many small files (each capped at 2 KiB so that store verify after
 	// every kill stays quick), so that a good share of kills land while writing.
 	cfg := filepath.Join(dir, "c.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`store = %q
+	testutil.Must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`store = %q
 [[target]]
 name = "local"
 profiles = ["linux", "docs"]
@@ -361,7 +375,7 @@ name = "docs"
 name = "docs"
 files = ["/usr/share/doc/*/copyright", "/etc/*.conf"]
 max_bytes = 2048
-`, store)), 0o600)
+`, store)), 0o600))
 	start := time.Now()
 	mustHT(t, "--config", cfg, "snapshot")
 	full := time.Since(start)

@@ -78,6 +78,6 @@ func (p *progress) finish(results []fleet.Result) {
 		return
 	}
 	el := time.Since(p.start)
-	fmt.Fprintf(p.w, "%d targets: %d captured, %d failed in %s (%.1f targets/s)\n",
-		len(results), len(results)-p.fail, p.fail, el.Round(time.Millisecond), float64(len(results))/el.Seconds())
+	fmt.Fprintf(p.w, "%s: %d captured, %d failed in %s (%.1f targets/s)\n",
+		plural(len(results), "target", "targets"), len(results)-p.fail, p.fail, el.Round(time.Millisecond), float64(len(results))/el.Seconds())
 }

@@ -97,7 +97,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.configFlag, "config", "", "config file (default $HARDTRAIL_CONFIG, else "+config.SystemConfig+" if it exists, else one local target)")
 	pf.StringVar(&a.storeFlag, "store", "", "evidence store (default $HARDTRAIL_STORE, else the config's store, else "+config.DefaultStore()+")")
-	pf.StringVar(&a.format, "format", "text", "output format: text or json")
+	pf.StringVar(&a.format, "format", "text", "output format: text or json, and junit for check (each command's help says which it takes)")
 	pf.StringVar(&a.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: exitUsage, err: fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
@@ -105,6 +105,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	for _, mk := range commands {
 		root.AddCommand(mk(a))
 	}
+	a.addCompletions(root)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := root.ExecuteContext(ctx)

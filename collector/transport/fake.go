@@ -99,6 +99,11 @@ func (f *Fake) Glob(ctx context.Context, pattern string) ([]string, error) {
 	return out, nil
 }
 
+// Gather implements Transport, one step after the other.
+func (f *Fake) Gather(ctx context.Context, g Gathering) (*Gathered, error) {
+	return GatherEach(ctx, f, g, 1)
+}
+
 // Info implements Transport.
 func (f *Fake) Info() Info { return Info{Kind: "fake", Hostname: f.Host} }
 

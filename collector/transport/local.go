@@ -23,12 +23,20 @@ import (
 // from the PATH of a non-root user or a systemd unit.
 var sbinDirs = []string{"/usr/local/sbin", "/usr/sbin", "/sbin"}
 
-// Local runs commands on this machine.
+// Local runs commands on this machine. Each command runs in a process group of its own with a
+// tag in its environment; when it ends, for any reason, what is left of its group and every
+// process carrying its tag are killed. A helper shell (the reaper) holds a pipe from this
+// process: if this process dies, even by SIGKILL, the pipe ends and the reaper kills the groups
+// and tagged processes of the commands that were running.
 type Local struct {
 	// WaitDelay bounds how long Run waits for output after the command was stopped (default 2s).
 	WaitDelay time.Duration
-	isRoot    bool
-	hostname  string
+	// CommandTimeout bounds a command whose Timeout is zero (default DefaultCommandTimeout).
+	CommandTimeout time.Duration
+	// Workers bounds how many steps Gather runs at once (default 4).
+	Workers  int
+	isRoot   bool
+	hostname string
 }
 
 var _ Transport = (*Local)(nil)
@@ -36,7 +44,12 @@ var _ Transport = (*Local)(nil)
 // NewLocal returns a transport for this machine.
 func NewLocal() *Local {
 	h, _ := os.Hostname()
-	return &Local{isRoot: os.Geteuid() == 0, hostname: h, WaitDelay: 2 * time.Second}
+	return &Local{isRoot: os.Geteuid() == 0, hostname: h, WaitDelay: 2 * time.Second, CommandTimeout: DefaultCommandTimeout}
+}
+
+// Gather implements Transport: each step through Run, ReadFile and Glob, Workers at a time.
+func (l *Local) Gather(ctx context.Context, g Gathering) (*Gathered, error) {
+	return GatherEach(ctx, l, g, l.Workers)
 }
 
 // Info implements Transport.
@@ -86,19 +99,33 @@ func (l *Local) Run(ctx context.Context, c Command) (*Result, error) {
 	if max <= 0 {
 		max = DefaultMaxBytes
 	}
-	runCtx, cancel := context.WithCancel(ctx)
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = l.CommandTimeout
+	}
+	if timeout <= 0 {
+		timeout = DefaultCommandTimeout
+	}
+	tctx, tcancel := context.WithTimeout(ctx, timeout)
+	defer tcancel()
+	runCtx, cancel := context.WithCancel(tctx)
 	defer cancel()
+	tag := nextTag()
 	cmd := exec.CommandContext(runCtx, path, argv[1:]...)
 	cmd.Args[0] = argv[0]
-	cmd.Env = append(os.Environ(), "LC_ALL=C", "SYSTEMD_PAGER=", "PAGER=cat", "SYSTEMD_COLORS=0")
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "SYSTEMD_PAGER=", "PAGER=cat", "SYSTEMD_COLORS=0", tagVar+"="+tag)
 	cmd.Stdin = nil
-	// A process group of its own, so a timeout stops everything the command started.
+	// A process group of its own, so a timeout stops everything the command started; and the
+	// kernel kills the command itself if this process dies.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	setDeathSignal(cmd.SysProcAttr)
 	cmd.Cancel = func() error {
 		if cmd.Process == nil {
 			return nil
 		}
-		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		killTagged(tag) // what left the group holds the output open
+		return err
 	}
 	wd := l.WaitDelay
 	if wd <= 0 {
@@ -109,7 +136,17 @@ func (l *Local) Run(ctx context.Context, c Command) (*Result, error) {
 	stderr := &CapWriter{Max: MaxStderrBytes}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	start := time.Now()
-	err = cmd.Run()
+	err = cmd.Start()
+	if err == nil {
+		pgid := cmd.Process.Pid
+		reap.add(pgid)
+		err = cmd.Wait()
+		// Nothing the command started outlives it: its group, and whatever left the group
+		// but kept the tag.
+		syscall.Kill(-pgid, syscall.SIGKILL)
+		killTagged(tag)
+		reap.remove(pgid)
+	}
 	res := &Result{
 		Stdout:    stdout.Bytes(),
 		Stderr:    stderr.Bytes(),
@@ -125,6 +162,10 @@ func (l *Local) Run(ctx context.Context, c Command) (*Result, error) {
 		switch {
 		case ctx.Err() != nil:
 			return res, fmt.Errorf("%s: stopped after %s: %w", argv[0], res.Duration.Round(time.Millisecond), ctx.Err())
+		case tctx.Err() != nil:
+			res.ExitCode = -1
+			return res, fmt.Errorf("%s: stopped after %s (command timeout %s): %w", argv[0],
+				res.Duration.Round(time.Millisecond), timeout, context.DeadlineExceeded)
 		case res.Truncated:
 			// Stopped by us at the cap: the output so far is the artifact.
 			return res, nil
@@ -161,7 +202,7 @@ func (l *Local) ReadFile(ctx context.Context, path string, maxBytes int64) (*Fil
 		return nil, fileErr(path, err)
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file (%s)", path, st.Mode().Type())
+		return nil, fmt.Errorf("%s: %w (%s)", path, ErrNotRegular, st.Mode().Type())
 	}
 	buf, err := io.ReadAll(io.LimitReader(f, maxBytes+1))
 	if err != nil {

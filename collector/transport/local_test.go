@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"github.com/hardtrail/hardtrail/internal/testutil"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -90,7 +91,7 @@ func TestLocalTimeoutKillsProcessGroup(t *testing.T) {
 func TestLocalReadFileAndGlob(t *testing.T) {
 	dir := t.TempDir()
 	for i, n := range []string{"b.conf", "a.conf", "c.txt"} {
-		os.WriteFile(filepath.Join(dir, n), []byte(strings.Repeat("x", 10*(i+1))), 0o640)
+		testutil.Must(t, os.WriteFile(filepath.Join(dir, n), []byte(strings.Repeat("x", 10*(i+1))), 0o640))
 	}
 	l := NewLocal()
 	ctx := t.Context()
@@ -108,14 +109,14 @@ func TestLocalReadFileAndGlob(t *testing.T) {
 	if _, err := l.ReadFile(ctx, filepath.Join(dir, "nope"), 0); !errors.Is(err, ErrNotFound) {
 		t.Errorf("missing file: %v", err)
 	}
-	if _, err := l.ReadFile(ctx, dir, 0); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+	if _, err := l.ReadFile(ctx, dir, 0); !errors.Is(err, ErrNotRegular) {
 		t.Errorf("directory: %v", err)
 	}
 	fifo := filepath.Join(dir, "fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.ReadFile(ctx, fifo, 0); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+	if _, err := l.ReadFile(ctx, fifo, 0); !errors.Is(err, ErrNotRegular) {
 		t.Errorf("fifo: %v", err)
 	}
 	if _, err := l.Glob(ctx, "relative/*"); err == nil {

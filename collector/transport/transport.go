@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"sync"
 	"time"
 )
 
@@ -16,11 +17,18 @@ const DefaultMaxBytes = 16 << 20
 // MaxStderrBytes caps the stderr kept from one command; stderr is provenance, not evidence.
 const MaxStderrBytes = 64 << 10
 
+// DefaultCommandTimeout bounds one command whose Command.Timeout is zero, on every transport,
+// unless the transport is configured otherwise (a target's command_timeout).
+const DefaultCommandTimeout = 60 * time.Second
+
 var (
 	// ErrNotFound means the command is not installed or the file does not exist.
 	ErrNotFound = errors.New("not found")
 	// ErrPermission means the command or file exists but this user may not run or read it.
 	ErrPermission = errors.New("permission denied")
+	// ErrNotRegular means the path names something other than a regular file (a directory, a
+	// FIFO, a device): there is no content to read.
+	ErrNotRegular = errors.New("not a regular file")
 )
 
 // Command is one program to run on a target. Argv is passed to the program as is; a transport
@@ -32,8 +40,9 @@ type Command struct {
 	// MaxBytes caps stdout; past it the output is marked truncated and the command is stopped.
 	// Zero means DefaultMaxBytes.
 	MaxBytes int64
-	// Timeout, when set, bounds this command inside a batch; transports that run one command per
-	// call rely on ctx instead.
+	// Timeout bounds this command, in Run and in Gather alike; zero means the transport's
+	// command timeout (DefaultCommandTimeout unless configured). A command stopped by it is
+	// reported with an error wrapping context.DeadlineExceeded and no exit code of its own.
 	Timeout time.Duration
 }
 
@@ -41,7 +50,7 @@ type Command struct {
 type Result struct {
 	Stdout    []byte
 	Stderr    []byte // at most MaxStderrBytes
-	ExitCode  int    // -1 when the command was ended by a signal or stopped at the cap
+	ExitCode  int    // -1 when the command was ended by a signal, stopped at the cap or timed out
 	Duration  time.Duration
 	Truncated bool // stdout passed MaxBytes and the command was stopped
 }
@@ -73,56 +82,40 @@ type Info struct {
 type Transport interface {
 	// Run runs cmd and waits for it. A command that runs and exits non-zero is not an error:
 	// Result.ExitCode says so. The error is non-nil when the command could not be started
-	// (wrapping ErrNotFound or ErrPermission when that is why), when ctx ended first (wrapping
-	// ctx.Err(); the command and every process it started have been stopped), or when the
-	// transport itself failed.
+	// (wrapping ErrNotFound or ErrPermission when that is why), when ctx ended or cmd's timeout
+	// passed first (wrapping ctx.Err() or context.DeadlineExceeded; the command and every
+	// process it started have been stopped), or when the transport itself failed.
 	Run(ctx context.Context, cmd Command) (*Result, error)
 	// ReadFile reads at most maxBytes (zero means DefaultMaxBytes) of the regular file at path.
-	// A missing file wraps ErrNotFound and an unreadable one ErrPermission.
+	// A missing file wraps ErrNotFound, an unreadable one ErrPermission, and anything but a
+	// regular file ErrNotRegular.
 	ReadFile(ctx context.Context, path string, maxBytes int64) (*File, error)
 	// Glob returns the paths matching an absolute pattern in path.Match syntax, sorted. No match is
 	// not an error.
 	Glob(ctx context.Context, pattern string) ([]string, error)
+	// Gather runs a profile's steps: its commands, file reads, glob expansions and glob reads,
+	// in the order asked within each kind, commands first. Each result is what Run, ReadFile
+	// and Glob would have returned (a glob read: Glob, then ReadFile on each match), and each
+	// command keeps its own Timeout, cap, exit code and stderr. A transport does it in as few
+	// round trips as it can (one SSH session). Gather's own error means nothing could be
+	// gathered: the transport broke or ctx ended first.
+	Gather(ctx context.Context, g Gathering) (*Gathered, error)
 	// Info describes the connection.
 	Info() Info
 	// Close releases the connection. It is safe to call more than once.
 	Close() error
 }
 
-// Batcher is implemented by transports that can run several commands in one round trip, such as
-// one SSH session with framed output, paying a login shell's start-up once instead of per command.
-// RunBatch returns one BatchResult per command, in order; its own error means the whole batch
-// failed (the transport broke or ctx ended before any result). Each command keeps its own exit
-// code, stderr, cap and truncation.
-type Batcher interface {
-	RunBatch(ctx context.Context, cmds []Command) ([]BatchResult, error)
-}
-
-// BatchResult is one command's outcome inside a batch: Err as Run would have returned it.
+// BatchResult is one command's outcome in a Gather: Result and Err as Run would have returned.
 type BatchResult struct {
 	Result *Result
 	Err    error
 }
 
-// FileBatcher is implemented by transports that read several files in one round trip.
-// ReadFiles returns one FileResult per path, in order, each what ReadFile would have returned;
-// its own error means no file could be read (the transport broke or ctx ended first).
-type FileBatcher interface {
-	ReadFiles(ctx context.Context, paths []string, maxBytes int64) ([]FileResult, error)
-}
-
-// FileResult is one file's outcome inside a FileBatcher call.
+// FileResult is one file's outcome in a Gather: File and Err as ReadFile would have returned.
 type FileResult struct {
 	File *File
 	Err  error
-}
-
-// Gatherer is implemented by transports that run commands, read files and expand globs all in
-// one round trip. Each result is what Run (or RunBatch), ReadFile and Glob would have returned;
-// a glob read is what Glob and then ReadFile on each match would have returned. Gather's own
-// error means nothing could be gathered (the transport broke or ctx ended first).
-type Gatherer interface {
-	Gather(ctx context.Context, g Gathering) (*Gathered, error)
 }
 
 // Gathering is what one Gather call asks for.
@@ -167,4 +160,57 @@ type GlobReadResult struct {
 	Paths []string
 	Files []FileResult
 	Err   error
+}
+
+// GatherEach implements Gather for a transport whose Run, ReadFile and Glob are cheap, calling
+// them for each step, at most workers (default 4) at a time. Its own error is ctx's, when ctx
+// ended before every step finished.
+func GatherEach(ctx context.Context, tr Transport, g Gathering, workers int) (*Gathered, error) {
+	out := &Gathered{
+		Commands:  make([]BatchResult, len(g.Commands)),
+		Files:     make([]FileResult, len(g.Files)),
+		Globs:     make([]GlobResult, len(g.Globs)),
+		GlobReads: make([]GlobReadResult, len(g.GlobReads)),
+	}
+	var jobs []func()
+	for i, c := range g.Commands {
+		jobs = append(jobs, func() { out.Commands[i].Result, out.Commands[i].Err = tr.Run(ctx, c) })
+	}
+	for i, f := range g.Files {
+		jobs = append(jobs, func() { out.Files[i].File, out.Files[i].Err = tr.ReadFile(ctx, f.Path, f.MaxBytes) })
+	}
+	for i, p := range g.Globs {
+		jobs = append(jobs, func() { out.Globs[i].Paths, out.Globs[i].Err = tr.Glob(ctx, p) })
+	}
+	for i, gr := range g.GlobReads {
+		jobs = append(jobs, func() {
+			o := &out.GlobReads[i]
+			if o.Paths, o.Err = tr.Glob(ctx, gr.Pattern); o.Err != nil {
+				o.Paths = nil
+				return
+			}
+			o.Files = make([]FileResult, len(o.Paths))
+			for k, p := range o.Paths {
+				o.Files[k].File, o.Files[k].Err = tr.ReadFile(ctx, p, gr.MaxBytes)
+			}
+		})
+	}
+	if workers <= 0 {
+		workers = 4
+	}
+	sem := make(chan struct{}, workers)
+	var wg sync.WaitGroup
+	for _, job := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			job()
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }

@@ -198,18 +198,6 @@ func splitKey(s string) []string {
 	return out
 }
 
-func equalKey(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // Duration is a time.Duration written as a Go duration string ("30s", "5m"). A bare integer is
 // refused: TOML has no unit for it and nanoseconds are never what was meant.
 type Duration struct{ time.Duration }

@@ -3,6 +3,8 @@ package tomlx
 import (
 	"strings"
 	"testing"
+
+	_ "github.com/hardtrail/hardtrail/internal/testutil" // the -update flag every test binary takes
 )
 
 type cfg struct {

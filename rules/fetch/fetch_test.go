@@ -268,13 +268,13 @@ func TestFetchInstallsGoodPacks(t *testing.T) {
 	})
 	local := t.TempDir()
 	for name, body := range map[string]string{"ssh.toml": rule, "LICENSE": "MIT\n", "sub/x.toml": rule} {
-		os.MkdirAll(filepath.Join(local, filepath.Dir(name)), 0o755)
-		os.WriteFile(filepath.Join(local, name), []byte(body), 0o600)
+		testutil.Must(t, os.MkdirAll(filepath.Join(local, filepath.Dir(name)), 0o755))
+		testutil.Must(t, os.WriteFile(filepath.Join(local, name), []byte(body), 0o600))
 	}
 	localTar := filepath.Join(t.TempDir(), "pack.tgz")
-	os.WriteFile(localTar, archive, 0o644)
+	testutil.Must(t, os.WriteFile(localTar, archive, 0o644))
 	localOne := filepath.Join(t.TempDir(), "one.toml")
-	os.WriteFile(localOne, one, 0o644)
+	testutil.Must(t, os.WriteFile(localOne, one, 0o644))
 
 	const (
 		packFiles = "README.md -rw-r--r--|net drwxr-xr-x|net/ports.toml -rw-r--r--|ssh.toml -rw-r--r--"
@@ -395,20 +395,20 @@ func TestFetchRefuses(t *testing.T) {
 		"lint/bad.toml":   "LINT-REJECT",
 	})
 	symlinkDir := t.TempDir()
-	os.WriteFile(filepath.Join(symlinkDir, "ok.toml"), one, 0o644)
-	os.Symlink("/etc/shadow", filepath.Join(symlinkDir, "shadow.toml"))
+	testutil.Must(t, os.WriteFile(filepath.Join(symlinkDir, "ok.toml"), one, 0o644))
+	testutil.Must(t, os.Symlink("/etc/shadow", filepath.Join(symlinkDir, "shadow.toml")))
 	scriptDir := t.TempDir()
-	os.WriteFile(filepath.Join(scriptDir, "ok.toml"), one, 0o644)
-	os.WriteFile(filepath.Join(scriptDir, "install.sh"), []byte("#!/bin/sh\n"), 0o755)
+	testutil.Must(t, os.WriteFile(filepath.Join(scriptDir, "ok.toml"), one, 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(scriptDir, "install.sh"), []byte("#!/bin/sh\n"), 0o755))
 	docsOnly := t.TempDir()
-	os.WriteFile(filepath.Join(docsOnly, "README"), one, 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(docsOnly, "README"), one, 0o644))
 	fifoDir := t.TempDir()
-	os.WriteFile(filepath.Join(fifoDir, "ok.toml"), one, 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(fifoDir, "ok.toml"), one, 0o644))
 	if err := syscall.Mkfifo(filepath.Join(fifoDir, "pipe.toml"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	bigDir := t.TempDir()
-	os.WriteFile(filepath.Join(bigDir, "big.toml"), e.files["/big.toml"], 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(bigDir, "big.toml"), e.files["/big.toml"], 0o644))
 
 	many := func(n, size int) []entry {
 		var es []entry

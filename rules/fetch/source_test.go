@@ -3,9 +3,8 @@ package fetch
 import (
 	"bytes"
 	"errors"
-	"flag"
+	"github.com/hardtrail/hardtrail/internal/testutil"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -13,8 +12,6 @@ import (
 
 	getter "github.com/hashicorp/go-getter/v2"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 const (
 	hex64  = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -132,21 +129,7 @@ func TestParseSource(t *testing.T) {
 		}
 	}
 	golden := filepath.Join("..", "..", "testdata", "fetch", "sources.golden")
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(out.Bytes(), want) {
-		t.Errorf("parse results differ from %s (run with -update and review the diff):\n%s", golden, out.String())
-	}
+	testutil.Golden(t, golden, out.Bytes())
 }
 
 func TestIsRemote(t *testing.T) {

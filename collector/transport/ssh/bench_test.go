@@ -43,11 +43,11 @@ func BenchmarkSession(b *testing.B) {
 			}
 		}},
 		{"batched", func(b *testing.B, tr transport.Transport) {
-			rs, err := tr.(transport.Batcher).RunBatch(b.Context(), cmds)
+			g, err := tr.Gather(b.Context(), transport.Gathering{Commands: cmds})
 			if err != nil {
 				b.Fatal(err)
 			}
-			for _, r := range rs {
+			for _, r := range g.Commands {
 				if r.Err != nil {
 					b.Fatal(r.Err)
 				}

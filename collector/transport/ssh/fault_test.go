@@ -159,7 +159,7 @@ func TestFaultCommandTimeout(t *testing.T) {
 	cfg.CommandTimeout = time.Second
 	tr := dial(t, cfg)
 	var res *transport.Result
-	err := quick(t, 4*time.Second, func() error {
+	err := quick(t, 6*time.Second, func() error {
 		var err error
 		res, err = tr.Run(t.Context(), transport.Command{Argv: []string{"sleep", "1037.25"}})
 		return err
@@ -183,7 +183,7 @@ func TestFaultCommandTimeoutStubborn(t *testing.T) {
 	cfg := f.config()
 	cfg.CommandTimeout = time.Second
 	tr := dial(t, cfg)
-	err := quick(t, 6*time.Second, func() error {
+	err := quick(t, 9*time.Second, func() error {
 		_, err := tr.Run(t.Context(), transport.Command{Argv: []string{"sh", "-c", "trap '' TERM; sleep 1037.3; true"}})
 		return err
 	})
@@ -200,10 +200,10 @@ func TestFaultContext(t *testing.T) {
 	leakCheck(t)
 	f := newFixture(t, sshtest.Options{HostKeyTypes: []string{"ed25519"}})
 	tr := dial(t, f.config())
-	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 2500*time.Millisecond)
 	defer cancel()
 	var rs []transport.BatchResult
-	err := quick(t, 5*time.Second, func() error {
+	err := quick(t, 7*time.Second, func() error {
 		var err error
 		rs, err = tr.RunBatch(ctx, []transport.Command{
 			{Argv: []string{"echo", "first"}},

@@ -25,16 +25,19 @@ type section struct {
 // io.Writer that never fails, so the session's copy never stalls; memory stays bounded by the
 // sections' own caps plus one marker's length.
 type frameReader struct {
-	marker   []byte
-	end      []byte // "\n" + marker
-	sink     func(i int) io.Writer
-	note     func(i int, pid int) // told of a P line: the PID of step i's command
+	marker []byte
+	end    []byte // "\n" + marker
+	sink   func(i int) io.Writer
+	// note is told of a P or X line inside section i: the command's process group ID when it
+	// starts (kind 'P'), or its exit code when it exits (kind 'X').
+	note     func(kind byte, i int, v int)
 	mu       sync.Mutex
 	buf      []byte
 	cur      int // index of the open section, -1 when between sections
 	sections map[int]*section
 	hostname string
 	finished bool   // the script's final Z line was seen
+	halted   bool   // the client stopped the session: later end frames are not believed
 	stray    []byte // the start of what came outside frames, for diagnostics
 }
 
@@ -81,7 +84,7 @@ func (f *frameReader) step() bool {
 			return false
 		}
 		s.data.Write(f.buf[:i])
-		// A P line inside a section names its command's PID and is not part of the output;
+		// A P or X line inside a section reports on its command and is not part of the output;
 		// any other marker line ends the section.
 		rest := f.buf[i+len(f.end):]
 		nl := bytes.IndexByte(rest, '\n')
@@ -90,12 +93,12 @@ func (f *frameReader) step() bool {
 			return false
 		}
 		if nl >= 0 {
-			if fields := strings.Fields(string(rest[:nl])); len(fields) == 3 && fields[0] == "P" {
+			if fields := strings.Fields(string(rest[:nl])); len(fields) == 3 && (fields[0] == "P" || fields[0] == "X") {
 				f.buf = append(f.buf[:0], rest[nl+1:]...)
 				idx, err1 := strconv.Atoi(fields[1])
-				pid, err2 := strconv.Atoi(fields[2])
-				if err1 == nil && err2 == nil && idx == f.cur && pid > 0 && f.note != nil {
-					f.note(idx, pid)
+				v, err2 := strconv.Atoi(fields[2])
+				if err1 == nil && err2 == nil && idx == f.cur && f.note != nil && (fields[0] == "X" || v > 1) {
+					f.note(fields[0][0], idx, v)
 				}
 				return true
 			}
@@ -139,7 +142,7 @@ func (f *frameReader) handle(fields []string) {
 			f.hostname = fields[1]
 		}
 	case "Z":
-		f.finished = true
+		f.finished = f.finished || !f.halted
 	case "B", "E":
 		if len(fields) < 2 {
 			return
@@ -161,11 +164,19 @@ func (f *frameReader) handle(fields []string) {
 			f.cur = idx
 			return
 		}
-		if s == nil || s.done {
+		if s == nil || s.done || f.halted {
 			return
 		}
 		s.done, s.ended, s.fields = true, now, fields[2:]
 	}
+}
+
+// halt makes later end frames count for nothing: once the client has stopped a session, a step
+// that ends did not end by itself (the stop killed it).
+func (f *frameReader) halt() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.halted = true
 }
 
 // result returns a copy of section i's state.

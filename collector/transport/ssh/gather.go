@@ -9,15 +9,26 @@ import (
 	"github.com/hardtrail/hardtrail/collector/transport"
 )
 
-var _ transport.Gatherer = (*Transport)(nil)
-
-// Gather implements transport.Gatherer: commands, file reads, glob expansions and glob reads run
+// Gather implements transport.Transport: commands, file reads, glob expansions and glob reads run
 // as the steps of one script in one session, so a profile's sources cost the target one login
 // shell. A glob read expands its pattern on the target, keeps the names a case pattern may match,
 // and reads each as a record of the step (see record.go); the names are then matched here with
 // path.Match, like Glob's. It reads at most 4096 files; past that the glob read fails.
 func (t *Transport) Gather(ctx context.Context, g transport.Gathering) (*transport.Gathered, error) {
-	out := &transport.Gathered{
+	out, none, err := t.gather(ctx, g)
+	if err != nil {
+		return nil, err
+	}
+	if none != nil {
+		return nil, none
+	}
+	return out, nil
+}
+
+// gather is Gather; none is set when no step produced anything: the call failed as a whole, for
+// that reason.
+func (t *Transport) gather(ctx context.Context, g transport.Gathering) (out *transport.Gathered, none, err error) {
+	out = &transport.Gathered{
 		Commands: make([]transport.BatchResult, len(g.Commands)),
 		Files:    make([]transport.FileResult, len(g.Files)),
 		Globs:    make([]transport.GlobResult, len(g.Globs)),
@@ -26,14 +37,19 @@ func (t *Transport) Gather(ctx context.Context, g transport.Gathering) (*transpo
 	}
 	if t.target.cfg.RawCommands {
 		if len(g.Files)+len(g.Globs)+len(g.GlobReads) > 0 {
-			return nil, t.errRaw("reading files")
+			return nil, nil, t.errRaw("reading files")
 		}
-		rs, err := t.RunBatch(ctx, g.Commands)
-		if err != nil {
-			return nil, err
+		out.Commands = t.runRawBatch(ctx, g.Commands)
+		var e *Error
+		for _, r := range out.Commands {
+			if r.Result != nil || !errors.As(r.Err, &e) {
+				return out, nil, nil
+			}
 		}
-		out.Commands = rs
-		return out, nil
+		if len(out.Commands) > 0 {
+			return nil, out.Commands[0].Err, nil
+		}
+		return out, nil, nil
 	}
 	type ref struct {
 		kind stepKind
@@ -41,7 +57,7 @@ func (t *Transport) Gather(ctx context.Context, g transport.Gathering) (*transpo
 	}
 	var steps []step
 	var refs []ref
-	secs := t.commandSeconds()
+	each := t.target.cfg.CommandTimeout
 	var limit time.Duration
 	for i, c := range g.Commands {
 		if err := validCommand(c); err != nil {
@@ -52,13 +68,10 @@ func (t *Transport) Gather(ctx context.Context, g transport.Gathering) (*transpo
 		if max <= 0 {
 			max = transport.DefaultMaxBytes
 		}
-		cs := secs
-		if c.Timeout > 0 {
-			cs = int((c.Timeout + time.Second - 1) / time.Second)
-		}
-		steps = append(steps, step{kind: stepCommand, argv: c.Argv, sudo: c.Sudo, max: max, timeout: cs})
+		d := t.commandTimeout(c)
+		steps = append(steps, step{kind: stepCommand, argv: c.Argv, sudo: c.Sudo, max: max, timeout: d})
 		refs = append(refs, ref{stepCommand, i})
-		limit += time.Duration(cs) * time.Second
+		limit += d + 2*killGrace // SIGTERM, SIGKILL, and time for the target to report
 	}
 	for i, f := range g.Files {
 		if f.Path == "" || validWord(f.Path) != nil {
@@ -71,7 +84,7 @@ func (t *Transport) Gather(ctx context.Context, g transport.Gathering) (*transpo
 		}
 		steps = append(steps, step{kind: stepFile, path: f.Path, max: max})
 		refs = append(refs, ref{stepFile, i})
-		limit += time.Duration(secs) * time.Second
+		limit += each
 	}
 	patterns := make([]string, len(g.Globs))
 	for i, pat := range g.Globs {
@@ -88,7 +101,7 @@ func (t *Transport) Gather(ctx context.Context, g transport.Gathering) (*transpo
 		patterns[i] = p
 		steps = append(steps, step{kind: stepGlob, glob: words, max: transport.DefaultMaxBytes})
 		refs = append(refs, ref{stepGlob, i})
-		limit += time.Duration(secs) * time.Second
+		limit += each
 	}
 	readPatterns := make([]string, len(g.GlobReads))
 	for i, gr := range g.GlobReads {
@@ -105,14 +118,14 @@ func (t *Transport) Gather(ctx context.Context, g transport.Gathering) (*transpo
 		readPatterns[i] = p
 		steps = append(steps, step{kind: stepGlobRead, glob: words, match: caseWord(p), max: capOf(gr.MaxBytes)})
 		refs = append(refs, ref{stepGlobRead, i})
-		limit += time.Duration(secs) * time.Second
+		limit += each
 	}
 	if len(steps) == 0 {
-		return out, nil
+		return out, nil, nil
 	}
 	s, err := t.session(ctx, steps, limit+stopGrace)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	produced := false
 	for si, r := range refs {
@@ -134,9 +147,9 @@ func (t *Transport) Gather(ctx context.Context, g transport.Gathering) (*transpo
 		produced = produced || !s.incomplete(si)
 	}
 	if !produced {
-		return nil, firstErr(out)
+		return out, firstErr(out), nil
 	}
-	return out, nil
+	return out, nil, nil
 }
 
 // firstErr is the first error of a gathering that produced nothing: why the whole call failed.

@@ -115,7 +115,7 @@ func TestGatherGlobReads(t *testing.T) {
 		for k, p := range r.Paths {
 			rf, rerr := r.Files[k].File, r.Files[k].Err
 			if filepath.Base(p) == "fifo" {
-				if rerr == nil || !strings.Contains(rerr.Error(), "not a regular file") {
+				if !errors.Is(rerr, transport.ErrNotRegular) {
 					t.Errorf("%q: FIFO read: %v", gr.Pattern, rerr)
 				}
 				continue

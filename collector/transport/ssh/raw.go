@@ -64,7 +64,7 @@ func (t *Transport) runRaw(ctx context.Context, c transport.Command) (*transport
 	}
 	done := make(chan error, 1)
 	go func() { done <- sess.Wait() }()
-	cctx, cancel := context.WithTimeout(ctx, t.target.cfg.CommandTimeout)
+	cctx, cancel := context.WithTimeout(ctx, t.commandTimeout(c))
 	defer cancel()
 	var waitErr error
 	stopped := false

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/hardtrail/hardtrail/internal/testutil"
 	"io"
 	"math"
 	mrand "math/rand/v2"
@@ -176,10 +177,7 @@ func TestCaseWord(t *testing.T) {
 
 // TestCaseWordThroughShell checks that every name path.Match accepts passes the case filter.
 func TestCaseWordThroughShell(t *testing.T) {
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("no sh")
-	}
+	sh := testutil.Tool(t, "sh")
 	names := []string{"/d/a.conf", "/d/.a.conf", "/d/é.conf", "/d/ab", "/d/a]b", "/d/*", "/d/a b", "/d/quote'x", "/d/x\ny"}
 	patterns := []string{"/d/*.conf", "/d/?.conf", "/d/[aé].conf", "/d/[^b]b", "/d/a[\\]]b", "/d/\\*", "/d/a?b", "/d/quote'*", "/d/x?y", "/d/*"}
 	for _, pat := range patterns {
@@ -203,21 +201,15 @@ func TestCaseWordThroughShell(t *testing.T) {
 // TestGlobReadLocally runs a glob read with the local sh as an unprivileged user, with `stat` and
 // `head` that remove a file just before they read it, and parses it back.
 func TestGlobReadLocally(t *testing.T) {
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("no sh")
-	}
+	sh := testutil.Tool(t, "sh")
 	var prefix []string
 	if os.Geteuid() == 0 {
-		setpriv, err := exec.LookPath("setpriv")
-		if err != nil {
-			t.Skip("root without setpriv")
-		}
+		setpriv := testutil.Tool(t, "setpriv")
 		prefix = []string{setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"}
 	}
 	dir := t.TempDir()
-	os.Chmod(filepath.Dir(dir), 0o755)
-	os.Chmod(dir, 0o777)
+	testutil.Must(t, os.Chmod(filepath.Dir(dir), 0o755))
+	testutil.Must(t, os.Chmod(dir, 0o777))
 	bin := make([]byte, 300)
 	for i := range bin {
 		bin[i] = byte(i)
@@ -237,26 +229,23 @@ func TestGlobReadLocally(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	os.Chmod(filepath.Join(dir, "secret.conf"), 0o600)
+	testutil.Must(t, os.Chmod(filepath.Join(dir, "secret.conf"), 0o600))
 	if os.Geteuid() == 0 {
 		for n := range files {
 			if n != "secret.conf" {
-				os.Chown(filepath.Join(dir, n), 65534, 65534)
+				testutil.Must(t, os.Chown(filepath.Join(dir, n), 65534, 65534))
 			}
 		}
 	} else {
-		os.Chmod(filepath.Join(dir, "secret.conf"), 0o000)
+		testutil.Must(t, os.Chmod(filepath.Join(dir, "secret.conf"), 0o000))
 	}
-	os.Symlink("nowhere", filepath.Join(dir, "dangling.conf"))
-	os.Mkdir(filepath.Join(dir, "sub.conf"), 0o755)
+	testutil.Must(t, os.Symlink("nowhere", filepath.Join(dir, "dangling.conf")))
+	testutil.Must(t, os.Mkdir(filepath.Join(dir, "sub.conf"), 0o755))
 	// stat and head that remove their file first when its name says so.
 	tools := filepath.Join(dir, "bin")
-	os.Mkdir(tools, 0o755)
+	testutil.Must(t, os.Mkdir(tools, 0o755))
 	for tool, victim := range map[string]string{"stat": "vanish-s", "head": "vanish-h"} {
-		real, err := exec.LookPath(tool)
-		if err != nil {
-			t.Skip("no " + tool)
-		}
+		real := testutil.Tool(t, tool)
 		wrapper := fmt.Sprintf("#!/bin/sh\nfor a; do case $a in *%s*) rm -f -- \"$a\" ;; esac; done\nexec %s \"$@\"\n", victim, real)
 		if err := os.WriteFile(filepath.Join(tools, tool), []byte(wrapper), 0o755); err != nil {
 			t.Fatal(err)

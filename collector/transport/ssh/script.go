@@ -1,57 +1,105 @@
 package ssh
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"path"
 	"strings"
+	"time"
 )
 
 // The remote side of a session is one POSIX shell script. It is sent on the session's stdin and
 // read with `head -c N` by the command line below, so the frame marker (which carries a random
-// nonce) never appears in the argv of any process on the target, where `ps` could print it.
+// nonce) never appears in the argv or environment of any process on the target, where `ps` could
+// print it.
 //
 // Each step writes a frame on stdout and on stderr:
 //
 //	MARKER B INDEX\n                 (both streams)
 //	<raw output, any bytes>
-//	\nMARKER E INDEX STATUS CODE\n   (stdout; STATUS 0 ran, 1 not found, 2 permission denied)
+//	\nMARKER E INDEX STATUS CODE\n   (stdout; STATUS 0 ran, 1 not found, 2 permission denied;
+//	                                 CODE -1 when the command did not exit by itself)
 //	\nMARKER E INDEX\n               (stderr)
 //
 // and the script ends with MARKER Z. Output before the first frame (a login banner, an rc file's
-// chatter) is ignored. A command runs as a child of the script's shell, which first writes
-// `\nMARKER P INDEX PID\n` inside the step's stderr frame (not part of the output).
+// chatter) is ignored. Inside a command's stderr frame, and not part of its output, come
+// `\nMARKER P INDEX PGID\n` when it starts and `\nMARKER X INDEX CODE\n` when it exits.
 //
-// A watchdog reads the rest of stdin. The client writes `T PID` or `K PID` lines there to stop a
-// command that passed its timeout or its output cap (SIGTERM, then SIGKILL to it and its
-// children); the shell's own builtins do it, so a command costs the target one fork and exec,
-// as in a plain shell. When the client closes the session or the connection drops, stdin ends
-// and the watchdog stops every process of the login session, including commands that ignore
-// SIGHUP.
+// A command is isolated from the steps around it. It runs in a session and process group of its
+// own (setsid(1)), with its stdout and stderr connected to pipes of its own; a relay process per
+// pipe (`head -c`, the cap plus relaySlack bytes) copies them to the session's streams. The script writes
+// the step's end frame only once the command's wrapper and both relays have ended, which their
+// closing the wrapper's status pipe proves; it then kills what is left of the command's group
+// and, when the command was stopped or died by a signal, every process that carries the step's
+// tag in its environment (see below), wherever it moved; the tagged processes of steps that
+// ended by themselves are killed at the end of the script. A process the command left behind
+// holds only pipes that nobody reads: nothing it writes can reach a later step's frame.
+//
+// A watchdog reads the rest of stdin. The client writes `T PGID INDEX` or `K PGID INDEX` lines
+// there to stop a command that passed its timeout or its output cap (SIGTERM to its group, then
+// SIGKILL to its group, session and tagged processes), or that exited while a process it started
+// kept its output open (SIGKILL). Every command carries a per-step tag in its environment
+// (_HT_STEP), found through /proc/PID/environ; when stdin ends (the client closed the session, or the
+// connection dropped), the watchdog stops the login session's processes (the script first, so that
+// no step starts after), then kills every tagged process, twice a second apart, and the rest of
+// the login session, including commands that ignore SIGHUP. A process that both leaves its session and
+// clears its environment escapes the sweep; so does one started through sudo when the login user
+// is not root, which may not signal it.
 
 // commandLine is the remote command: the script read from stdin by sh, whatever the login shell.
 func commandLine(scriptLen int) string {
 	return fmt.Sprintf(`exec sh -c 'eval "$(head -c %d)"'`, scriptLen)
 }
 
+// jobScript is what setsid(1) runs for one command, as session and group leader: it reads the
+// marker from stdin, reports its PID (the group's ID) to the script on fd 1 and to the client on
+// the stderr frame, runs the command with its streams through the relays, and reports the
+// command's exit code the same two ways. fd 3 and 4 are the session's stdout and stderr; fd 5,
+// the status pipe, is held by the wrapper and the relays but not by the command. The shells' own
+// stderr is /dev/null: what they say of a command killed by a signal ("Terminated") is not the
+// command's output.
+const jobScript = `read -r _m
+exec 0</dev/null
+_i=$1 _o=$2
+shift 2
+echo $$
+printf "\n%s P %s %s\n" "$_m" "$_i" $$ >&4
+exec 2>/dev/null
+{ { { "$@" >&6 2>&7 3>&- 4>&- 5>&- 6>&- 7>&-; _s=$?; printf "\n%s X %s %s\n" "$_m" "$_i" $_s >&4; echo $_s >&5; } 7>&1 | { head -c 65537; cat >/dev/null; } >&4; } 6>&1 | head -c "$_o" >&3; } 5>&1 >/dev/null`
+
 // scriptHead pins pagers and locale, and defines the steps. Its prologue runs shell builtins
-// only, but for the watchdog's fork. `wait` runs in a group with stderr to /dev/null because
-// dash reports a child killed by a signal ("Terminated") on the shell's stderr after it.
-const scriptHead = `exec 5<&0 0</dev/null
+// only, but for the watchdog's fork. A step's wrapper runs with the script's stderr on
+// /dev/null, because dash reports a child killed by a signal ("Terminated") there.
+const scriptHead = `exec 5<&0 0</dev/null 3>&1 4>&2
 set -f
 LC_ALL=C PAGER=cat SYSTEMD_PAGER= SYSTEMD_COLORS=0 PATH=${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/sbin:/sbin
 export LC_ALL PAGER SYSTEMD_PAGER SYSTEMD_COLORS PATH
-( trap '' HUP INT TERM
-  while read -r _h_c _h_x; do
-    case $_h_x in ''|0|*[!0-9]*) continue ;; esac
+_h_sid=
+command -v setsid >/dev/null 2>&1 && _h_sid=setsid
+_h_sweep() {
+	set +f
+	for _h_f in $(grep -l -F -s -e "_HT_STEP=$_h_t.$2" /proc/[0-9]*/environ 2>/dev/null); do
+		_h_f=${_h_f#/proc/}
+		kill -s "$1" -- "${_h_f%/environ}"
+	done
+	set -f
+}
+( trap '' HUP INT TERM PIPE
+  while read -r _h_c _h_x _h_y; do
+    case $_h_x$_h_y in *[!0-9]*) continue ;; esac
+    case $_h_x in ''|0|1) continue ;; esac
     case $_h_c in
-    T) kill -TERM "$_h_x" ;;
-    K) pkill -KILL -P "$_h_x"; kill -KILL "$_h_x" ;;
+    T) kill -s TERM -- -"$_h_x" || _h_sweep TERM "$_h_y." ;;
+    K) kill -s KILL -- -"$_h_x"; pkill -KILL -s "$_h_x"; _h_sweep KILL "$_h_y." ;;
     esac
   done <&5
-  pkill -TERM -s 0 || kill -TERM 0
+  pkill -TERM -s 0 || kill -s TERM 0
+  _h_sweep KILL
   sleep 1
-  pkill -KILL -s 0 || kill -KILL 0
+  _h_sweep KILL
+  pkill -KILL -s 0 || kill -s KILL 0
 ) >/dev/null 2>&1 &
 _h_wd=$!
 exec 5<&-
@@ -90,16 +138,22 @@ _h_look() {
 	return $_h_r
 }
 _h_run() {
-	_h_i=$1 _h_su=$2
-	shift 2
+	_h_i=$1 _h_su=$2 _h_o=$3
+	shift 3
 	if [ "$_h_su" = 1 ] && [ "$_h_uid" != 0 ]; then set -- sudo -n -- "$@"; fi
 	_h_b "$_h_i"
 	if _h_look "$1"; then
 		shift
-		"$_h_p" "$@" &
-		printf '\n%s P %s %s\n' "$_h_m" "$_h_i" $! >&2
-		{ wait $!; } 2>/dev/null
-		_h_e "$_h_i" 0 $?
+		{ _h_x=$(_HT_STEP=$_h_t.$_h_i. $_h_sid sh -c "$_h_job" sh "$_h_i" "$_h_o" "$_h_p" "$@" <<_h_EOF
+$_h_m
+_h_EOF
+); } 2>/dev/null
+		set -- $_h_x
+		if [ -n "$1" ]; then
+			kill -s KILL -- -"$1" 2>/dev/null
+		fi
+		case ${2:-x} in x | 129 | 1[3-9]? | 2??) _h_sweep KILL "$_h_i." 2>/dev/null ;; esac
+		_h_e "$_h_i" 0 "${2:--1}"
 	else
 		_h_e "$_h_i" $? 0
 	fi
@@ -140,8 +194,10 @@ _h_rd() {
 { read -r _h_hn </proc/sys/kernel/hostname && printf '%s H %s\n' "$_h_m" "$_h_hn"; } 2>/dev/null
 `
 
-const scriptTail = `printf '%s Z\n' "$_h_m"
-kill -KILL $_h_wd 2>/dev/null
+// scriptTail kills what earlier steps left outside their sessions, then ends the watchdog.
+const scriptTail = `_h_sweep KILL
+printf '%s Z\n' "$_h_m"
+kill -s KILL -- $_h_wd 2>/dev/null
 `
 
 type stepKind int
@@ -158,11 +214,11 @@ type step struct {
 	kind    stepKind
 	argv    []string // stepCommand
 	sudo    bool
-	max     int64    // bytes of output kept; a file's target sends one more to show truncation
-	timeout int      // stepCommand: seconds before the client stops it; 0 for none
-	path    string   // stepFile
-	glob    []string // stepGlob, stepGlobRead
-	match   string   // stepGlobRead: a case pattern matching a superset of the glob's matches
+	max     int64         // bytes of output kept; a file's target sends one more to show truncation
+	timeout time.Duration // stepCommand: how long before the client stops it; 0 for never
+	path    string        // stepFile
+	glob    []string      // stepGlob, stepGlobRead
+	match   string        // stepGlobRead: a case pattern matching a superset of the glob's matches
 }
 
 // quote makes s one word for a POSIX shell: single-quoted, embedded quotes closed, escaped and
@@ -182,6 +238,8 @@ func validWord(s string) error {
 func script(marker string, steps []step) []byte {
 	var b strings.Builder
 	b.WriteString("_h_m=" + quote(marker) + "\n")
+	b.WriteString("_h_t=" + quote(stepTag(marker)) + "\n")
+	b.WriteString("_h_job=" + quote(jobScript) + "\n")
 	var sudo, reads bool
 	for _, s := range steps {
 		sudo = sudo || s.sudo
@@ -203,7 +261,9 @@ func script(marker string, steps []step) []byte {
 			if s.sudo {
 				su = 1
 			}
-			fmt.Fprintf(&b, "_h_run %d %d", i, su)
+			// The relay sends past the cap by more than the frame reader holds back (a
+			// possible start of the end marker), so the client sees the cap passed.
+			fmt.Fprintf(&b, "_h_run %d %d %d", i, su, s.max+relaySlack)
 			for _, w := range s.argv {
 				b.WriteString(" " + quote(w))
 			}
@@ -228,6 +288,20 @@ func script(marker string, steps []step) []byte {
 	}
 	b.WriteString(scriptTail)
 	return []byte(b.String())
+}
+
+// relaySlack is how far past its cap a command's relay copies its output: more than one
+// marker line.
+const relaySlack = 2 * maxMarker
+
+// maxMarker bounds the length of a marker (newMarker's is 35 bytes).
+const maxMarker = 64
+
+// stepTag is the session's tag for the environment of its commands: derived from the marker
+// one way, so a command that reads it learns nothing of the marker.
+func stepTag(marker string) string {
+	h := sha256.Sum256([]byte("hardtrail step tag\x00" + marker))
+	return "HS-" + hex.EncodeToString(h[:16])
 }
 
 // maxGlobWords bounds the shell words one pattern expands to (two per segment that starts with a

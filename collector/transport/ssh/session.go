@@ -31,7 +31,8 @@ type run struct {
 
 	ctl      *control
 	mu       sync.Mutex
-	pids     map[int]int  // step -> its command's PID on the target, from the P line
+	pgids    map[int]int  // step -> its command's process group ID on the target, from the P line
+	exited   map[int]bool // steps whose command exited (X line) while its output may still be open
 	stops    map[int]bool // steps asked to stop: output past the cap, or the timeout passed
 	timedOut map[int]bool
 	timers   []*time.Timer
@@ -41,34 +42,71 @@ type run struct {
 // killGrace is how long a command has between SIGTERM and SIGKILL.
 const killGrace = 2 * time.Second
 
-// started records step i's command PID and starts its timeout. The P line comes on stderr, so
-// it may be read after stdout has ended the step: then the PID is not signalled, as it may
-// already name another process.
-func (r *run) started(i, pid int) {
+// waitDelay is how long a command that exited may leave a process of its own holding its output
+// open before that process is killed, as Local's WaitDelay.
+const waitDelay = 2 * time.Second
+
+// note handles a P or X line of step i's stderr frame.
+func (r *run) note(kind byte, i, v int) {
+	switch kind {
+	case 'P':
+		r.started(i, v)
+	case 'X':
+		r.exit(i)
+	}
+}
+
+// started records step i's command's process group and starts its timeout. The P line comes on
+// stderr, so it may be read after stdout has ended the step: then the group is not signalled.
+func (r *run) started(i, pgid int) {
 	done := !r.incomplete(i)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.ended || done || r.pids[i] != 0 {
+	if r.ended || done || r.pgids[i] != 0 {
 		return
 	}
-	r.pids[i] = pid
+	r.pgids[i] = pgid
 	if r.stops[i] {
-		r.signalLocked(i, pid)
+		r.signalLocked(i, pgid)
 	}
-	if secs := r.steps[i].timeout; secs > 0 {
-		r.timers = append(r.timers, time.AfterFunc(time.Duration(secs)*time.Second, func() {
+	if d := r.steps[i].timeout; d > 0 {
+		r.timers = append(r.timers, time.AfterFunc(d, func() {
 			if r.incomplete(i) {
 				r.mu.Lock()
-				r.timedOut[i] = true
+				timedOut := !r.exited[i]
+				r.timedOut[i] = timedOut
 				r.mu.Unlock()
-				r.stop(i)
+				if timedOut {
+					r.stop(i)
+				}
 			}
 		}))
 	}
 }
 
-// stop asks the target to stop step i's command: SIGTERM now (or as soon as its PID is known),
-// SIGKILL to it and its children after killGrace if it has not ended by then.
+// exit records that step i's command exited; what it left holding its output is killed
+// waitDelay later if the step has not ended by then.
+func (r *run) exit(i int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ended || r.exited[i] {
+		return
+	}
+	r.exited[i] = true
+	pgid := r.pgids[i]
+	if pgid == 0 {
+		return
+	}
+	r.timers = append(r.timers, time.AfterFunc(waitDelay, func() {
+		if r.incomplete(i) {
+			r.ctl.send(fmt.Sprintf("K %d %d\n", pgid, i))
+		}
+	}))
+}
+
+// stop asks the target to stop step i's command: SIGTERM to its group now (or as soon as it is
+// known), SIGKILL to its group, session and tagged processes after killGrace if the step has not
+// ended by then.
 func (r *run) stop(i int) {
 	done := !r.incomplete(i)
 	r.mu.Lock()
@@ -77,16 +115,16 @@ func (r *run) stop(i int) {
 		return
 	}
 	r.stops[i] = true
-	if pid := r.pids[i]; pid != 0 {
-		r.signalLocked(i, pid)
+	if pgid := r.pgids[i]; pgid != 0 {
+		r.signalLocked(i, pgid)
 	}
 }
 
-func (r *run) signalLocked(i, pid int) {
-	r.ctl.send(fmt.Sprintf("T %d\n", pid))
+func (r *run) signalLocked(i, pgid int) {
+	r.ctl.send(fmt.Sprintf("T %d %d\n", pgid, i))
 	r.timers = append(r.timers, time.AfterFunc(killGrace, func() {
 		if r.incomplete(i) {
-			r.ctl.send(fmt.Sprintf("K %d\n", pid))
+			r.ctl.send(fmt.Sprintf("K %d %d\n", pgid, i))
 		}
 	}))
 }
@@ -165,7 +203,7 @@ func (t *Transport) session(ctx context.Context, steps []step, limit time.Durati
 	}
 	defer func() { <-t.sessions }()
 
-	r := &run{t: t, steps: steps, pids: map[int]int{}, stops: map[int]bool{}, timedOut: map[int]bool{}}
+	r := &run{t: t, steps: steps, pgids: map[int]int{}, exited: map[int]bool{}, stops: map[int]bool{}, timedOut: map[int]bool{}}
 	defer r.finish()
 	marker := newMarker()
 	for i, s := range steps {
@@ -201,7 +239,7 @@ func (t *Transport) session(ctx context.Context, steps []step, limit time.Durati
 		}
 		return nil
 	})
-	r.stderr.note = r.started
+	r.stderr.note = r.note
 
 	sess, err := t.newSession(ctx)
 	if err != nil {
@@ -233,6 +271,7 @@ func (t *Transport) session(ctx context.Context, steps []step, limit time.Durati
 	case <-lctx.Done():
 		// EOF on stdin wakes the watchdog, which stops every process of the session; the
 		// signal reaches the shell at once; closing the channel is the last resort.
+		r.stdout.halt()
 		r.ctl.close(stopGrace / 2)
 		sess.Signal(gossh.SIGTERM)
 		select {
@@ -432,12 +471,8 @@ func (r *run) fileFrom(p string, status, code int, stderr string, out []byte, ma
 		return nil, fmt.Errorf("%s: %w", p, transport.ErrPermission)
 	}
 	if code != 0 {
-		switch {
-		case strings.Contains(stderr, "No such file"):
-			return nil, fmt.Errorf("%s: %w", p, transport.ErrNotFound)
-		case strings.Contains(stderr, "Permission denied"):
-			return nil, fmt.Errorf("%s: %w", p, transport.ErrPermission)
-		}
+		// A file that vanished or became unreadable during the read has status 1 or 2: the
+		// script tests again after a failure.
 		return nil, r.t.fail(StageCommand, fmt.Errorf("read %s: exit %d: %s", p, code, strings.TrimSpace(stderr)))
 	}
 	nl := bytes.IndexByte(out, '\n')
@@ -449,7 +484,7 @@ func (r *run) fileFrom(p string, status, code int, stderr string, out []byte, ma
 		return nil, r.t.fail(StageCommand, fmt.Errorf("read %s: %w", p, err))
 	}
 	if typ != 0 {
-		return nil, fmt.Errorf("%s: not a regular file (%s)", p, (f.Mode | typ).Type())
+		return nil, fmt.Errorf("%s: %w (%s)", p, transport.ErrNotRegular, (f.Mode | typ).Type())
 	}
 	f.Path, f.Content = p, out[nl+1:]
 	if int64(len(f.Content)) > max {

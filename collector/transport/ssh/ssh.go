@@ -1,5 +1,5 @@
 // Package ssh runs hardtrail's transport over SSH: host keys checked on every hop, commands run as
-// framed steps of one remote shell script per session, every remote process stopped on timeout.
+// isolated, framed steps of one remote shell script per session, nothing left running after.
 package ssh
 
 import (
@@ -25,7 +25,7 @@ import (
 const (
 	DefaultConnectTimeout   = 10 * time.Second
 	DefaultHandshakeTimeout = 15 * time.Second
-	DefaultCommandTimeout   = 2 * time.Minute
+	DefaultCommandTimeout   = transport.DefaultCommandTimeout
 	DefaultKeepAlive        = 15 * time.Second
 )
 
@@ -107,11 +107,11 @@ func (h *hop) fail(stage Stage, err error) error {
 	return &Error{Stage: stage, Target: h.name, Address: h.address(), Err: err}
 }
 
-// Transport is a connection to one target. It implements transport.Transport and
-// transport.Batcher and is safe for concurrent use (at most 8 sessions at once, below sshd's
-// MaxSessions; more wait). Every Run, RunBatch, ReadFile, ReadFiles and Glob is one session, which
-// starts the login user's shell once. A Result's Duration is measured here, from the arrival of
-// the command's frames, so it is approximate for commands shorter than a round trip.
+// Transport is a connection to one target. It implements transport.Transport and is safe for
+// concurrent use (at most 8 sessions at once, below sshd's MaxSessions; more wait). Every Run,
+// Gather, ReadFile and Glob is one session, which starts the login user's shell once. A Result's
+// Duration is measured here, from the arrival of the command's frames, so it is approximate for
+// commands shorter than a round trip.
 type Transport struct {
 	hops     []*hop
 	clients  []*gossh.Client // one per hop, jump hosts first
@@ -131,7 +131,6 @@ type Transport struct {
 
 var (
 	_ transport.Transport = (*Transport)(nil)
-	_ transport.Batcher   = (*Transport)(nil)
 )
 
 // Dial connects to the target, through its jump hosts, checking every host key and
@@ -312,7 +311,8 @@ func (h *hop) dial(ctx context.Context, via *gossh.Client) (*gossh.Client, gossh
 		}
 		var hk *HostKeyError
 		if !errors.As(err, &hk) {
-			if refused != nil && strings.Contains(err.Error(), "no common algorithm") {
+			var neg *gossh.AlgorithmNegotiationError
+			if refused != nil && errors.As(err, &neg) {
 				return nil, nil, refused
 			}
 			return nil, nil, err
@@ -397,7 +397,7 @@ func (h *hop) handshake(ctx context.Context, via *gossh.Client, hostKeyAlgs []st
 			return nil, nil, h.fail(StageAuth, fmt.Errorf("%s refused every key offered (%s): add the public key "+
 				"to %s's authorized_keys on the target, or sign it with a CA the target trusts: %w",
 				h.host, h.auth.describe(), h.user, err))
-		case strings.Contains(err.Error(), "no common algorithm") && !h.cfg.LegacyAlgorithms:
+		case errors.As(err, new(*gossh.AlgorithmNegotiationError)) && !h.cfg.LegacyAlgorithms:
 			return nil, nil, h.fail(StageHandshake, fmt.Errorf("%w; if this is an old device whose algorithms "+
 				"you accept, set legacy_algorithms = true", err))
 		}
@@ -509,75 +509,21 @@ func (t *Transport) Run(ctx context.Context, c transport.Command) (*transport.Re
 	if t.target.cfg.RawCommands {
 		return t.runRaw(ctx, c)
 	}
-	rs, _, err := t.runBatch(ctx, []transport.Command{c})
+	g, _, err := t.gather(ctx, transport.Gathering{Commands: []transport.Command{c}})
 	if err != nil {
 		return nil, err
 	}
-	return rs[0].Result, rs[0].Err
+	return g.Commands[0].Result, g.Commands[0].Err
 }
 
-// RunBatch implements transport.Batcher: all commands in one session, one after the other, so the
-// login shell starts once.
+// RunBatch runs all commands in one session, one after the other, so the login shell starts once:
+// Gather with commands only.
 func (t *Transport) RunBatch(ctx context.Context, cmds []transport.Command) ([]transport.BatchResult, error) {
-	if t.target.cfg.RawCommands {
-		rs := t.runRawBatch(ctx, cmds)
-		if len(rs) == 0 {
-			return rs, nil
-		}
-		var e *Error
-		for _, r := range rs {
-			if r.Result != nil || !errors.As(r.Err, &e) {
-				return rs, nil
-			}
-		}
-		return nil, rs[0].Err
-	}
-	rs, none, err := t.runBatch(ctx, cmds)
+	g, err := t.Gather(ctx, transport.Gathering{Commands: cmds})
 	if err != nil {
 		return nil, err
 	}
-	if none != nil {
-		return nil, none
-	}
-	return rs, nil
-}
-
-// runBatch runs cmds in one session. none is set when no command produced anything: the batch
-// failed as a whole, for that reason.
-func (t *Transport) runBatch(ctx context.Context, cmds []transport.Command) (out []transport.BatchResult, none, err error) {
-	out = make([]transport.BatchResult, len(cmds))
-	var steps []step
-	var index []int // step -> command
-	secs := t.commandSeconds()
-	for i, c := range cmds {
-		if err := validCommand(c); err != nil {
-			out[i].Err = err
-			continue
-		}
-		max := c.MaxBytes
-		if max <= 0 {
-			max = transport.DefaultMaxBytes
-		}
-		steps = append(steps, step{kind: stepCommand, argv: c.Argv, sudo: c.Sudo, max: max, timeout: secs})
-		index = append(index, i)
-	}
-	if len(steps) == 0 {
-		return out, nil, nil
-	}
-	limit := time.Duration(len(steps))*time.Duration(secs)*time.Second + stopGrace
-	s, err := t.session(ctx, steps, limit)
-	if err != nil {
-		return nil, nil, err
-	}
-	produced := false
-	for si, ci := range index {
-		out[ci].Result, out[ci].Err = s.command(si, cmds[ci].Argv[0])
-		produced = produced || out[ci].Result != nil || !s.incomplete(si)
-	}
-	if !produced {
-		none = out[index[0]].Err
-	}
-	return out, none, nil
+	return g.Commands, nil
 }
 
 func validCommand(c transport.Command) error {
@@ -592,10 +538,12 @@ func validCommand(c transport.Command) error {
 	return nil
 }
 
-// commandSeconds is the per-command timeout in whole seconds.
-func (t *Transport) commandSeconds() int {
-	d := t.target.cfg.CommandTimeout
-	return int((d + time.Second - 1) / time.Second)
+// commandTimeout is how long cmd may run: its own Timeout, else the target's command timeout.
+func (t *Transport) commandTimeout(c transport.Command) time.Duration {
+	if c.Timeout > 0 {
+		return c.Timeout
+	}
+	return t.target.cfg.CommandTimeout
 }
 
 // ReadFile implements transport.Transport: stat and content in one session.
@@ -610,45 +558,18 @@ func (t *Transport) ReadFile(ctx context.Context, path string, maxBytes int64) (
 // FileResult is one file's outcome in ReadFiles: Err as ReadFile would have returned it.
 type FileResult = transport.FileResult
 
-// ReadFiles reads several files in one session, paying the login shell's start-up once; each
-// result is what ReadFile would have returned. Its own error means no file could be read (the
-// transport broke or ctx ended first).
+// ReadFiles reads several files in one session, paying the login shell's start-up once: Gather
+// with files only.
 func (t *Transport) ReadFiles(ctx context.Context, paths []string, maxBytes int64) ([]FileResult, error) {
-	if t.target.cfg.RawCommands {
-		return nil, t.errRaw("reading files")
+	var g transport.Gathering
+	for _, p := range paths {
+		g.Files = append(g.Files, transport.FileRead{Path: p, MaxBytes: maxBytes})
 	}
-	if maxBytes <= 0 {
-		maxBytes = transport.DefaultMaxBytes
-	}
-	out := make([]FileResult, len(paths))
-	var steps []step
-	var index []int
-	secs := t.commandSeconds()
-	for i, p := range paths {
-		if p == "" || validWord(p) != nil {
-			out[i].Err = fmt.Errorf("read %q: bad path", p)
-			continue
-		}
-		steps = append(steps, step{kind: stepFile, path: p, max: maxBytes})
-		index = append(index, i)
-	}
-	if len(steps) == 0 {
-		return out, nil
-	}
-	limit := time.Duration(len(steps))*time.Duration(secs)*time.Second + stopGrace
-	s, err := t.session(ctx, steps, limit)
+	got, err := t.Gather(ctx, g)
 	if err != nil {
 		return nil, err
 	}
-	done := false
-	for si, pi := range index {
-		out[pi].File, out[pi].Err = s.file(si, paths[pi], maxBytes)
-		done = done || !s.incomplete(si)
-	}
-	if !done {
-		return nil, out[index[0]].Err
-	}
-	return out, nil
+	return got.Files, nil
 }
 
 // Glob implements transport.Transport: the pattern is expanded by the target's shell with every
@@ -657,21 +578,11 @@ func (t *Transport) Glob(ctx context.Context, pattern string) ([]string, error) 
 	if t.target.cfg.RawCommands {
 		return nil, t.errRaw("glob")
 	}
-	pattern, err := validGlob(pattern)
+	g, err := t.Gather(ctx, transport.Gathering{Globs: []string{pattern}})
 	if err != nil {
 		return nil, err
 	}
-	words, err := globWords(pattern)
-	if err != nil {
-		return nil, fmt.Errorf("glob %q: %w", pattern, err)
-	}
-	secs := t.commandSeconds()
-	s, err := t.session(ctx, []step{{kind: stepGlob, glob: words, max: transport.DefaultMaxBytes}},
-		time.Duration(secs)*time.Second+stopGrace)
-	if err != nil {
-		return nil, err
-	}
-	return s.glob(0, pattern)
+	return g.Globs[0].Paths, g.Globs[0].Err
 }
 
 func newMarker() string {

@@ -566,7 +566,7 @@ func TestEquivalence(t *testing.T) {
 				t.Errorf("ReadFile %s max %d (-local +ssh):\n%s", p, max, diff)
 			}
 		}
-		if fifo := rfs[len(paths)]; fifo.Err == nil || !strings.Contains(fifo.Err.Error(), "not a regular file") {
+		if fifo := rfs[len(paths)]; !errors.Is(fifo.Err, transport.ErrNotRegular) {
 			t.Errorf("ReadFile of a FIFO: %v", fifo.Err)
 		}
 	}

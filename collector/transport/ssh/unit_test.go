@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
-	"flag"
 	"fmt"
+	"github.com/hardtrail/hardtrail/internal/testutil"
 	"io"
 	"io/fs"
 	"math"
@@ -16,7 +16,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hardtrail/hardtrail/collector/transport"
@@ -24,13 +27,8 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files")
-
 func TestQuoteThroughShell(t *testing.T) {
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("no sh")
-	}
+	sh := testutil.Tool(t, "sh")
 	words := []string{"", "a", "a b", "'", "''", `'\''`, "$(id)", "`id`", "a\nb", "\\", `"`, "*", "~", "$@", "\t", "é"}
 	var script strings.Builder
 	script.WriteString("printf '%s\\000'")
@@ -255,19 +253,20 @@ func TestFramePID(t *testing.T) {
 	fmt.Fprintf(&b, "\n%s P 0 4242\n", marker)
 	b.WriteString("after\n")
 	fmt.Fprintf(&b, "\n%s P 1 7\n", marker) // not this section's
+	fmt.Fprintf(&b, "\n%s X 0 3\n", marker)
 	fmt.Fprintf(&b, "\n%s E 0 0 0\n%s Z\n", marker, marker)
 	stream := b.Bytes()
 	for chunk := 1; chunk <= len(stream); chunk++ {
 		out := &transport.CapWriter{Max: 1 << 20}
 		fr := newFrameReader(marker, func(i int) io.Writer { return out })
 		var notes []string
-		fr.note = func(i, pid int) { notes = append(notes, fmt.Sprint(i, pid)) }
+		fr.note = func(kind byte, i, pid int) { notes = append(notes, fmt.Sprint(string(kind), i, pid)) }
 		for rest := stream; len(rest) > 0; {
 			n := min(chunk, len(rest))
 			fr.Write(rest[:n])
 			rest = rest[n:]
 		}
-		if got := string(out.Bytes()); got != "beforeafter\n" || strings.Join(notes, ",") != "0 4242" {
+		if got := string(out.Bytes()); got != "beforeafter\n" || strings.Join(notes, ",") != "P0 4242,X0 3" {
 			t.Fatalf("chunk %d: section %q notes %q", chunk, got, notes)
 		}
 		if s, _ := fr.result(0); !s.done || !fr.isFinished() {
@@ -312,35 +311,16 @@ func TestScriptGolden(t *testing.T) {
 	}
 	got := script("HT-00000000000000000000000000000000", steps)
 	golden := filepath.Join("..", "..", "..", "testdata", "ssh", "script.golden")
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("script (-golden +got):\n%s", diff)
-	}
+	testutil.Golden(t, golden, got)
 	// The script is valid sh.
-	if sh, err := exec.LookPath("sh"); err == nil {
-		if out, err := exec.Command(sh, "-n", "-c", string(got)).CombinedOutput(); err != nil {
-			t.Errorf("sh -n: %v\n%s", err, out)
-		}
+	if out, err := exec.Command(testutil.Tool(t, "sh"), "-n", "-c", string(got)).CombinedOutput(); err != nil {
+		t.Errorf("sh -n: %v\n%s", err, out)
 	}
 }
 
 // TestScriptLocally runs the remote script with the local sh, as sshd would, and parses it back.
 func TestScriptLocally(t *testing.T) {
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("no sh")
-	}
+	sh := testutil.Tool(t, "sh")
 	marker := newMarker()
 	steps := []step{
 		{kind: stepCommand, argv: []string{"printf", "%s|", "a b", "it's", "$(id)"}, max: 100},
@@ -350,6 +330,7 @@ func TestScriptLocally(t *testing.T) {
 	}
 	body := script(marker, steps)
 	cmd := exec.Command(sh, "-c", `eval "$(head -c `+fmt.Sprint(len(body))+`)"`)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // as under sshd, for the watchdog
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -373,7 +354,7 @@ func TestScriptLocally(t *testing.T) {
 		{"a b|it's|$(id)|", "", "0 0"},
 		{"", "err\n", "0 5"},
 		{"", "", "1 0"},
-		{"1\n2\n3\n", "", "0 0"}, // the client stops a command past its cap; here nobody does
+		{"1\n2\n3\n", "", "0 141"}, // past the cap plus one byte the relay ends: SIGPIPE
 	}
 	for i, w := range want {
 		s, _ := fr.result(i)
@@ -495,5 +476,78 @@ func TestShuffledFrames(t *testing.T) {
 		if !fr.isFinished() {
 			t.Fatal("not finished")
 		}
+	}
+}
+
+// TestScriptWithoutSetsid: on a target without setsid(1) a command shares the script's process
+// group, and a stop request still ends it and what it started, through the step's tag (a
+// process forked while the tag is swept may escape one sweep; SIGKILL sweeps again).
+func TestScriptWithoutSetsid(t *testing.T) {
+	bin := t.TempDir()
+	for _, tool := range []string{"sh", "head", "cat", "grep", "pkill", "sleep"} {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Skipf("no %s", tool)
+		}
+		if err := os.Symlink(p, filepath.Join(bin, tool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	marker := newMarker()
+	steps := []step{
+		{kind: stepCommand, argv: []string{"sh", "-c", "sleep 1095.1 | cat"}, max: 100},
+		{kind: stepCommand, argv: []string{"sh", "-c", "echo after"}, max: 100},
+	}
+	body := script(marker, steps)
+	cmd := exec.Command(filepath.Join(bin, "sh"), "-c", `eval "$(head -c `+fmt.Sprint(len(body))+`)"`)
+	cmd.Env = []string{"PATH=" + bin}
+	// A session of its own, as under sshd: the watchdog's last resort kills the whole session.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs := []*transport.CapWriter{{Max: 100}, {Max: 100}}
+	cmd.Stdout = newFrameReader(marker, func(i int) io.Writer { return outs[i] })
+	stderr := newFrameReader(marker, func(i int) io.Writer { return io.Discard })
+	var mu sync.Mutex
+	stderr.note = func(kind byte, i, pgid int) {
+		if kind == 'P' && i == 0 {
+			mu.Lock()
+			defer mu.Unlock()
+			// As the client does at a timeout: SIGTERM, then SIGKILL if the step has not
+			// ended by then.
+			fmt.Fprintf(stdin, "T %d 0\n", pgid)
+			time.AfterFunc(time.Second, func() {
+				mu.Lock()
+				defer mu.Unlock()
+				fmt.Fprintf(stdin, "K %d 0\n", pgid)
+			})
+		}
+	}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	stdin.Write(body)
+	mu.Unlock()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("the stopped step did not end")
+	}
+	stdin.Close()
+	if got := string(outs[1].Bytes()); got != "after\n" {
+		t.Errorf("after the stopped step: %q", got)
+	}
+	if out, err := exec.Command("pgrep", "-af", "sleep 1095.1").Output(); err == nil {
+		t.Errorf("left running:\n%s", out)
 	}
 }
