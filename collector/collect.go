@@ -144,6 +144,10 @@ func Collect(ctx context.Context, tr transport.Transport, target string, profile
 		return nil, fmt.Errorf("target %s: %w", target, fatal)
 	}
 	sort.Slice(arts, func(i, j int) bool { return arts[i].Name < arts[j].Name })
+	dropEphemeral(sources, arts)
+	for i := range arts {
+		red.redactFields(&arts[i])
+	}
 	for i := 1; i < len(arts); i++ {
 		if arts[i].Name == arts[i-1].Name {
 			return nil, fmt.Errorf("target %s: two sources yield artifact %q", target, arts[i].Name)
@@ -251,6 +255,7 @@ var notPermitted = regexp.MustCompile(`(?i)permission denied|operation not permi
 // first command's result from the Gather.
 func (s *Source) runCommand(ctx context.Context, tr transport.Transport, red *Redactor, pre *transport.BatchResult) (Artifact, error) {
 	a := Artifact{Name: s.Name, Source: s.Name}
+	red = red.forSource(s, "")
 	cmds := append([][]string{s.Command}, s.Fallback...)
 	var reasons []string
 	for i, argv := range cmds {
@@ -360,7 +365,7 @@ func (s *Source) readFiles(ctx context.Context, tr transport.Transport, red *Red
 		switch {
 		case err == nil:
 			a.Size, a.Mode, a.Owner, a.Group, a.Truncated = f.Size, f.Mode, f.Owner, f.Group, f.Truncated
-			a.Content, a.Meta = s.finish(red, f.Content)
+			a.Content, a.Meta = s.finish(red.forSource(s, p), f.Content)
 		case ctx.Err() != nil:
 			return nil, ctx.Err()
 		case errors.Is(err, transport.ErrNotFound):

@@ -170,7 +170,7 @@ func (s *Source) redactAll(red *Redactor, b []byte) []byte {
 	for _, re := range s.redact {
 		b = red.replace(b, re.FindAllSubmatchIndex(b, -1))
 	}
-	return red.Redact(b, nil)
+	return red.forSource(s, "").Redact(b, nil)
 }
 
 // finish turns raw output into stored content and metadata: redacted first, so neither ever

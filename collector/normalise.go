@@ -2,8 +2,11 @@ package collector
 
 import (
 	"bytes"
+	"fmt"
+	"net/netip"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -233,4 +236,96 @@ func keepFinalNewline(in, out []byte) []byte {
 		return out[:len(out)-1]
 	}
 	return out
+}
+
+// PortRange is the kernel's ephemeral port range, as /proc/sys/net/ipv4/ip_local_port_range
+// gives it ("32768\t60999").
+type PortRange struct{ Lo, Hi int }
+
+// ParsePortRange reads "LO HI"; ok is false for anything else.
+func ParsePortRange(b []byte) (PortRange, bool) {
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return PortRange{}, false
+	}
+	lo, err1 := strconv.Atoi(f[0])
+	hi, err2 := strconv.Atoi(f[1])
+	if err1 != nil || err2 != nil || lo < 1 || hi > 65535 || lo > hi {
+		return PortRange{}, false
+	}
+	return PortRange{lo, hi}, true
+}
+
+// DropEphemeralListeners removes from normalised `ss` output (see NormaliseSS) the sockets bound
+// to a loopback address on a port inside the range: test servers and editors' language servers
+// listen there for a while, and would show as drift on most captures. Sockets on other addresses
+// and ports outside the range stay.
+func DropEphemeralListeners(b []byte, r PortRange) []byte {
+	var out []string
+	for _, l := range lines(b) {
+		f := strings.Fields(l)
+		if len(f) >= 3 {
+			if host, port, ok := splitHostPort(f[2]); ok && isLoopback(host) && port >= r.Lo && port <= r.Hi {
+				continue
+			}
+		}
+		out = append(out, l)
+	}
+	return keepFinalNewline(b, join(out))
+}
+
+// splitHostPort splits ss's LOCAL column: 127.0.0.1:8080, [::1]:631, 127.0.0.53%lo:53, *:22.
+func splitHostPort(s string) (string, int, bool) {
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 {
+		return "", 0, false
+	}
+	p, err := strconv.Atoi(s[i+1:])
+	if err != nil {
+		return "", 0, false
+	}
+	h := strings.TrimSuffix(strings.TrimPrefix(s[:i], "["), "]")
+	if j := strings.IndexByte(h, '%'); j >= 0 {
+		h = h[:j]
+	}
+	return h, p, true
+}
+
+func isLoopback(h string) bool {
+	ip, err := netip.ParseAddr(h)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// dropEphemeral applies each source's port_range to its artifacts, from the range artifact of
+// the same capture, and records the range in the artifact's metadata. A capture without the
+// range keeps every listener.
+func dropEphemeral(sources []*Source, arts []Artifact) {
+	byName := map[string]*Artifact{}
+	for i := range arts {
+		byName[arts[i].Name] = &arts[i]
+	}
+	for _, s := range sources {
+		if s.PortRange == "" || s.KeepEphemeral {
+			continue
+		}
+		ra := byName[s.PortRange]
+		if ra == nil || ra.Unavailable != "" {
+			continue
+		}
+		r, ok := ParsePortRange(ra.Content)
+		if !ok {
+			continue
+		}
+		for i := range arts {
+			a := &arts[i]
+			if a.Source != s.Name || a.Unavailable != "" {
+				continue
+			}
+			a.Content = DropEphemeralListeners(a.Content, r)
+			if a.Meta == nil {
+				a.Meta = map[string]string{}
+			}
+			a.Meta["ephemeral_ports"] = fmt.Sprintf("%d-%d", r.Lo, r.Hi)
+		}
+	}
 }

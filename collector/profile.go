@@ -49,6 +49,16 @@ type Source struct {
 	// RedactWith names built-in structural redactors (see RedactorNames), run before the
 	// patterns, for secrets a pattern cannot place, such as FortiOS's re-encrypted values.
 	RedactWith []string `toml:"redact_with"`
+	// RedactFormat names the format of the output for redaction (see RedactFormats); by
+	// default a file's format comes from its name.
+	RedactFormat string `toml:"redact_format"`
+	// RedactEntropy redacts high-entropy strings too, secrets no rule names.
+	RedactEntropy bool `toml:"redact_entropy"`
+	// PortRange names the artifact of the same capture that holds the kernel's ephemeral port
+	// range ("32768 60999"): listeners bound to loopback on ports inside it are dropped from
+	// this source's `ss` output, unless KeepEphemeral is set.
+	PortRange     string `toml:"port_range"`
+	KeepEphemeral bool   `toml:"keep_ephemeral"`
 	// Meta extracts named provenance values (who changed the configuration, and when) from
 	// the redacted output, before normalisation drops their lines, into the artifact's metadata.
 	Meta []MetaRule `toml:"meta"`
@@ -58,6 +68,9 @@ type Source struct {
 	redact    []*regexp.Regexp
 	norm      []Normaliser
 	redactors []StructRedactor
+	// device marks a source of a network device profile, whose own rules know its syntax:
+	// the built-in key rules read only key=value and key: value forms there, not directives.
+	device bool
 }
 
 // Replace is one rewrite of a source's output.
@@ -110,6 +123,7 @@ func (p *Profile) Compile() error {
 	seen := map[string]bool{}
 	for i := range p.Sources {
 		s := &p.Sources[i]
+		s.device = p.RawCommands
 		if p.RawCommands && len(s.Files) > 0 {
 			return &CompileError{Profile: p.Name, Source: i, Key: "files", Err: fmt.Errorf("profile %q: source %q reads files, which a raw_commands profile cannot", p.Name, s.Name)}
 		}
@@ -208,6 +222,12 @@ func (s *Source) compile() error {
 			return fieldErr("replace", "replace: %w", err)
 		}
 		s.replace = append(s.replace, re)
+	}
+	if s.RedactFormat != "" && !slices.Contains(RedactFormats, s.RedactFormat) {
+		return fieldErr("redact_format", "redact_format: unknown format %q (known: %s)", s.RedactFormat, strings.Join(RedactFormats, ", "))
+	}
+	if s.PortRange != "" && !nameRE.MatchString(s.PortRange) {
+		return fieldErr("port_range", "port_range %q: want an artifact name, such as \"net/ephemeral-ports\"", s.PortRange)
 	}
 	s.norm = s.norm[:0]
 	for _, n := range s.Normalise {

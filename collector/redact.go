@@ -13,43 +13,35 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"strings"
 
 	"github.com/hardtrail/hardtrail/internal/atomicfile"
 )
 
 // secretPattern finds one kind of secret. The first capture group, or the whole match when there
-// is none, is the secret. Hints are lowercase literals one of which every match contains: the
-// regexp runs only on the lines that hold a hint (or, for a pattern spanning lines, only when the
-// content holds one), which keeps redaction at memory speed on large files.
+// is none, is the secret. Hints are literals one of which every match contains (lowercase, and
+// at the match's start, for token patterns; as written for multi-line ones): the regexp runs
+// only on the lines that hold a hint (or, for a pattern spanning lines, only when the content
+// holds one), which keeps redaction at memory speed on large files.
 type secretPattern struct {
-	re        *regexp.Regexp
-	hints     []string
-	multiline bool
+	re    *regexp.Regexp
+	hints []string
 }
 
-var secretPatterns = []secretPattern{
-	// The body of PEM private keys of every kind (RSA, EC, OPENSSH, ENCRYPTED, PKCS#8).
-	{re: regexp.MustCompile(`(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----\r?\n(.*?)\r?\n?-----END [A-Z0-9 ]*PRIVATE KEY-----`),
-		hints: []string{"private key-----"}, multiline: true},
-	// crypt(3) password hashes: MD5, bcrypt, SHA-256/512, yescrypt, scrypt, argon2. A hash never
-	// holds '<', which ends it inside an XML element (<phash>, <bcrypt-hash>).
-	{re: regexp.MustCompile(`\$(?:1|2[abxy]?|5|6|7|y|gy|md5|sha1|argon2(?:id|i|d))\$[^\s:"',;<]{8,}`),
-		hints: []string{"$"}},
-	// key = value or key: value secrets in INI, YAML, shell and daemon config files.
-	{re: regexp.MustCompile(`(?i)(?:password|passwd|passphrase|secret|pre[-_]?shared[-_]?key|psk|wpa_passphrase|api[-_]?key|auth[-_]?token|access[-_]?key|community)["']?\s*[=:]\s*("[^"\n]*"|'[^'\n]*'|[^\s"',;]+)`),
-		hints: []string{"password", "passwd", "passphrase", "secret", "shared", "psk", "api_key", "api-key", "apikey",
-			"auth_token", "auth-token", "authtoken", "access_key", "access-key", "accesskey", "community"}},
-	// SNMP community strings: net-snmp's rocommunity/rwcommunity/com2sec and IOS-style lines.
-	{re: regexp.MustCompile(`(?im)^\s*(?:ro|rw)community6?\s+(\S+)`), hints: []string{"community"}},
-	{re: regexp.MustCompile(`(?im)^\s*com2sec6?\s+(?:-Cn\s+\S+\s+)?\S+\s+\S+\s+(\S+)`), hints: []string{"com2sec"}},
-	{re: regexp.MustCompile(`(?im)^\s*snmp-server\s+community\s+(\S+)`), hints: []string{"community"}},
-	// strongSwan/libreswan ipsec.secrets: ": PSK "secret"".
-	{re: regexp.MustCompile(`(?im)^[^#\n]*:\s*(?:PSK|EAP|XAUTH|NTLM)\s+("[^"\n]*"|\S+)`), hints: []string{"psk", "eap", "xauth", "ntlm"}},
-	// WireGuard and similar base64 private keys written as PrivateKey = ....
-	{re: regexp.MustCompile(`(?i)\b(?:private[-_]?key|presharedkey)\s*=\s*([A-Za-z0-9+/]{40,}={0,2})`),
-		hints: []string{"privatekey", "private_key", "private-key", "presharedkey"}},
+// blockPatterns find secrets that span lines: the body of private key blocks of every kind
+// (PEM: RSA, EC, DSA, OPENSSH, ENCRYPTED, PKCS#8; PGP; OpenVPN static keys) and OpenVPN's
+// inline credentials.
+var blockPatterns = []secretPattern{
+	{re: regexp.MustCompile(`(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----\r?\n(.*?)\r?\n?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----`),
+		hints: []string{"PRIVATE KEY"}},
+	{re: regexp.MustCompile(`(?s)-----BEGIN OpenVPN Static key V\d-----\r?\n(.*?)\r?\n?-----END OpenVPN Static key V\d-----`),
+		hints: []string{"OpenVPN Static key"}},
+	{re: regexp.MustCompile(`(?s)<auth-user-pass>\r?\n(.*?)\r?\n?</auth-user-pass>`),
+		hints: []string{"<auth-user-pass>"}},
 }
+
+// secretPatterns are every pattern of the built-in rules, for the benchmark's floor.
+var secretPatterns = append(append([]secretPattern(nil), blockPatterns...), tokenPatterns...)
 
 // placeholderPrefix starts every redaction placeholder.
 const placeholderPrefix = "<redacted:"
@@ -59,6 +51,14 @@ const placeholderPrefix = "<redacted:"
 // reaches storage.
 type Redactor struct {
 	key []byte
+	// format is the file format of the text (see RedactFormats): "" reads keys only, "text"
+	// not even those.
+	format string
+	// entropy adds high-entropy strings (opt-in per source).
+	entropy bool
+	// separated reads keys only in key=value and key: value forms, not as directives
+	// (network devices, whose profiles know their syntax).
+	separated bool
 }
 
 // NewRedactor returns a redactor keyed by key (at least 16 bytes).
@@ -76,76 +76,71 @@ func (r *Redactor) Placeholder(secret []byte) string {
 	return placeholderPrefix + hex.EncodeToString(m.Sum(nil)[:8]) + ">"
 }
 
-// Redact replaces every secret found by the built-in patterns and by extra.
+// Redact replaces every secret found by the built-in rules and by extra: key blocks first,
+// then the structural rules, token patterns and the format's columns in one pass, then extra.
 func (r *Redactor) Redact(b []byte, extra []*regexp.Regexp) []byte {
-	var lower []byte
-	for _, p := range secretPatterns {
-		if lower == nil {
-			lower = asciiLower(b)
-		}
-		if idx := p.find(b, lower); idx != nil {
+	for _, p := range blockPatterns {
+		if idx := p.findBlock(b); idx != nil {
 			b = r.replace(b, idx)
-			lower = nil
 		}
 	}
+	var opt Redactor // a nil Redactor has the default options, and no key to place secrets with
+	if r != nil {
+		opt = *r
+	}
+	// A file of columns (chap-secrets, htpasswd, pgpass, shadow) has no settings to read.
+	columns := opt.format != "" && opt.format != "text" && opt.format != "auto" && opt.format != "redis-acl"
+	spans := r.scanSecrets(b, opt.format != "text" && !columns)
+	if opt.format != "" && opt.format != "text" && opt.format != "auto" {
+		spans = append(spans, formatSpans(opt.format, b)...)
+	}
+	if opt.entropy {
+		spans = append(spans, entropySpans(b)...)
+	}
+	b = r.replaceSpans(b, spans)
 	for _, re := range extra {
 		b = r.replace(b, re.FindAllSubmatchIndex(b, -1))
 	}
 	return b
 }
 
-// find returns the submatch indexes of every match in b; lower is b in ASCII lowercase.
-func (p *secretPattern) find(b, lower []byte) [][]int {
-	if p.multiline {
-		for _, h := range p.hints {
-			if bytes.Contains(lower, []byte(h)) {
-				return p.re.FindAllSubmatchIndex(b, -1)
-			}
-		}
+// RedactString is Redact for a string.
+func (r *Redactor) RedactString(s string) string {
+	if s == "" {
+		return s
+	}
+	return string(r.Redact([]byte(s), nil))
+}
+
+// forSource is the redactor for one source's output: the file format (by the source's
+// redact_format, else by the file's name) and the source's entropy switch.
+func (r *Redactor) forSource(s *Source, file string) *Redactor {
+	if r == nil {
 		return nil
 	}
-	// The lines holding a hint, in order, without repeats.
-	var starts []int
-	seen := map[int]bool{}
+	f := s.RedactFormat
+	if f == "" || f == "auto" {
+		f = formatByName(file)
+	}
+	if f == "" {
+		f = r.format
+	}
+	if f == r.format && s.RedactEntropy == r.entropy && s.device == r.separated {
+		return r
+	}
+	c := *r
+	c.format, c.entropy, c.separated = f, s.RedactEntropy, s.device
+	return &c
+}
+
+// findBlock returns the submatch indexes of a multi-line pattern, when the text holds a hint.
+func (p *secretPattern) findBlock(b []byte) [][]int {
 	for _, h := range p.hints {
-		for off := 0; ; {
-			i := bytes.Index(lower[off:], []byte(h))
-			if i < 0 {
-				break
-			}
-			i += off
-			ls := bytes.LastIndexByte(b[:i], '\n') + 1
-			if !seen[ls] {
-				seen[ls] = true
-				starts = append(starts, ls)
-			}
-			le := bytes.IndexByte(b[i:], '\n')
-			if le < 0 {
-				break
-			}
-			off = i + le
+		if bytes.Contains(b, []byte(h)) {
+			return p.re.FindAllSubmatchIndex(b, -1)
 		}
 	}
-	if len(starts) == 0 {
-		return nil
-	}
-	sort.Ints(starts)
-	var out [][]int
-	for _, ls := range starts {
-		le := len(b)
-		if j := bytes.IndexByte(b[ls:], '\n'); j >= 0 {
-			le = ls + j
-		}
-		for _, m := range p.re.FindAllSubmatchIndex(b[ls:le], -1) {
-			for k := range m {
-				if m[k] >= 0 {
-					m[k] += ls
-				}
-			}
-			out = append(out, m)
-		}
-	}
-	return out
+	return nil
 }
 
 func asciiLower(b []byte) []byte {
@@ -238,4 +233,72 @@ func readKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("redaction key %s: want at least 32 hex digits", path)
 	}
 	return key, nil
+}
+
+// secretFlags are short options whose value is a secret, by program: mysql -pSECRET,
+// sshpass -p SECRET, the net-snmp tools' -c COMMUNITY and -A/-X passphrases.
+var secretFlags = map[string]string{
+	"mysql": "p", "mysqldump": "p", "mysqladmin": "p", "mariadb": "p", "mariadb-dump": "p",
+	"sshpass": "p", "snmpwalk": "cAX", "snmpget": "cAX", "snmpbulkwalk": "cAX", "snmpgetnext": "cAX",
+	"snmpset": "cAX", "snmptrap": "cAX", "snmptable": "cAX", "snmpbulkget": "cAX",
+}
+
+// RedactArgv redacts a command line: the value of any option named for a secret
+// (--password=X, --token X, -p X for the programs in secretFlags), then every word as text.
+func (r *Redactor) RedactArgv(argv []string) []string {
+	if len(argv) == 0 {
+		return argv
+	}
+	out := make([]string, len(argv))
+	copy(out, argv)
+	short := ""
+	if len(argv) > 0 {
+		short = secretFlags[filepath.Base(argv[0])]
+	}
+	for i := 1; i < len(out); i++ {
+		a := out[i]
+		if len(a) < 2 || a[0] != '-' || startsWithPlaceholder([]byte(a)) {
+			continue
+		}
+		if a[1] != '-' && short != "" && strings.ContainsRune(short, rune(a[1])) {
+			if len(a) > 2 && !startsWithPlaceholder([]byte(a[2:])) {
+				out[i] = a[:2] + r.Placeholder([]byte(a[2:]))
+			} else if len(a) == 2 && i+1 < len(out) {
+				if !startsWithPlaceholder([]byte(out[i+1])) {
+					out[i+1] = r.Placeholder([]byte(out[i+1]))
+				}
+				i++
+			}
+			continue
+		}
+		name := strings.TrimLeft(a, "-")
+		if k, v, ok := strings.Cut(name, "="); ok {
+			if IsSecretKey(k) && !isNonSecretValue([]byte(v)) {
+				out[i] = a[:len(a)-len(v)] + r.Placeholder([]byte(v))
+			}
+			continue
+		}
+		if IsSecretKey(name) && i+1 < len(out) && !strings.HasPrefix(out[i+1], "-") && !isNonSecretValue([]byte(out[i+1])) {
+			out[i+1] = r.Placeholder([]byte(out[i+1]))
+			i++
+		}
+	}
+	for i := range out {
+		out[i] = r.RedactString(out[i])
+	}
+	return out
+}
+
+// redactFields redacts what a capture stores beside an artifact's content: its command line,
+// the reason it is unavailable, its metadata. Stderr and content are redacted as they are read.
+func (r *Redactor) redactFields(a *Artifact) {
+	if r == nil {
+		return
+	}
+	a.Command = r.RedactArgv(a.Command)
+	a.Unavailable = r.RedactString(a.Unavailable)
+	a.Stderr = r.RedactString(a.Stderr)
+	for k, v := range a.Meta {
+		a.Meta[k] = r.RedactString(v)
+	}
 }

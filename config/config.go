@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -46,6 +47,10 @@ type Agent struct {
 	Interval    tomlx.Duration `toml:"interval"`
 	Concurrency int            `toml:"concurrency"`
 	WebConfig   string         `toml:"web_config"`
+	// TSAURL, when set, is an RFC 3161 timestamp authority the agent asks once a day for a
+	// token over the store head; TSACA is the CA file its tokens are checked against.
+	TSAURL string `toml:"tsa_url"`
+	TSACA  string `toml:"tsa_ca"`
 }
 
 // Redact configures redaction.
@@ -146,13 +151,18 @@ func (c *Config) validate(src []byte) error {
 	} else if c.Agent.Concurrency < 0 || c.Agent.Concurrency > 4096 {
 		return errf([]string{"agent", "concurrency"}, "%d is out of range (1 to 4096)", c.Agent.Concurrency)
 	}
+	if u := c.Agent.TSAURL; u != "" {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			return errf([]string{"agent", "tsa_url"}, "%q is not an http or https URL of a timestamp authority", u)
+		}
+	}
 	if c.File != "" {
 		abs, err := filepath.Abs(c.File)
 		if err != nil {
 			return err
 		}
 		base := filepath.Dir(abs)
-		for _, p := range []*string{&c.Store, &c.Agent.WebConfig, &c.Redact.KeyFile} {
+		for _, p := range []*string{&c.Store, &c.Agent.WebConfig, &c.Agent.TSACA, &c.Redact.KeyFile} {
 			*p = relTo(base, *p)
 		}
 		for i := range c.Targets {

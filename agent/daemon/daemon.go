@@ -115,6 +115,13 @@ func (d *Daemon) update(fn func(*State)) {
 	d.state = s
 }
 
+// Rules returns the rule set in force.
+func (d *Daemon) Rules() *rules.Set {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.set
+}
+
 // Reload loads the configuration and rules again. When that fails, the daemon keeps the
 // previous ones, the state's Reload.OK turns false, and the error is returned.
 func (d *Daemon) Reload(ctx context.Context) error {

@@ -19,7 +19,24 @@ import (
 // Handler serves /metrics from reg (always 200: a gathering error leaves out what failed and
 // is logged), /healthz (liveness: 200 while the process serves) and a landing page at /.
 func Handler(reg prometheus.Gatherer, log *slog.Logger) (http.Handler, error) {
+	return HandlerWith(reg, log, nil)
+}
+
+// IncidentsPath is where the agent serves the incident pages.
+const IncidentsPath = "/incidents/"
+
+// HandlerWith is Handler with the incident pages (read-only) at IncidentsPath when incidents
+// is not nil. Serve puts TLS and basic auth in front of every path alike.
+func HandlerWith(reg prometheus.Gatherer, log *slog.Logger, incidents http.Handler) (http.Handler, error) {
 	mux := http.NewServeMux()
+	links := []web.LandingLinks{
+		{Address: "/metrics", Text: "Metrics"},
+		{Address: "/healthz", Text: "Health"},
+	}
+	if incidents != nil {
+		mux.Handle(IncidentsPath, incidents)
+		links = append(links, web.LandingLinks{Address: IncidentsPath, Text: "Incidents"})
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:      slogErrorLog{log},
 		ErrorHandling: promhttp.ContinueOnError,
@@ -35,10 +52,7 @@ func Handler(reg prometheus.Gatherer, log *slog.Logger) (http.Handler, error) {
 		Description: "Remediation status of hardened configuration, as Prometheus metrics",
 		Version:     buildinfo.String(),
 		RoutePrefix: "/",
-		Links: []web.LandingLinks{
-			{Address: "/metrics", Text: "Metrics"},
-			{Address: "/healthz", Text: "Health"},
-		},
+		Links:       links,
 	})
 	if err != nil {
 		return nil, err

@@ -209,6 +209,9 @@ func Build(ctx context.Context, st *store.Store, id string, set *rules.Set) (*Bu
 	b.files[ResultsJUnit] = bytes.Clone(buf.Bytes())
 	b.files[ReportName] = renderReport(m, state, b.files)
 	// Files made from the others (renderings, attestations) are added here, in one place.
+	if err := b.addAuditorFiles(ctx, st); err != nil {
+		return nil, err
+	}
 	if err := checkPaths(b.files); err != nil {
 		return nil, fmt.Errorf("incident %s: %w", id, err)
 	}

@@ -65,6 +65,8 @@ type Verified struct {
 	// Operators are the operator signatures of links and incident records (format 2), each
 	// verified over what it signed; whether the key is allowed is the caller's to check.
 	Operators []OperatorSignature
+	// Sealed is what the attestation and timestamp beside the manifest say, when present.
+	Sealed *Sealed
 }
 
 // Verify reads a bundle from r and checks it entirely in memory (nothing is written anywhere):
@@ -75,11 +77,12 @@ type Verified struct {
 //   - every file against the manifest's SHA-256 and size, with no file missing or unlisted;
 //   - the manifest's artifacts against the files, and each diff: every diff/TARGET/ARTIFACT.diff
 //     applied to before/ gives after/, and diff/combined.diff applied to the whole of before/
-//     gives after/ exactly, but for binary artifacts, which are listed by hash.
+//     gives after/ exactly, but for binary artifacts, which are listed by hash;
+//   - the attestation and timestamp beside the manifest, when present (see WithTSARoots).
 //
 // It returns a *Failure naming the first file that fails, or a *CorruptError for input that
 // is not a readable bundle.
-func Verify(r io.Reader, pub ed25519.PublicKey, lim Limits) (*Verified, error) {
+func Verify(r io.Reader, pub ed25519.PublicKey, lim Limits, opts ...Option) (*Verified, error) {
 	top, files, err := readArchive(r, lim)
 	if err != nil {
 		return nil, err
@@ -139,6 +142,9 @@ func Verify(r io.Reader, pub ed25519.PublicKey, lim Limits) (*Verified, error) {
 		if err := checkV2(&m, files, v, fail); err != nil {
 			return nil, err
 		}
+	}
+	if v.Sealed, err = checkSealed(files, pub, opts, fail); err != nil {
+		return nil, err
 	}
 	for _, c := range files {
 		v.Files++
@@ -354,7 +360,7 @@ func checkEntryName(name string, isDir bool) (string, error) {
 func checkFiles(m *Manifest, files map[string][]byte, fail func(string, string, ...any) error) error {
 	listed := map[string]File{}
 	for _, f := range m.Files {
-		if _, err := checkEntryName(f.Path, false); err != nil || f.Path == ManifestName || f.Path == SignatureName {
+		if _, err := checkEntryName(f.Path, false); err != nil || outsideManifest(f.Path) {
 			return fail(ManifestName, "lists file %q, which cannot be in a bundle", f.Path)
 		}
 		if _, dup := listed[f.Path]; dup {
@@ -364,7 +370,7 @@ func checkFiles(m *Manifest, files map[string][]byte, fail func(string, string, 
 	}
 	paths := make([]string, 0, len(files)+len(listed))
 	for p := range files {
-		if p != ManifestName && p != SignatureName {
+		if !outsideManifest(p) {
 			paths = append(paths, p)
 		}
 	}

@@ -524,6 +524,7 @@ profiles = ["linux"]
 func TestAgentWebConfig(t *testing.T) {
 	openssl := testutil.Tool(t, "openssl")
 	f := newFleet(t, []string{"web1"}, "")
+	f.incident(t, "INC-1", "web1")
 	crt, key := filepath.Join(f.dir, "agent.crt"), filepath.Join(f.dir, "agent.key")
 	testutil.Run(t, openssl, "req", "-x509", "-newkey", "ed25519", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", crt)
 	src := string(mustRead(t, "../../deploy/web-config.yml"))
@@ -533,21 +534,28 @@ func TestAgentWebConfig(t *testing.T) {
 	a := startAgent(t, []string{"--config", f.cfg}, "--web.config.file", wc)
 	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // the test's own self-signed certificate
 	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-	for _, tc := range []struct {
-		user, pass string
-		code       int
-	}{{"", "", 401}, {"prometheus", "wrong", 401}, {"prometheus", "example-only-replace-me", 200}} {
-		req, _ := http.NewRequest("GET", "https://"+a.addr+"/metrics", nil)
-		if tc.user != "" {
-			req.SetBasicAuth(tc.user, tc.pass)
-		}
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != tc.code {
-			t.Errorf("user %q: %d, want %d", tc.user, resp.StatusCode, tc.code)
+	// The incident pages sit behind the same TLS and basic auth as /metrics.
+	for _, path := range []string{"/metrics", "/incidents/", "/incidents/INC-1"} {
+		for _, tc := range []struct {
+			user, pass string
+			code       int
+		}{{"", "", 401}, {"prometheus", "wrong", 401}, {"prometheus", "example-only-replace-me", 200}} {
+			req, _ := http.NewRequest("GET", "https://"+a.addr+path, nil)
+			if tc.user != "" {
+				req.SetBasicAuth(tc.user, tc.pass)
+			}
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.code {
+				t.Errorf("%s, user %q: %d, want %d", path, tc.user, resp.StatusCode, tc.code)
+			}
+			if tc.code == 200 && path == "/incidents/INC-1" && !strings.Contains(string(body), `<h1 id="headline">Incident INC-1</h1>`) {
+				t.Errorf("%s: not the incident's page:\n%.400s", path, body)
+			}
 		}
 	}
 	if _, err := client.Get("http://" + a.addr + "/metrics"); err == nil {

@@ -17,8 +17,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hardtrail/hardtrail/agent/daemon"
+	"github.com/hardtrail/hardtrail/agent/evidence/htmlreport"
 	"github.com/hardtrail/hardtrail/agent/incident"
 	"github.com/hardtrail/hardtrail/agent/store"
+	"github.com/hardtrail/hardtrail/collector"
 	"github.com/hardtrail/hardtrail/config"
 	"github.com/hardtrail/hardtrail/rules"
 )
@@ -67,7 +69,7 @@ func runAgent(cmd *cobra.Command, a *app, f *agentFlags) error {
 	ctx := cmd.Context()
 	if !cmd.Flags().Changed("log-level") {
 		// A daemon says what it does unless asked to be quieter.
-		a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		a.log = slog.New(collector.NewLogHandler(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	}
 	if f.webConfig != "" && f.webConfigFile != "" && f.webConfig != f.webConfigFile {
 		return usageErr("--web-config and --web.config.file name different files")
@@ -105,7 +107,12 @@ func runAgent(cmd *cobra.Command, a *app, f *agentFlags) error {
 	if err := daemon.CheckWebConfig(cfg.Agent.WebConfig); err != nil {
 		return usageErr("%v", err)
 	}
-	handler, err := daemon.Handler(daemon.NewRegistry(d.State), a.log)
+	tsaRoots, err := loadTSACA(cfg.Agent.TSACA)
+	if err != nil {
+		return usageErr("[agent] tsa_ca: %v", err)
+	}
+	pages := htmlreport.Handler(daemon.IncidentsPath, incidentPages(st, d), a.log)
+	handler, err := daemon.HandlerWith(daemon.NewRegistry(d.State), a.log, pages)
 	if err != nil {
 		return err
 	}
@@ -132,6 +139,9 @@ func runAgent(cmd *cobra.Command, a *app, f *agentFlags) error {
 			}
 		}
 	})
+	if u := cfg.Agent.TSAURL; u != "" {
+		wg.Go(func() { dailyHeadStamp(ctx, a, st, u, tsaRoots) })
+	}
 	serveErr := make(chan error, 1)
 	wg.Go(func() { serveErr <- daemon.Serve(ctx, l, handler, cfg.Agent.WebConfig, a.log) })
 	wg.Go(func() {

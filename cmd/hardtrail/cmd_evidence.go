@@ -25,7 +25,7 @@ func evidenceCmd(a *app) *cobra.Command {
 }
 
 func evidenceExportCmd(a *app) *cobra.Command {
-	var out, signKey string
+	var out, signKey, tsaURL, tsaCA string
 	var rulesFlag []string
 	cmd := &cobra.Command{
 		Use:   "export ID -o FILE.tar.gz [--sign-key FILE]",
@@ -79,6 +79,17 @@ func evidenceExportCmd(a *app) *cobra.Command {
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
+			if tsaCA != "" && tsaURL == "" {
+				return usageErr("--tsa-ca needs --tsa URL")
+			}
+			roots, err := loadTSACA(tsaCA)
+			if err != nil {
+				return usageErr("%v", err)
+			}
+			stamp, err := seal(ctx, b, key, tsaURL, roots)
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
 			sum, err := b.WriteFile(out, key)
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
@@ -95,8 +106,12 @@ func evidenceExportCmd(a *app) *cobra.Command {
 				signer, files = evidence.Fingerprint(key.Public().(ed25519.PublicKey)), files+1
 			}
 			if a.json() {
-				return a.printJSON(map[string]any{"file": out, "sha256": sum, "incident": id, "status": m.Status,
-					"targets": exported, "files": files, "signed_by": signer})
+				j := map[string]any{"file": out, "sha256": sum, "incident": id, "status": m.Status,
+					"targets": exported, "files": files, "signed_by": signer}
+				if stamp != nil {
+					j["timestamp"] = map[string]any{"time": stamp.Time, "serial": stamp.Serial.String(), "signer": stamp.Signer, "trusted": stamp.Trusted}
+				}
+				return a.printJSON(j)
 			}
 			fmt.Fprintf(a.stdout, "wrote %s: incident %s (%s), targets %s, %s\n", out, id, m.Status, strings.Join(exported, ", "), plural(files, "file", "files"))
 			fmt.Fprintf(a.stdout, "sha256 %s\n", sum)
@@ -105,17 +120,22 @@ func evidenceExportCmd(a *app) *cobra.Command {
 			} else {
 				fmt.Fprintln(a.stdout, "not signed (sign with --sign-key; make a key with hardtrail keygen)")
 			}
+			if stamp != nil {
+				fmt.Fprintln(a.stdout, timestampLine(stamp))
+			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "the bundle to write (.tar.gz)")
 	cmd.Flags().StringVar(&signKey, "sign-key", "", "sign the manifest with this ed25519 private key (from hardtrail keygen)")
+	cmd.Flags().StringVar(&tsaURL, "tsa", "", "obtain an RFC 3161 timestamp over the manifest from this TSA URL (stored as ID/manifest.json.tsr)")
+	cmd.Flags().StringVar(&tsaCA, "tsa-ca", "", "check the TSA's token against these CA certificates (PEM)")
 	cmd.Flags().StringArrayVar(&rulesFlag, "rules", nil, "rule files or directories whose rules name the incident (default: the config's rules, else the shipped packs)")
 	return cmd
 }
 
 func evidenceVerifyCmd(a *app) *cobra.Command {
-	var pubFile, allowedFile string
+	var pubFile, allowedFile, tsaCA string
 	cmd := &cobra.Command{
 		Use:   "verify FILE [--pubkey FILE]",
 		Short: "Check an evidence bundle: structure, every file's hash, the signature, the diffs",
@@ -150,7 +170,11 @@ func evidenceVerifyCmd(a *app) *cobra.Command {
 				return usageErr("%v", err)
 			}
 			defer f.Close()
-			v, err := evidence.Verify(f, pub, evidence.DefaultLimits)
+			roots, err := loadTSACA(tsaCA)
+			if err != nil {
+				return usageErr("%v", err)
+			}
+			v, err := evidence.Verify(f, pub, evidence.DefaultLimits, evidence.WithTSARoots(roots))
 			var fail *evidence.Failure
 			switch {
 			case errors.As(err, &fail):
@@ -189,7 +213,7 @@ func evidenceVerifyCmd(a *app) *cobra.Command {
 			if a.json() {
 				return a.printJSON(map[string]any{"ok": true, "file": args[0], "incident": m.Incident, "format": m.Format, "status": m.Status,
 					"headline": m.Headline, "files": v.Files, "bytes": v.Bytes, "targets": v.Targets, "signed": v.Signed,
-					"signature_checked": v.SignatureChecked, "signer": v.Signer, "operator_signatures": ops})
+					"signature_checked": v.SignatureChecked, "signer": v.Signer, "operator_signatures": ops, "sealed": v.Sealed})
 			}
 			fmt.Fprintf(a.stdout, "ok: %s: incident %s (%s), %s (%d bytes), targets %s\n",
 				args[0], m.Incident, status, plural(v.Files, "file", "files"), v.Bytes, strings.Join(v.Targets, ", "))
@@ -215,10 +239,14 @@ func evidenceVerifyCmd(a *app) *cobra.Command {
 			default:
 				fmt.Fprintln(a.stdout, "signature: none (the bundle is not signed)")
 			}
+			for _, l := range sealedLines(v.Sealed) {
+				fmt.Fprintln(a.stdout, l)
+			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&pubFile, "pubkey", "", "check the signature with this ed25519 public key (PREFIX.pub from hardtrail keygen)")
+	cmd.Flags().StringVar(&tsaCA, "tsa-ca", "", "require the bundle's timestamp, when it has one, to be issued under these CA certificates (PEM)")
 	cmd.Flags().StringVar(&allowedFile, "allowed-signers", "", "require every operator signature to be by a key of this allowed_signers file (ssh-keygen format)")
 	return cmd
 }

@@ -160,7 +160,7 @@ func tagCmd(a *app) *cobra.Command {
 				if strings.TrimSpace(reason) == "" {
 					return usageErr("--void needs --reason TEXT: say why the link is withdrawn")
 				}
-				return a.voidLink(ctx, void, reason, f.by, f.signKey)
+				return a.voidLink(ctx, void, reason, f.by, f.signKey) // addRecord redacts the reason
 			}
 			if f.incident == "" || f.phase == "" {
 				return usageErr("tag needs --incident ID and --phase before|after")
@@ -172,7 +172,11 @@ func tagCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			l, err := f.tag(ctx, a.store, snap.ID, note)
+			red, err := a.redactor()
+			if err != nil {
+				return err
+			}
+			l, err := f.tag(ctx, a.store, snap.ID, red.RedactString(note))
 			if err != nil {
 				return err
 			}
@@ -231,6 +235,15 @@ func (a *app) addRecord(ctx context.Context, r store.Record, signKey string) (*s
 	r.Who = whoAmI()
 	if r.By == "" {
 		return nil, usageErr("cannot tell who you are: pass --by")
+	}
+	// Free text is stored like captured content: a secret pasted into a title, a note, the
+	// lessons learned or a ticket URL is replaced by its keyed placeholder before storage.
+	red, err := a.redactor()
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range []*string{&r.Title, &r.Text, &r.Lessons, &r.Ticket, &r.Category} {
+		*f = red.RedactString(*f)
 	}
 	if signKey != "" {
 		r.At = time.Now().UTC()

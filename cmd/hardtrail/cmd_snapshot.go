@@ -49,6 +49,7 @@ func snapshotCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			note := red.RedactString(note) // a note is stored too
 			sn := &fleet.Snapshotter{Config: cfg, Store: st, Redactor: red, Logger: a.log}
 			progress := newProgress(a.stderr, len(args), len(cfg.Targets))
 			var tagErr error

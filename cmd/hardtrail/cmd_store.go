@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hardtrail/hardtrail/agent/headstamp"
 	"github.com/hardtrail/hardtrail/agent/store"
 )
 
@@ -66,17 +67,28 @@ func storeCmd(a *app) *cobra.Command {
 	}
 	verify.Flags().StringVar(&head, "head", "", "fail unless the store still extends this head digest")
 	cmd.AddCommand(verify)
-	cmd.AddCommand(&cobra.Command{
-		Use:   "head",
+	var tsaURL, tsaCA, tsaDir string
+	headCmd := &cobra.Command{
+		Use:   "head [--tsa URL [--tsa-ca FILE] [--tsa-dir DIR]]",
 		Short: "Print one digest over the newest record of every chain",
 		Long: "Print the store's head: one SHA-256 digest over the newest record of every hash chain\n" +
 			"(the snapshots of each target, links, results, status events, held spans), then the\n" +
 			"digest's input, one line CHAIN SEQ ID per chain. Keep the digest elsewhere (a ticket, a\n" +
 			"timestamp): store verify --head DIGEST later fails if any record it covers was removed.\n" +
-			"The head is recorded in the store, so the digest alone is enough to check it.",
+			"The head is recorded in the store, so the digest alone is enough to check it.\n" +
+			"With --tsa URL, also obtain an RFC 3161 timestamp over the digest and keep it as\n" +
+			"head-TIME.tsr beside head-TIME.sha256 in --tsa-dir (default STORE.heads/), proving the\n" +
+			"store held all of it at that time: openssl ts -verify -digest DIGEST -in head-TIME.tsr -CAfile CA.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if tsaURL == "" && (tsaCA != "" || tsaDir != "") {
+				return usageErr("--tsa-ca and --tsa-dir need --tsa URL")
+			}
+			roots, err := loadTSACA(tsaCA)
+			if err != nil {
+				return usageErr("%v", err)
+			}
 			st, err := a.openStore(ctx)
 			if err != nil {
 				return err
@@ -85,18 +97,40 @@ func storeCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			var stamp *headstamp.Stamp
+			if tsaURL != "" {
+				if tsaDir == "" {
+					tsaDir = headsDir(st)
+				}
+				if stamp, err = stampHead(ctx, h, tsaURL, roots, tsaDir); err != nil {
+					return err
+				}
+			}
 			if a.json() {
-				return a.printJSON(struct {
+				out := struct {
 					Format string `json:"format"`
 					*store.Head
-				}{store.HeadFormat, h})
+					Timestamp any `json:"timestamp,omitempty"`
+				}{Format: store.HeadFormat, Head: h}
+				if stamp != nil {
+					out.Timestamp = map[string]any{"digest": stamp.Digest, "time": stamp.Token.Time, "serial": stamp.Token.Serial.String(),
+						"signer": stamp.Token.Signer, "trusted": stamp.Token.Trusted, "file": stamp.File}
+				}
+				return a.printJSON(out)
 			}
 			fmt.Fprintln(a.stdout, h.Digest)
 			for _, c := range h.Chains {
 				fmt.Fprintf(a.stdout, "  %s %d %s\n", c.Chain, c.Seq, c.ID)
 			}
+			if stamp != nil {
+				fmt.Fprintf(a.stdout, "%s; kept in %s\n", timestampLine(stamp.Token), stamp.File)
+			}
 			return nil
 		},
-	})
+	}
+	headCmd.Flags().StringVar(&tsaURL, "tsa", "", "obtain an RFC 3161 timestamp over the head digest from this TSA URL")
+	headCmd.Flags().StringVar(&tsaCA, "tsa-ca", "", "check the TSA's token against these CA certificates (PEM)")
+	headCmd.Flags().StringVar(&tsaDir, "tsa-dir", "", "keep the timestamp in this directory (default STORE.heads/)")
+	cmd.AddCommand(headCmd)
 	return cmd
 }

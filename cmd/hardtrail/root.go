@@ -79,7 +79,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			if err := lvl.UnmarshalText([]byte(a.logLevel)); err != nil {
 				return usageErr("--log-level %q: want debug, info, warn or error", a.logLevel)
 			}
-			a.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+			a.log = slog.New(collector.NewLogHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl})))
 			formats := "text json"
 			if f := cmd.Annotations["formats"]; f != "" {
 				formats = f // a command with more output formats lists them
