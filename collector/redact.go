@@ -143,17 +143,6 @@ func (p *secretPattern) findBlock(b []byte) [][]int {
 	return nil
 }
 
-func asciiLower(b []byte) []byte {
-	out := make([]byte, len(b))
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		out[i] = c
-	}
-	return out
-}
-
 // replace puts placeholders over the secrets at idx, as FindAllSubmatchIndex returns them.
 func (r *Redactor) replace(b []byte, idx [][]int) []byte {
 	if idx == nil {
