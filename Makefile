@@ -1,4 +1,4 @@
-# hardtrail: make build | test | lint | bench | run | update-golden | package | image
+# hardtrail: make build | test | lint | bench | bench-all | run | update-golden | package | image
 GO       ?= go
 BIN      ?= bin/hardtrail
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
@@ -12,7 +12,7 @@ PKG       ?= ./...
 TESTFLAGS ?=
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: build test test-deps lint bench run update-golden dist-bin package image clean
+.PHONY: build test test-deps lint bench bench-all run update-golden dist-bin package image clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/hardtrail
@@ -32,8 +32,27 @@ lint:
 	$(GO) mod tidy -diff
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
-# Benchmarks print side-by-side figures from one run; see README "Performance".
+# Benchmarks print side-by-side figures from one run; see README "Performance". bench prints
+# the performance goals' rows, each under the command that reproduces it, and fails when a
+# guarded goal (the diff's ratios, the agent's memory) is missed; bench-all runs every benchmark.
+BENCH_ROWS = \
+	"diff of a stored 100,000-line artifact vs GNU diff -u|-bench DiffStored -benchtime 20x ./cmd/hardtrail" \
+	"agent memory after 10 cycles (shipped packs; 10,000 rules; madvdontneed=0; version floor) and /metrics with 10,000 series vs node_exporter|-bench Footprint -benchtime 1x ./cmd/hardtrail" \
+	"check vs snapshot of the linux profile|-bench BenchmarkCheck -benchtime 20x ./cmd/hardtrail" \
+	"fleet capture vs an OpenSSH ssh loop, parallel-ssh and Ansible|-bench Fleet -benchtime 1x -timeout 60m ./cmd/hardtrail"
 bench:
+	@uptime; st=0; for row in $(BENCH_ROWS); do \
+		what=$${row%%|*}; args=$${row#*|}; \
+		echo; echo "== $$what"; echo "\$$ $(GO) test -run '^\$$' $$args"; \
+		out=$$($(GO) test -run '^$$' -timeout 60m $$args 2>&1) || st=1; \
+		echo "$$out" | grep -E '^(Benchmark|--- FAIL|    .*(goal|above)|FAIL|ok)'; \
+	done; echo; echo "== from a hardening revert to the page"; \
+	echo "\$$ $(GO) test -count=1 -run TestAgentCaptureOnChangePages -v ./cmd/hardtrail"; \
+	out=$$($(GO) test -count=1 -run TestAgentCaptureOnChangePages -v ./cmd/hardtrail 2>&1) || st=1; \
+	echo "$$out" | grep -E '^(---|    |ok|FAIL)'; \
+	uptime; exit $$st
+
+bench-all:
 	$(GO) test -run '^$$' -bench . -benchtime 5x -timeout 90m ./...
 
 # Snapshot this machine into the default store (root: /var/lib/hardtrail, else $$XDG_DATA_HOME).

@@ -467,6 +467,7 @@ func parseFile(name string, data []byte) ([]*Rule, []*Waiver, error) {
 			return nil, nil, errors.Join(errs...)
 		}
 	}
+	internStrings(doc.Elem())
 	ruleBlocks, waiverBlocks := blocks(src, "rule"), blocks(src, "waiver")
 	decoded := fileSchema.rulesOf(doc.Elem())
 	if len(ruleBlocks) != len(decoded) {

@@ -34,6 +34,11 @@ type Options struct {
 	Logger   *slog.Logger
 	// MaxAge overrides DefaultMaxAge.
 	MaxAge time.Duration
+	// Settled, when set, is called after the rules are loaded (at New and on each Reload)
+	// and after each cycle has published its state, before the cycle is reported done:
+	// the points where what was needed to get there is garbage, such as returning memory
+	// to the operating system.
+	Settled func()
 }
 
 // Daemon collects targets, evaluates rules and keeps incidents' status, cycle after cycle,
@@ -77,7 +82,14 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	for _, t := range cfg.Targets {
 		d.state.Targets[t.Name] = TargetState{}
 	}
+	d.settled()
 	return d, nil
+}
+
+func (d *Daemon) settled() {
+	if d.opts.Settled != nil {
+		d.opts.Settled()
+	}
 }
 
 // State returns the state of the latest collections. It never waits for a cycle.
@@ -140,6 +152,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 		default:
 		}
 	}
+	d.settled()
 	d.log.Info("reloaded", "targets", len(cfg.Targets), "rules", set.Len(), "rules_digest", set.Digest(), "interval", cfg.Agent.Interval.Duration)
 	return nil
 }
@@ -185,7 +198,9 @@ func (d *Daemon) startTargets(ctx context.Context, names []string) {
 	d.cycles.Add(1)
 	go func() {
 		defer d.cycles.Done()
-		d.cycle(ctx, names)
+		if rep := d.cycle(ctx, names); rep.Duration > 0 {
+			d.done(rep.summary()) // the report itself is garbage by now
+		}
 	}()
 }
 
@@ -243,9 +258,34 @@ func (r *CycleReport) Findings() (failedTargets, failingRules, regressed int) {
 // evaluates the rules on each target's newest snapshot as soon as it is collected, then
 // recomputes every incident's status and drift. It returns when its targets are done, or
 // soon after ctx ends (nothing partial is stored: each snapshot is one transaction).
-func (d *Daemon) Cycle(ctx context.Context) *CycleReport { return d.cycle(ctx, nil) }
+func (d *Daemon) Cycle(ctx context.Context) *CycleReport {
+	rep := d.cycle(ctx, nil)
+	if rep.Duration > 0 {
+		d.done(rep.summary())
+	}
+	return rep
+}
 
-// cycle is Cycle over the named targets only (nil: all).
+// cycleSummary is what the log says of a finished cycle.
+type cycleSummary struct {
+	targets, skipped, failed, failing, incidents, regressed int
+	duration                                                time.Duration
+}
+
+func (r *CycleReport) summary() cycleSummary {
+	failed, failing, regressed := r.Findings()
+	return cycleSummary{len(r.Targets), len(r.Skipped), failed, failing, len(r.Incidents), regressed, r.Duration}
+}
+
+// done settles the process (see Options.Settled) and then reports the cycle done.
+func (d *Daemon) done(s cycleSummary) {
+	d.settled()
+	d.log.Info("cycle done", "targets", s.targets, "skipped", s.skipped, "failed", s.failed, "failing_rules", s.failing,
+		"incidents", s.incidents, "regressed", s.regressed, "duration", s.duration.Round(time.Millisecond))
+}
+
+// cycle is Cycle over the named targets only (nil: all). Its report's Duration is set only
+// when the cycle finished.
 func (d *Daemon) cycle(ctx context.Context, only []string) *CycleReport {
 	start := time.Now()
 	d.mu.Lock()
@@ -278,9 +318,6 @@ func (d *Daemon) cycle(ctx context.Context, only []string) *CycleReport {
 	}
 	rep.Incidents = d.analyse(ctx, cfg, set)
 	rep.Duration = time.Since(start)
-	failed, failing, regressed := rep.Findings()
-	d.log.Info("cycle done", "targets", len(rep.Targets), "skipped", len(rep.Skipped), "failed", failed, "failing_rules", failing,
-		"incidents", len(rep.Incidents), "regressed", regressed, "duration", rep.Duration.Round(time.Millisecond))
 	return rep
 }
 

@@ -40,9 +40,16 @@ var listenRE = regexp.MustCompile(`msg=listening address=(\S+)`)
 // startAgent runs the agent with args (after "agent") and waits until it listens.
 func startAgent(t testing.TB, global []string, args ...string) *agentProc {
 	t.Helper()
+	return startAgentEnv(t, nil, 10*time.Second, global, args...)
+}
+
+// startAgentEnv is startAgent with env added to the environment, waiting up to wait for the
+// agent to listen.
+func startAgentEnv(t testing.TB, env []string, wait time.Duration, global []string, args ...string) *agentProc {
+	t.Helper()
 	all := append(append(append([]string{}, global...), "agent", "--listen", "127.0.0.1:0"), args...)
 	p := &agentProc{cmd: exec.Command(binary, all...), done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), "HARDTRAIL_CONFIG=", "HARDTRAIL_STORE=")
+	p.cmd.Env = append(append(os.Environ(), "HARDTRAIL_CONFIG=", "HARDTRAIL_STORE="), env...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +75,7 @@ func startAgent(t testing.TB, global []string, args ...string) *agentProc {
 			t.Logf("agent log:\n%s", p.logText())
 		}
 	})
-	m := p.waitLog(t, listenRE.String(), 1, 10*time.Second)
+	m := p.waitLog(t, listenRE.String(), 1, wait)
 	p.addr = listenRE.FindStringSubmatch(m)[1]
 	return p
 }

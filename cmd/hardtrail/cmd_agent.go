@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"text/tabwriter"
@@ -95,7 +96,7 @@ func runAgent(cmd *cobra.Command, a *app, f *agentFlags) error {
 	if err != nil {
 		return err
 	}
-	d, err := daemon.New(ctx, daemon.Options{Store: st, Redactor: red, Logger: a.log, Load: agentLoader(a, f, st.Path())})
+	d, err := daemon.New(ctx, daemon.Options{Store: st, Redactor: red, Logger: a.log, Load: agentLoader(a, f, st.Path()), Settled: debug.FreeOSMemory})
 	if err != nil {
 		return err
 	}
