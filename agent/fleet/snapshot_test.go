@@ -176,9 +176,21 @@ func TestRunConcurrency(t *testing.T) {
 				names = append(names, fmt.Sprintf("t%02d", i))
 			}
 			var open, most atomic.Int32
+			// The first targets wait for one another (or 5 s), so that the bound is reached
+			// however slowly the machine starts them; a bound below limit shows as the wait
+			// running out with fewer open.
+			reached := make(chan struct{})
+			var once sync.Once
 			dial := func(context.Context, *config.Config, *config.Target) (transport.Transport, error) {
 				n := open.Add(1)
 				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				if n >= int32(limit) {
+					once.Do(func() { close(reached) })
+				}
+				select {
+				case <-reached:
+				case <-time.After(5 * time.Second):
 				}
 				return &fake{delay: 20 * time.Millisecond, open: &open}, nil
 			}
