@@ -121,9 +121,9 @@ func timeline(m *Manifest) []event {
 		if l.Signature != "" {
 			what += " (signed)"
 		}
-		es = append(es, event{at: l.At, order: 1, what: what, target: l.Target, snapshot: l.Snapshot, by: byWho(l.By, l.Who), note: l.Note})
+		es = append(es, event{at: l.At, order: 1, what: what, target: l.Target, snapshot: l.Snapshot, by: store.Who(l.By, l.Who), note: l.Note})
 		if v := l.Voided; v != nil {
-			es = append(es, event{at: v.At, order: 2, what: "link " + store.Short(l.ID) + " voided", target: l.Target, snapshot: l.Snapshot, by: byWho(v.By, v.Who), note: v.Reason})
+			es = append(es, event{at: v.At, order: 2, what: "link " + store.Short(l.ID) + " voided", target: l.Target, snapshot: l.Snapshot, by: store.Who(v.By, v.Who), note: v.Reason})
 		}
 	}
 	for _, ts := range m.Targets {
@@ -441,24 +441,6 @@ func rulesFrom(from string) string {
 	return "none: no rule names the incident"
 }
 
-// byWho is the operator with who invoked hardtrail and as whom, when known.
-func byWho(by string, w *store.Actor) string {
-	if w == nil {
-		return by
-	}
-	var parts []string
-	if w.Invoker != "" && w.Invoker != by {
-		parts = append(parts, "invoked by "+w.Invoker)
-	}
-	if w.Effective != "" {
-		parts = append(parts, "as "+w.Effective)
-	}
-	if len(parts) == 0 {
-		return by
-	}
-	return by + " (" + strings.Join(parts, ", ") + ")"
-}
-
 // renderRecord writes the incident's own record: notes, closure, voids.
 func renderRecord(b *strings.Builder, m *Manifest) {
 	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
@@ -494,7 +476,7 @@ func renderRecord(b *strings.Builder, m *Manifest) {
 		if e.SignatureFile != "" {
 			signed = "`" + e.SignatureFile + "`"
 		}
-		w("| %s | %s | %s | %s | %s |\n", stamp(e.At), e.Kind, cell(byWho(e.By, e.Who)), cell(text), signed)
+		w("| %s | %s | %s | %s | %s |\n", stamp(e.At), e.Kind, cell(store.Who(e.By, e.Who)), cell(text), signed)
 	}
 	w("\n")
 }

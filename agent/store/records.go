@@ -37,6 +37,25 @@ type Actor struct {
 	Effective string `json:"effective,omitempty"`
 }
 
+// Who is operator by, with who invoked hardtrail and as whom when w says so: "alice (invoked
+// by bob, as root)".
+func Who(by string, w *Actor) string {
+	if w == nil {
+		return by
+	}
+	var parts []string
+	if w.Invoker != "" && w.Invoker != by {
+		parts = append(parts, "invoked by "+w.Invoker)
+	}
+	if w.Effective != "" {
+		parts = append(parts, "as "+w.Effective)
+	}
+	if len(parts) == 0 {
+		return by
+	}
+	return by + " (" + strings.Join(parts, ", ") + ")"
+}
+
 // Record is one entry of an incident's record: its opening (title, severity, ticket,
 // category), a note, its closure (approver, lessons learned) or the voiding of a link.
 // Records are hash-chained over the store in the order they were made, and never changed.

@@ -604,23 +604,6 @@ func signatures(s *incident.State, signers []sshsig.AllowedSigner, check bool) [
 	return out
 }
 
-func who(by string, w *store.Actor) string {
-	if w == nil {
-		return by
-	}
-	var parts []string
-	if w.Invoker != "" && w.Invoker != by {
-		parts = append(parts, "invoked by "+w.Invoker)
-	}
-	if w.Effective != "" {
-		parts = append(parts, "as "+w.Effective)
-	}
-	if len(parts) == 0 {
-		return by
-	}
-	return by + " (" + strings.Join(parts, ", ") + ")"
-}
-
 func writeIncident(a *app, s *incident.State, hs []*incident.History, sigs []signatureCheck) error {
 	w := a.stdout
 	fmt.Fprintf(w, "incident %s: %s\n", s.Incident, incident.Headline(s.Status, hs))
@@ -652,7 +635,7 @@ func writeIncident(a *app, s *incident.State, hs []*incident.History, sigs []sig
 			case store.KindVoid:
 				text = "voided link " + store.Short(r.Link) + ": " + r.Text
 			}
-			fmt.Fprintf(tw, "  %s\t%s\tby %s\t%s\n", r.At.Format(time.RFC3339), r.Kind, who(r.By, r.Who), text)
+			fmt.Fprintf(tw, "  %s\t%s\tby %s\t%s\n", r.At.Format(time.RFC3339), r.Kind, store.Who(r.By, r.Who), text)
 		}
 		tw.Flush()
 	}
@@ -661,9 +644,9 @@ func writeIncident(a *app, s *incident.State, hs []*incident.History, sigs []sig
 	for _, l := range s.Links {
 		void := ""
 		if v, ok := s.Voided(l.ID); ok {
-			void = fmt.Sprintf("  VOIDED by %s on %s: %s", who(v.By, v.Who), v.At.Format(time.RFC3339), v.Reason)
+			void = fmt.Sprintf("  VOIDED by %s on %s: %s", store.Who(v.By, v.Who), v.At.Format(time.RFC3339), v.Reason)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\tlink %s\tby %s\t%s%s\n", l.At.Format(time.RFC3339), l.Phase, l.Target, store.Short(l.Snapshot), store.Short(l.ID), who(l.By, l.Who), l.Note, void)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\tlink %s\tby %s\t%s%s\n", l.At.Format(time.RFC3339), l.Phase, l.Target, store.Short(l.Snapshot), store.Short(l.ID), store.Who(l.By, l.Who), l.Note, void)
 	}
 	tw.Flush()
 	ri := s.Rules
