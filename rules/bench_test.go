@@ -2,11 +2,12 @@ package rules
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/hardtrail/hardtrail/internal/testutil"
 )
 
 // generatedRules writes n rules cycling through every probe kind, with parameters drawn
@@ -24,34 +25,11 @@ func generatedRules(f *MemFacts, n int) string {
 	for _, l := range lines(f.Artifacts["sshd/effective"].Content) {
 		sshdOpts = append(sshdOpts, strings.Fields(l)[0])
 	}
-	units := []string{"ssh.service", "telnet.socket", "vsftpd.service", "cron.service", "rpcbind.socket"}
-	var b strings.Builder
-	for i := range n {
-		fmt.Fprintf(&b, "[[rule]]\nid = \"gen-%04d\"\ntitle = \"generated %d\"\nseverity = \"medium\"\ncontrols = [\"ISO27001:2022 A.8.9\"]\n", i, i)
-		if i%10 == 0 {
-			b.WriteString("os = [\"debian:12\"]\n")
-		}
-		switch i % 8 {
-		case 0:
-			fmt.Fprintf(&b, "[rule.port]\nport = %d\nstate = \"closed\"\n", 1+i%1024)
-		case 1:
-			fmt.Fprintf(&b, "[rule.package]\nname = %q\nmin_version = \"1:%d.0\"\n", pkgs[i%len(pkgs)], i%3)
-		case 2:
-			fmt.Fprintf(&b, "[rule.sshd]\noption = %q\nnot_equals = \"x%d\"\n", sshdOpts[i%len(sshdOpts)], i)
-		case 3:
-			fmt.Fprintf(&b, "[rule.file]\npath = \"sshd/config/etc/ssh/*\"\nabsent = '(?i)^\\s*PermitRootLogin\\s+yes%d'\nmax_mode = \"0644\"\n", i)
-		case 4:
-			fmt.Fprintf(&b, "[rule.service]\nunit = %q\nstate = %q\n", units[i%len(units)], serviceStates[i%len(serviceStates)])
-		case 5:
-			fmt.Fprintf(&b, "[rule.sysctl]\nkey = %q\nmax = %d\n", sysctls[i%len(sysctls)], i)
-		case 6:
-			fmt.Fprintf(&b, "[rule.firewall]\nfamily = %q\nchain = \"INPUT\"\nrule_absent = '-j ACCEPT$|dport %d'\n", []string{"iptables", "ip6tables"}[i%2], i)
-		case 7:
-			fmt.Fprintf(&b, "[rule.command]\nartifact = \"sshd/effective\"\nexit_code = 0\nstdout_not_matches = '^permitrootlogin (yes|%d)$'\n", i)
-		}
-		b.WriteString("\n")
-	}
-	return b.String()
+	return testutil.GeneratedRules(n, testutil.RuleParams{
+		Packages: pkgs, SSHDOptions: sshdOpts, Sysctls: sysctls, ServiceStates: serviceStates,
+		Units:   []string{"ssh.service", "telnet.socket", "vsftpd.service", "cron.service", "rpcbind.socket"},
+		OSEvery: 10,
+	})
 }
 
 func BenchmarkEvaluate1000(b *testing.B) {

@@ -135,34 +135,17 @@ const (
 // feeds, three in eight with a regular expression of their own, as large custom rule sets
 // are written.
 func generatedRules(n int) string {
-	var b strings.Builder
-	units := []string{"ssh.service", "telnet.socket", "vsftpd.service", "cron.service", "rpcbind.socket"}
-	states := []string{"enabled", "disabled", "masked", "absent", "active", "inactive"}
-	opts := []string{"permitrootlogin", "passwordauthentication", "x11forwarding", "maxauthtries", "pubkeyauthentication", "usepam", "port", "loglevel"}
-	sysctls := []string{"net.ipv4.ip_forward", "net.ipv4.tcp_syncookies", "kernel.randomize_va_space", "fs.suid_dumpable", "net.ipv4.conf.all.rp_filter"}
-	for i := range n {
-		fmt.Fprintf(&b, "[[rule]]\nid = \"gen-%05d\"\ntitle = \"generated %d\"\nseverity = \"medium\"\ncontrols = [\"ISO27001:2022 A.8.9\"]\n", i, i)
-		switch i % 8 {
-		case 0:
-			fmt.Fprintf(&b, "[rule.port]\nport = %d\nstate = \"closed\"\n", 1+i%1024)
-		case 1:
-			fmt.Fprintf(&b, "[rule.package]\nname = \"pkg%d\"\nmin_version = \"1:%d.0\"\n", i, i%3)
-		case 2:
-			fmt.Fprintf(&b, "[rule.sshd]\noption = %q\nnot_equals = \"x%d\"\n", opts[i%len(opts)], i)
-		case 3:
-			fmt.Fprintf(&b, "[rule.file]\npath = \"sshd/config/etc/ssh/*\"\nabsent = '(?i)^\\s*PermitRootLogin\\s+yes%d'\nmax_mode = \"0644\"\n", i)
-		case 4:
-			fmt.Fprintf(&b, "[rule.service]\nunit = %q\nstate = %q\n", units[i%len(units)], states[i%len(states)])
-		case 5:
-			fmt.Fprintf(&b, "[rule.sysctl]\nkey = %q\nmax = %d\n", sysctls[i%len(sysctls)], i)
-		case 6:
-			fmt.Fprintf(&b, "[rule.firewall]\nfamily = %q\nchain = \"INPUT\"\nrule_absent = '-j ACCEPT$|dport %d'\n", []string{"iptables", "ip6tables"}[i%2], i)
-		case 7:
-			fmt.Fprintf(&b, "[rule.command]\nartifact = \"sshd/effective\"\nexit_code = 0\nstdout_not_matches = '^permitrootlogin (yes|%d)$'\n", i)
-		}
-		b.WriteString("\n")
+	pkgs := make([]string, 64)
+	for i := range pkgs {
+		pkgs[i] = fmt.Sprintf("pkg%d", i)
 	}
-	return b.String()
+	return testutil.GeneratedRules(n, testutil.RuleParams{
+		Packages:      pkgs,
+		Units:         []string{"ssh.service", "telnet.socket", "vsftpd.service", "cron.service", "rpcbind.socket"},
+		ServiceStates: []string{"enabled", "disabled", "masked", "absent", "active", "inactive"},
+		SSHDOptions:   []string{"permitrootlogin", "passwordauthentication", "x11forwarding", "maxauthtries", "pubkeyauthentication", "usepam", "port", "loglevel"},
+		Sysctls:       []string{"net.ipv4.ip_forward", "net.ipv4.tcp_syncookies", "kernel.randomize_va_space", "fs.suid_dumpable", "net.ipv4.conf.all.rp_filter"},
+	})
 }
 
 // agentCycles runs the agent at a 1 s interval until 11 cycles are done and returns /proc's
