@@ -18,9 +18,10 @@ import (
 // target soon after one of its files changes, besides the interval. Directories are watched
 // rather than files, so that an editor that writes a new file and renames it into place is
 // seen. Events for one target are debounced: a capture starts once the target's files have
-// been quiet for Quiet, and at the latest MaxDelay after the first change; changes during a
-// capture of the target give one more capture after it, never more, so a storm of edits costs
-// a bounded number of captures.
+// been quiet for Quiet, and at the latest MaxDelay after the first change. Captures of a target
+// on change start at least MaxDelay apart, and changes during a capture of the target give one
+// more capture after it, never more: a storm of edits costs at most one capture per MaxDelay,
+// however the edits are paced.
 const (
 	Quiet    = 100 * time.Millisecond
 	MaxDelay = time.Second
@@ -130,6 +131,7 @@ func (d *Daemon) watch(ctx context.Context) {
 
 	type pending struct{ first, due time.Time }
 	due := map[string]*pending{}
+	started := map[string]time.Time{} // target -> when its last capture on change started
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	arm := func() {
@@ -170,6 +172,11 @@ func (d *Daemon) watch(ctx context.Context) {
 				if latest := p.first.Add(MaxDelay); latest.Before(p.due) {
 					p.due = latest
 				}
+				// The previous capture started before the first of these changes, so this
+				// delays a capture by at most MaxDelay after the change.
+				if earliest := started[t].Add(MaxDelay); p.due.Before(earliest) {
+					p.due = earliest
+				}
 			}
 			arm()
 		case <-timer.C:
@@ -177,6 +184,7 @@ func (d *Daemon) watch(ctx context.Context) {
 			for t, p := range due {
 				if !p.due.After(now) {
 					delete(due, t)
+					started[t] = now
 					d.captureChanged(ctx, t)
 				}
 			}

@@ -184,34 +184,44 @@ func TestCaptureOnChange(t *testing.T) {
 	}
 }
 
-// A storm of edits costs a bounded number of captures, and the last capture holds the last
-// edit.
+// A storm of edits costs at most one capture per MaxDelay however the edits are paced,
+// continuously or each just after the quiet period of the one before, and the last capture
+// holds the last edit.
 func TestCaptureOnChangeStorm(t *testing.T) {
-	f := newWatchFixture(t)
-	f.run(t)
-	before := f.cycles()
-	const edits = 150
-	const nominal = 1500 * time.Millisecond
-	began := time.Now()
-	for i := range edits {
-		testutil.Must(t, os.WriteFile(filepath.Join(f.dir, "main"), fmt.Appendf(nil, "setting %d\n", i), 0o600))
-		time.Sleep(nominal / edits)
+	for _, pace := range []struct {
+		name  string
+		edits int
+		gap   time.Duration
+	}{
+		{"continuous", 150, 10 * time.Millisecond},
+		{"each after the quiet period", 20, Quiet + 50*time.Millisecond},
+	} {
+		t.Run(pace.name, func(t *testing.T) {
+			f := newWatchFixture(t)
+			f.run(t)
+			before := f.cycles()
+			began := time.Now()
+			for i := range pace.edits {
+				testutil.Must(t, os.WriteFile(filepath.Join(f.dir, "main"), fmt.Appendf(nil, "setting %d\n", i), 0o600))
+				time.Sleep(pace.gap)
+			}
+			storm := time.Since(began) // longer than nominal on a loaded machine
+			want := fmt.Sprintf("setting %d\n", pace.edits-1)
+			deadline := time.Now().Add(10 * time.Second)
+			for f.content(t, "app/effective") != want {
+				if time.Now().After(deadline) {
+					t.Fatalf("the last edit was never captured: %q", f.content(t, "app/effective"))
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			time.Sleep(2 * MaxDelay) // anything still due
+			captures := f.cycles() - before
+			// One capture per MaxDelay of edits, one at the storm's end, and one for the edits
+			// made during the last of them.
+			if limit := int(storm/MaxDelay) + 3; captures > limit || captures < 1 {
+				t.Errorf("%d edits over %s gave %d captures, want 1 to %d", pace.edits, storm, captures, limit)
+			}
+			t.Logf("%d edits over %s: %d captures", pace.edits, storm, captures)
+		})
 	}
-	storm := time.Since(began) // longer than nominal on a loaded machine
-	want := fmt.Sprintf("setting %d\n", edits-1)
-	deadline := time.Now().Add(10 * time.Second)
-	for f.content(t, "app/effective") != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("the last edit was never captured: %q", f.content(t, "app/effective"))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(MaxDelay) // anything still due
-	captures := f.cycles() - before
-	// One capture per MaxDelay of continuous edits, plus one for the edits made during the
-	// last of them.
-	if limit := int(storm/MaxDelay) + 3; captures > limit || captures < 1 {
-		t.Errorf("%d edits over %s gave %d captures, want 1 to %d", edits, storm, captures, limit)
-	}
-	t.Logf("%d edits over %s: %d captures", edits, storm, captures)
 }
