@@ -34,6 +34,10 @@ type Options struct {
 	Logger   *slog.Logger
 	// MaxAge overrides DefaultMaxAge.
 	MaxAge time.Duration
+	// Agent, when set, is this agent's ID among the agents that share the store and divide
+	// their targets through its leases (see Run): the agent captures only the targets it
+	// holds. Empty: every configured target, every interval.
+	Agent string
 	// Settled, when set, is called after the rules are loaded (at New and on each Reload)
 	// and after each cycle has published its state, before the cycle is reported done:
 	// the points where what was needed to get there is garbage, such as returning memory
@@ -51,6 +55,7 @@ type Daemon struct {
 	cfg      *config.Config
 	set      *rules.Set
 	state    *State
+	view     *State // state.exported(): what State returns
 	inFlight map[string]bool
 	again    map[string]bool // targets whose files changed while they were being collected
 	runCtx   context.Context // Run's, for the captures that release starts again
@@ -82,6 +87,10 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	for _, t := range cfg.Targets {
 		d.state.Targets[t.Name] = TargetState{}
 	}
+	if opts.Agent != "" {
+		d.state.Lease = &LeaseState{Agent: opts.Agent, Held: map[string]bool{}}
+	}
+	d.view = d.state.exported()
 	d.settled()
 	return d, nil
 }
@@ -92,11 +101,12 @@ func (d *Daemon) settled() {
 	}
 }
 
-// State returns the state of the latest collections. It never waits for a cycle.
+// State returns the state of the latest collections, as /metrics shows it (see
+// State.exported). It never waits for a cycle.
 func (d *Daemon) State() *State {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.state
+	return d.view
 }
 
 // Config returns the configuration in use.
@@ -112,7 +122,7 @@ func (d *Daemon) update(fn func(*State)) {
 	defer d.mu.Unlock()
 	s := d.state.clone()
 	fn(s)
-	d.state = s
+	d.state, d.view = s, s.exported()
 }
 
 // Rules returns the rule set in force.
@@ -161,8 +171,21 @@ func (d *Daemon) Reload(ctx context.Context) error {
 // cycles in progress have stopped. A cycle skips the targets an earlier cycle is still
 // collecting, so a target that hangs delays no other target and no later cycle. Between
 // cycles, a local target is captured soon after a file its profiles read changes (see Quiet).
+//
+// With Options.Agent set, Run renews the agent's leases LeaseTicks times an interval instead
+// (see store.Lease): each renewal keeps the agent's fair share of the targets, claims free and
+// expired ones, and starts a cycle of the held targets that nobody captured less than an
+// interval ago. Leases last LeaseTTL, so the targets of an agent that died are taken over
+// within an interval; when Run ends, the agent releases its leases.
 func (d *Daemon) Run(ctx context.Context) error {
-	interval := d.Config().Agent.Interval.Duration
+	period := func() time.Duration {
+		iv := d.Config().Agent.Interval.Duration
+		if d.opts.Agent != "" {
+			return iv / LeaseTicks
+		}
+		return iv
+	}
+	interval := period()
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	d.mu.Lock()
@@ -173,22 +196,31 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer close(watching)
 		d.watch(ctx)
 	}()
-	d.start(ctx)
+	d.tick(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			<-watching
 			d.cycles.Wait()
+			d.releaseLeases()
 			return nil
 		case <-tick.C:
-			d.start(ctx)
+			d.tick(ctx)
 		case <-d.reloaded:
-			if iv := d.Config().Agent.Interval.Duration; iv != interval {
+			if iv := period(); iv != interval {
 				interval = iv
 				tick.Reset(iv)
 			}
 		}
 	}
+}
+
+func (d *Daemon) tick(ctx context.Context) {
+	if d.opts.Agent != "" {
+		d.renewLeases(ctx)
+		return
+	}
+	d.start(ctx)
 }
 
 func (d *Daemon) start(ctx context.Context) { d.startTargets(ctx, nil) }
