@@ -60,10 +60,13 @@ type Daemon struct {
 	again    map[string]bool // targets whose files changed while they were being collected
 	runCtx   context.Context // Run's, for the captures that release starts again
 
-	analysing sync.Mutex // one incident analysis at a time
-	reloaded  chan struct{}
-	rewatch   chan struct{}
-	cycles    sync.WaitGroup
+	joined bool // the first renewal of the leases is done (Run's goroutine only)
+	// analysisWaiting: with leases, an analysis waits for the one running (guarded by mu).
+	analysisWaiting bool
+	analysing       sync.Mutex // one incident analysis at a time
+	reloaded        chan struct{}
+	rewatch         chan struct{}
+	cycles          sync.WaitGroup
 }
 
 // New loads the configuration and rules and returns a daemon that has not collected yet.
@@ -197,6 +200,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.watch(ctx)
 	}()
 	d.tick(ctx)
+	if d.opts.Agent != "" {
+		// The first renewal joined: claim a share once agents started together joined too.
+		select {
+		case <-ctx.Done():
+		case <-time.After(min(interval, JoinDelay)):
+			d.tick(ctx)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -223,14 +234,22 @@ func (d *Daemon) tick(ctx context.Context) {
 	d.start(ctx)
 }
 
-func (d *Daemon) start(ctx context.Context) { d.startTargets(ctx, nil) }
+func (d *Daemon) start(ctx context.Context) { d.startTargets(ctx, nil, scheduled) }
+
+// trigger is why a cycle captures its targets.
+type trigger int
+
+const (
+	scheduled trigger = iota // the interval: with leases, only targets nobody captured since
+	changed                  // a file changed: with leases, any target this agent holds
+)
 
 // startTargets runs a cycle over the named targets (nil: all) in the background.
-func (d *Daemon) startTargets(ctx context.Context, names []string) {
+func (d *Daemon) startTargets(ctx context.Context, names []string, why trigger) {
 	d.cycles.Add(1)
 	go func() {
 		defer d.cycles.Done()
-		if rep := d.cycle(ctx, names); rep.Duration > 0 {
+		if rep := d.cycle(ctx, names, why); rep.Duration > 0 {
 			d.done(rep.summary()) // the report itself is garbage by now
 		}
 	}()
@@ -291,7 +310,7 @@ func (r *CycleReport) Findings() (failedTargets, failingRules, regressed int) {
 // recomputes every incident's status and drift. It returns when its targets are done, or
 // soon after ctx ends (nothing partial is stored: each snapshot is one transaction).
 func (d *Daemon) Cycle(ctx context.Context) *CycleReport {
-	rep := d.cycle(ctx, nil)
+	rep := d.cycle(ctx, nil, scheduled)
 	if rep.Duration > 0 {
 		d.done(rep.summary())
 	}
@@ -318,7 +337,7 @@ func (d *Daemon) done(s cycleSummary) {
 
 // cycle is Cycle over the named targets only (nil: all). Its report's Duration is set only
 // when the cycle finished.
-func (d *Daemon) cycle(ctx context.Context, only []string) *CycleReport {
+func (d *Daemon) cycle(ctx context.Context, only []string, why trigger) *CycleReport {
 	start := time.Now()
 	d.mu.Lock()
 	cfg, set := d.cfg, d.set
@@ -342,7 +361,7 @@ func (d *Daemon) cycle(ctx context.Context, only []string) *CycleReport {
 	if len(names) == 0 {
 		return rep
 	}
-	rep.Targets = d.collect(ctx, cfg, set, names)
+	rep.Targets = d.collect(ctx, cfg, set, names, why)
 	d.release(names...) // those that never started
 	sort.Slice(rep.Targets, func(i, j int) bool { return rep.Targets[i].Target < rep.Targets[j].Target })
 	if ctx.Err() != nil {
@@ -355,14 +374,18 @@ func (d *Daemon) cycle(ctx context.Context, only []string) *CycleReport {
 
 // collect captures the named targets; each one's rules are evaluated and its state published
 // as soon as it is done, whatever the others are doing.
-func (d *Daemon) collect(ctx context.Context, cfg *config.Config, set *rules.Set, names []string) []TargetReport {
+func (d *Daemon) collect(ctx context.Context, cfg *config.Config, set *rules.Set, names []string, why trigger) []TargetReport {
 	results := make(chan fleet.Result, len(names))
 	var reports []TargetReport
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for r := range results {
-			reports = append(reports, d.finish(ctx, set, r))
+			if errors.Is(r.Err, fleet.ErrNotBegun) {
+				d.log.Debug("not captured: another agent holds or captured it", "target", r.Target)
+			} else {
+				reports = append(reports, d.finish(ctx, set, r))
+			}
 			d.release(r.Target)
 		}
 	}()
@@ -374,6 +397,9 @@ func (d *Daemon) collect(ctx context.Context, cfg *config.Config, set *rules.Set
 	c.Agent.Concurrency = max(1, cfg.Agent.Concurrency-busy)
 	sn := &fleet.Snapshotter{Config: &c, Store: d.opts.Store, Redactor: d.opts.Redactor, Logger: d.log,
 		Hold: store.HoldPolicy{MaxAge: d.opts.MaxAge, MaxGap: 2 * cfg.Agent.Interval.Duration}}
+	if d.opts.Agent != "" {
+		sn.Begin = d.beginCapture(cfg.Agent.Interval.Duration, why)
+	}
 	_, err := sn.Run(ctx, names, "", func(r fleet.Result) { results <- r })
 	close(results)
 	<-done
@@ -399,7 +425,7 @@ func (d *Daemon) release(names ...string) {
 	d.mu.Unlock()
 	if len(again) > 0 && ctx != nil && ctx.Err() == nil {
 		d.log.Info("capturing again targets whose files changed during their capture", "targets", again)
-		d.startTargets(ctx, again)
+		d.startTargets(ctx, again, changed)
 	}
 }
 
@@ -476,9 +502,27 @@ func ruleResults(rs []rules.Result) []RuleResult {
 
 // analyse recomputes every incident's status on each of its targets, stores the changes as
 // status events, and works out each target's drift from its hardened baseline.
+//
+// With leases, cycles are many and small (each renewal starts one of the targets due), so an
+// analysis is skipped when another is already waiting to run: that one starts after everything
+// this cycle stored, and sees it.
 func (d *Daemon) analyse(ctx context.Context, cfg *config.Config, set *rules.Set) []IncidentReport {
+	if d.opts.Agent != "" {
+		d.mu.Lock()
+		waiting := d.analysisWaiting
+		d.analysisWaiting = true
+		d.mu.Unlock()
+		if waiting {
+			return nil
+		}
+	}
 	d.analysing.Lock()
 	defer d.analysing.Unlock()
+	if d.opts.Agent != "" {
+		d.mu.Lock()
+		d.analysisWaiting = false
+		d.mu.Unlock()
+	}
 	st := d.opts.Store
 	now := time.Now()
 	ids, err := st.Incidents(ctx)
@@ -527,13 +571,20 @@ func (d *Daemon) analyse(ctx context.Context, cfg *config.Config, set *rules.Set
 		a, b := statuses[i], statuses[j]
 		return a.Incident < b.Incident || a.Incident == b.Incident && a.Target < b.Target
 	})
-	// The newest snapshot of every configured target and every target an incident names.
+	// The newest snapshot of every configured target and every target an incident names; with
+	// leases, of the targets this agent holds, the only ones its metrics show.
 	targets := map[string]bool{}
 	for _, t := range cfg.Targets {
 		targets[t.Name] = true
 	}
 	for _, s := range statuses {
 		targets[s.Target] = true
+	}
+	for t := range targets {
+		if !d.holds(t) {
+			delete(targets, t)
+			delete(baselines, t)
+		}
 	}
 	snapshots := map[string]time.Time{}
 	newest := map[string]*store.Snapshot{}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/hardtrail/hardtrail/agent/store"
@@ -15,6 +16,9 @@ const (
 	// leaseTTLTicks is how many renewals a lease outlasts: an agent that misses two keeps its
 	// targets, one that died loses them within an interval.
 	leaseTTLTicks = 3
+	// JoinDelay is the time between an agent's first renewal, which only records it alive,
+	// and its second, which claims its share (at most a renewal's period).
+	JoinDelay = time.Second
 )
 
 // LeaseTTL is how long an agent's leases last without a renewal, for captures every interval.
@@ -31,7 +35,7 @@ func (d *Daemon) renewLeases(ctx context.Context) {
 		names[i] = t.Name
 	}
 	lctx, cancel := context.WithTimeout(ctx, LeaseTTL(iv))
-	l, err := d.opts.Store.Lease(lctx, store.LeaseRequest{Agent: d.opts.Agent, Targets: names, TTL: LeaseTTL(iv), Every: iv})
+	l, err := d.opts.Store.Lease(lctx, store.LeaseRequest{Agent: d.opts.Agent, Targets: names, TTL: LeaseTTL(iv), Every: iv, Join: !d.joined})
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil {
@@ -39,6 +43,7 @@ func (d *Daemon) renewLeases(ctx context.Context) {
 		}
 		return
 	}
+	d.joined = true
 	held := make(map[string]bool, len(l.Held))
 	for _, n := range l.Held {
 		held[n] = true
@@ -48,9 +53,32 @@ func (d *Daemon) renewLeases(ctx context.Context) {
 		d.log.Info("leases changed", "agent", d.opts.Agent, "held", len(l.Held), "claimed", len(l.Claimed), "released", len(l.Released),
 			"agents", l.Agents, "share", l.Share)
 	}
-	if len(l.Due) > 0 {
-		d.log.Info("capturing leased targets", "agent", d.opts.Agent, "targets", len(l.Due), "held", len(l.Held), "agents", l.Agents)
-		d.startTargets(ctx, l.Due)
+	d.mu.Lock()
+	due := slices.DeleteFunc(l.Due, func(n string) bool { return d.inFlight[n] })
+	d.mu.Unlock()
+	if len(due) > 0 {
+		d.log.Info("capturing leased targets", "agent", d.opts.Agent, "targets", len(due), "held", len(l.Held), "agents", l.Agents)
+		d.startTargets(ctx, due, scheduled)
+	}
+}
+
+// beginCapture is the Snapshotter's Begin with leases: a target is captured when this agent
+// still holds it and, for a scheduled capture, nobody started capturing it less than
+// store.DueAfter(interval) ago. Either way the capture is recorded as started now.
+func (d *Daemon) beginCapture(interval time.Duration, why trigger) func(context.Context, string) bool {
+	every := interval
+	if why == changed {
+		every = 0
+	}
+	return func(ctx context.Context, target string) bool {
+		ok, err := d.opts.Store.BeginCapture(ctx, d.opts.Agent, target, every)
+		if err != nil {
+			if ctx.Err() == nil {
+				d.log.Error("not captured: its lease cannot be checked", "target", target, "err", err)
+			}
+			return false
+		}
+		return ok
 	}
 }
 

@@ -209,6 +209,6 @@ func (d *Daemon) captureChanged(ctx context.Context, target string) {
 	d.mu.Unlock()
 	if !busy {
 		d.log.Info("capturing a target whose files changed", "target", target)
-		d.startTargets(ctx, []string{target})
+		d.startTargets(ctx, []string{target}, changed)
 	}
 }

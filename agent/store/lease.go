@@ -77,6 +77,10 @@ type LeaseRequest struct {
 	// Every is the capture interval: a target is due when its last capture, by any agent,
 	// started at least DueAfter(Every) ago.
 	Every time.Duration
+	// Join, on an agent's first renewal, records it alive and renews what it holds (an agent
+	// restarted under the same ID) but claims nothing and marks nothing due: agents that start
+	// together then count one another before any claims a share.
+	Join bool
 }
 
 // DueAfter is how long after a capture started a target is due again, for captures every
@@ -87,7 +91,8 @@ func DueAfter(interval time.Duration) time.Duration { return interval * 9 / 10 }
 type Leases struct {
 	// Held are the targets the agent holds now, sorted.
 	Held []string
-	// Due are those of Held to capture now, sorted: their capture is recorded as started.
+	// Due are those of Held whose last capture started at least DueAfter(Every) ago, sorted:
+	// each to capture once BeginCapture says it may.
 	Due []string
 	// Claimed are those of Held it did not hold before; Released those it gave up (its share
 	// shrank, or they are no longer configured).
@@ -115,8 +120,7 @@ const maxLeaseNames = 10000
 // configured alike, rounded up) of the targets it holds and releases the rest, claims free or
 // expired targets up to that share (least recently captured first; on PostgreSQL with FOR
 // UPDATE SKIP LOCKED, so that agents renewing at once never wait for or claim the same row),
-// and marks as started now the capture of every held target whose last capture started at
-// least DueAfter(Every) ago.
+// and lists as due the held targets whose last capture started at least DueAfter(Every) ago.
 func (s *Store) Lease(ctx context.Context, req LeaseRequest) (*Leases, error) {
 	if req.Agent == "" || req.TTL <= 0 || req.Every <= 0 {
 		return nil, errors.New("lease: an agent ID, a TTL and an interval are required")
@@ -128,7 +132,7 @@ func (s *Store) Lease(ctx context.Context, req LeaseRequest) (*Leases, error) {
 		return nil, fmt.Errorf("lease: %d targets, at most %d", len(names), maxLeaseNames)
 	}
 	var out *Leases
-	err := s.writeTxLocked(ctx, nil, func(tx *sql.Tx) error {
+	err := s.writeTxOn(ctx, s.coord, nil, func(tx *sql.Tx) error {
 		var err error
 		out, err = s.lease(ctx, tx, req, names)
 		return err
@@ -152,11 +156,8 @@ func (s *Store) forUpdate(skipLocked bool) string {
 }
 
 func (s *Store) dbNow(ctx context.Context, tx *sql.Tx) (int64, error) {
-	if s.engine != Postgres {
-		return time.Now().UnixMilli(), nil
-	}
 	var ms int64
-	err := tx.QueryRowContext(ctx, `SELECT CAST(floor(extract(epoch FROM clock_timestamp()) * 1000) AS BIGINT)`).Scan(&ms)
+	err := tx.QueryRowContext(ctx, `SELECT `+s.nowMS()).Scan(&ms)
 	return ms, err
 }
 
@@ -193,7 +194,12 @@ func (s *Store) lease(ctx context.Context, tx *sql.Tx, req LeaseRequest, names [
 	}
 	// Every configured target has a row; names are sorted, so agents adding the same rows at
 	// once lock them in the same order.
-	for i := 0; i < len(names); i += 500 {
+	var rows int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM leases WHERE kind = 'target' AND name IN (`+placeholders(len(names))+`)`,
+		anys(names)...).Scan(&rows); err != nil {
+		return nil, err
+	}
+	for i := 0; i < len(names) && rows < len(names); i += 500 {
 		chunk := names[i:min(i+500, len(names))]
 		q := `INSERT INTO leases (kind, name, holder, fleet, expires_at, captured_at, captured_by) VALUES ` +
 			strings.TrimSuffix(strings.Repeat(`('target', ?, '', '', 0, 0, ''), `, len(chunk)), ", ") +
@@ -263,7 +269,7 @@ func (s *Store) lease(ctx context.Context, tx *sql.Tx, req LeaseRequest, names [
 		return nil, err
 	}
 	// Claims, least recently captured first.
-	if need := out.Share - len(held); need > 0 && len(names) > 0 {
+	if need := out.Share - len(held); need > 0 && len(names) > 0 && !req.Join {
 		free, err := scan(`SELECT name, captured_at FROM leases WHERE kind = 'target' AND name IN (`+placeholders(len(names))+`)
 			AND holder <> ? AND (holder = '' OR expires_at <= ?) ORDER BY captured_at, name LIMIT ?`+s.forUpdate(true),
 			append(anys(names), req.Agent, now, need)...)
@@ -285,23 +291,46 @@ func (s *Store) lease(ctx context.Context, tx *sql.Tx, req LeaseRequest, names [
 	due := now - DueAfter(req.Every).Milliseconds()
 	for _, r := range held {
 		out.Held = append(out.Held, r.name)
-		if r.captured <= due {
+		if r.captured <= due && !req.Join {
 			out.Due = append(out.Due, r.name)
 		}
 	}
 	slices.Sort(out.Held)
 	slices.Sort(out.Due)
 	slices.Sort(out.Claimed)
-	if err := update(`captured_at = ?, captured_by = ?`, []any{now, req.Agent}, out.Due); err != nil {
-		return nil, err
-	}
 	return out, nil
+}
+
+// BeginCapture records that the agent starts capturing target now, and reports true, when it
+// holds the target's unexpired lease and nobody started capturing it less than
+// DueAfter(every) ago; otherwise it changes nothing and reports false. It is one statement,
+// so of agents asking at once for one target at most one is told to capture it.
+func (s *Store) BeginCapture(ctx context.Context, agent, target string, every time.Duration) (bool, error) {
+	res, err := s.w.ExecContext(ctx, `UPDATE leases SET captured_at = n.ms, captured_by = ? FROM (SELECT `+s.nowMS()+` AS ms) AS n
+		WHERE leases.kind = 'target' AND leases.name = ? AND leases.holder = ? AND leases.expires_at > n.ms AND leases.captured_at <= n.ms - ?`,
+		agent, target, agent, DueAfter(every).Milliseconds())
+	var n int64
+	if err == nil {
+		n, err = res.RowsAffected()
+	}
+	if err != nil {
+		return false, fmt.Errorf("store %s: begin the capture of %s by agent %s: %w", s.path, target, agent, s.wrapBusy(err))
+	}
+	return n == 1, nil
+}
+
+// nowMS is the SQL of the database's clock in unix milliseconds.
+func (s *Store) nowMS() string {
+	if s.engine == Postgres {
+		return `CAST(floor(extract(epoch FROM clock_timestamp()) * 1000) AS BIGINT)`
+	}
+	return `CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)`
 }
 
 // ReleaseLeases gives up every lease of the agent and forgets it, so that the other agents
 // take its targets at once (an agent that stops cleanly does this).
 func (s *Store) ReleaseLeases(ctx context.Context, agent string) error {
-	err := s.writeTxLocked(ctx, nil, func(tx *sql.Tx) error {
+	err := s.writeTxOn(ctx, s.coord, nil, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE leases SET holder = '', expires_at = 0 WHERE kind = 'target' AND holder = ?`, agent); err != nil {
 			return err
 		}

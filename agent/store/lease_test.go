@@ -25,14 +25,50 @@ func lease(t *testing.T, s *Store, agent string, targets []string, ttl, every ti
 	return l
 }
 
+// begin begins the capture of each target, as the agent does, and returns those it may capture.
+func begin(t *testing.T, s *Store, agent string, targets []string, every time.Duration) []string {
+	t.Helper()
+	var out []string
+	for _, tg := range targets {
+		ok, err := s.BeginCapture(t.Context(), agent, tg, every)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			out = append(out, tg)
+		}
+	}
+	return out
+}
+
+// leaseAndBegin renews the agent's leases and begins every due capture.
+func leaseAndBegin(t *testing.T, s *Store, agent string, targets []string, ttl, every time.Duration) *Leases {
+	t.Helper()
+	l := lease(t, s, agent, targets, ttl, every)
+	if got := begin(t, s, agent, l.Due, every); !slices.Equal(got, l.Due) {
+		t.Fatalf("%s: began %v of the due %v", agent, got, l.Due)
+	}
+	return l
+}
+
 // One agent holds every target; a capture is due once per interval, whoever holds the target.
 func TestLeaseClaimAndDue(t *testing.T) {
 	onEngines(t, func(t *testing.T, open opener) {
 		s := open(t)
 		ts := targetNames(5)
-		l := lease(t, s, "a1", ts, time.Minute, 400*time.Millisecond)
+		j, err := s.Lease(t.Context(), LeaseRequest{Agent: "a1", Targets: ts, TTL: time.Minute, Every: 400 * time.Millisecond, Join: true})
+		if err != nil || len(j.Held)+len(j.Due)+len(j.Claimed) != 0 || j.Agents != 1 || j.Share != 5 {
+			t.Fatalf("join: %+v %v", j, err)
+		}
+		l := leaseAndBegin(t, s, "a1", ts, time.Minute, 400*time.Millisecond)
 		if !slices.Equal(l.Held, ts) || !slices.Equal(l.Due, ts) || !slices.Equal(l.Claimed, ts) || l.Agents != 1 || l.Share != 5 {
 			t.Fatalf("first lease: %+v", l)
+		}
+		if got := begin(t, s, "a1", ts, 400*time.Millisecond); len(got) != 0 {
+			t.Fatalf("began again at once: %v", got)
+		}
+		if got := begin(t, s, "a2", ts, time.Millisecond); len(got) != 0 {
+			t.Fatalf("an agent without the leases began %v", got)
 		}
 		l = lease(t, s, "a1", ts, time.Minute, 400*time.Millisecond)
 		if !slices.Equal(l.Held, ts) || len(l.Due) != 0 || len(l.Claimed) != 0 {
@@ -60,7 +96,7 @@ func TestLeaseFairShare(t *testing.T) {
 		s := open(t)
 		ts := targetNames(11)
 		const every = time.Hour
-		lease(t, s, "a1", ts, time.Minute, every)
+		leaseAndBegin(t, s, "a1", ts, time.Minute, every)
 		if l := lease(t, s, "a2", ts, time.Minute, every); len(l.Held) != 0 || l.Agents != 2 || l.Share != 6 {
 			t.Fatalf("a2 joins: %+v", l)
 		}
@@ -103,13 +139,13 @@ func TestLeaseExpiryAndRelease(t *testing.T) {
 		s := open(t)
 		ts := targetNames(6)
 		const ttl, every = 300 * time.Millisecond, time.Hour
-		lease(t, s, "a1", ts, ttl, every)
+		leaseAndBegin(t, s, "a1", ts, ttl, every)
 		lease(t, s, "a2", ts, ttl, every)
 		lease(t, s, "a1", ts, ttl, every) // sheds 3
 		if l := lease(t, s, "a2", ts, ttl, every); len(l.Held) != 3 {
 			t.Fatalf("a2: %+v", l)
 		}
-		// a1 dies. Before its leases expire a2 takes nothing.
+		// a1 dies (having begun no capture since). Before its leases expire a2 takes nothing.
 		if l := lease(t, s, "a2", ts, ttl, every); len(l.Held) != 3 || l.Agents != 2 {
 			t.Fatalf("a2 before expiry: %+v", l)
 		}
@@ -161,11 +197,18 @@ func TestLeaseConcurrentAgents(t *testing.T) {
 						errs <- err
 						return
 					}
-					mu.Lock()
 					for _, d := range l.Due {
-						due[d]++
+						ok, err := s.BeginCapture(t.Context(), fmt.Sprint("a", a), d, time.Hour)
+						if err != nil {
+							errs <- err
+							return
+						}
+						if ok {
+							mu.Lock()
+							due[d]++
+							mu.Unlock()
+						}
 					}
-					mu.Unlock()
 				}
 			})
 		}
@@ -176,7 +219,7 @@ func TestLeaseConcurrentAgents(t *testing.T) {
 		}
 		for _, tg := range ts {
 			if due[tg] != 1 {
-				t.Errorf("target %s was due %d times in one interval", tg, due[tg])
+				t.Errorf("target %s was begun %d times in one interval", tg, due[tg])
 			}
 		}
 		// One more round each settles the shares.
