@@ -79,7 +79,7 @@ equals = "no"
 	start := time.Now()
 	var agents []*agentProc
 	ids := map[string]string{} // agent ID -> the name its captures log
-	for range 3 { // started together, as a deployment starts them
+	for range 3 {              // started together, as a deployment starts them
 		agents = append(agents, launchAgent(t, nil, []string{"--config", cfg, "--log-level", "info"}))
 	}
 	for i, p := range agents {
