@@ -571,8 +571,12 @@ func (d *Daemon) analyse(ctx context.Context, cfg *config.Config, set *rules.Set
 		a, b := statuses[i], statuses[j]
 		return a.Incident < b.Incident || a.Incident == b.Incident && a.Target < b.Target
 	})
-	// The newest snapshot of every configured target and every target an incident names; with
-	// leases, of the targets this agent holds, the only ones its metrics show.
+	// The newest snapshot of every configured target and every target an incident names. With
+	// leases, only of the targets this agent holds (the only ones its metrics show) that have
+	// a hardened baseline: the newest snapshot times of the others are those finish published
+	// as it captured them, which spares a fleet's agents reading every target's newest
+	// snapshot after every capture.
+	leased := d.opts.Agent != ""
 	targets := map[string]bool{}
 	for _, t := range cfg.Targets {
 		targets[t.Name] = true
@@ -582,8 +586,10 @@ func (d *Daemon) analyse(ctx context.Context, cfg *config.Config, set *rules.Set
 	}
 	for t := range targets {
 		if !d.holds(t) {
-			delete(targets, t)
 			delete(baselines, t)
+		}
+		if leased && baselines[t] == nil {
+			delete(targets, t)
 		}
 	}
 	snapshots := map[string]time.Time{}
@@ -613,7 +619,14 @@ func (d *Daemon) analyse(ctx context.Context, cfg *config.Config, set *rules.Set
 		drift[t] = Drifts(&base.Manifest, &newest[t].Manifest)
 	}
 	d.update(func(s *State) {
-		s.Incidents, s.Snapshots, s.Drift = statuses, snapshots, drift
+		s.Incidents, s.Drift = statuses, drift
+		if !leased {
+			s.Snapshots = snapshots
+			return
+		}
+		for t, at := range snapshots {
+			s.Snapshots[t] = at
+		}
 	})
 	return reports
 }
