@@ -29,7 +29,8 @@ import (
 // The interval is 3 s, or one and a half times what one agent --once takes to capture all 300
 // targets (the first snapshots, before the agents start) rounded up to a second, when that is
 // longer: the two agents left must be able to capture the fleet within an interval on a
-// machine shared with other work. It is at most 10 s.
+// machine shared with other work. It is at most 10 s; when agent --once takes more than
+// 20 s, the test fails at once, saying the machine is too busy.
 const (
 	leaseTargets     = 300
 	leaseMinInterval = 3 * time.Second
