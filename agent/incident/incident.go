@@ -270,6 +270,17 @@ func analyseTarget(ctx context.Context, st *store.Store, target string, before, 
 	if err != nil {
 		return nil, err
 	}
+	var hashes []string
+	for _, sn := range []*store.Snapshot{bSnap, aSnap, lSnap} {
+		if sn != nil {
+			for _, e := range sn.Manifest.Artifacts {
+				hashes = append(hashes, e.SHA256)
+			}
+		}
+	}
+	if err := st.Prefetch(ctx, hashes); err != nil {
+		return nil, err
+	}
 	if linked != nil && linked.Len() > 0 {
 		eval := func(sn *store.Snapshot) ([]rules.Result, error) {
 			if sn == nil {

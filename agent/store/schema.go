@@ -127,6 +127,14 @@ var migrations = []string{
 	);
 	CREATE INDEX incident_records_incident ON incident_records (folded, seq);
 	CREATE INDEX incident_records_link ON incident_records (link);`,
+	// 7: indexes for a fleet's store: the history of every target newest first (log); the
+	// rule sets evaluated on a target's snapshots, read from the indexes alone; a target's held
+	// spans; an incident found regardless of case.
+	`CREATE INDEX snapshots_log ON snapshots (taken_at DESC, target, seq DESC);
+	CREATE INDEX snapshots_target_id ON snapshots (target, id);
+	CREATE INDEX results_snapshot_rules ON results (snapshot, rules_digest, seq);
+	CREATE INDEX held_target ON held (target, seq);
+	CREATE INDEX links_folded ON links (lower(incident), seq);`,
 }
 
 // upgrades[i] runs after schema step i, in its transaction, for what SQL alone cannot do.

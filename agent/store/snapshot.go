@@ -231,7 +231,13 @@ func (s *Store) Get(ctx context.Context, id string) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	if raw, err = inflate(raw, maxManifest); err != nil {
+	return decodeSnapshot(id, raw, changed)
+}
+
+// decodeSnapshot decompresses a stored manifest and checks it against its ID.
+func decodeSnapshot(id string, z []byte, changed int) (*Snapshot, error) {
+	raw, err := inflate(z, maxManifest)
+	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", id, err)
 	}
 	if Hash(raw) != id {
@@ -242,6 +248,34 @@ func (s *Store) Get(ctx context.Context, id string) (*Snapshot, error) {
 		return nil, fmt.Errorf("snapshot %s: corrupt manifest: %w", id, err)
 	}
 	return snap, nil
+}
+
+// Snapshots returns the snapshots of target from seq from on, oldest first, each checked
+// against its ID as Get checks it, in one query.
+func (s *Store) Snapshots(ctx context.Context, target string, from int64) ([]*Snapshot, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, manifest, changed FROM snapshots WHERE target = ? AND seq >= ? ORDER BY seq`, target, from)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Snapshot
+	for rows.Next() {
+		var id string
+		var z []byte
+		var changed int
+		if err := rows.Scan(&id, &z, &changed); err != nil {
+			return nil, err
+		}
+		snap, err := decodeSnapshot(id, z, changed)
+		if err != nil {
+			return nil, err
+		}
+		if snap.Manifest.Target != target {
+			return nil, fmt.Errorf("snapshot %s: its manifest names target %s, not %s (the store was altered; run hardtrail store verify)", short(id), snap.Manifest.Target, target)
+		}
+		out = append(out, snap)
+	}
+	return out, rows.Err()
 }
 
 // Blob returns the content with the given hash, checked against it. It decompresses no more
@@ -255,6 +289,9 @@ const onePass = 8 << 20
 
 // blob is Blob, with the size a manifest records for the content (-1: the blob's own record).
 func (s *Store) blob(ctx context.Context, hash string, size int64) ([]byte, error) {
+	if b, ok := s.cache.get(hash, size); ok {
+		return b, nil
+	}
 	var data []byte
 	var recorded int64
 	err := s.r.QueryRowContext(ctx, `SELECT size, data FROM blobs WHERE hash = ?`, hash).Scan(&recorded, &data)
@@ -285,6 +322,7 @@ func (s *Store) blob(ctx context.Context, hash string, size int64) ([]byte, erro
 	if err != nil {
 		return nil, fmt.Errorf("blob %s: %w", hash, err)
 	}
+	s.cache.put(hash, out)
 	return out, nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -37,6 +38,7 @@ type Store struct {
 	r      *sql.DB // reads: deferred transactions see a consistent snapshot; r == w on PostgreSQL
 	// migrated is the number of schema steps Open applied.
 	migrated int
+	cache    *blobCache // nil unless CacheBlobs turned it on
 }
 
 // busyTimeoutMS is how long a writer waits for another process's write to finish.
@@ -299,11 +301,20 @@ func Hash(b []byte) string {
 	return hex.EncodeToString(h[:])
 }
 
+// deflaters are reused: a new flate writer allocates about 1 MB, more than most contents it
+// compresses. A reset writer writes the same bytes as a new one.
+var deflaters = sync.Pool{New: func() any {
+	zw, _ := flate.NewWriter(nil, flate.DefaultCompression)
+	return zw
+}}
+
 func compress(b []byte) []byte {
 	var buf bytes.Buffer
-	zw, _ := flate.NewWriter(&buf, flate.DefaultCompression)
+	zw := deflaters.Get().(*flate.Writer)
+	zw.Reset(&buf)
 	zw.Write(b)
 	zw.Close()
+	deflaters.Put(zw)
 	return buf.Bytes()
 }
 

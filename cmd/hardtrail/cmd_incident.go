@@ -267,6 +267,10 @@ func recordJSON(r *store.Record) any {
 	}{r.ID, r}
 }
 
+// incidentCache bounds the artifact contents incident list and show keep once read: the
+// before, after and newest snapshots of every target, and the distinct contents of a history.
+const incidentCache = 64 << 20
+
 func incidentCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "incident", Short: "Incidents: their record, status and timeline"}
 	var rulesFlag []string
@@ -285,6 +289,7 @@ func incidentCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			st.CacheBlobs(incidentCache)
 			ids, err := st.KnownIncidents(ctx)
 			if err != nil {
 				return err
@@ -352,6 +357,7 @@ func incidentCmd(a *app) *cobra.Command {
 			if err := store.CheckIncidentID(args[0]); err != nil {
 				return usageErr("%v", err)
 			}
+			st.CacheBlobs(incidentCache)
 			var signers []sshsig.AllowedSigner
 			if allowed != "" {
 				if signers, err = loadAllowedSigners(allowed); err != nil {
