@@ -155,7 +155,11 @@ func (s *Store) hold(ctx context.Context, m *Manifest, contents [][]byte, p Hold
 	if !equal(&snap.Manifest, &probe) {
 		return nil, nil
 	}
+	var appendedID string // the record an earlier attempt appended
 	err = s.writeTxLocked(ctx, []string{"snapshots/" + m.Target, storeLock}, func(tx *sql.Tx) error {
+		if done, err := appended(ctx, tx, heldChain, appendedID); err != nil || done {
+			return err
+		}
 		// A snapshot stored meanwhile (by another process) ends the span: store this one too.
 		var id string
 		if err := tx.QueryRowContext(ctx, `SELECT id FROM snapshots WHERE target = ? ORDER BY seq DESC LIMIT 1`, m.Target).Scan(&id); err != nil {
@@ -184,7 +188,7 @@ func (s *Store) hold(ctx context.Context, m *Manifest, contents [][]byte, p Hold
 			return errMoved
 		}
 		rec.MaxGapMS = max(rec.MaxGapMS, gap.Milliseconds())
-		_, _, err = appendRecord(ctx, tx, heldChain, rec)
+		appendedID, _, err = appendRecord(ctx, tx, heldChain, rec)
 		return err
 	})
 	if errors.Is(err, errMoved) {
