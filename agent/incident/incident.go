@@ -249,27 +249,24 @@ func analyseTarget(ctx context.Context, st *store.Store, target string, before, 
 		return nil, err
 	}
 	ts.Latest = latest
-	load := func(id string) (*store.Snapshot, error) {
-		if id == "" {
-			return nil, nil
-		}
-		return st.Get(ctx, id)
-	}
-	var bSnap, aSnap *store.Snapshot
-	if before != nil {
-		if bSnap, err = load(before.Snapshot); err != nil {
-			return nil, err
+	ids := []string{latest}
+	for _, l := range []*store.Link{before, after} {
+		if l != nil {
+			ids = append(ids, l.Snapshot)
 		}
 	}
-	if after != nil {
-		if aSnap, err = load(after.Snapshot); err != nil {
-			return nil, err
-		}
-	}
-	lSnap, err := load(latest)
+	snaps, err := st.GetMany(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
+	var bSnap, aSnap *store.Snapshot
+	if before != nil {
+		bSnap = snaps[before.Snapshot]
+	}
+	if after != nil {
+		aSnap = snaps[after.Snapshot]
+	}
+	lSnap := snaps[latest]
 	var hashes []string
 	for _, sn := range []*store.Snapshot{bSnap, aSnap, lSnap} {
 		if sn != nil {

@@ -119,4 +119,3 @@ func mustLinks(t *testing.T, s *Store) []Link {
 	}
 	return ls
 }
-

@@ -178,16 +178,16 @@ func (s *Store) Save(ctx context.Context, m *Manifest, contents [][]byte) (*Save
 			byHash[i] = i
 		}
 		sort.Slice(byHash, func(a, b int) bool { return blobs[byHash[a]].hash < blobs[byHash[b]].hash })
+		have, err := storedBlobs(ctx, tx, blobs, func(b blob) string { return b.hash })
+		if err != nil {
+			return err
+		}
 		for _, i := range byHash {
 			b := blobs[i]
-			var one int
-			err := tx.QueryRowContext(ctx, `SELECT 1 FROM blobs WHERE hash = ?`, b.hash).Scan(&one)
-			if err == nil {
+			if have[b.hash] {
 				continue
 			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return err
-			}
+			have[b.hash] = true
 			data, ok := compressed[b.hash]
 			if !ok {
 				data = compress(contents[i])
@@ -217,6 +217,37 @@ func (s *Store) Save(ctx context.Context, m *Manifest, contents [][]byte) (*Save
 	return out, nil
 }
 
+// storedBlobs is the set of the hashes of items that the store holds blobs of, read in one
+// query per 500.
+func storedBlobs[T any](ctx context.Context, tx *sql.Tx, items []T, hash func(T) string) (map[string]bool, error) {
+	have := map[string]bool{}
+	for len(items) > 0 {
+		n := min(len(items), 500)
+		args := make([]any, n)
+		for i, it := range items[:n] {
+			args[i] = hash(it)
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT hash FROM blobs WHERE hash IN (?`+repeatPlaceholders(n-1)+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var h string
+			if err := rows.Scan(&h); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			have[h] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		items = items[n:]
+	}
+	return have, nil
+}
+
 // errSaved ends a retried Save whose first attempt was committed.
 var errSaved = errors.New("saved by an earlier attempt")
 
@@ -232,6 +263,44 @@ func (s *Store) Get(ctx context.Context, id string) (*Snapshot, error) {
 		return nil, err
 	}
 	return decodeSnapshot(id, raw, changed)
+}
+
+// GetMany loads snapshots by their full IDs in one query, each checked as Get checks it, by ID.
+// A missing one is an error matching ErrNotFound.
+func (s *Store) GetMany(ctx context.Context, ids []string) (map[string]*Snapshot, error) {
+	out := map[string]*Snapshot{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT id, manifest, changed FROM snapshots WHERE id IN (?`+repeatPlaceholders(len(ids)-1)+`)`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var z []byte
+		var changed int
+		if err := rows.Scan(&id, &z, &changed); err != nil {
+			return nil, err
+		}
+		if out[id], err = decodeSnapshot(id, z, changed); err != nil {
+			return nil, err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		if out[id] == nil {
+			return nil, NotFoundf("snapshot %s", id)
+		}
+	}
+	return out, nil
 }
 
 // decodeSnapshot decompresses a stored manifest and checks it against its ID.

@@ -354,10 +354,22 @@ func inflateHash(b []byte, limit int64) (string, int64, error) {
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
+// inflaters are reused, as deflaters are: a new flate reader allocates its 32 KB window.
+var inflaters sync.Pool
+
 func inflateTo(w io.Writer, b []byte, limit int64) (int64, error) {
 	br := bytes.NewReader(b) // an io.ByteReader: the decompressor reads no byte past its stream
-	zr := flate.NewReader(br)
-	defer zr.Close()
+	var zr io.ReadCloser
+	if r, ok := inflaters.Get().(io.ReadCloser); ok {
+		r.(flate.Resetter).Reset(br, nil)
+		zr = r
+	} else {
+		zr = flate.NewReader(br)
+	}
+	defer func() {
+		zr.Close()
+		inflaters.Put(zr)
+	}()
 	n, err := io.Copy(w, io.LimitReader(zr, limit+1))
 	switch {
 	case err != nil:
