@@ -333,8 +333,13 @@ func BenchmarkStoreQueries(b *testing.B) {
 			k := e.name + "/" + cm.name
 			ms := float64(total[k].Microseconds()) / 1000 / float64(b.N)
 			b.ReportMetric(ms, e.name+"-"+cm.name+"-ms")
-			if e.name == "pg" && ms >= 200 {
+			switch {
+			case e.name == "pg" && ms >= 200:
 				b.Errorf("%s on PostgreSQL: %.1f ms, above the goal of 200 ms", cm.name, ms)
+			case e.name == "pg":
+				b.Logf("%s on PostgreSQL: %.1f ms (goal: under 200 ms)", cm.name, ms)
+			default:
+				b.Logf("%s on SQLite: %.1f ms (no goal)", cm.name, ms)
 			}
 		}
 	}
