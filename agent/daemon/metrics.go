@@ -36,8 +36,10 @@ var (
 		"1 when the artifact in the target's newest snapshot differs from its hardened baseline (the target's most recently tagged after snapshot).", dto.MetricType_GAUGE, []string{"artifact", "target"}}
 	incidentFam = family{"hardtrail_incident_status",
 		"Remediation status of the incident on the target: exactly one of open, remediated, verified, regressed is 1.", dto.MetricType_GAUGE, []string{"incident", "status", "target"}}
-	reloadFam     = family{"hardtrail_reload_success", "1 when the last load of the configuration and rules succeeded.", dto.MetricType_GAUGE, nil}
-	reloadTimeFam = family{"hardtrail_reload_timestamp_seconds", "Time of the last successful load of the configuration and rules.", dto.MetricType_GAUGE, nil}
+	reloadFam      = family{"hardtrail_reload_success", "1 when the last load of the configuration and rules succeeded.", dto.MetricType_GAUGE, nil}
+	reloadTimeFam  = family{"hardtrail_reload_timestamp_seconds", "Time of the last successful load of the configuration and rules.", dto.MetricType_GAUGE, nil}
+	leasedFam      = family{"hardtrail_leased_targets", "Targets whose leases this agent holds in the shared store.", dto.MetricType_GAUGE, []string{"agent"}}
+	leaseAgentsFam = family{"hardtrail_lease_agents", "Live agents dividing this agent's targets, itself included.", dto.MetricType_GAUGE, nil}
 )
 
 // Registry gathers the agent's metrics: the hardtrail_ families, built from the published
@@ -208,6 +210,10 @@ func build(s *State) []*dto.MetricFamily {
 		}
 	}
 	b.add(incidentFam, incidents)
+	if l := s.Lease; l != nil {
+		b.add(leasedFam, []series{{[]string{l.Agent}, float64(len(l.Held))}})
+		b.add(leaseAgentsFam, []series{{nil, float64(l.Agents)}})
+	}
 	sort.Slice(b.out, func(i, j int) bool { return b.out[i].GetName() < b.out[j].GetName() })
 	return b.out
 }
