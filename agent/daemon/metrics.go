@@ -42,7 +42,8 @@ var (
 
 // Registry gathers the agent's metrics: the hardtrail_ families, built from the published
 // State once per State (a published State never changes) and shared by every scrape of it,
-// and the Go runtime and process collectors. It is safe for concurrent use.
+// and the Go runtime and process collectors. It is safe for concurrent use. Handler serves
+// its text exposition from bytes encoded once per State (see exposition).
 type Registry struct {
 	state   func() *State
 	runtime *prometheus.Registry
@@ -51,6 +52,7 @@ type Registry struct {
 	built    bool
 	last     *State
 	families []*dto.MetricFamily
+	expo     *exposition
 }
 
 var _ prometheus.Gatherer = (*Registry)(nil)
