@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,10 +30,20 @@ type procStat struct {
 
 func readProc(t testing.TB, pid int) procStat {
 	t.Helper()
+	ps, err := tryReadProc(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ps
+}
+
+// tryReadProc is readProc for a caller that cannot fail the benchmark, such as a sampler or
+// a reader racing the process's exit.
+func tryReadProc(pid int) (procStat, error) {
 	var ps procStat
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		t.Fatal(err)
+		return ps, err
 	}
 	for _, l := range strings.Split(string(status), "\n") {
 		f := strings.Fields(l)
@@ -52,7 +63,10 @@ func readProc(t testing.TB, pid int) procStat {
 	}
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		t.Fatal(err)
+		return ps, err
+	}
+	if ps.rss == 0 {
+		return ps, fmt.Errorf("process %d has no memory (exiting)", pid)
 	}
 	// Fields after the command name: state is field 3; utime, stime, cutime, cstime are 14-17.
 	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
@@ -61,7 +75,7 @@ func readProc(t testing.TB, pid int) procStat {
 		return time.Duration(v) * 10 * time.Millisecond // USER_HZ is 100 on Linux
 	}
 	ps.cpu, ps.childrenCPU = tick(14)+tick(15), tick(16)+tick(17)
-	return ps
+	return ps, nil
 }
 
 // syntheticState has 10,000 series: 100 targets with 90 rules each, 5 artifacts with
@@ -149,18 +163,47 @@ func generatedRules(n int) string {
 }
 
 // agentCycles runs the agent at a 1 s interval until 11 cycles are done and returns /proc's
-// figures after the first and after the last.
-func agentCycles(b *testing.B, env []string, args ...string) (first, last procStat, wall time.Duration) {
+// figures after the first and after the last, and the resident memory sampled every 20 ms in
+// between (what a graph of the agent's RSS shows, cycles and pauses alike).
+func agentCycles(b *testing.B, env []string, args ...string) (first, last procStat, samples []int64, wall time.Duration) {
 	b.Helper()
 	a := startAgentEnv(b, env, 3*time.Minute, []string{"--store", filepath.Join(b.TempDir(), "h.db")}, append([]string{"--interval", "1s"}, args...)...)
 	pid := a.cmd.Process.Pid
 	a.waitLog(b, `msg="cycle done" targets=1 `, 1, 2*time.Minute)
 	first, t0 := readProc(b, pid), time.Now()
+	stop, sampled := make(chan struct{}), make(chan []int64)
+	go func() {
+		var rss []int64
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				sampled <- rss
+				return
+			case <-tick.C:
+				if ps, err := tryReadProc(pid); err == nil {
+					rss = append(rss, ps.rss)
+				}
+			}
+		}
+	}()
 	a.waitLog(b, `msg="cycle done" targets=1 `, 11, 5*time.Minute)
+	close(stop)
+	samples = <-sampled
 	last = readProc(b, pid)
 	wall = time.Since(t0)
 	a.stop(b)
-	return first, last, wall
+	return first, last, samples, wall
+}
+
+// quantile is the q-quantile of samples (sorted in place).
+func quantile(samples []int64, q float64) int64 {
+	if len(samples) == 0 {
+		return 0
+	}
+	slices.Sort(samples)
+	return samples[min(len(samples)-1, int(q*float64(len(samples))))]
 }
 
 // versionFloor is the memory of `hardtrail version` just before it exits: the process floor,
@@ -178,9 +221,21 @@ func versionFloor(b *testing.B) procStat {
 	for time.Now().Before(deadline) {
 		kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid))
 		if f := strings.Fields(string(kids)); len(f) > 0 {
+			// Read until the process is gone: the last reading is the one nearest its exit.
 			pid, _ := strconv.Atoi(f[0])
-			time.Sleep(500 * time.Millisecond)
-			return readProc(b, pid)
+			var last procStat
+			for {
+				ps, err := tryReadProc(pid)
+				if err != nil {
+					break
+				}
+				last = ps
+				time.Sleep(50 * time.Millisecond)
+			}
+			if last.rss == 0 {
+				b.Fatal("hardtrail version exited before /proc could be read")
+			}
+			return last
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -200,9 +255,11 @@ func versionFloor(b *testing.B) procStat {
 //	go test -run '^$' -bench Footprint -benchtime 1x ./cmd/hardtrail
 func BenchmarkFootprint(b *testing.B) {
 	var agentRSS int64
-	report := func(b *testing.B, first, last procStat, wall time.Duration, cycles float64) {
+	report := func(b *testing.B, first, last procStat, samples []int64, wall time.Duration, cycles float64) {
 		mb := func(v int64) float64 { return float64(v) / (1 << 20) }
 		b.ReportMetric(mb(last.rss), "rss_MB")
+		b.ReportMetric(mb(quantile(samples, 0.5)), "rss_median_MB")
+		b.ReportMetric(mb(quantile(samples, 1)), "rss_max_MB")
 		b.ReportMetric(mb(last.anon), "anon_MB")
 		b.ReportMetric(mb(last.file), "file_MB")
 		b.ReportMetric(mb(last.hwm), "peak_rss_MB")
@@ -239,11 +296,12 @@ func BenchmarkFootprint(b *testing.B) {
 				args = []string{"--rules", "builtin", "--rules", dir}
 			}
 			var first, last procStat
+			var samples []int64
 			var wall time.Duration
 			for range b.N {
-				first, last, wall = agentCycles(b, c.env, args...)
+				first, last, samples, wall = agentCycles(b, c.env, args...)
 			}
-			report(b, first, last, wall, 10)
+			report(b, first, last, samples, wall, 10)
 			if c.name == "agent-10-cycles" {
 				agentRSS = last.rss
 			}
