@@ -115,3 +115,20 @@ func FuzzPatternLiteral(f *testing.F) {
 		}
 	})
 }
+
+// A set gives back its files' text verbatim, however large, and fresh on every call.
+func TestTextsVerbatim(t *testing.T) {
+	src := []byte(generatedRules(loadHost(t, "web-01"), 2000))
+	s, err := LoadFiles(File{Name: "gen.toml", Data: src}, File{Name: "empty.toml", Data: []byte("# nothing\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	texts := s.Texts()
+	if len(texts) != 2 || texts[0].Name != "gen.toml" || string(texts[0].Data) != string(src) || string(texts[1].Data) != "# nothing\n" {
+		t.Fatalf("texts differ from the files loaded")
+	}
+	texts[0].Data[0] = 'X'
+	if again := s.Texts(); again[0].Data[0] != src[0] {
+		t.Error("a caller's change reached the set")
+	}
+}
