@@ -29,12 +29,8 @@ type exposition struct {
 // newExposition encodes the families of s.
 func newExposition(s *State) *exposition {
 	var b bytes.Buffer
-	for _, mf := range build(s) {
-		// Writing to a bytes.Buffer fails only on a family that cannot be encoded, which
-		// build never makes.
-		expfmt.MetricFamilyToText(&b, mf)
-	}
-	return &exposition{state: s, text: b.Bytes()}
+	writeText(&b, collect(s))
+	return &exposition{state: s, text: bytes.Clone(b.Bytes())}
 }
 
 // deflate returns the text as raw deflate blocks that a stream can continue after,

@@ -188,7 +188,11 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 // metrics as constant metrics, on the sample state and on one of 10,000 series, scraped twice
 // (the second time from the families kept for the state) and after a new state is published.
 func TestRegistryEqualsClientGolang(t *testing.T) {
-	for name, st := range map[string]*State{"nil": nil, "sample": sampleState(), "big": bigState()} {
+	odd := sampleState()
+	odd.Targets["we\"ird\\name\nx"] = TargetState{Collected: true, Up: true, Duration: 1234567 * time.Microsecond, Errors: 1 << 40,
+		Rules: []RuleResult{{Rule: `q"uote`, Severity: "low\\"}, {Rule: "b", Severity: "high", Success: true}}}
+	odd.Snapshots["we\"ird"] = time.Unix(1, 1)
+	for name, st := range map[string]*State{"nil": nil, "sample": sampleState(), "big": bigState(), "odd": odd} {
 		t.Run(name, func(t *testing.T) {
 			cur := st
 			ref := prometheus.NewRegistry()
@@ -400,6 +404,26 @@ func TestAcceptsGzip(t *testing.T) {
 		}
 		if got := acceptsGzip(h); got != tc.want {
 			t.Errorf("%q: %v, want %v", tc.header, got, tc.want)
+		}
+	}
+}
+
+// The text the scrapes are served from is what expfmt writes of the families Gather returns,
+// byte for byte, invalid UTF-8 in a label value included.
+func TestTextEqualsFamilies(t *testing.T) {
+	odd := sampleState()
+	odd.Targets["we\"ird\\name\nx\xff"] = TargetState{Collected: true, Up: true, Duration: 1234567 * time.Microsecond, Errors: 1 << 40,
+		Rules: []RuleResult{{Rule: `q"uote`, Severity: "low\\"}}}
+	for name, st := range map[string]*State{"nil": nil, "sample": sampleState(), "big": bigState(), "odd": odd} {
+		var want, got bytes.Buffer
+		for _, mf := range build(st) {
+			if _, err := expfmt.MetricFamilyToText(&want, mf); err != nil {
+				t.Fatal(err)
+			}
+		}
+		writeText(&got, collect(st))
+		if got.String() != want.String() {
+			t.Errorf("%s: text differs from expfmt's:\n%s\n---\n%s", name, got.String(), want.String())
 		}
 	}
 }
