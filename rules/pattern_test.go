@@ -57,7 +57,17 @@ func TestPatternLiterals(t *testing.T) {
 // Compiled programs are kept within the budget: past it, each evaluation compiles its own and
 // lets it go, with the same verdicts; a pattern no longer used gives its share back.
 func TestPatternKeptBudget(t *testing.T) {
+	// Programs of other tests' sets may still count: let the collector give their share back.
 	before := kept.Load()
+	for range 20 {
+		runtime.GC()
+		time.Sleep(5 * time.Millisecond)
+		if k := kept.Load(); k < before {
+			before = k
+		} else {
+			break
+		}
+	}
 	var ps []*pattern
 	total := int64(0)
 	for i := 0; total < 2*keptBudget; i++ {
@@ -75,8 +85,8 @@ func TestPatternKeptBudget(t *testing.T) {
 				t.Fatalf("round %d: pattern %d matches wrongly", round, i)
 			}
 		}
-		if k := kept.Load(); k > keptBudget || k-before <= 0 {
-			t.Fatalf("round %d: %d instructions kept, budget %d", round, k, keptBudget)
+		if k := kept.Load(); k > keptBudget || k <= before && before < keptBudget/2 {
+			t.Fatalf("round %d: %d instructions kept (%d before), budget %d", round, k, before, keptBudget)
 		}
 	}
 	held := 0
@@ -85,7 +95,7 @@ func TestPatternKeptBudget(t *testing.T) {
 			held++
 		}
 	}
-	if held == 0 || held == len(ps) {
+	if held == 0 && before < keptBudget/2 || held == len(ps) {
 		t.Errorf("%d of %d programs kept", held, len(ps))
 	}
 	ps = nil
