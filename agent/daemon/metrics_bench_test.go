@@ -38,7 +38,7 @@ func bigState() *State {
 // new state before every scrape (the first scrape after a cycle); "gzip" asks for gzip, as
 // Prometheus does.
 //
-//	go test -run '^$' -bench Scrape -benchtime 20x ./agent/daemon
+//	go test -run '^$' -bench Scrape -benchtime 50x -count 3 ./agent/daemon
 func BenchmarkScrape(b *testing.B) {
 	for _, fresh := range []bool{false, true} {
 		for _, gzip := range []bool{false, true} {
