@@ -17,9 +17,10 @@ import (
 // config parsing, the rule loader, package initialisation) then no longer counts in the
 // agent's resident memory; a cycle maps back only what it runs.
 //
-// Only read-only mappings of the executable that hold no private copy of a page (which a
-// relocated position-independent executable may have) are released: for those, a page
-// mapped again is the page released.
+// Only read-only mappings of the executable that hold no private copy of a page are
+// released: for those, a page mapped again is the page released. A relocated
+// position-independent executable, or code a debugger or a uprobe has patched, holds such
+// copies, and its mapping is left alone.
 func ReleaseExecutable() (int64, error) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
