@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -291,4 +292,19 @@ func FactsOf(m *store.Manifest, content func(store.ArtifactEntry) ([]byte, error
 		f.Artifacts[e.Name] = a
 	}
 	return f, nil
+}
+
+// FactsKey is the part of a manifest that FactsOf reads: two manifests with the same key have
+// the same facts (given the same content for the same hash), so rules judge them alike.
+func FactsKey(m *store.Manifest) string {
+	var b strings.Builder
+	b.WriteString(strconv.Quote(m.Target))
+	for _, e := range m.Artifacts {
+		exit := "-"
+		if e.ExitCode != nil {
+			exit = strconv.Itoa(*e.ExitCode)
+		}
+		fmt.Fprintf(&b, "\n%q %s %d %q %q %s %t %q %q %q", e.Name, e.SHA256, e.Size, e.Unavailable, e.Command, exit, e.Truncated, e.Owner, e.Group, e.Mode)
+	}
+	return b.String()
 }

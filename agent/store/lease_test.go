@@ -138,7 +138,7 @@ func TestLeaseExpiryAndRelease(t *testing.T) {
 	onEngines(t, func(t *testing.T, open opener) {
 		s := open(t)
 		ts := targetNames(6)
-		const ttl, every = 300 * time.Millisecond, time.Hour
+		const ttl, every = 2 * time.Second, time.Hour
 		leaseAndBegin(t, s, "a1", ts, ttl, every)
 		lease(t, s, "a2", ts, ttl, every)
 		lease(t, s, "a1", ts, ttl, every) // sheds 3
@@ -149,7 +149,7 @@ func TestLeaseExpiryAndRelease(t *testing.T) {
 		if l := lease(t, s, "a2", ts, ttl, every); len(l.Held) != 3 || l.Agents != 2 {
 			t.Fatalf("a2 before expiry: %+v", l)
 		}
-		time.Sleep(ttl + 50*time.Millisecond)
+		time.Sleep(ttl + 100*time.Millisecond)
 		l := lease(t, s, "a2", ts, ttl, every)
 		if !slices.Equal(l.Held, ts) || len(l.Claimed) != 3 || l.Agents != 1 || len(l.Due) != 0 {
 			t.Fatalf("a2 after a1 expired: %+v", l)

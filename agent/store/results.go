@@ -86,7 +86,11 @@ func (s *Store) SaveResults(ctx context.Context, snapshot, digest string, at tim
 		return nil
 	}
 	z := compress(report)
+	var id string // the record an earlier attempt appended
 	return s.writeTx(ctx, func(tx *sql.Tx) error {
+		if done, err := appended(ctx, tx, resultChain, id); err != nil || done {
+			return err
+		}
 		var one int
 		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM snapshots WHERE id = ?`, snapshot).Scan(&one); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
@@ -98,7 +102,7 @@ func (s *Store) SaveResults(ctx context.Context, snapshot, digest string, at tim
 		if err != nil || same {
 			return err
 		}
-		_, _, err = appendRecord(ctx, tx, resultChain, rec, z)
+		id, _, err = appendRecord(ctx, tx, resultChain, rec, z)
 		return err
 	})
 }

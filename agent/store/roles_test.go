@@ -29,18 +29,21 @@ func rolesDB(t *testing.T, c *pgtest.Cluster) string {
 			t.Fatal(err)
 		}
 	}
-	sqlOf := func(f string) string {
-		b, err := os.ReadFile("../../deploy/postgres/" + f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
-	}
-	c.Exec(t, "postgres", sqlOf("roles.sql"))
+	c.Exec(t, "postgres", sqlOf(t, "roles.sql"))
 	db := c.NewDB(t, "")
 	c.Exec(t, "postgres", `ALTER DATABASE `+db+` OWNER TO hardtrail_owner`)
-	c.Exec(t, db, sqlOf("grants.sql"))
+	c.Exec(t, db, sqlOf(t, "grants.sql"))
 	return db
+}
+
+// sqlOf is the text of a file of deploy/postgres.
+func sqlOf(t *testing.T, f string) string {
+	t.Helper()
+	b, err := os.ReadFile("../../deploy/postgres/" + f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // The writer role does everything an agent and an operator do, and cannot rewrite or remove
@@ -80,6 +83,10 @@ func TestRolesAppendOnly(t *testing.T) {
 		`DELETE FROM heads`,
 		`TRUNCATE snapshots CASCADE`,
 		`DROP TABLE links`,
+		`INSERT INTO hardtrail_schema (version) VALUES (999)`,
+		`UPDATE hardtrail_schema SET version = 1`,
+		`DELETE FROM hardtrail_schema`,
+		`TRUNCATE hardtrail_schema`,
 	} {
 		for _, s := range []*Store{w, r} {
 			if _, err := s.w.ExecContext(t.Context(), q); !isPermission(err) {
@@ -94,6 +101,25 @@ func TestRolesAppendOnly(t *testing.T) {
 	checkLeaseRights(t, w, r)
 	if rep, err := w.Verify(t.Context()); err != nil || len(rep.Problems) > 0 || rep.Snapshots != 5 {
 		t.Fatalf("after the refused edits: %+v %v", rep, err)
+	}
+	// grants.sql run again on the migrated store still leaves the schema version the owner's.
+	c.Exec(t, db, sqlOf(t, "grants.sql"))
+	if _, err := w.w.ExecContext(t.Context(), `INSERT INTO hardtrail_schema (version) VALUES (999)`); !isPermission(err) {
+		t.Errorf("the writer changed the schema version after grants.sql ran again: %v", err)
+	}
+	if v, err := w.SchemaVersion(t.Context()); err != nil || v != SchemaSteps() {
+		t.Errorf("schema version %d (%v), want %d", v, err, SchemaSteps())
+	}
+}
+
+// A schema version table holding more than one row was altered: opening the store says so.
+func TestSchemaVersionRows(t *testing.T) {
+	c := pgtest.Shared(t)
+	db := c.NewDB(t, "")
+	storeAs(t, c, db, c.User)
+	c.Exec(t, db, `INSERT INTO hardtrail_schema (version) VALUES (1)`)
+	if _, err := Open(t.Context(), c.DSN(db, c.User)); err == nil || !strings.Contains(err.Error(), "hardtrail_schema holds 2 rows") {
+		t.Fatalf("open with two schema versions: %v", err)
 	}
 }
 

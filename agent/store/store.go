@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -40,6 +41,7 @@ type Store struct {
 	coord *sql.DB
 	// migrated is the number of schema steps Open applied.
 	migrated int
+	cache    *blobCache // nil unless CacheBlobs turned it on
 }
 
 // busyTimeoutMS is how long a writer waits for another process's write to finish.
@@ -317,11 +319,20 @@ func Hash(b []byte) string {
 	return hex.EncodeToString(h[:])
 }
 
+// deflaters are reused: a new flate writer allocates about 1 MB, more than most contents it
+// compresses. A reset writer writes the same bytes as a new one.
+var deflaters = sync.Pool{New: func() any {
+	zw, _ := flate.NewWriter(nil, flate.DefaultCompression)
+	return zw
+}}
+
 func compress(b []byte) []byte {
 	var buf bytes.Buffer
-	zw, _ := flate.NewWriter(&buf, flate.DefaultCompression)
+	zw := deflaters.Get().(*flate.Writer)
+	zw.Reset(&buf)
 	zw.Write(b)
 	zw.Close()
+	deflaters.Put(zw)
 	return buf.Bytes()
 }
 
@@ -361,10 +372,22 @@ func inflateHash(b []byte, limit int64) (string, int64, error) {
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
+// inflaters are reused, as deflaters are: a new flate reader allocates its 32 KB window.
+var inflaters sync.Pool
+
 func inflateTo(w io.Writer, b []byte, limit int64) (int64, error) {
 	br := bytes.NewReader(b) // an io.ByteReader: the decompressor reads no byte past its stream
-	zr := flate.NewReader(br)
-	defer zr.Close()
+	var zr io.ReadCloser
+	if r, ok := inflaters.Get().(io.ReadCloser); ok {
+		r.(flate.Resetter).Reset(br, nil)
+		zr = r
+	} else {
+		zr = flate.NewReader(br)
+	}
+	defer func() {
+		zr.Close()
+		inflaters.Put(zr)
+	}()
 	n, err := io.Copy(w, io.LimitReader(zr, limit+1))
 	switch {
 	case err != nil:

@@ -98,7 +98,7 @@ func runAgent(cmd *cobra.Command, a *app, f *agentFlags) error {
 	if err != nil {
 		return err
 	}
-	opts := daemon.Options{Store: st, Redactor: red, Logger: a.log, Load: agentLoader(a, f, st.Path()), Settled: debug.FreeOSMemory}
+	opts := daemon.Options{Store: st, Redactor: red, Logger: a.log, Load: agentLoader(a, f, st.Path()), Settled: settle(a.log)}
 	var l net.Listener
 	if !f.once {
 		listen := cmp.Or(f.listen, cfg0.Agent.Listen)
@@ -185,6 +185,18 @@ func defaultAgentID(addr net.Addr) string {
 		host = "localhost"
 	}
 	return host + "/" + addr.String()
+}
+
+// settle returns to the system what loading or a cycle no longer needs: the heap's free
+// pages, and the executable's pages that were mapped to run it (a cycle maps back the few it
+// runs, from the page cache).
+func settle(log *slog.Logger) func() {
+	return func() {
+		debug.FreeOSMemory()
+		if _, err := daemon.ReleaseExecutable(); err != nil {
+			log.Debug("returning memory to the system", "err", err)
+		}
+	}
 }
 
 // agentLoader reads the config file (again, on reload) and the rules, with the flags on top.

@@ -27,6 +27,17 @@ ALTER DEFAULT PRIVILEGES FOR ROLE hardtrail_owner IN SCHEMA public GRANT SELECT 
 -- Tables that already exist (a store migrated before this was run).
 GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO hardtrail_writer;
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO hardtrail_reader;
+-- The schema version is the owner's alone (hardtrail store migrate): the writer and reader may
+-- read it, never change it. Migrating revokes what the default privileges above gave on the
+-- table when it was created; this revokes what the grants above gave on a store migrated already.
+DO $$
+BEGIN
+	IF to_regclass('hardtrail_schema') IS NOT NULL THEN
+		REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON hardtrail_schema FROM hardtrail_writer, hardtrail_reader;
+	END IF;
+END
+$$;
+-- The leases are the writer's one mutable table: coordination state, not evidence.
 DO $$
 BEGIN
 	IF to_regclass('leases') IS NOT NULL THEN
