@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -301,11 +302,21 @@ func Hash(b []byte) string {
 
 func compress(b []byte) []byte {
 	var buf bytes.Buffer
-	zw, _ := flate.NewWriter(&buf, flate.DefaultCompression)
+	zw := deflaters.Get().(*flate.Writer)
+	zw.Reset(&buf)
 	zw.Write(b)
 	zw.Close()
+	zw.Reset(nil)
+	deflaters.Put(zw)
 	return buf.Bytes()
 }
+
+// deflaters holds compressors for reuse: each holds about 1 MB of tables, which a fleet capture
+// would otherwise allocate for every blob and manifest. Reset gives the same output as a new one.
+var deflaters = sync.Pool{New: func() any {
+	zw, _ := flate.NewWriter(nil, flate.DefaultCompression)
+	return zw
+}}
 
 // maxManifest bounds the decompression of a manifest, which has no recorded size: a manifest of
 // tens of thousands of artifacts stays below it.
