@@ -246,6 +246,10 @@ func countIn(b *testing.B, path, s string) int {
 // and the peak of the collector's processes together (sampled every 100 ms); ns/op is the wall
 // time of one fleet capture. A fleet capture costs minutes of target CPU, so each tool captures
 // each fleet a fixed number of times per -count, whatever -benchtime says; the leaves only report.
+//
+// HARDTRAIL_BENCH_FLEET_N=20 runs only hardtrail and the curve25519 loop over 20 targets, three
+// rounds, for a quick figure while working; HARDTRAIL_BENCH_WRAP="perf record -g -o FILE --" runs
+// hardtrail under a profiler (build an unstripped binary to read its symbols).
 func BenchmarkFleet(b *testing.B) {
 	testutil.Root(b)
 	for _, tool := range []string{"parallel-ssh", "xargs", "ssh", "ansible"} {
