@@ -249,7 +249,7 @@ func countIn(b *testing.B, path, s string) int {
 //
 // HARDTRAIL_BENCH_FLEET_N=20 runs only hardtrail and the curve25519 loop over 20 targets, three
 // rounds, for a quick figure while working; HARDTRAIL_BENCH_WRAP="perf record -g -o FILE --" runs
-// hardtrail under a profiler (build an unstripped binary to read its symbols).
+// hardtrail under a profiler, built with its symbols.
 func BenchmarkFleet(b *testing.B) {
 	testutil.Root(b)
 	for _, tool := range []string{"parallel-ssh", "xargs", "ssh", "ansible"} {
