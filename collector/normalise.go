@@ -178,7 +178,9 @@ func collapseSpace(v string) string {
 	return t
 }
 
-func asciiSpace(c byte) bool { return c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r' || c == ' ' }
+func asciiSpace(c byte) bool {
+	return c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r' || c == ' '
+}
 
 // sortedLines is SortLines(join(ls)) for lines that hold no newline and are not empty: sorted,
 // duplicates dropped, each ended by a newline.
