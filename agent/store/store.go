@@ -36,8 +36,12 @@ type Store struct {
 	engine Engine
 	w      *sql.DB // writes: BEGIN IMMEDIATE, one connection (SQLite); a pool (PostgreSQL)
 	r      *sql.DB // reads: deferred transactions see a consistent snapshot; r == w on PostgreSQL
+	// coord renews leases (lease.go): a connection of its own on PostgreSQL, so that renewals
+	// never queue behind the writes of a cycle's captures; w on SQLite.
+	coord *sql.DB
 	// migrated is the number of schema steps Open applied.
 	migrated int
+	cache    *blobCache // nil unless CacheBlobs turned it on
 }
 
 // busyTimeoutMS is how long a writer waits for another process's write to finish.
@@ -68,9 +72,15 @@ func openPG(ctx context.Context, loc Location) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	s := &Store{path: loc.String(), engine: Postgres, w: db, r: db}
-	if err := s.migrate(ctx); err != nil {
+	coord, err := openPostgres(loc) // connects when first used
+	if err != nil {
 		db.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	coord.SetMaxOpenConns(1)
+	s := &Store{path: loc.String(), engine: Postgres, w: db, r: db, coord: coord}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
 		return nil, fmt.Errorf("store %s: %w", s.path, s.redactErr(err, loc.DSN))
 	}
 	return s, nil
@@ -129,6 +139,7 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
 	s.w.SetMaxOpenConns(1)
+	s.coord = s.w
 	if s.r, err = sql.Open("sqlite", dsn("deferred")); err != nil {
 		s.w.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
@@ -200,6 +211,9 @@ func (s *Store) Close() error {
 	if s.r != nil && s.r != s.w {
 		errs = append(errs, s.r.Close())
 	}
+	if s.coord != nil && s.coord != s.w {
+		errs = append(errs, s.coord.Close())
+	}
 	return errors.Join(errs...)
 }
 
@@ -229,13 +243,18 @@ func backoff(attempt int) time.Duration {
 // the order given (a target's chain before the store's, everywhere, so no two writers wait on
 // each other).
 func (s *Store) writeTxLocked(ctx context.Context, locks []string, fn func(*sql.Tx) error) error {
+	return s.writeTxOn(ctx, s.w, locks, fn)
+}
+
+// writeTxOn is writeTxLocked on the pool db.
+func (s *Store) writeTxOn(ctx context.Context, db *sql.DB, locks []string, fn func(*sql.Tx) error) error {
 	if s.engine != Postgres {
-		return s.once(ctx, nil, fn)
+		return s.once(ctx, db, nil, fn)
 	}
 	var err error
 	deadline := time.Now().Add(retryFor)
 	for attempt := 1; ; attempt++ {
-		err = s.once(ctx, locks, fn)
+		err = s.once(ctx, db, locks, fn)
 		if err == nil || !retryable(err) || time.Now().After(deadline) || ctx.Err() != nil {
 			break
 		}
@@ -248,8 +267,8 @@ func (s *Store) writeTxLocked(ctx context.Context, locks []string, fn func(*sql.
 	return s.wrapBusy(err)
 }
 
-func (s *Store) once(ctx context.Context, locks []string, fn func(*sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+func (s *Store) once(ctx context.Context, db *sql.DB, locks []string, fn func(*sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return s.wrapBusy(err)
 	}
@@ -300,23 +319,22 @@ func Hash(b []byte) string {
 	return hex.EncodeToString(h[:])
 }
 
+// deflaters are reused: a new flate writer allocates about 1 MB, more than most contents it
+// compresses. A reset writer writes the same bytes as a new one.
+var deflaters = sync.Pool{New: func() any {
+	zw, _ := flate.NewWriter(nil, flate.DefaultCompression)
+	return zw
+}}
+
 func compress(b []byte) []byte {
 	var buf bytes.Buffer
 	zw := deflaters.Get().(*flate.Writer)
 	zw.Reset(&buf)
 	zw.Write(b)
 	zw.Close()
-	zw.Reset(nil)
 	deflaters.Put(zw)
 	return buf.Bytes()
 }
-
-// deflaters holds compressors for reuse: each holds about 1 MB of tables, which a fleet capture
-// would otherwise allocate for every blob and manifest. Reset gives the same output as a new one.
-var deflaters = sync.Pool{New: func() any {
-	zw, _ := flate.NewWriter(nil, flate.DefaultCompression)
-	return zw
-}}
 
 // maxManifest bounds the decompression of a manifest, which has no recorded size: a manifest of
 // tens of thousands of artifacts stays below it.
@@ -354,10 +372,22 @@ func inflateHash(b []byte, limit int64) (string, int64, error) {
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
+// inflaters are reused, as deflaters are: a new flate reader allocates its 32 KB window.
+var inflaters sync.Pool
+
 func inflateTo(w io.Writer, b []byte, limit int64) (int64, error) {
 	br := bytes.NewReader(b) // an io.ByteReader: the decompressor reads no byte past its stream
-	zr := flate.NewReader(br)
-	defer zr.Close()
+	var zr io.ReadCloser
+	if r, ok := inflaters.Get().(io.ReadCloser); ok {
+		r.(flate.Resetter).Reset(br, nil)
+		zr = r
+	} else {
+		zr = flate.NewReader(br)
+	}
+	defer func() {
+		zr.Close()
+		inflaters.Put(zr)
+	}()
 	n, err := io.Copy(w, io.LimitReader(zr, limit+1))
 	switch {
 	case err != nil:
