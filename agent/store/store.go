@@ -284,6 +284,37 @@ func (s *Store) once(ctx context.Context, db *sql.DB, locks []string, fn func(*s
 	return s.wrapBusy(tx.Commit())
 }
 
+// readTx runs fn in a read transaction that sees one consistent view. On PostgreSQL a
+// transaction whose connection was lost (the server restarted, or ended the backend while the
+// connection sat idle in the pool) is run again from the start on a new connection, for as
+// long as a write would be retried.
+func (s *Store) readTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	deadline := time.Now().Add(retryFor)
+	for attempt := 1; ; attempt++ {
+		err := s.readOnce(ctx, fn)
+		if err == nil || s.engine != Postgres || !retryable(err) || time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff(attempt)):
+		}
+	}
+}
+
+func (s *Store) readOnce(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.r.BeginTx(ctx, s.readTxOptions())
+	if err != nil {
+		return s.wrapBusy(err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return s.wrapBusy(tx.Commit())
+}
+
 // readTxOptions are the options of a read transaction that sees one consistent view.
 func (s *Store) readTxOptions() *sql.TxOptions {
 	if s.engine == Postgres {

@@ -157,17 +157,13 @@ func (s *Store) Verify(ctx context.Context) (*VerifyReport, error) {
 
 // VerifyWith is Verify with further checks.
 func (s *Store) VerifyWith(ctx context.Context, opts VerifyOptions) (*VerifyReport, error) {
-	tx, err := s.r.BeginTx(ctx, s.readTxOptions())
-	if err != nil {
-		return nil, s.wrapBusy(err)
-	}
-	defer tx.Rollback()
-	rep, err := s.verifyIn(ctx, tx, opts)
+	var rep *VerifyReport
+	err := s.readTx(ctx, func(tx *sql.Tx) (err error) {
+		rep, err = s.verifyIn(ctx, tx, opts)
+		return err
+	})
 	if err != nil {
 		return nil, err
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, s.wrapBusy(err)
 	}
 	return rep, nil
 }
