@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hardtrail/hardtrail/internal/pgtest"
 )
@@ -96,6 +97,8 @@ func TestRolesAppendOnly(t *testing.T) {
 	if _, err := r.Save(t.Context(), manifest("web1", "a"), [][]byte{[]byte("x")}); !isPermission(err) || !strings.Contains(err.Error(), "the role may not do this") {
 		t.Errorf("the reader saved a snapshot: %v", err)
 	}
+	// The lease table alone is the writer's to change: renew, release, update and delete.
+	checkLeaseRights(t, w, r)
 	if rep, err := w.Verify(t.Context()); err != nil || len(rep.Problems) > 0 || rep.Snapshots != 5 {
 		t.Fatalf("after the refused edits: %+v %v", rep, err)
 	}
@@ -118,4 +121,63 @@ func TestSchemaVersionRows(t *testing.T) {
 	if _, err := Open(t.Context(), c.DSN(db, c.User)); err == nil || !strings.Contains(err.Error(), "hardtrail_schema holds 2 rows") {
 		t.Fatalf("open with two schema versions: %v", err)
 	}
+}
+
+// checkLeaseRights: the writer w claims, renews and releases leases and may update and delete
+// the lease table's rows, but not truncate or drop it; the reader r may do none of it.
+func checkLeaseRights(t *testing.T, w, r *Store) {
+	t.Helper()
+	req := LeaseRequest{Agent: "a1", Targets: []string{"web1", "db1"}, TTL: time.Minute, Every: time.Minute}
+	for i := range 2 {
+		l, err := w.Lease(t.Context(), req)
+		if err != nil || len(l.Held) != 2 {
+			t.Fatalf("the writer's lease %d: %+v %v", i, l, err)
+		}
+	}
+	if err := w.ReleaseLeases(t.Context(), "a1"); err != nil {
+		t.Fatalf("the writer's release: %v", err)
+	}
+	for _, q := range []string{`UPDATE leases SET holder = 'x'`, `DELETE FROM leases WHERE kind = 'agent'`} {
+		if _, err := w.w.ExecContext(t.Context(), q); err != nil {
+			t.Errorf("%s as the writer: %v", q, err)
+		}
+		if _, err := r.w.ExecContext(t.Context(), q); !isPermission(err) {
+			t.Errorf("%s as the reader: %v, want permission denied", q, err)
+		}
+	}
+	for _, q := range []string{`TRUNCATE leases`, `DROP TABLE leases`} {
+		if _, err := w.w.ExecContext(t.Context(), q); !isPermission(err) {
+			t.Errorf("%s as the writer: %v, want permission denied", q, err)
+		}
+	}
+	if _, err := r.Lease(t.Context(), req); !isPermission(err) {
+		t.Errorf("the reader leased: %v", err)
+	}
+}
+
+// grants.sql run on a store the owner migrated before it gives the writer the same rights.
+func TestRolesGrantedAfterMigration(t *testing.T) {
+	c := pgtest.Shared(t)
+	sqlOf := func(f string) string {
+		b, err := os.ReadFile("../../deploy/postgres/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	c.Exec(t, "postgres", sqlOf("roles.sql"))
+	db := c.NewDB(t, "")
+	c.Exec(t, "postgres", `ALTER DATABASE `+db+` OWNER TO hardtrail_owner`)
+	storeAs(t, c, db, "hardtrail_owner")
+	c.Exec(t, db, sqlOf("grants.sql"))
+	w := storeAs(t, c, db, "hardtrail_writer")
+	if _, err := fillFixture(t.Context(), w); err != nil {
+		t.Fatalf("the writer cannot write what an agent writes: %v", err)
+	}
+	for _, q := range []string{`UPDATE snapshots SET note = 'x'`, `DELETE FROM held`} {
+		if _, err := w.w.ExecContext(t.Context(), q); !isPermission(err) {
+			t.Errorf("%s as the writer: %v, want permission denied", q, err)
+		}
+	}
+	checkLeaseRights(t, w, storeAs(t, c, db, "hardtrail_reader"))
 }

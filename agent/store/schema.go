@@ -135,6 +135,15 @@ var migrations = []string{
 	CREATE INDEX results_snapshot_rules ON results (snapshot, rules_digest, seq);
 	CREATE INDEX held_target ON held (target, seq);
 	CREATE INDEX links_folded ON links (lower(incident), seq);`,
+	// 8: leases, the agents' division of the targets among themselves: mutable coordination
+	// state, not evidence (see lease.go). pgUpgrades[8] lets the roles that may write it renew
+	// and release leases.
+	leaseTable,
+}
+
+// pgUpgrades[i] runs after schema step i on PostgreSQL only, in its transaction.
+var pgUpgrades = map[int]string{
+	8: pgLeaseGrants,
 }
 
 // upgrades[i] runs after schema step i, in its transaction, for what SQL alone cannot do.
@@ -171,6 +180,11 @@ func (s *Store) migrate(ctx context.Context) error {
 			}
 			if up := upgrades[i+1]; up != nil {
 				if err := up(ctx, tx); err != nil {
+					return fmt.Errorf("schema step %d: %w", i+1, err)
+				}
+			}
+			if q := pgUpgrades[i+1]; q != "" && s.engine == Postgres {
+				if _, err := tx.ExecContext(ctx, q); err != nil {
 					return fmt.Errorf("schema step %d: %w", i+1, err)
 				}
 			}

@@ -52,7 +52,7 @@ func v4Store(t *testing.T, path string, alter bool) (older, newest string) {
 		}
 	}
 	held := migrations[3][strings.Index(migrations[3], "CREATE TABLE held"):]
-	for _, q := range []string{`DROP TABLE held`, `DROP TABLE results`, `DROP TABLE heads`, `DROP TABLE rule_sets`, `DROP TABLE incident_records`, migrations[2], held, `PRAGMA user_version = 4`} {
+	for _, q := range []string{`DROP TABLE held`, `DROP TABLE results`, `DROP TABLE heads`, `DROP TABLE rule_sets`, `DROP TABLE incident_records`, `DROP TABLE leases`, migrations[2], held, `PRAGMA user_version = 4`} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}

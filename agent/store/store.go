@@ -36,6 +36,9 @@ type Store struct {
 	engine Engine
 	w      *sql.DB // writes: BEGIN IMMEDIATE, one connection (SQLite); a pool (PostgreSQL)
 	r      *sql.DB // reads: deferred transactions see a consistent snapshot; r == w on PostgreSQL
+	// coord renews leases (lease.go): a connection of its own on PostgreSQL, so that renewals
+	// never queue behind the writes of a cycle's captures; w on SQLite.
+	coord *sql.DB
 	// migrated is the number of schema steps Open applied.
 	migrated int
 	cache    *blobCache // nil unless CacheBlobs turned it on
@@ -69,9 +72,15 @@ func openPG(ctx context.Context, loc Location) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	s := &Store{path: loc.String(), engine: Postgres, w: db, r: db}
-	if err := s.migrate(ctx); err != nil {
+	coord, err := openPostgres(loc) // connects when first used
+	if err != nil {
 		db.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	coord.SetMaxOpenConns(1)
+	s := &Store{path: loc.String(), engine: Postgres, w: db, r: db, coord: coord}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
 		return nil, fmt.Errorf("store %s: %w", s.path, s.redactErr(err, loc.DSN))
 	}
 	return s, nil
@@ -130,6 +139,7 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
 	s.w.SetMaxOpenConns(1)
+	s.coord = s.w
 	if s.r, err = sql.Open("sqlite", dsn("deferred")); err != nil {
 		s.w.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
@@ -201,6 +211,9 @@ func (s *Store) Close() error {
 	if s.r != nil && s.r != s.w {
 		errs = append(errs, s.r.Close())
 	}
+	if s.coord != nil && s.coord != s.w {
+		errs = append(errs, s.coord.Close())
+	}
 	return errors.Join(errs...)
 }
 
@@ -230,13 +243,18 @@ func backoff(attempt int) time.Duration {
 // the order given (a target's chain before the store's, everywhere, so no two writers wait on
 // each other).
 func (s *Store) writeTxLocked(ctx context.Context, locks []string, fn func(*sql.Tx) error) error {
+	return s.writeTxOn(ctx, s.w, locks, fn)
+}
+
+// writeTxOn is writeTxLocked on the pool db.
+func (s *Store) writeTxOn(ctx context.Context, db *sql.DB, locks []string, fn func(*sql.Tx) error) error {
 	if s.engine != Postgres {
-		return s.once(ctx, nil, fn)
+		return s.once(ctx, db, nil, fn)
 	}
 	var err error
 	deadline := time.Now().Add(retryFor)
 	for attempt := 1; ; attempt++ {
-		err = s.once(ctx, locks, fn)
+		err = s.once(ctx, db, locks, fn)
 		if err == nil || !retryable(err) || time.Now().After(deadline) || ctx.Err() != nil {
 			break
 		}
@@ -249,8 +267,8 @@ func (s *Store) writeTxLocked(ctx context.Context, locks []string, fn func(*sql.
 	return s.wrapBusy(err)
 }
 
-func (s *Store) once(ctx context.Context, locks []string, fn func(*sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+func (s *Store) once(ctx context.Context, db *sql.DB, locks []string, fn func(*sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return s.wrapBusy(err)
 	}
