@@ -54,8 +54,8 @@ bench:
 	out=$$($(GO) test -count=1 -run TestAgentCaptureOnChangePages -v ./cmd/hardtrail 2>&1) || st=1; \
 	echo "$$out" | grep -E '^(---|    |ok|FAIL)'; \
 	echo; echo "== three agents sharing a PostgreSQL store and 300 targets, one SIGKILLed"; \
-	echo "\$$ $(GO) test -count=1 -run TestLeasedAgentsTakeOver -v ./cmd/hardtrail"; \
-	out=$$($(GO) test -count=1 -run TestLeasedAgentsTakeOver -v ./cmd/hardtrail 2>&1) || st=1; \
+	echo "\$$ HARDTRAIL_LEASE_TARGETS=300 $(GO) test -count=1 -run TestLeasedAgentsTakeOver -v ./cmd/hardtrail"; \
+	out=$$(HARDTRAIL_LEASE_TARGETS=300 $(GO) test -count=1 -run TestLeasedAgentsTakeOver -v ./cmd/hardtrail 2>&1) || st=1; \
 	echo "$$out" | grep -E '^(--- |    lease_test|ok|FAIL)'; \
 	uptime; exit $$st
 

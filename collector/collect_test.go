@@ -171,3 +171,20 @@ func TestCollectLinuxLocal(t *testing.T) {
 		}
 	}
 }
+
+// Builtin parses the built-in profiles once; each caller gets a map of its own.
+func TestBuiltinOnce(t *testing.T) {
+	a, err := Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	linux := a["linux"]
+	delete(a, "linux")
+	b, err := Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b["linux"] == nil || b["linux"] != linux {
+		t.Errorf("a second call: linux %p, want the first call's %p", b["linux"], linux)
+	}
+}

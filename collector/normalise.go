@@ -149,7 +149,9 @@ var volatileSysctl = regexp.MustCompile(`^(?:` + strings.Join([]string{
 func NormaliseSysctl(b []byte) []byte {
 	var out []string
 	for _, l := range lines(b) {
-		if volatileSysctl.MatchString(l) {
+		// Only keys under these prefixes can be volatile: the other lines skip the regexp.
+		if (strings.HasPrefix(l, "kernel.") || strings.HasPrefix(l, "fs.") || strings.HasPrefix(l, "net.netfilter.")) &&
+			volatileSysctl.MatchString(l) {
 			continue
 		}
 		k, v, ok := strings.Cut(l, "=")
@@ -159,9 +161,43 @@ func NormaliseSysctl(b []byte) []byte {
 			}
 			continue
 		}
-		out = append(out, strings.TrimSpace(k)+" = "+strings.Join(strings.Fields(v), " "))
+		out = append(out, strings.TrimSpace(k)+" = "+collapseSpace(v))
 	}
-	return SortLines(join(out))
+	return sortedLines(out)
+}
+
+// collapseSpace is strings.Join(strings.Fields(v), " "), without the allocations when v is ASCII
+// with single spaces between its words, as sysctl values nearly always are.
+func collapseSpace(v string) string {
+	t := strings.TrimSpace(v)
+	for i := 0; i < len(t); i++ {
+		if c := t[i]; c >= 0x80 || c != ' ' && asciiSpace(c) || c == ' ' && t[i+1] == ' ' {
+			return strings.Join(strings.Fields(v), " ")
+		}
+	}
+	return t
+}
+
+func asciiSpace(c byte) bool {
+	return c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r' || c == ' '
+}
+
+// sortedLines is SortLines(join(ls)) for lines that hold no newline and are not empty: sorted,
+// duplicates dropped, each ended by a newline.
+func sortedLines(ls []string) []byte {
+	sort.Strings(ls)
+	n := 0
+	for _, l := range ls {
+		n += len(l) + 1
+	}
+	out := make([]byte, 0, n)
+	for i, l := range ls {
+		if i > 0 && l == ls[i-1] {
+			continue
+		}
+		out = append(append(out, l...), '\n')
+	}
+	return out
 }
 
 // NormaliseUnitFiles keeps "UNIT STATE [PRESET]" from `systemctl list-unit-files`, sorted.

@@ -127,3 +127,21 @@ func FuzzNormalise(f *testing.F) {
 		}
 	})
 }
+
+// collapseSpace is strings.Fields joined with single spaces, whatever the whitespace.
+func TestCollapseSpace(t *testing.T) {
+	for _, v := range []string{"", " ", "1", " 1 ", "1 2", "1  2", "1\t2", " 4096\t16384 4194304 ", "a\u00a0b", "a\u2003 b", "é  x", "x\n", "\r1 2\v"} {
+		if got, want := collapseSpace(v), strings.Join(strings.Fields(v), " "); got != want {
+			t.Errorf("collapseSpace(%q) = %q, want %q", v, got, want)
+		}
+	}
+}
+
+func FuzzCollapseSpace(f *testing.F) {
+	f.Add(" 4096\t16384  4194304 ")
+	f.Fuzz(func(t *testing.T, v string) {
+		if got, want := collapseSpace(v), strings.Join(strings.Fields(v), " "); got != want {
+			t.Fatalf("collapseSpace(%q) = %q, want %q", v, got, want)
+		}
+	})
+}

@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hardtrail/hardtrail/internal/tomlx"
@@ -288,8 +290,19 @@ func LoadProfiles(name string, data []byte) ([]Profile, error) {
 	return f.Profiles, nil
 }
 
-// Builtin returns the built-in profiles by name.
+// Builtin returns the built-in profiles by name. They are parsed and compiled once per process
+// (a fleet asks for them for every target) and shared: callers must not change them.
 func Builtin() (map[string]*Profile, error) {
+	all, err := builtinOnce()
+	if err != nil {
+		return nil, err
+	}
+	return maps.Clone(all), nil
+}
+
+var builtinOnce = sync.OnceValues(loadBuiltin)
+
+func loadBuiltin() (map[string]*Profile, error) {
 	out := map[string]*Profile{}
 	files, err := fs.Glob(builtinFS, "profiles/*.toml")
 	if err != nil {

@@ -179,7 +179,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 // (see store.Lease): each renewal keeps the agent's fair share of the targets, claims free and
 // expired ones, and starts a cycle of the held targets that nobody captured less than an
 // interval ago. Leases last LeaseTTL, so the targets of an agent that died are taken over
-// within an interval; when Run ends, the agent releases its leases.
+// within an interval and a half; when Run ends, the agent releases its leases.
 func (d *Daemon) Run(ctx context.Context) error {
 	period := func() time.Duration {
 		iv := d.Config().Agent.Interval.Duration

@@ -173,7 +173,8 @@ func (s *Snapshotter) one(ctx context.Context, t *config.Target, note string) Re
 	if err != nil {
 		return fail(err, stageOf(err, "dial"))
 	}
-	defer tr.Close()
+	closeTr := sync.OnceValue(tr.Close)
+	defer closeTr()
 	capt, err := collector.Collect(tctx, tr, t.Name, profiles, s.Redactor, collector.Options{Logger: s.Logger})
 	if err != nil {
 		return fail(err, stageOf(err, "collect"))
@@ -181,6 +182,9 @@ func (s *Snapshotter) one(ctx context.Context, t *config.Target, note string) Re
 	// A remote transport learns the target's hostname from its first command, after the
 	// capture began: take the connection's description as it stands at the end.
 	capt.Transport = tr.Info()
+	// The connection ends before the wait for the store's write lock: its buffers, and the
+	// target's login session, are not held by a capture that is only waiting to be stored.
+	closeTr()
 	m, contents := ToManifest(capt, note)
 	// Storing is not bound by the target's deadline: a capture that finished is kept.
 	saved, err := s.Store.SaveOrHold(context.WithoutCancel(tctx), m, contents, s.Hold)

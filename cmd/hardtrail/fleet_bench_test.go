@@ -246,10 +246,26 @@ func countIn(b *testing.B, path, s string) int {
 // and the peak of the collector's processes together (sampled every 100 ms); ns/op is the wall
 // time of one fleet capture. A fleet capture costs minutes of target CPU, so each tool captures
 // each fleet a fixed number of times per -count, whatever -benchtime says; the leaves only report.
+//
+// HARDTRAIL_BENCH_FLEET_N=20 runs only hardtrail and the curve25519 loop over 20 targets, three
+// rounds, for a quick figure while working; HARDTRAIL_BENCH_WRAP="perf record -g -o FILE --" runs
+// hardtrail under a profiler, built with its symbols.
 func BenchmarkFleet(b *testing.B) {
 	testutil.Root(b)
 	for _, tool := range []string{"parallel-ssh", "xargs", "ssh", "ansible"} {
 		testutil.Tool(b, tool)
+	}
+	if v := os.Getenv("HARDTRAIL_BENCH_FLEET_N"); v != "" {
+		// A quick comparison while working on the collector: N targets, hardtrail and the
+		// loop only.
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 300 {
+			b.Fatalf("HARDTRAIL_BENCH_FLEET_N=%q: want a number of targets from 1 to 300", v)
+		}
+		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+			startBenchFleet(b, n, true).compare(b, n, fleetConcurrency, 3, "hardtrail", "ssh-loop")
+		})
+		return
 	}
 	plain := startBenchFleet(b, 300, true)
 	b.Run("N=100", func(b *testing.B) {
@@ -302,7 +318,12 @@ func (f *benchFleet) compare(b *testing.B, n, par, rounds int, tools ...string) 
 	// Each tool's command, and how many targets its output shows captured.
 	run := map[string]func() (*exec.Cmd, func(out string) int){
 		"hardtrail": func() (*exec.Cmd, func(string) int) {
-			c := exec.Command(binary, "--config", cfg, "--format", "json", "snapshot")
+			args := []string{"--config", cfg, "--format", "json", "snapshot"}
+			c := exec.Command(binary, args...)
+			if w := strings.Fields(os.Getenv("HARDTRAIL_BENCH_WRAP")); len(w) > 0 {
+				// A profiler around the collector, such as `perf record -g -o FILE --`.
+				c = exec.Command(w[0], append(append(w[1:], binary), args...)...)
+			}
 			c.Env = cleanEnv()
 			return c, func(out string) int { return countIn(b, out, `"id": "`) }
 		},

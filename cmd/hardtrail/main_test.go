@@ -32,8 +32,13 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "hardtrail")
-	// Built as `make build` builds it (static, stripped), so tests and benchmarks run what ships.
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", binary, ".")
+	// Built as `make build` builds it (static, stripped), so tests and benchmarks run what ships;
+	// with symbols when a benchmark runs it under a profiler (HARDTRAIL_BENCH_WRAP).
+	ldflags := "-ldflags=-s -w"
+	if os.Getenv("HARDTRAIL_BENCH_WRAP") != "" {
+		ldflags = "-ldflags="
+	}
+	build := exec.Command("go", "build", "-trimpath", ldflags, "-o", binary, ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	out, err := build.CombinedOutput()
 	if err != nil {

@@ -3,6 +3,7 @@ package ssh
 import (
 	"bytes"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,6 +69,40 @@ func (f *frameReader) Write(p []byte) (int, error) {
 	for f.step() {
 	}
 	return len(p), nil
+}
+
+// readChunk is how much ReadFrom asks of the stream at a time.
+const readChunk = 8 << 10
+
+// ReadFrom implements io.ReaderFrom, so that the session's copy of a stream reads straight into
+// the frame buffer, a chunk at a time: no copy buffer of its own per stream, and no second copy
+// of everything through buf. It returns at the stream's end, as io.Copy does.
+func (f *frameReader) ReadFrom(r io.Reader) (int64, error) {
+	var n int64
+	for {
+		// Only this stream's copy changes buf, so its free tail can be read into unlocked.
+		f.mu.Lock()
+		if cap(f.buf)-len(f.buf) < readChunk {
+			f.buf = slices.Grow(f.buf, readChunk)
+		}
+		free := f.buf[len(f.buf) : len(f.buf)+readChunk]
+		f.mu.Unlock()
+		m, err := r.Read(free)
+		if m > 0 {
+			f.mu.Lock()
+			f.buf = f.buf[:len(f.buf)+m]
+			for f.step() {
+			}
+			f.mu.Unlock()
+			n += int64(m)
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
 }
 
 // step consumes what it can from buf and reports whether to go on.

@@ -29,13 +29,21 @@ import (
 //
 // A command is isolated from the steps around it. It runs in a session and process group of its
 // own (setsid(1)), with its stdout and stderr connected to pipes of its own; a relay process per
-// pipe (`head -c`, the cap plus relaySlack bytes) copies them to the session's streams. The script writes
-// the step's end frame only once the command's wrapper and both relays have ended, which their
-// closing the wrapper's status pipe proves; it then kills what is left of the command's group
-// and, when the command was stopped or died by a signal, every process that carries the step's
-// tag in its environment (see below), wherever it moved; the tagged processes of steps that
-// ended by themselves are killed at the end of the script. A process the command left behind
-// holds only pipes that nobody reads: nothing it writes can reach a later step's frame.
+// pipe (`head -c`, the cap plus relaySlack bytes on stdout, 64 KiB on stderr, past which a
+// drain that starts only then keeps the command from SIGPIPE) copies them to the session's
+// streams. The command is started in the background by a subshell that reports its PID (the
+// group's and session's ID) and, once it waited for it, its exit code, on a status pipe the
+// script reads to its end: the script writes the step's end frame only once that subshell and
+// both relays have ended. It then kills what is left of the command's group and, when the
+// command was stopped or died by a signal, every process that carries the step's tag in its
+// environment (see below), wherever it moved; the tagged processes of steps that ended by
+// themselves are killed at the end of the script. A process the command left behind holds only
+// pipes that nobody reads: nothing it writes can reach a later step's frame.
+//
+// What a command costs the target beside itself: six forks of the shell (the status pipe's
+// subshell, the two pipelines' sides, the background start) and three short programs (setsid
+// and the two relays); the script's own processes are shell forks, not new shells, so the
+// marker stays in their memory. A file read costs a stat(1) and a head(1).
 //
 // A watchdog reads the rest of stdin. The client writes `T PGID INDEX` or `K PGID INDEX` lines
 // there to stop a command that passed its timeout or its output cap (SIGTERM to its group, then
@@ -53,25 +61,10 @@ func commandLine(scriptLen int) string {
 	return fmt.Sprintf(`exec sh -c 'eval "$(head -c %d)"'`, scriptLen)
 }
 
-// jobScript is what setsid(1) runs for one command, as session and group leader: it reads the
-// marker from stdin, reports its PID (the group's ID) to the script on fd 1 and to the client on
-// the stderr frame, runs the command with its streams through the relays, and reports the
-// command's exit code the same two ways. fd 3 and 4 are the session's stdout and stderr; fd 5,
-// the status pipe, is held by the wrapper and the relays but not by the command. The shells' own
-// stderr is /dev/null: what they say of a command killed by a signal ("Terminated") is not the
-// command's output.
-const jobScript = `read -r _m
-exec 0</dev/null
-_i=$1 _o=$2
-shift 2
-echo $$
-printf "\n%s P %s %s\n" "$_m" "$_i" $$ >&4
-exec 2>/dev/null
-{ { { "$@" >&6 2>&7 3>&- 4>&- 5>&- 6>&- 7>&-; _s=$?; printf "\n%s X %s %s\n" "$_m" "$_i" $_s >&4; echo $_s >&5; } 7>&1 | { head -c 65537; cat >/dev/null; } >&4; } 6>&1 | head -c "$_o" >&3; } 5>&1 >/dev/null`
-
 // scriptHead pins pagers and locale, and defines the steps. Its prologue runs shell builtins
-// only, but for the watchdog's fork. A step's wrapper runs with the script's stderr on
-// /dev/null, because dash reports a child killed by a signal ("Terminated") there.
+// only, but for the watchdog's fork; it finds head(1) and stat(1) in PATH once. A step's
+// subshells run with the script's stderr on /dev/null, because dash reports a child killed by a
+// signal ("Terminated") there.
 const scriptHead = `exec 5<&0 0</dev/null 3>&1 4>&2
 set -f
 LC_ALL=C PAGER=cat SYSTEMD_PAGER= SYSTEMD_COLORS=0 PATH=${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/sbin:/sbin
@@ -137,6 +130,9 @@ _h_look() {
 	IFS=$_h_ifs
 	return $_h_r
 }
+_h_hd=head _h_st=stat
+_h_look head && _h_hd=$_h_p
+_h_look stat && _h_st=$_h_p
 _h_run() {
 	_h_i=$1 _h_su=$2 _h_o=$3
 	shift 3
@@ -144,10 +140,14 @@ _h_run() {
 	_h_b "$_h_i"
 	if _h_look "$1"; then
 		shift
-		{ _h_x=$(_HT_STEP=$_h_t.$_h_i. $_h_sid sh -c "$_h_job" sh "$_h_i" "$_h_o" "$_h_p" "$@" <<_h_EOF
-$_h_m
-_h_EOF
-); } 2>/dev/null
+		{ _h_x=$( { { { _HT_STEP=$_h_t.$_h_i. $_h_sid "$_h_p" "$@" 2>&1 >&6 </dev/null 3>&- 4>&- 5>&- 6>&- &
+			echo $! >&5
+			printf '\n%s P %s %s\n' "$_h_m" "$_h_i" $! >&4
+			wait $!
+			_h_c=$?
+			printf '\n%s X %s %s\n' "$_h_m" "$_h_i" $_h_c >&4
+			echo $_h_c >&5
+		} | { "$_h_hd" -c 65537; read -r _h_z && exec cat >/dev/null; } >&4 5>&- 6>&-; } 6>&1 | "$_h_hd" -c "$_h_o" >&3 5>&-; } 5>&1 >/dev/null ); } 2>/dev/null
 		set -- $_h_x
 		if [ -n "$1" ]; then
 			kill -s KILL -- -"$1" 2>/dev/null
@@ -166,10 +166,10 @@ _h_read() {
 		_h_s=2
 	else
 		_h_s=0
-		stat -L -c '%s %f %u %g %U %G' -- "$1"
+		"$_h_st" -L -c '%s %f %u %g %U %G' -- "$1"
 		_h_rc=$?
 		if [ "$_h_rc" = 0 ] && [ -f "$1" ]; then
-			head -c "$2" -- "$1"
+			"$_h_hd" -c "$2" -- "$1"
 			_h_rc=$?
 		fi
 		if [ "$_h_rc" != 0 ]; then
@@ -239,7 +239,6 @@ func script(marker string, steps []step) []byte {
 	var b strings.Builder
 	b.WriteString("_h_m=" + quote(marker) + "\n")
 	b.WriteString("_h_t=" + quote(stepTag(marker)) + "\n")
-	b.WriteString("_h_job=" + quote(jobScript) + "\n")
 	var sudo, reads bool
 	for _, s := range steps {
 		sudo = sudo || s.sudo

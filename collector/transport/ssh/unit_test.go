@@ -19,6 +19,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -176,8 +177,13 @@ func readFrames(t testing.TB, marker string, stream []byte, n int, chunks []int,
 		if len(chunks) > 0 {
 			c = min(max1(chunks[k%len(chunks)]), len(stream))
 		}
-		if w, err := fr.Write(stream[:c]); w != c || err != nil {
-			t.Fatalf("Write = %d, %v", w, err)
+		// Every other chunk comes through ReadFrom, as a session's copy sends it.
+		if k%2 == 0 {
+			if w, err := fr.Write(stream[:c]); w != c || err != nil {
+				t.Fatalf("Write = %d, %v", w, err)
+			}
+		} else if r, err := fr.ReadFrom(bytes.NewReader(stream[:c])); r != int64(c) || err != nil {
+			t.Fatalf("ReadFrom = %d, %v", r, err)
 		}
 		stream = stream[c:]
 	}
@@ -549,5 +555,47 @@ func TestScriptWithoutSetsid(t *testing.T) {
 	}
 	if out, err := exec.Command("pgrep", "-af", "sleep 1095.1").Output(); err == nil {
 		t.Errorf("left running:\n%s", out)
+	}
+}
+
+// TestFrameReadFrom: sections far larger than ReadFrom's chunk, with the marker's pieces at
+// every chunk boundary, come back whole through readers that return a byte, half the asked
+// size, or all of it.
+func TestFrameReadFrom(t *testing.T) {
+	marker := "HT-0123456789abcdef0123456789abcdef"
+	r := mrand.New(mrand.NewPCG(1, 2))
+	var sections [][]byte
+	for _, n := range []int{0, 1, readChunk - 1, readChunk, readChunk + 1, 5*readChunk + 17} {
+		s := make([]byte, n)
+		for i := range s {
+			s[i] = "ab\nHT-\x00"[r.IntN(7)]
+		}
+		sections = append(sections, s)
+	}
+	stream := frame(marker, []byte("banner\n"), sections)
+	for name, wrap := range map[string]func(io.Reader) io.Reader{
+		"one byte": iotest.OneByteReader, "half": iotest.HalfReader, "whole": func(r io.Reader) io.Reader { return struct{ io.Reader }{r} }, // no WriterTo: io.Copy uses ReadFrom
+	} {
+		caps := make([]*transport.CapWriter, len(sections))
+		for i := range caps {
+			caps[i] = &transport.CapWriter{Max: 1 << 20}
+		}
+		fr := newFrameReader(marker, func(i int) io.Writer {
+			if i < len(caps) {
+				return caps[i]
+			}
+			return nil
+		})
+		if n, err := io.Copy(fr, wrap(bytes.NewReader(stream))); n != int64(len(stream)) || err != nil {
+			t.Fatalf("%s: copied %d of %d: %v", name, n, len(stream), err)
+		}
+		for i, want := range sections {
+			if got := caps[i].Bytes(); !bytes.Equal(got, want) {
+				t.Errorf("%s: section %d: %d bytes, want %d", name, i, len(got), len(want))
+			}
+		}
+		if !fr.isFinished() {
+			t.Errorf("%s: not finished", name)
+		}
 	}
 }
