@@ -181,10 +181,6 @@ func (c *Config) validate(src []byte) error {
 			}
 		}
 	}
-	builtin, err := collector.Builtin()
-	if err != nil {
-		return err
-	}
 	own := map[string]bool{}
 	for i := range c.Profiles {
 		p := &c.Profiles[i]
@@ -239,7 +235,7 @@ func (c *Config) validate(src []byte) error {
 			t.Profiles = []string{"linux"}
 		}
 		for _, p := range t.Profiles {
-			if !own[p] && builtin[p] == nil {
+			if !own[p] && !collector.IsBuiltin(p) {
 				return errf(append(key, "profiles"), "target %q: unknown profile %q (built in: %s)", t.Name, p, strings.Join(collector.BuiltinNames(), ", "))
 			}
 		}
@@ -403,10 +399,6 @@ func (c *Config) Target(name string) (*Target, bool) {
 
 // ProfilesFor returns the compiled profiles a target uses, its own before built-in ones.
 func (c *Config) ProfilesFor(t *Target) ([]*collector.Profile, error) {
-	builtin, err := collector.Builtin()
-	if err != nil {
-		return nil, err
-	}
 	var out []*collector.Profile
 	for _, name := range t.Profiles {
 		var p *collector.Profile
@@ -416,10 +408,14 @@ func (c *Config) ProfilesFor(t *Target) ([]*collector.Profile, error) {
 			}
 		}
 		if p == nil {
-			p = builtin[name]
-		}
-		if p == nil {
-			return nil, fmt.Errorf("target %s: unknown profile %q", t.Name, name)
+			if !collector.IsBuiltin(name) {
+				return nil, fmt.Errorf("target %s: unknown profile %q", t.Name, name)
+			}
+			b, err := collector.BuiltinProfile(name)
+			if err != nil {
+				return nil, err
+			}
+			p = b
 		}
 		out = append(out, p)
 	}
