@@ -553,3 +553,30 @@ func mutate(base, ops []byte) []byte {
 	}
 	return []byte(strings.Join(lines, ""))
 }
+
+// Line starts of data of 4 GiB or more are kept as int instead of uint32; forcing that layout
+// on small inputs must not change a byte of the output.
+func TestUnifiedWideLineStarts(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var pairs [][2][]byte
+	for i := range 300 {
+		a, b := randomPair(r, 20+i)
+		pairs = append(pairs, [2][]byte{a, b})
+	}
+	big, bigAfter := testutil.BigConfig(5_000)
+	pairs = append(pairs, [2][]byte{big, bigAfter}, [2][]byte{[]byte("a\nb"), []byte("a\nc")})
+	want := make([][]byte, len(pairs))
+	for i, p := range pairs {
+		want[i] = Unified(p[0], p[1], "a", "b")
+	}
+	defer func(w uint64) { wideAbove = w }(wideAbove)
+	wideAbove = 0
+	if tx := split([]byte("x\n")); tx.wide == nil || tx.off != nil {
+		t.Fatal("split did not use wide line starts")
+	}
+	for i, p := range pairs {
+		if got := Unified(p[0], p[1], "a", "b"); !bytes.Equal(got, want[i]) {
+			t.Fatalf("case %d: wide line starts give\n%s\nwant\n%s", i, got, want[i])
+		}
+	}
+}

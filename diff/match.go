@@ -6,19 +6,31 @@ import (
 	"math"
 )
 
-// text is a file split into lines. Line i is data[off[i]:off[i+1]] and keeps its newline, so a
-// last line without one never equals a line that has one, as in GNU diff.
+// text is a file split into lines. Line i is data[start(i):start(i+1)] and keeps its newline,
+// so a last line without one never equals a line that has one, as in GNU diff. Line starts take
+// 4 bytes each, or 8 for data of 4 GiB or more.
 type text struct {
 	data []byte
-	off  []int
+	off  []uint32 // the start of each line, then len(data); nil when wide is used
+	wide []int    // off, for data too long for uint32
 }
+
+// wideAbove is the longest data whose line starts fit in uint32 (a variable for tests).
+var wideAbove uint64 = math.MaxUint32
 
 func split(data []byte) text {
 	n := bytes.Count(data, []byte{'\n'})
 	if len(data) > 0 && data[len(data)-1] != '\n' {
 		n++
 	}
-	off := make([]int, 0, n+1)
+	if uint64(len(data)) > wideAbove {
+		return text{data: data, wide: lineStarts(data, make([]int, 0, n+1))}
+	}
+	return text{data: data, off: lineStarts(data, make([]uint32, 0, n+1))}
+}
+
+// lineStarts appends the offset of each line of data, and len(data), to off.
+func lineStarts[T uint32 | int](data []byte, off []T) []T {
 	off = append(off, 0)
 	for p := 0; p < len(data); {
 		i := bytes.IndexByte(data[p:], '\n')
@@ -27,13 +39,28 @@ func split(data []byte) text {
 		} else {
 			p += i + 1
 		}
-		off = append(off, p)
+		off = append(off, T(p))
 	}
-	return text{data: data, off: off}
+	return off
 }
 
-func (t *text) n() int            { return len(t.off) - 1 }
-func (t *text) line(i int) []byte { return t.data[t.off[i]:t.off[i+1]] }
+func (t *text) n() int {
+	if t.wide != nil {
+		return len(t.wide) - 1
+	}
+	return len(t.off) - 1
+}
+
+// start is the offset of line i in data; start(n()) is len(data).
+func (t *text) start(i int) int {
+	if t.wide != nil {
+		return t.wide[i]
+	}
+	return int(t.off[i])
+}
+
+func (t *text) line(i int) []byte { return t.data[t.start(i):t.start(i+1)] }
+
 func (t *text) equal(i int, u *text, j int) bool {
 	return bytes.Equal(t.line(i), u.line(j))
 }
@@ -67,7 +94,9 @@ const horizon = 3
 //     down as they go otherwise.
 func compare(a, b *text) (da, db []bool) {
 	na, nb := a.n(), b.n()
-	da, db = make([]bool, na), make([]bool, nb)
+	// The flags have a false sentinel at each end, which slide needs: pa[i+1] is line i.
+	pa, pb := make([]bool, na+2), make([]bool, nb+2)
+	da, db = pa[1:na+1], pb[1:nb+1]
 
 	// Identical prefix and suffix, in whole lines.
 	pre := 0
@@ -86,41 +115,56 @@ func compare(a, b *text) (da, db []bool) {
 	hiA, hiB := na-keep, nb-keep
 
 	// Equivalence classes of the lines in the compared region.
-	ea, eb, classes := classify(a, lo, hiA, b, lo, hiB)
-	ra, rb := ea[lo:hiA], eb[lo:hiB]
+	ra, rb, countA, classes := classify(a, lo, hiA, b, lo, hiB)
 
-	m := newMatcher(ra, rb, classes, da[lo:hiA], db[lo:hiB])
+	m := newMatcher(ra, rb, countA, classes, da[lo:hiA], db[lo:hiB])
 	m.run()
 
-	pa, pb := padded(da[lo:hiA]), padded(db[lo:hiB])
-	slide(ra, pa, pb)
-	slide(rb, pb, pa)
-	copy(da[lo:hiA], pa[1:len(pa)-1])
-	copy(db[lo:hiB], pb[1:len(pb)-1])
+	// The lines around the region are unchanged, so the region's flags with the ones on
+	// either side are the padded flags slide wants.
+	fa, fb := pa[lo:hiA+2], pb[lo:hiB+2]
+	slide(ra, fa, fb)
+	slide(rb, fb, fa)
 	return da, db
 }
 
-// padded copies flags into a slice with a false sentinel at each end: index i+1 holds line i.
-func padded(flags []bool) []bool {
-	p := make([]bool, len(flags)+2)
-	copy(p[1:], flags)
-	return p
-}
-
 // classify numbers the lines a[alo:ahi] and b[blo:bhi] so that equal lines share a number
-// (from 1). It returns full-length slices, of which only the given ranges are filled, and the
-// number of classes plus one.
-func classify(a *text, alo, ahi int, b *text, blo, bhi int) (ea, eb []int32, classes int) {
-	ea, eb = make([]int32, a.n()), make([]int32, b.n())
-	c := classifier{a: a, b: b, seed: maphash.MakeSeed(), reps: make([]int32, 1, 64)}
-	c.grow(max(64, ((ahi-alo)+(bhi-blo))/4))
+// (from 1). It returns the numbers of the lines of each range, how many lines of a's range
+// each number has, and the number of classes plus one.
+//
+// Most lines of b follow a line of a that the previous line of b followed, so each line of b
+// is first compared with the line of a after the last one it matched (and the one after
+// that, for a deleted line) before it is looked up: the comparison reads both texts in order,
+// where the lookup reads the table and a representative line at random.
+func classify(a *text, alo, ahi int, b *text, blo, bhi int) (ea, eb, countA []int32, classes int) {
+	ea, eb = make([]int32, ahi-alo), make([]int32, bhi-blo)
+	guess := max(64, ((ahi-alo)+(bhi-blo))/8) // classes
+	c := classifier{a: a, b: b, seed: maphash.MakeSeed(), reps: make([]int32, 1, guess), count: make([]int32, 1, guess)}
+	c.grow(guess)
 	for i := alo; i < ahi; i++ {
-		ea[i] = c.number(a.line(i), int32(i))
+		k := c.number(a.line(i), int32(i))
+		c.count[k]++
+		ea[i-alo] = k
 	}
+	p := alo // the line of a the next line of b is likely to equal
 	for i := blo; i < bhi; i++ {
-		eb[i] = c.number(b.line(i), ^int32(i))
+		l := b.line(i)
+		switch {
+		case p < ahi && bytes.Equal(a.line(p), l):
+		case p+1 < ahi && bytes.Equal(a.line(p+1), l):
+			p++
+		default:
+			k := c.number(l, ^int32(i))
+			eb[i-blo] = k
+			if r := c.reps[k]; r >= 0 && c.count[k] == 1 {
+				p = int(r) + 1 // the one line of a with this text
+			}
+			continue
+		}
+		eb[i-blo] = ea[p-alo]
+		p++
 	}
-	return ea, eb, len(c.reps)
+	return ea, eb, c.count, len(c.reps)
 }
 
 // classifier is an open-addressing table from line text to class number. Config text has
@@ -132,6 +176,7 @@ type classifier struct {
 	slots []slot
 	mask  uint32
 	reps  []int32 // a line of each class: i for a's line i, ^j for b's line j
+	count []int32 // how many lines of a's range each class has
 }
 
 // slot holds a class and its line's hash; a probe compares line bytes only when hashes agree.
@@ -150,6 +195,7 @@ func (c *classifier) number(l []byte, ref int32) int32 {
 		sl := &c.slots[s]
 		if sl.hash == 0 {
 			c.reps = append(c.reps, ref)
+			c.count = append(c.count, 0)
 			*sl = slot{h, uint32(len(c.reps) - 1)}
 			if len(c.reps) > len(c.slots)/2 {
 				c.grow(len(c.slots))
@@ -185,28 +231,30 @@ func (c *classifier) grow(n int) {
 // matcher runs the search over the lines that survive discarding.
 type matcher struct {
 	ea, eb       []int32 // classes of every line in the region
+	countA       []int32 // how many lines of ea each class has
 	classes      int     // number of classes, plus one
 	da, db       []bool  // results, per line of the region
 	xs, ys       []int32 // classes of the lines searched
-	xi, yi       []int32 // region index of each searched line
+	dx, dy       []bool  // results, per line searched
 	fwd, bwd     []int32 // furthest x on each diagonal k, stored at k+diag
 	diag         int
 	tooExpensive int
 }
 
-func newMatcher(ea, eb []int32, classes int, da, db []bool) *matcher {
-	return &matcher{ea: ea, eb: eb, classes: classes, da: da, db: db}
+func newMatcher(ea, eb, countA []int32, classes int, da, db []bool) *matcher {
+	return &matcher{ea: ea, eb: eb, countA: countA, classes: classes, da: da, db: db}
 }
 
 func (m *matcher) run() {
-	countA := counts(m.ea, m.classes)
+	countA := m.countA
 	countB := counts(m.eb, m.classes)
 	discA := discards(m.ea, countB)
 	discB := discards(m.eb, countA)
-	m.xs, m.xi = searchable(m.ea, discA, m.da)
-	m.ys, m.yi = searchable(m.eb, discB, m.db)
+	m.xs = searchable(m.ea, discA, m.da)
+	m.ys = searchable(m.eb, discB, m.db)
 
 	nx, ny := len(m.xs), len(m.ys)
+	m.dx, m.dy = make([]bool, nx), make([]bool, ny)
 	size := nx + ny + 3
 	m.fwd = make([]int32, size)
 	m.bwd = make([]int32, size)
@@ -218,6 +266,19 @@ func (m *matcher) run() {
 	}
 	m.tooExpensive = max(4096, c)
 	m.compare(0, nx, 0, ny, false)
+	scatter(m.dx, discA, m.da)
+	scatter(m.dy, discB, m.db)
+}
+
+// scatter copies the results of the searched lines to their lines of the region.
+func scatter(found []bool, d []byte, changed []bool) {
+	k := 0
+	for i, v := range d {
+		if v == searched {
+			changed[i] = found[k]
+			k++
+		}
+	}
 }
 
 func counts(e []int32, classes int) []int32 {
@@ -346,24 +407,23 @@ func keepEdge(d []byte, at, length, step int) {
 	}
 }
 
-// searchable marks discarded lines as changed and returns the classes and indexes of the rest.
-func searchable(e []int32, d []byte, changed []bool) ([]int32, []int32) {
+// searchable marks discarded lines as changed and returns the classes of the rest.
+func searchable(e []int32, d []byte, changed []bool) []int32 {
 	n := 0
 	for _, v := range d {
 		if v == searched {
 			n++
 		}
 	}
-	xs, xi := make([]int32, 0, n), make([]int32, 0, n)
+	xs := make([]int32, 0, n)
 	for i, c := range e {
 		if d[i] != searched {
 			changed[i] = true
 			continue
 		}
 		xs = append(xs, c)
-		xi = append(xi, int32(i))
 	}
-	return xs, xi
+	return xs
 }
 
 // compare finds a shortest edit script between xs[xlo:xhi] and ys[ylo:yhi] by splitting it at a
@@ -381,11 +441,11 @@ func (m *matcher) compare(xlo, xhi, ylo, yhi int, exact bool) {
 	switch {
 	case xlo == xhi:
 		for ; ylo < yhi; ylo++ {
-			m.db[m.yi[ylo]] = true
+			m.dy[ylo] = true
 		}
 	case ylo == yhi:
 		for ; xlo < xhi; xlo++ {
-			m.da[m.xi[xlo]] = true
+			m.dx[xlo] = true
 		}
 	default:
 		x, y, exactLo, exactHi := m.middle(xlo, xhi, ylo, yhi, exact)
