@@ -254,16 +254,26 @@ func (s *Store) Blob(ctx context.Context, hash string) ([]byte, error) {
 const onePass = 8 << 20
 
 // blob is Blob, with the size a manifest records for the content (-1: the blob's own record).
+// The compressed bytes are read in place from the driver's row, and the content is hashed as
+// it is decompressed into a buffer of its recorded size: one pass, one allocation.
 func (s *Store) blob(ctx context.Context, hash string, size int64) ([]byte, error) {
-	var data []byte
-	var recorded int64
-	err := s.r.QueryRowContext(ctx, `SELECT size, data FROM blobs WHERE hash = ?`, hash).Scan(&recorded, &data)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, NotFoundf("blob %s", hash)
-	}
+	rows, err := s.r.QueryContext(ctx, `SELECT size, data FROM blobs WHERE hash = ?`, hash)
 	if err != nil {
 		return nil, err
 	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		return nil, NotFoundf("blob %s", hash)
+	}
+	var recorded int64
+	var data sql.RawBytes // valid until rows.Next or rows.Close
+	if err := rows.Scan(&recorded, &data); err != nil {
+		return nil, err
+	}
+	altered := errors.New("content does not match its hash (the store was altered; run hardtrail store verify)")
 	if size < 0 {
 		size = recorded
 		// The blob's own size may have been altered along with its data: above onePass,
@@ -271,21 +281,21 @@ func (s *Store) blob(ctx context.Context, hash string, size int64) ([]byte, erro
 		if size > onePass {
 			h, n, err := inflateHash(data, size)
 			if err == nil && (n != size || h != hash) {
-				err = errors.New("content does not match its hash (the store was altered; run hardtrail store verify)")
+				err = altered
 			}
 			if err != nil {
 				return nil, fmt.Errorf("blob %s: %w", hash, err)
 			}
 		}
 	}
-	out, err := inflateSized(data, size)
-	if err == nil && (int64(len(out)) != size || Hash(out) != hash) {
-		err = errors.New("content does not match its hash (the store was altered; run hardtrail store verify)")
+	out, sum, err := inflateSizedHash(data, size)
+	if err == nil && (int64(len(out)) != size || sum != hash) {
+		err = altered
 	}
 	if err != nil {
 		return nil, fmt.Errorf("blob %s: %w", hash, err)
 	}
-	return out, nil
+	return out, rows.Close()
 }
 
 // Content returns one artifact of a snapshot.

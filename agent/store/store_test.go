@@ -376,3 +376,57 @@ func TestSQLiteErrorCodes(t *testing.T) {
 		t.Errorf("an error that only reads like SQLite's was classified: %v", err)
 	}
 }
+
+// OpenRead reads what Open wrote, creates a missing store as Open does, and still writes, and
+// checks blobs against their hashes.
+func TestOpenRead(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "h.db")
+	s, err := Open(ctx, path)
+	testutil.Must(t, err)
+	content := strings.Repeat("permitrootlogin no\n", 1000)
+	saved := save(t, s, "web1", map[string]string{"sshd/effective": content})
+	testutil.Must(t, s.Close())
+
+	r, err := OpenRead(ctx, path)
+	testutil.Must(t, err)
+	defer r.Close()
+	id, err := r.Resolve(ctx, "web1")
+	testutil.Must(t, err)
+	snap, err := r.Get(ctx, id)
+	testutil.Must(t, err)
+	if id != saved.ID || len(snap.Manifest.Artifacts) != 1 {
+		t.Fatalf("resolved %s (%d artifacts), saved %s", id, len(snap.Manifest.Artifacts), saved.ID)
+	}
+	b, err := r.Blob(ctx, snap.Manifest.Artifacts[0].SHA256)
+	testutil.Must(t, err)
+	if string(b) != content {
+		t.Fatalf("blob: %d bytes, want %d", len(b), len(content))
+	}
+	// A store opened to be read is still written through its write handle.
+	if _, err := r.Save(ctx, manifest("web2", "a"), [][]byte{[]byte("x\n")}); err != nil {
+		t.Fatal(err)
+	}
+	// A blob altered in place is refused, as with Open.
+	_, err = s2w(t, path).ExecContext(ctx, `UPDATE blobs SET data = ? WHERE hash = ?`, compress([]byte(strings.ToUpper(content))), snap.Manifest.Artifacts[0].SHA256)
+	testutil.Must(t, err)
+	if _, err := r.Blob(ctx, snap.Manifest.Artifacts[0].SHA256); err == nil || !strings.Contains(err.Error(), "does not match its hash") {
+		t.Errorf("altered blob: %v", err)
+	}
+
+	missing := filepath.Join(t.TempDir(), "new", "h.db")
+	m, err := OpenRead(ctx, missing)
+	testutil.Must(t, err)
+	defer m.Close()
+	if v, err := m.SchemaVersion(ctx); err != nil || v != SchemaSteps() {
+		t.Errorf("created store: schema %d, %v", v, err)
+	}
+}
+
+// s2w opens the SQLite file directly, as someone altering it would.
+func s2w(t *testing.T, path string) *sql.DB {
+	db, err := sql.Open("sqlite", "file:"+path)
+	testutil.Must(t, err)
+	t.Cleanup(func() { db.Close() })
+	return db
+}

@@ -133,6 +133,7 @@ func diffCmd(a *app) *cobra.Command {
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			a.readOnly = true
 			sa, err := a.resolve(ctx, args[0])
 			if err != nil {
 				return err
