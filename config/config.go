@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hardtrail/hardtrail/agent/store"
@@ -81,8 +82,6 @@ type Target struct {
 	CommandTimeout   tomlx.Duration `toml:"command_timeout"` // each command (default 60s)
 	LegacyAlgorithms bool           `toml:"legacy_algorithms"`
 }
-
-var targetNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$`)
 
 // Default is the configuration used when no file exists: one local target with the linux profile.
 func Default() *Config {
@@ -203,7 +202,7 @@ func (c *Config) validate(src []byte) error {
 	for i := range c.Targets {
 		t := &c.Targets[i]
 		key := []string{"target", strconv.Itoa(i)}
-		if !targetNameRE.MatchString(t.Name) {
+		if !store.ValidTarget(t.Name) {
 			return errf(append(key, "name"), "target name %q: want letters, digits and . _ @ -, starting with a letter or digit", t.Name)
 		}
 		if seen[t.Name] {
@@ -300,7 +299,7 @@ func (c *Config) jumpCycle(name string) []string {
 	}
 }
 
-var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var envNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
 
 // checkEnable validates a target's enable secret settings: one source at most, a valid
 // variable name, an SSH target, and a profile that enters privileged mode.
@@ -315,7 +314,7 @@ func (c *Config) checkEnable(t *Target, key []string, own map[string]bool, errf 
 	if t.EnableSecretFile != "" && t.EnableSecretEnv != "" {
 		return errf(append(key, "enable_secret_env"), "target %q: set enable_secret_file or enable_secret_env, not both", t.Name)
 	}
-	if t.EnableSecretEnv != "" && !envNameRE.MatchString(t.EnableSecretEnv) {
+	if t.EnableSecretEnv != "" && !envNameRE().MatchString(t.EnableSecretEnv) {
 		// The value is not quoted back: it may be the secret itself.
 		return errf(append(key, field), "target %q: not an environment variable name (name the variable that holds the secret, never the secret)", t.Name)
 	}

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -88,10 +89,22 @@ type Saved struct {
 	Held bool
 }
 
-var targetRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$`)
-
-// ValidTarget reports whether name can name a target.
-func ValidTarget(name string) bool { return targetRE.MatchString(name) }
+// ValidTarget reports whether name can name a target: 1 to 128 ASCII letters, digits and
+// . _ @ -, starting with a letter or digit (the pattern ^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$,
+// checked without compiling it: its bounded repetition makes a large program).
+func ValidTarget(name string) bool {
+	if name == "" || len(name) > 128 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		if !alnum && (i == 0 || c != '.' && c != '_' && c != '@' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // Save stores a snapshot: m describes it (Seq, Prev and each entry's SHA256 and Size are filled
 // in here) and contents[i] is the content of m.Artifacts[i]. The snapshot is written in one
@@ -406,7 +419,7 @@ func (s *Store) nth(ctx context.Context, target string, back int) (string, error
 	return id, err
 }
 
-var tildeRE = regexp.MustCompile(`^(.+)~(\d+)$`)
+var tildeRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(.+)~(\d+)$`) })
 
 // Resolve turns a reference into a snapshot ID: a full ID; TARGET (its newest snapshot);
 // TARGET~N (N before the newest); a unique prefix of at least 6 hex digits; or a form
@@ -429,7 +442,7 @@ func (s *Store) Resolve(ctx context.Context, ref string) (string, error) {
 		}
 		return "", NotFoundf("no snapshot %s", ref)
 	}
-	if m := tildeRE.FindStringSubmatch(ref); m != nil {
+	if m := tildeRE().FindStringSubmatch(ref); m != nil {
 		n, err := strconv.Atoi(m[2])
 		if err != nil {
 			return "", fmt.Errorf("snapshot reference %q: bad count", ref)

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"github.com/hardtrail/hardtrail/internal/testutil"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -429,4 +431,25 @@ func s2w(t *testing.T, path string) *sql.DB {
 	testutil.Must(t, err)
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// ValidTarget is the target name pattern, checked by hand.
+func TestValidTargetIsThePattern(t *testing.T) {
+	re := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$`)
+	cases := []string{"", "a", "web-1.example.com", "root@host", "-a", ".a", "_a", "@a", "a b", "a/b", "a\n", "é",
+		strings.Repeat("a", 128), strings.Repeat("a", 129), "a~1", "A.B_C@D-E"}
+	r := rand.New(rand.NewPCG(5, 6))
+	alphabet := "aZ09._@-/ ~\n\x00\xff"
+	for range 5000 {
+		b := make([]byte, r.IntN(6))
+		for i := range b {
+			b[i] = alphabet[r.IntN(len(alphabet))]
+		}
+		cases = append(cases, string(b))
+	}
+	for _, c := range cases {
+		if got, want := ValidTarget(c), re.MatchString(c); got != want {
+			t.Errorf("ValidTarget(%q) = %v, the pattern says %v", c, got, want)
+		}
+	}
 }
