@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hardtrail/hardtrail/internal/tomlx"
@@ -107,7 +108,7 @@ type Profile struct {
 // DefaultTimeout bounds one source unless it sets its own.
 const DefaultTimeout = 60 * time.Second
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*(/[A-Za-z0-9._@:+-]+)*$`)
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*(/[A-Za-z0-9._@:+-]+)*$`) })
 
 // Compile validates the profile and compiles its regexps. Errors name the profile and source.
 func (p *Profile) Compile() error {
@@ -173,7 +174,7 @@ func (s *Source) WatchedFiles() []string {
 }
 
 func (s *Source) compile() error {
-	if !nameRE.MatchString(s.Name) {
+	if !nameRE().MatchString(s.Name) {
 		return fieldErr("name", "name %q: want lowercase words separated by /, such as \"sshd/effective\"", s.Name)
 	}
 	switch {
@@ -226,7 +227,7 @@ func (s *Source) compile() error {
 	if s.RedactFormat != "" && !slices.Contains(RedactFormats, s.RedactFormat) {
 		return fieldErr("redact_format", "redact_format: unknown format %q (known: %s)", s.RedactFormat, strings.Join(RedactFormats, ", "))
 	}
-	if s.PortRange != "" && !nameRE.MatchString(s.PortRange) {
+	if s.PortRange != "" && !nameRE().MatchString(s.PortRange) {
 		return fieldErr("port_range", "port_range %q: want an artifact name, such as \"net/ephemeral-ports\"", s.PortRange)
 	}
 	s.norm = s.norm[:0]

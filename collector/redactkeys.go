@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // The names of settings whose values are secrets, and the ones that only look like it. One list
@@ -302,7 +303,7 @@ func isNonSecretValue(v []byte) bool {
 		return true // a switch or a count: no secret is this short
 	}
 	lv := strings.ToLower(string(v))
-	if len(lv) <= 16 && algorithmName.MatchString(lv) {
+	if len(lv) <= 16 && algorithmName().MatchString(lv) {
 		return true // OpenVPN's "auth SHA256"
 	}
 	if strings.HasPrefix(lv, "file:") || strings.HasPrefix(lv, "env:") {
@@ -319,7 +320,9 @@ func isNonSecretValue(v []byte) bool {
 }
 
 // algorithmName matches digest and cipher names a secret-named directive may take.
-var algorithmName = regexp.MustCompile(`^(?:sha|md5|aes|des|3des|blake2|hmac|rsa|ecdsa|ed25519|chacha20|camellia|bf|scram|none)[-\w]*$`)
+var algorithmName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(?:sha|md5|aes|des|3des|blake2|hmac|rsa|ecdsa|ed25519|chacha20|camellia|bf|scram|none)[-\w]*$`)
+})
 
 func isDigits(b []byte) bool {
 	for _, c := range b {
