@@ -122,9 +122,10 @@ func compare(a, b *text) (da, db []bool) {
 
 	// The lines around the region are unchanged, so the region's flags with the ones on
 	// either side are the padded flags slide wants.
+	// The matcher kept only the searched lines' classes, so slide compares the lines.
 	fa, fb := pa[lo:hiA+2], pb[lo:hiB+2]
-	slide(ra, fa, fb)
-	slide(rb, fb, fa)
+	slide(hiA-lo, func(i, j int) bool { return a.equal(lo+i, a, lo+j) }, fa, fb)
+	slide(hiB-lo, func(i, j int) bool { return b.equal(lo+i, b, lo+j) }, fb, fa)
 	return da, db
 }
 
@@ -138,9 +139,11 @@ func compare(a, b *text) (da, db []bool) {
 // where the lookup reads the table and a representative line at random.
 func classify(a *text, alo, ahi int, b *text, blo, bhi int) (ea, eb, countA []int32, classes int) {
 	ea, eb = make([]int32, ahi-alo), make([]int32, bhi-blo)
-	guess := max(64, ((ahi-alo)+(bhi-blo))/8) // classes
-	c := classifier{a: a, b: b, seed: maphash.MakeSeed(), reps: make([]int32, 1, guess), count: make([]int32, 1, guess)}
-	c.grow(guess)
+	// Config text has about one distinct line in six or more; the table is sized for one in
+	// eight at most half full, and grows.
+	lines := (ahi - alo) + (bhi - blo)
+	c := classifier{a: a, b: b, seed: maphash.MakeSeed(), reps: make([]int32, 1, max(64, lines/5)), count: make([]int32, 1, max(64, lines/5))}
+	c.grow(max(64, lines/8))
 	for i := alo; i < ahi; i++ {
 		k := c.number(a.line(i), int32(i))
 		c.count[k]++
@@ -230,7 +233,7 @@ func (c *classifier) grow(n int) {
 
 // matcher runs the search over the lines that survive discarding.
 type matcher struct {
-	ea, eb       []int32 // classes of every line in the region
+	ea, eb       []int32 // classes of every line in the region; run moves xs, ys into them
 	countA       []int32 // how many lines of ea each class has
 	classes      int     // number of classes, plus one
 	da, db       []bool  // results, per line of the region
@@ -407,15 +410,10 @@ func keepEdge(d []byte, at, length, step int) {
 	}
 }
 
-// searchable marks discarded lines as changed and returns the classes of the rest.
+// searchable marks discarded lines as changed and returns the classes of the rest, moved to
+// the front of e in place.
 func searchable(e []int32, d []byte, changed []bool) []int32 {
-	n := 0
-	for _, v := range d {
-		if v == searched {
-			n++
-		}
-	}
-	xs := make([]int32, 0, n)
+	xs := e[:0]
 	for i, c := range e {
 		if d[i] != searched {
 			changed[i] = true
@@ -557,8 +555,7 @@ func (m *matcher) middle(xlo, xhi, ylo, yhi int, exact bool) (int, int, bool, bo
 // equals the line below, merging with runs below; repeated until the run stops growing. A run
 // that could line up with a run of changes in the other file (oc, padded) is then moved back to
 // end where that one ends, so a deletion and an insertion print together.
-func slide(e []int32, ch, oc []bool) {
-	n := len(e)
+func slide(n int, eq func(i, j int) bool, ch, oc []bool) {
 	i, j := 0, 0 // line of this file, and the matching position in the other
 	for {
 		for i < n && !ch[i+1] {
@@ -582,7 +579,7 @@ func slide(e []int32, ch, oc []bool) {
 		var aligned int
 		for {
 			length := i - start
-			for start > 0 && e[start-1] == e[i-1] {
+			for start > 0 && eq(start-1, i-1) {
 				start--
 				ch[start+1] = true
 				i--
@@ -599,7 +596,7 @@ func slide(e []int32, ch, oc []bool) {
 			if oc[j] {
 				aligned = i
 			}
-			for i != n && e[start] == e[i] {
+			for i != n && eq(start, i) {
 				ch[start+1] = false
 				start++
 				ch[i+1] = true
