@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -367,8 +368,8 @@ func inflateSizedHash(b []byte, size int64) ([]byte, string, error) {
 	out := make([]byte, size+1) // one byte more, where content beyond its size shows
 	h := sha256.New()
 	br := bytes.NewReader(b) // an io.ByteReader: the decompressor reads no byte past its stream
-	zr := flate.NewReader(br)
-	defer zr.Close()
+	zr := inflater(br)
+	defer inflaters.Put(zr)
 	n := 0
 	for n < len(out) {
 		k, err := zr.Read(out[n:])
@@ -388,6 +389,19 @@ func inflateSizedHash(b []byte, size int64) ([]byte, string, error) {
 		return nil, "", fmt.Errorf("%d bytes after the end of the compressed data", br.Len())
 	}
 	return out[:n:n], hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// inflaters keeps decompressors (and their 32 KiB windows) for the next blob.
+var inflaters sync.Pool
+
+// inflater is a decompressor reading r, from inflaters when one is there.
+func inflater(r io.Reader) io.ReadCloser {
+	if zr, ok := inflaters.Get().(io.ReadCloser); ok {
+		if zr.(flate.Resetter).Reset(r, nil) == nil {
+			return zr
+		}
+	}
+	return flate.NewReader(r)
 }
 
 func inflateInto(buf, b []byte, limit int64) ([]byte, error) {
