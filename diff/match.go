@@ -238,7 +238,7 @@ type matcher struct {
 	classes      int     // number of classes, plus one
 	da, db       []bool  // results, per line of the region
 	xs, ys       []int32 // classes of the lines searched
-	dx, dy       []bool  // results, per line searched
+	dx, dy       bits    // results, per line searched
 	fwd, bwd     []int32 // furthest x on each diagonal k, stored at k+diag
 	diag         int
 	tooExpensive int
@@ -257,7 +257,7 @@ func (m *matcher) run() {
 	m.ys = searchable(m.eb, discB, m.db)
 
 	nx, ny := len(m.xs), len(m.ys)
-	m.dx, m.dy = make([]bool, nx), make([]bool, ny)
+	m.dx, m.dy = make(bits, nx/64+1), make(bits, ny/64+1)
 	size := nx + ny + 3
 	m.fwd = make([]int32, size)
 	m.bwd = make([]int32, size)
@@ -274,15 +274,21 @@ func (m *matcher) run() {
 }
 
 // scatter copies the results of the searched lines to their lines of the region.
-func scatter(found []bool, d []byte, changed []bool) {
+func scatter(found bits, d []byte, changed []bool) {
 	k := 0
 	for i, v := range d {
 		if v == searched {
-			changed[i] = found[k]
+			changed[i] = found.has(k)
 			k++
 		}
 	}
 }
+
+// bits is a set of small integers, one bit each.
+type bits []uint64
+
+func (b bits) set(i int)      { b[i/64] |= 1 << (i % 64) }
+func (b bits) has(i int) bool { return b[i/64]&(1<<(i%64)) != 0 }
 
 func counts(e []int32, classes int) []int32 {
 	c := make([]int32, classes)
@@ -439,11 +445,11 @@ func (m *matcher) compare(xlo, xhi, ylo, yhi int, exact bool) {
 	switch {
 	case xlo == xhi:
 		for ; ylo < yhi; ylo++ {
-			m.dy[ylo] = true
+			m.dy.set(ylo)
 		}
 	case ylo == yhi:
 		for ; xlo < xhi; xlo++ {
-			m.dx[xlo] = true
+			m.dx.set(xlo)
 		}
 	default:
 		x, y, exactLo, exactHi := m.middle(xlo, xhi, ylo, yhi, exact)
