@@ -107,18 +107,19 @@ var nonSecretWords = map[string]bool{
 }
 
 var (
-	nonSecretKeySet    = normSet(NonSecretKeys)
-	nonSecretSuffixSet = normSet(NonSecretSuffixes)
-	secretWordSet      = normSet(SecretWords)
+	// The sets are built on first use, not at the start of every command.
+	nonSecretKeySet    = sync.OnceValue(func() map[string]bool { return normSet(NonSecretKeys) })
+	nonSecretSuffixSet = sync.OnceValue(func() map[string]bool { return normSet(NonSecretSuffixes) })
+	secretWordSet      = sync.OnceValue(func() map[string]bool { return normSet(SecretWords) })
 	// longSuffixes are the suffixes a longer last word may end with ("keyfile").
-	longSuffixes = func() (out []string) {
+	longSuffixes = sync.OnceValue(func() (out []string) {
 		for _, s := range NonSecretSuffixes {
 			if len(s) >= 4 {
 				out = append(out, s)
 			}
 		}
 		return out
-	}()
+	})
 )
 
 func normSet(words []string) map[string]bool {
@@ -191,7 +192,7 @@ func IsSecretKey(k string) bool {
 	if k == "" || len(k) > 128 {
 		return false
 	}
-	if nonSecretKeySet[normKey(k)] {
+	if nonSecretKeySet()[normKey(k)] {
 		return false
 	}
 	words := keyWords(k)
@@ -211,10 +212,10 @@ func IsSecretKey(k string) bool {
 }
 
 func hasNonSecretSuffix(w string) bool {
-	if nonSecretSuffixSet[w] {
+	if nonSecretSuffixSet()[w] {
 		return true
 	}
-	for _, s := range longSuffixes {
+	for _, s := range longSuffixes() {
 		if len(w) > len(s) && strings.HasSuffix(w, s) {
 			return true
 		}
@@ -226,7 +227,7 @@ func secretWord(w string) bool {
 	if nonSecretWords[w] {
 		return false
 	}
-	if secretWordSet[w] {
+	if secretWordSet()[w] {
 		return true
 	}
 	for _, s := range secretEndings {
