@@ -114,11 +114,13 @@ func compare(a, b *text) (da, db []bool) {
 	keep := max(0, suf-horizon)
 	hiA, hiB := na-keep, nb-keep
 
-	// Equivalence classes of the lines in the compared region.
-	ra, rb, countA, classes := classify(a, lo, hiA, b, lo, hiB)
-
-	m := newMatcher(ra, rb, countA, classes, da[lo:hiA], db[lo:hiB])
-	m.run()
+	// Equivalence classes of the lines in the compared region, two bytes each while they fit.
+	if ra, rb, countA, classes, ok := classify[uint16](a, lo, hiA, b, lo, hiB, math.MaxUint16); ok {
+		newMatcher(ra, rb, countA, classes, da[lo:hiA], db[lo:hiB]).run()
+	} else {
+		ra, rb, countA, classes, _ := classify[int32](a, lo, hiA, b, lo, hiB, math.MaxInt32)
+		newMatcher(ra, rb, countA, classes, da[lo:hiA], db[lo:hiB]).run()
+	}
 
 	// The lines around the region are unchanged, so the region's flags with the ones on
 	// either side are the padded flags slide wants.
@@ -129,16 +131,20 @@ func compare(a, b *text) (da, db []bool) {
 	return da, db
 }
 
+// class is the type of a line's class number in the arrays the search reads.
+type class interface{ uint16 | int32 }
+
 // classify numbers the lines a[alo:ahi] and b[blo:bhi] so that equal lines share a number
 // (from 1). It returns the numbers of the lines of each range, how many lines of a's range
-// each number has, and the number of classes plus one.
+// each number has, and the number of classes plus one; ok is false, and nothing else is
+// returned, when there are more than limit classes (the most a C holds).
 //
 // Most lines of b follow a line of a that the previous line of b followed, so each line of b
 // is first compared with the line of a after the last one it matched (and the one after
 // that, for a deleted line) before it is looked up: the comparison reads both texts in order,
 // where the lookup reads the table and a representative line at random.
-func classify(a *text, alo, ahi int, b *text, blo, bhi int) (ea, eb, countA []int32, classes int) {
-	ea, eb = make([]int32, ahi-alo), make([]int32, bhi-blo)
+func classify[C class](a *text, alo, ahi int, b *text, blo, bhi int, limit int32) (ea, eb []C, countA []int32, classes int, ok bool) {
+	ea, eb = make([]C, ahi-alo), make([]C, bhi-blo)
 	// Config text has about one distinct line in six or more; the table is sized for one in
 	// eight at most half full, and grows.
 	lines := (ahi - alo) + (bhi - blo)
@@ -146,8 +152,11 @@ func classify(a *text, alo, ahi int, b *text, blo, bhi int) (ea, eb, countA []in
 	c.grow(max(64, lines/8))
 	for i := alo; i < ahi; i++ {
 		k := c.number(a.line(i), int32(i))
+		if k > limit {
+			return nil, nil, nil, 0, false
+		}
 		c.count[k]++
-		ea[i-alo] = k
+		ea[i-alo] = C(k)
 	}
 	p := alo // the line of a the next line of b is likely to equal
 	for i := blo; i < bhi; i++ {
@@ -158,7 +167,10 @@ func classify(a *text, alo, ahi int, b *text, blo, bhi int) (ea, eb, countA []in
 			p++
 		default:
 			k := c.number(l, ^int32(i))
-			eb[i-blo] = k
+			if k > limit {
+				return nil, nil, nil, 0, false
+			}
+			eb[i-blo] = C(k)
 			if r := c.reps[k]; r >= 0 && c.count[k] == 1 {
 				p = int(r) + 1 // the one line of a with this text
 			}
@@ -167,7 +179,7 @@ func classify(a *text, alo, ahi int, b *text, blo, bhi int) (ea, eb, countA []in
 		eb[i-blo] = ea[p-alo]
 		p++
 	}
-	return ea, eb, c.count, len(c.reps)
+	return ea, eb, c.count, len(c.reps), true
 }
 
 // classifier is an open-addressing table from line text to class number. Config text has
@@ -232,23 +244,23 @@ func (c *classifier) grow(n int) {
 }
 
 // matcher runs the search over the lines that survive discarding.
-type matcher struct {
-	ea, eb       []int32 // classes of every line in the region; run moves xs, ys into them
+type matcher[C class] struct {
+	ea, eb       []C     // classes of every line in the region; run moves xs, ys into them
 	countA       []int32 // how many lines of ea each class has
 	classes      int     // number of classes, plus one
 	da, db       []bool  // results, per line of the region
-	xs, ys       []int32 // classes of the lines searched
+	xs, ys       []C     // classes of the lines searched
 	dx, dy       bits    // results, per line searched
 	fwd, bwd     []int32 // furthest x on each diagonal k, stored at k+diag
 	diag         int
 	tooExpensive int
 }
 
-func newMatcher(ea, eb, countA []int32, classes int, da, db []bool) *matcher {
-	return &matcher{ea: ea, eb: eb, countA: countA, classes: classes, da: da, db: db}
+func newMatcher[C class](ea, eb []C, countA []int32, classes int, da, db []bool) *matcher[C] {
+	return &matcher[C]{ea: ea, eb: eb, countA: countA, classes: classes, da: da, db: db}
 }
 
-func (m *matcher) run() {
+func (m *matcher[C]) run() {
 	countA := m.countA
 	countB := counts(m.eb, m.classes)
 	discA := discards(m.ea, countB)
@@ -290,7 +302,7 @@ type bits []uint64
 func (b bits) set(i int)      { b[i/64] |= 1 << (i % 64) }
 func (b bits) has(i int) bool { return b[i/64]&(1<<(i%64)) != 0 }
 
-func counts(e []int32, classes int) []int32 {
+func counts[C class](e []C, classes int) []int32 {
 	c := make([]int32, classes)
 	for _, v := range e {
 		c[v]++
@@ -311,7 +323,7 @@ const (
 // line of no equal, where the common lines are under a quarter of the run, do not form a block
 // of their own (about √(length/4) lines), and are not near the run's ends (before three lines of
 // no equal in a row, or the first one eight lines in).
-func discards(e []int32, other []int32) []byte {
+func discards[C class](e []C, other []int32) []byte {
 	n := len(e)
 	many := 5
 	for t := n / 64; ; {
@@ -418,7 +430,7 @@ func keepEdge(d []byte, at, length, step int) {
 
 // searchable marks discarded lines as changed and returns the classes of the rest, moved to
 // the front of e in place.
-func searchable(e []int32, d []byte, changed []bool) []int32 {
+func searchable[C class](e []C, d []byte, changed []bool) []C {
 	xs := e[:0]
 	for i, c := range e {
 		if d[i] != searched {
@@ -432,7 +444,7 @@ func searchable(e []int32, d []byte, changed []bool) []int32 {
 
 // compare finds a shortest edit script between xs[xlo:xhi] and ys[ylo:yhi] by splitting it at a
 // point the script passes through. exact turns off the cost cap.
-func (m *matcher) compare(xlo, xhi, ylo, yhi int, exact bool) {
+func (m *matcher[C]) compare(xlo, xhi, ylo, yhi int, exact bool) {
 	xs, ys := m.xs, m.ys
 	for xlo < xhi && ylo < yhi && xs[xlo] == ys[ylo] {
 		xlo++
@@ -462,7 +474,7 @@ func (m *matcher) compare(xlo, xhi, ylo, yhi int, exact bool) {
 // diagonals k = x - y, until the two frontiers overlap; the overlap is a point of a shortest
 // script. Past the cost cap (unless exact) it settles for the frontier point that got furthest.
 // The bools say whether each half may still be solved exactly.
-func (m *matcher) middle(xlo, xhi, ylo, yhi int, exact bool) (int, int, bool, bool) {
+func (m *matcher[C]) middle(xlo, xhi, ylo, yhi int, exact bool) (int, int, bool, bool) {
 	xs, ys, o := m.xs, m.ys, m.diag
 	fd, bd := m.fwd, m.bwd // diagonal k is at index k+o
 	kmin, kmax := xlo-yhi, xhi-ylo
