@@ -115,11 +115,11 @@ func compare(a, b *text) (da, db []bool) {
 	hiA, hiB := na-keep, nb-keep
 
 	// Equivalence classes of the lines in the compared region, two bytes each while they fit.
-	if ra, rb, countA, classes, ok := classify[uint16](a, lo, hiA, b, lo, hiB, math.MaxUint16); ok {
-		newMatcher(ra, rb, countA, classes, da[lo:hiA], db[lo:hiB]).run()
+	if ra, rb, countA, _, ok := classify[uint16](a, lo, hiA, b, lo, hiB, math.MaxUint16); ok {
+		newMatcher(ra, rb, countA, da[lo:hiA], db[lo:hiB]).run()
 	} else {
-		ra, rb, countA, classes, _ := classify[int32](a, lo, hiA, b, lo, hiB, math.MaxInt32)
-		newMatcher(ra, rb, countA, classes, da[lo:hiA], db[lo:hiB]).run()
+		ra, rb, countA, _, _ := classify[int32](a, lo, hiA, b, lo, hiB, math.MaxInt32)
+		newMatcher(ra, rb, countA, da[lo:hiA], db[lo:hiB]).run()
 	}
 
 	// The lines around the region are unchanged, so the region's flags with the ones on
@@ -246,8 +246,7 @@ func (c *classifier) grow(n int) {
 // matcher runs the search over the lines that survive discarding.
 type matcher[C class] struct {
 	ea, eb       []C     // classes of every line in the region; run moves xs, ys into them
-	countA       []int32 // how many lines of ea each class has
-	classes      int     // number of classes, plus one
+	countA       []int32 // how many lines of ea each class has; run reuses it
 	da, db       []bool  // results, per line of the region
 	xs, ys       []C     // classes of the lines searched
 	dx, dy       bits    // results, per line searched
@@ -256,15 +255,20 @@ type matcher[C class] struct {
 	tooExpensive int
 }
 
-func newMatcher[C class](ea, eb []C, countA []int32, classes int, da, db []bool) *matcher[C] {
-	return &matcher[C]{ea: ea, eb: eb, countA: countA, classes: classes, da: da, db: db}
+func newMatcher[C class](ea, eb []C, countA []int32, da, db []bool) *matcher[C] {
+	return &matcher[C]{ea: ea, eb: eb, countA: countA, da: da, db: db}
 }
 
 func (m *matcher[C]) run() {
-	countA := m.countA
-	countB := counts(m.eb, m.classes)
+	// b's lines are judged by their counts in a, then a's by their counts in b, which take
+	// the place of a's counts.
+	discB := discards(m.eb, m.countA)
+	countB := m.countA
+	clear(countB)
+	for _, v := range m.eb {
+		countB[v]++
+	}
 	discA := discards(m.ea, countB)
-	discB := discards(m.eb, countA)
 	m.xs = searchable(m.ea, discA, m.da)
 	m.ys = searchable(m.eb, discB, m.db)
 
@@ -301,14 +305,6 @@ type bits []uint64
 
 func (b bits) set(i int)      { b[i/64] |= 1 << (i % 64) }
 func (b bits) has(i int) bool { return b[i/64]&(1<<(i%64)) != 0 }
-
-func counts[C class](e []C, classes int) []int32 {
-	c := make([]int32, classes)
-	for _, v := range e {
-		c[v]++
-	}
-	return c
-}
 
 // Discard marks: keep the line, it has no equal in the other file, or it has very many.
 const (

@@ -144,7 +144,7 @@ func diffCmd(a *app) *cobra.Command {
 				return err
 			}
 			defer collectLate(sa, sb)()
-			w := bufio.NewWriterSize(a.stdout, 64<<10)
+			w := bufio.NewWriterSize(a.stdout, 32<<10)
 			mode := diffWrite
 			switch {
 			case a.json():
