@@ -38,7 +38,8 @@ lint:
 BENCH_ROWS = \
 	"diff of a stored 100,000-line artifact vs GNU diff -u|-bench DiffStored -benchtime 20x ./cmd/hardtrail" \
 	"agent memory after 10 cycles (shipped packs; 10,000 rules; madvdontneed=0; version floor) and /metrics with 10,000 series vs node_exporter|-bench Footprint -benchtime 1x ./cmd/hardtrail" \
-	"check vs snapshot of the linux profile|-bench BenchmarkCheck -benchtime 20x ./cmd/hardtrail" \
+	"check vs snapshot of the linux profile|-bench BenchmarkCheck$$ -benchtime 20x ./cmd/hardtrail" \
+	"check of 500 packages, 200 files and a port vs goss validate|-bench CheckVsGoss -benchtime 5x ./cmd/hardtrail" \
 	"fleet capture vs an OpenSSH ssh loop, parallel-ssh and Ansible|-bench Fleet -benchtime 1x -timeout 60m ./cmd/hardtrail"
 bench:
 	@uptime; st=0; for row in $(BENCH_ROWS); do \
