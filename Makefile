@@ -34,13 +34,15 @@ lint:
 
 # Benchmarks print side-by-side figures from one run; see README "Performance". bench prints
 # the performance goals' rows, each under the command that reproduces it, and fails when a
-# guarded goal (the diff's ratios, the agent's memory) is missed; bench-all runs every benchmark.
+# guarded goal (the diff's ratios, the agent's memory, the scrape's latency) is missed; bench-all runs every benchmark.
 BENCH_ROWS = \
 	"diff of a stored 100,000-line artifact vs GNU diff -u|-bench DiffStored -benchtime 20x ./cmd/hardtrail" \
 	"agent memory after 10 cycles (shipped packs; 10,000 rules; madvdontneed=0; version floor) and /metrics with 10,000 series vs node_exporter|-bench Footprint -benchtime 1x ./cmd/hardtrail" \
+	"/metrics with 10,000 series in process: a published state, a new one, identity and gzip|-bench Scrape -benchtime 50x -count 3 ./agent/daemon" \
 	"check vs snapshot of the linux profile|-bench BenchmarkCheck$$ -benchtime 20x ./cmd/hardtrail" \
 	"check of 500 packages, 200 files and a port vs goss validate|-bench CheckVsGoss -benchtime 5x ./cmd/hardtrail" \
-	"fleet capture vs an OpenSSH ssh loop, parallel-ssh and Ansible|-bench Fleet -benchtime 1x -timeout 60m ./cmd/hardtrail"
+	"fleet capture vs an OpenSSH ssh loop, parallel-ssh and Ansible|-bench Fleet -benchtime 1x -timeout 60m ./cmd/hardtrail" \
+	"log, incident list and incident show over 1,000 targets x 100 snapshots, SQLite vs PostgreSQL|-bench StoreQueries -benchtime 5x ./cmd/hardtrail"
 bench:
 	@uptime; st=0; for row in $(BENCH_ROWS); do \
 		what=$${row%%|*}; args=$${row#*|}; \
@@ -51,6 +53,10 @@ bench:
 	echo "\$$ $(GO) test -count=1 -run TestAgentCaptureOnChangePages -v ./cmd/hardtrail"; \
 	out=$$($(GO) test -count=1 -run TestAgentCaptureOnChangePages -v ./cmd/hardtrail 2>&1) || st=1; \
 	echo "$$out" | grep -E '^(---|    |ok|FAIL)'; \
+	echo; echo "== three agents sharing a PostgreSQL store and 300 targets, one SIGKILLed"; \
+	echo "\$$ $(GO) test -count=1 -run TestLeasedAgentsTakeOver -v ./cmd/hardtrail"; \
+	out=$$($(GO) test -count=1 -run TestLeasedAgentsTakeOver -v ./cmd/hardtrail 2>&1) || st=1; \
+	echo "$$out" | grep -E '^(--- |    lease_test|ok|FAIL)'; \
 	uptime; exit $$st
 
 bench-all:

@@ -53,7 +53,12 @@ type Agent struct {
 	// token over the store head; TSACA is the CA file its tokens are checked against.
 	TSAURL string `toml:"tsa_url"`
 	TSACA  string `toml:"tsa_ca"`
+	// ID names the agent among the agents that divide targets through a shared store's
+	// leases; default: the host name and the address /metrics listens on.
+	ID string `toml:"id"`
 }
+
+var agentIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@/\[\]-]{0,127}$`)
 
 // Redact configures redaction.
 type Redact struct {
@@ -150,6 +155,9 @@ func (c *Config) validate(src []byte) error {
 		c.Agent.Concurrency = DefaultConcurrency
 	} else if c.Agent.Concurrency < 0 || c.Agent.Concurrency > 4096 {
 		return errf([]string{"agent", "concurrency"}, "%d is out of range (1 to 4096)", c.Agent.Concurrency)
+	}
+	if id := c.Agent.ID; id != "" && !agentIDRE.MatchString(id) {
+		return errf([]string{"agent", "id"}, "%q: want up to 128 letters, digits and ._:@/[]- , starting with a letter or digit", id)
 	}
 	if u := c.Agent.TSAURL; u != "" {
 		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {

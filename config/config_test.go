@@ -25,6 +25,7 @@ func TestInvalidConfigs(t *testing.T) {
 		"invalid-profile-regex.toml":    "invalid-profile-regex.toml:15:1: profile[1].source[2].drop: profile \"mine\": source 2 (\"y\"): drop: error parsing regexp: missing closing ]: `[unclosed`",
 		"invalid-port.toml":             `invalid-port.toml:3:1: target[1].address: target "web1": bad port "99999"`,
 		"invalid-tsa-url.toml":          `invalid-tsa-url.toml:2:1: agent.tsa_url: "ftp://tsa.example/" is not an http or https URL of a timestamp authority`,
+		"invalid-agent-id.toml":         `invalid-agent-id.toml:2:1: agent.id: "collector 1": want up to 128 letters, digits and ._:@/[]- , starting with a letter or digit`,
 		"invalid-jump-cycle.toml":       `invalid-jump-cycle.toml:11:1: target[2].jump: target "a": jump hosts form a cycle: a -> b -> c -> a (one of them must connect directly)`,
 		"invalid-enable-both.toml":      `invalid-enable-both.toml:6:1: target[1].enable_secret_env: target "edge-rtr1": set enable_secret_file or enable_secret_env, not both`,
 		"invalid-enable-profile.toml":   `invalid-enable-profile.toml:5:1: target[1].enable_secret_env: target "srx-branch1": none of its profiles (junos) enters privileged mode, so the enable secret would never be used (built-in profiles that do: cisco-asa, cisco-ios)`,

@@ -8,7 +8,6 @@ import (
 	"io"
 	"path"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -115,7 +114,7 @@ func parsed[T any](e *env, parser string, a Artifact, parse func([]byte) T) T {
 // matched on its own, without its line end, so ^ and $ match at the line's start and end.
 // It returns the 1-based line number and the line. It stops, matching nothing, when ctx ends
 // (the rule's verdict is then decided by its budget).
-func matchLine(ctx context.Context, re *regexp.Regexp, content []byte) (int, string, bool) {
+func matchLine(ctx context.Context, re matcher, content []byte) (int, string, bool) {
 	for n := 1; len(content) > 0; n++ {
 		if n%256 == 0 && ctx.Err() != nil {
 			return 0, "", false
@@ -138,12 +137,13 @@ func matchLine(ctx context.Context, re *regexp.Regexp, content []byte) (int, str
 // cost of one match grows with the line times the expression's size.
 const longLine = 64 << 10
 
-// matchBytes is re.Match, stopped (matching nothing that counts) when ctx ends, on long input.
-func matchBytes(ctx context.Context, re *regexp.Regexp, b []byte) bool {
-	if len(b) < longLine {
+// matchBytes is re.Match, stopped (matching nothing that counts) when ctx ends, on long input
+// matched by a program (a string is matched in linear time).
+func matchBytes(ctx context.Context, re matcher, b []byte) bool {
+	if len(b) < longLine || re.re == nil {
 		return re.Match(b)
 	}
-	return re.MatchReader(&ctxRuneReader{ctx: ctx, r: bytes.NewReader(b)})
+	return re.re.MatchReader(&ctxRuneReader{ctx: ctx, r: bytes.NewReader(b)})
 }
 
 // ctxRuneReader reads runes until ctx ends, then reports the end of the input. It asks ctx at

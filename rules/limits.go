@@ -3,7 +3,6 @@ package rules
 import (
 	"fmt"
 	"os"
-	"regexp"
 	"regexp/syntax"
 	"strconv"
 	"time"
@@ -83,32 +82,30 @@ func (e *LimitError) Error() string {
 		e.Where, e.Limit, e.What, e.Got, e.Env)
 }
 
-// compileRegexp compiles a rule's regular expression within the limits on its length and on the
-// size of its compiled program: a huge expression costs time on every line it is matched on.
-func compileRegexp(src string) (*regexp.Regexp, error) {
+// checkRegexp parses a rule's regular expression (with the syntax regexp.Compile reads)
+// within the limits on its length and on the size of its compiled program: a huge
+// expression costs time on every line it is matched on. It returns the parsed expression
+// and the size of its program.
+func checkRegexp(src string) (*syntax.Regexp, int, error) {
 	l := CurrentLimits()
 	if len(src) > l.RegexpBytes {
-		return nil, fmt.Errorf("the regular expression %s is %d bytes, more than the limit of %d (raise it with %s=N)",
+		return nil, 0, fmt.Errorf("the regular expression %s is %d bytes, more than the limit of %d (raise it with %s=N)",
 			clipRegexp(src), len(src), l.RegexpBytes, EnvMaxRegexpBytes)
-	}
-	re, err := regexp.Compile(src)
-	if err != nil {
-		return nil, fmt.Errorf("invalid regular expression: %w", err)
 	}
 	parsed, err := syntax.Parse(src, syntax.Perl)
 	if err != nil {
-		return nil, fmt.Errorf("invalid regular expression: %w", err)
+		return nil, 0, fmt.Errorf("invalid regular expression: %w", err)
 	}
 	prog, err := syntax.Compile(parsed.Simplify())
 	if err != nil {
-		return nil, fmt.Errorf("invalid regular expression: %w", err)
+		return nil, 0, fmt.Errorf("invalid regular expression: %w", err)
 	}
 	if n := len(prog.Inst); n > l.RegexpInsts {
-		return nil, fmt.Errorf("the regular expression %s compiles to %d instructions, more than the limit of %d "+
+		return nil, 0, fmt.Errorf("the regular expression %s compiles to %d instructions, more than the limit of %d "+
 			"(simplify it, split it over several rules, or raise the limit with %s=N)",
 			clipRegexp(src), n, l.RegexpInsts, EnvMaxRegexpInsts)
 	}
-	return re, nil
+	return parsed, len(prog.Inst), nil
 }
 
 // clipRegexp shows a regular expression in a message: whole when short, else its start and

@@ -174,10 +174,11 @@ func TestEvaluateCancelMidRule(t *testing.T) {
 func TestLongLineMatchStops(t *testing.T) {
 	t.Setenv(EnvMaxRegexpBytes, "1000000")
 	t.Setenv(EnvMaxRegexpInsts, "10000000")
-	re, err := compileRegexp(words(20_000))
+	p, err := newPattern(words(20_000))
 	if err != nil {
 		t.Fatal(err)
 	}
+	re := p.matcher()
 	line := []byte(strings.Repeat("x", 4<<20))
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -190,7 +191,7 @@ func TestLongLineMatchStops(t *testing.T) {
 	}
 	// Short of the threshold and with a live context, the result is re.Match's.
 	for _, in := range []string{"nomatch", strings.Repeat("y", longLine) + strings.Split(words(3), "|")[0]} {
-		if _, _, ok := matchLine(context.Background(), regexp.MustCompile(strings.Split(words(3), "|")[0]+"$"), []byte(in)); ok != strings.HasSuffix(in, strings.Split(words(3), "|")[0]) {
+		if _, _, ok := matchLine(context.Background(), matcher{re: regexp.MustCompile(strings.Split(words(3), "|")[0] + "$")}, []byte(in)); ok != strings.HasSuffix(in, strings.Split(words(3), "|")[0]) {
 			t.Errorf("matchLine(%.20q...) = %v", in, ok)
 		}
 	}

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"bytes"
+	"compress/flate"
 	"errors"
 	"fmt"
 	"io"
@@ -328,12 +329,37 @@ func CheckFiles(files ...File) (*Set, error) {
 	return s, err
 }
 
-func fileTexts(files []ruleFile) []File {
-	out := make([]File, len(files))
+func fileTexts(files []ruleFile) []packedFile {
+	out := make([]packedFile, len(files))
 	for i, f := range files {
-		out[i] = File{Name: f.name, Data: f.data}
+		out[i] = pack(f.name, f.data)
 	}
 	return out
+}
+
+// packedFile is a rule file's text as a set keeps it: deflated, since it is needed only when
+// the set is stored, and rule files compress several times over.
+type packedFile struct {
+	name     string
+	deflated []byte
+	size     int
+}
+
+func pack(name string, data []byte) packedFile {
+	var b bytes.Buffer
+	fw, _ := flate.NewWriter(&b, flate.BestSpeed) // a valid level never fails
+	fw.Write(data)
+	fw.Close()
+	return packedFile{name: name, deflated: bytes.Clone(b.Bytes()), size: len(data)}
+}
+
+func (f packedFile) unpack() []byte {
+	data := make([]byte, f.size)
+	if _, err := io.ReadFull(flate.NewReader(bytes.NewReader(f.deflated)), data); err != nil {
+		// The set deflated these bytes itself.
+		panic("rules: inflating a rule file's text: " + err.Error())
+	}
+	return data
 }
 
 // parseAll parses every file, returning what is valid and every problem found. A file that

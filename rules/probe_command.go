@@ -2,7 +2,6 @@ package rules
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 )
 
@@ -15,7 +14,7 @@ type commandProbe struct {
 	StdoutMatches    string `toml:"stdout_matches" json:"stdout_matches,omitempty"`
 	StdoutNotMatches string `toml:"stdout_not_matches" json:"stdout_not_matches,omitempty"`
 
-	matches, notMatches *regexp.Regexp
+	matches, notMatches *pattern
 }
 
 func (p *commandProbe) check() error {
@@ -27,12 +26,12 @@ func (p *commandProbe) check() error {
 	}
 	var err error
 	if p.StdoutMatches != "" {
-		if p.matches, err = compileRegexp(p.StdoutMatches); err != nil {
+		if p.matches, err = newPattern(p.StdoutMatches); err != nil {
 			return fieldErr("stdout_matches", "%v", err)
 		}
 	}
 	if p.StdoutNotMatches != "" {
-		if p.notMatches, err = compileRegexp(p.StdoutNotMatches); err != nil {
+		if p.notMatches, err = newPattern(p.StdoutNotMatches); err != nil {
 			return fieldErr("stdout_not_matches", "%v", err)
 		}
 	}
@@ -70,14 +69,14 @@ func (p *commandProbe) eval(e *env) verdict {
 		}
 	}
 	if p.matches != nil {
-		if n, line, ok := matchLine(e.ctx, p.matches, a.Content); ok {
+		if n, line, ok := matchLine(e.ctx, p.matches.matcher(), a.Content); ok {
 			facts = append(facts, fmt.Sprintf("line %d: %s", n, clip(line)))
 		} else {
 			problems = append(problems, fmt.Sprintf("no line of %s matches /%s/", p.Artifact, p.StdoutMatches))
 		}
 	}
 	if p.notMatches != nil {
-		if n, line, ok := matchLine(e.ctx, p.notMatches, a.Content); ok {
+		if n, line, ok := matchLine(e.ctx, p.notMatches.matcher(), a.Content); ok {
 			problems = append(problems, fmt.Sprintf("%s:%d: %s", p.Artifact, n, clip(line)))
 		}
 	}

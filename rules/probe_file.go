@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"regexp"
 	"strconv"
 	"strings"
 )
@@ -22,7 +21,7 @@ type fileProbe struct {
 	Owner   string `toml:"owner" json:"owner,omitempty"`
 	Group   string `toml:"group" json:"group,omitempty"`
 
-	present, absent *regexp.Regexp
+	present, absent *pattern
 	maxMode         uint32
 }
 
@@ -38,12 +37,12 @@ func (p *fileProbe) check() error {
 	}
 	var err error
 	if p.Present != "" {
-		if p.present, err = compileRegexp(p.Present); err != nil {
+		if p.present, err = newPattern(p.Present); err != nil {
 			return fieldErr("present", "%v", err)
 		}
 	}
 	if p.Absent != "" {
-		if p.absent, err = compileRegexp(p.Absent); err != nil {
+		if p.absent, err = newPattern(p.Absent); err != nil {
 			return fieldErr("absent", "%v", err)
 		}
 	}
@@ -123,8 +122,9 @@ func (p *fileProbe) eval(e *env) verdict {
 	var problems, facts []string
 	found := ""
 	if p.present != nil {
+		m := p.present.matcher()
 		for _, a := range arts {
-			if n, line, ok := matchLine(e.ctx, p.present, a.Content); ok {
+			if n, line, ok := matchLine(e.ctx, m, a.Content); ok {
 				found = fmt.Sprintf("%s:%d: %s", a.Name, n, clip(line))
 				break
 			}
@@ -136,8 +136,9 @@ func (p *fileProbe) eval(e *env) verdict {
 		}
 	}
 	if p.absent != nil {
+		m := p.absent.matcher()
 		for _, a := range arts {
-			if n, line, ok := matchLine(e.ctx, p.absent, a.Content); ok {
+			if n, line, ok := matchLine(e.ctx, m, a.Content); ok {
 				problems = append(problems, fmt.Sprintf("%s:%d: %s", a.Name, n, clip(line)))
 			}
 		}

@@ -34,7 +34,7 @@ type firewallProbe struct {
 	RulePresent string `toml:"rule_present" json:"rule_present,omitempty"`
 	RuleAbsent  string `toml:"rule_absent" json:"rule_absent,omitempty"`
 
-	present, absent *regexp.Regexp
+	present, absent *pattern
 }
 
 var nftHooks = []string{"prerouting", "input", "forward", "output", "postrouting", "ingress", "egress"}
@@ -83,12 +83,12 @@ func (p *firewallProbe) check() error {
 	}
 	var err error
 	if p.RulePresent != "" {
-		if p.present, err = compileRegexp(p.RulePresent); err != nil {
+		if p.present, err = newPattern(p.RulePresent); err != nil {
 			return fieldErr("rule_present", "%v", err)
 		}
 	}
 	if p.RuleAbsent != "" {
-		if p.absent, err = compileRegexp(p.RuleAbsent); err != nil {
+		if p.absent, err = newPattern(p.RuleAbsent); err != nil {
 			return fieldErr("rule_absent", "%v", err)
 		}
 	}
@@ -320,12 +320,13 @@ func (p *firewallProbe) eval(e *env) verdict {
 	}
 	if p.present != nil {
 		found := ""
+		m := p.present.matcher()
 		for _, c := range chains {
 			for _, r := range c.rules {
 				if e.ctx.Err() != nil {
 					break
 				}
-				if found == "" && p.present.MatchString(r) {
+				if found == "" && m.MatchString(r) {
 					found = c.label() + ": " + r
 				}
 			}
@@ -337,12 +338,13 @@ func (p *firewallProbe) eval(e *env) verdict {
 		}
 	}
 	if p.absent != nil {
+		m := p.absent.matcher()
 		for _, c := range chains {
 			for _, r := range c.rules {
 				if e.ctx.Err() != nil {
 					break
 				}
-				if p.absent.MatchString(r) {
+				if m.MatchString(r) {
 					problems = append(problems, fmt.Sprintf("%s has rule %q", c.label(), r))
 				}
 			}

@@ -56,7 +56,7 @@ type sshdProbe struct {
 	Contains []string `toml:"contains" json:"contains,omitempty"`
 	Excludes []string `toml:"excludes" json:"excludes,omitempty"`
 
-	re *regexp.Regexp
+	re *pattern
 }
 
 var sshdOptionRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9]*$`) })
@@ -72,7 +72,7 @@ func (p *sshdProbe) check() error {
 		return fieldErr("", "no condition (add equals, not_equals, one_of, matches, min, max, contains or excludes)")
 	}
 	if p.Matches != "" {
-		re, err := compileRegexp(p.Matches)
+		re, err := newPattern(p.Matches)
 		if err != nil {
 			return fieldErr("matches", "%v", err)
 		}
@@ -146,6 +146,10 @@ func (p *sshdProbe) eval(e *env) verdict {
 	}
 	actual := strings.Join(values, "\n")
 	var problems []string
+	var m matcher
+	if p.re != nil {
+		m = p.re.matcher()
+	}
 	for _, v := range values {
 		if p.Equals != nil && !strings.EqualFold(v, string(*p.Equals)) {
 			problems = append(problems, fmt.Sprintf("is %s, want %s", v, *p.Equals))
@@ -156,7 +160,7 @@ func (p *sshdProbe) eval(e *env) verdict {
 		if p.OneOf != nil && !oneOfFold(v, scalars(p.OneOf)) {
 			problems = append(problems, fmt.Sprintf("is %s, want one of %s", v, quoteList(scalars(p.OneOf))))
 		}
-		if p.re != nil && !p.re.MatchString(v) {
+		if p.re != nil && !m.MatchString(v) {
 			problems = append(problems, fmt.Sprintf("is %s, which does not match %s", v, p.Matches))
 		}
 		if p.Min != nil || p.Max != nil {

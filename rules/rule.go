@@ -80,7 +80,7 @@ type Set struct {
 	byID    map[string]*Rule
 	waivers []*Waiver
 	files   []string
-	texts   []File
+	texts   []packedFile
 	digest  string
 }
 
@@ -91,8 +91,17 @@ type File struct {
 }
 
 // Texts returns the files the set was loaded from, verbatim, in load order (nil for a set
-// built by Merge). The bytes belong to the set; callers must not modify them.
-func (s *Set) Texts() []File { return append([]File(nil), s.texts...) }
+// built by Merge). Each call returns fresh bytes: the set holds them compressed.
+func (s *Set) Texts() []File {
+	if s.texts == nil {
+		return nil
+	}
+	out := make([]File, len(s.texts))
+	for i, f := range s.texts {
+		out[i] = File{Name: f.name, Data: f.unpack()}
+	}
+	return out
+}
 
 // Files names the files the set was loaded from, in load order, including files that hold
 // neither rules nor waivers.

@@ -34,6 +34,10 @@ type Options struct {
 	Logger   *slog.Logger
 	// MaxAge overrides DefaultMaxAge.
 	MaxAge time.Duration
+	// Agent, when set, is this agent's ID among the agents that share the store and divide
+	// their targets through its leases (see Run): the agent captures only the targets it
+	// holds. Empty: every configured target, every interval.
+	Agent string
 	// Settled, when set, is called after the rules are loaded (at New and on each Reload)
 	// and after each cycle has published its state, before the cycle is reported done:
 	// the points where what was needed to get there is garbage, such as returning memory
@@ -51,14 +55,18 @@ type Daemon struct {
 	cfg      *config.Config
 	set      *rules.Set
 	state    *State
+	view     *State // state.exported(): what State returns
 	inFlight map[string]bool
 	again    map[string]bool // targets whose files changed while they were being collected
 	runCtx   context.Context // Run's, for the captures that release starts again
 
-	analysing sync.Mutex // one incident analysis at a time
-	reloaded  chan struct{}
-	rewatch   chan struct{}
-	cycles    sync.WaitGroup
+	joined bool // the first renewal of the leases is done (Run's goroutine only)
+	// analysisWaiting: with leases, an analysis waits for the one running (guarded by mu).
+	analysisWaiting bool
+	analysing       sync.Mutex // one incident analysis at a time
+	reloaded        chan struct{}
+	rewatch         chan struct{}
+	cycles          sync.WaitGroup
 }
 
 // New loads the configuration and rules and returns a daemon that has not collected yet.
@@ -82,6 +90,10 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	for _, t := range cfg.Targets {
 		d.state.Targets[t.Name] = TargetState{}
 	}
+	if opts.Agent != "" {
+		d.state.Lease = &LeaseState{Agent: opts.Agent, Held: map[string]bool{}}
+	}
+	d.view = d.state.exported()
 	d.settled()
 	return d, nil
 }
@@ -92,11 +104,12 @@ func (d *Daemon) settled() {
 	}
 }
 
-// State returns the state of the latest collections. It never waits for a cycle.
+// State returns the state of the latest collections, as /metrics shows it (see
+// State.exported). It never waits for a cycle.
 func (d *Daemon) State() *State {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.state
+	return d.view
 }
 
 // Config returns the configuration in use.
@@ -112,7 +125,7 @@ func (d *Daemon) update(fn func(*State)) {
 	defer d.mu.Unlock()
 	s := d.state.clone()
 	fn(s)
-	d.state = s
+	d.state, d.view = s, s.exported()
 }
 
 // Rules returns the rule set in force.
@@ -161,8 +174,21 @@ func (d *Daemon) Reload(ctx context.Context) error {
 // cycles in progress have stopped. A cycle skips the targets an earlier cycle is still
 // collecting, so a target that hangs delays no other target and no later cycle. Between
 // cycles, a local target is captured soon after a file its profiles read changes (see Quiet).
+//
+// With Options.Agent set, Run renews the agent's leases LeaseTicks times an interval instead
+// (see store.Lease): each renewal keeps the agent's fair share of the targets, claims free and
+// expired ones, and starts a cycle of the held targets that nobody captured less than an
+// interval ago. Leases last LeaseTTL, so the targets of an agent that died are taken over
+// within an interval and a half; when Run ends, the agent releases its leases.
 func (d *Daemon) Run(ctx context.Context) error {
-	interval := d.Config().Agent.Interval.Duration
+	period := func() time.Duration {
+		iv := d.Config().Agent.Interval.Duration
+		if d.opts.Agent != "" {
+			return iv / LeaseTicks
+		}
+		return iv
+	}
+	interval := period()
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	d.mu.Lock()
@@ -173,17 +199,26 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer close(watching)
 		d.watch(ctx)
 	}()
-	d.start(ctx)
+	d.tick(ctx)
+	if d.opts.Agent != "" {
+		// The first renewal joined: claim a share once agents started together joined too.
+		select {
+		case <-ctx.Done():
+		case <-time.After(min(interval, JoinDelay)):
+			d.tick(ctx)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			<-watching
 			d.cycles.Wait()
+			d.releaseLeases()
 			return nil
 		case <-tick.C:
-			d.start(ctx)
+			d.tick(ctx)
 		case <-d.reloaded:
-			if iv := d.Config().Agent.Interval.Duration; iv != interval {
+			if iv := period(); iv != interval {
 				interval = iv
 				tick.Reset(iv)
 			}
@@ -191,14 +226,30 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 }
 
-func (d *Daemon) start(ctx context.Context) { d.startTargets(ctx, nil) }
+func (d *Daemon) tick(ctx context.Context) {
+	if d.opts.Agent != "" {
+		d.renewLeases(ctx)
+		return
+	}
+	d.start(ctx)
+}
+
+func (d *Daemon) start(ctx context.Context) { d.startTargets(ctx, nil, scheduled) }
+
+// trigger is why a cycle captures its targets.
+type trigger int
+
+const (
+	scheduled trigger = iota // the interval: with leases, only targets nobody captured since
+	changed                  // a file changed: with leases, any target this agent holds
+)
 
 // startTargets runs a cycle over the named targets (nil: all) in the background.
-func (d *Daemon) startTargets(ctx context.Context, names []string) {
+func (d *Daemon) startTargets(ctx context.Context, names []string, why trigger) {
 	d.cycles.Add(1)
 	go func() {
 		defer d.cycles.Done()
-		if rep := d.cycle(ctx, names); rep.Duration > 0 {
+		if rep := d.cycle(ctx, names, why); rep.Duration > 0 {
 			d.done(rep.summary()) // the report itself is garbage by now
 		}
 	}()
@@ -259,7 +310,7 @@ func (r *CycleReport) Findings() (failedTargets, failingRules, regressed int) {
 // recomputes every incident's status and drift. It returns when its targets are done, or
 // soon after ctx ends (nothing partial is stored: each snapshot is one transaction).
 func (d *Daemon) Cycle(ctx context.Context) *CycleReport {
-	rep := d.cycle(ctx, nil)
+	rep := d.cycle(ctx, nil, scheduled)
 	if rep.Duration > 0 {
 		d.done(rep.summary())
 	}
@@ -286,7 +337,7 @@ func (d *Daemon) done(s cycleSummary) {
 
 // cycle is Cycle over the named targets only (nil: all). Its report's Duration is set only
 // when the cycle finished.
-func (d *Daemon) cycle(ctx context.Context, only []string) *CycleReport {
+func (d *Daemon) cycle(ctx context.Context, only []string, why trigger) *CycleReport {
 	start := time.Now()
 	d.mu.Lock()
 	cfg, set := d.cfg, d.set
@@ -310,7 +361,7 @@ func (d *Daemon) cycle(ctx context.Context, only []string) *CycleReport {
 	if len(names) == 0 {
 		return rep
 	}
-	rep.Targets = d.collect(ctx, cfg, set, names)
+	rep.Targets = d.collect(ctx, cfg, set, names, why)
 	d.release(names...) // those that never started
 	sort.Slice(rep.Targets, func(i, j int) bool { return rep.Targets[i].Target < rep.Targets[j].Target })
 	if ctx.Err() != nil {
@@ -323,14 +374,18 @@ func (d *Daemon) cycle(ctx context.Context, only []string) *CycleReport {
 
 // collect captures the named targets; each one's rules are evaluated and its state published
 // as soon as it is done, whatever the others are doing.
-func (d *Daemon) collect(ctx context.Context, cfg *config.Config, set *rules.Set, names []string) []TargetReport {
+func (d *Daemon) collect(ctx context.Context, cfg *config.Config, set *rules.Set, names []string, why trigger) []TargetReport {
 	results := make(chan fleet.Result, len(names))
 	var reports []TargetReport
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for r := range results {
-			reports = append(reports, d.finish(ctx, set, r))
+			if errors.Is(r.Err, fleet.ErrNotBegun) {
+				d.log.Debug("not captured: another agent holds or captured it", "target", r.Target)
+			} else {
+				reports = append(reports, d.finish(ctx, set, r))
+			}
 			d.release(r.Target)
 		}
 	}()
@@ -342,6 +397,9 @@ func (d *Daemon) collect(ctx context.Context, cfg *config.Config, set *rules.Set
 	c.Agent.Concurrency = max(1, cfg.Agent.Concurrency-busy)
 	sn := &fleet.Snapshotter{Config: &c, Store: d.opts.Store, Redactor: d.opts.Redactor, Logger: d.log,
 		Hold: store.HoldPolicy{MaxAge: d.opts.MaxAge, MaxGap: 2 * cfg.Agent.Interval.Duration}}
+	if d.opts.Agent != "" {
+		sn.Begin = d.beginCapture(cfg.Agent.Interval.Duration, why)
+	}
 	_, err := sn.Run(ctx, names, "", func(r fleet.Result) { results <- r })
 	close(results)
 	<-done
@@ -367,7 +425,7 @@ func (d *Daemon) release(names ...string) {
 	d.mu.Unlock()
 	if len(again) > 0 && ctx != nil && ctx.Err() == nil {
 		d.log.Info("capturing again targets whose files changed during their capture", "targets", again)
-		d.startTargets(ctx, again)
+		d.startTargets(ctx, again, changed)
 	}
 }
 
@@ -444,9 +502,27 @@ func ruleResults(rs []rules.Result) []RuleResult {
 
 // analyse recomputes every incident's status on each of its targets, stores the changes as
 // status events, and works out each target's drift from its hardened baseline.
+//
+// With leases, cycles are many and small (each renewal starts one of the targets due), so an
+// analysis is skipped when another is already waiting to run: that one starts after everything
+// this cycle stored, and sees it.
 func (d *Daemon) analyse(ctx context.Context, cfg *config.Config, set *rules.Set) []IncidentReport {
+	if d.opts.Agent != "" {
+		d.mu.Lock()
+		waiting := d.analysisWaiting
+		d.analysisWaiting = true
+		d.mu.Unlock()
+		if waiting {
+			return nil
+		}
+	}
 	d.analysing.Lock()
 	defer d.analysing.Unlock()
+	if d.opts.Agent != "" {
+		d.mu.Lock()
+		d.analysisWaiting = false
+		d.mu.Unlock()
+	}
 	st := d.opts.Store
 	now := time.Now()
 	ids, err := st.Incidents(ctx)
@@ -495,13 +571,26 @@ func (d *Daemon) analyse(ctx context.Context, cfg *config.Config, set *rules.Set
 		a, b := statuses[i], statuses[j]
 		return a.Incident < b.Incident || a.Incident == b.Incident && a.Target < b.Target
 	})
-	// The newest snapshot of every configured target and every target an incident names.
+	// The newest snapshot of every configured target and every target an incident names. With
+	// leases, only of the targets this agent holds (the only ones its metrics show) that have
+	// a hardened baseline: the newest snapshot times of the others are those finish published
+	// as it captured them, which spares a fleet's agents reading every target's newest
+	// snapshot after every capture.
+	leased := d.opts.Agent != ""
 	targets := map[string]bool{}
 	for _, t := range cfg.Targets {
 		targets[t.Name] = true
 	}
 	for _, s := range statuses {
 		targets[s.Target] = true
+	}
+	for t := range targets {
+		if !d.holds(t) {
+			delete(baselines, t)
+		}
+		if leased && baselines[t] == nil {
+			delete(targets, t)
+		}
 	}
 	snapshots := map[string]time.Time{}
 	newest := map[string]*store.Snapshot{}
@@ -530,7 +619,14 @@ func (d *Daemon) analyse(ctx context.Context, cfg *config.Config, set *rules.Set
 		drift[t] = Drifts(&base.Manifest, &newest[t].Manifest)
 	}
 	d.update(func(s *State) {
-		s.Incidents, s.Snapshots, s.Drift = statuses, snapshots, drift
+		s.Incidents, s.Drift = statuses, drift
+		if !leased {
+			s.Snapshots = snapshots
+			return
+		}
+		for t, at := range snapshots {
+			s.Snapshots[t] = at
+		}
 	})
 	return reports
 }

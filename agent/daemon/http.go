@@ -37,12 +37,16 @@ func HandlerWith(reg prometheus.Gatherer, log *slog.Logger, incidents http.Handl
 		mux.Handle(IncidentsPath, incidents)
 		links = append(links, web.LandingLinks{Address: IncidentsPath, Text: "Incidents"})
 	}
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	var metrics http.Handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:      slogErrorLog{log},
 		ErrorHandling: promhttp.ContinueOnError,
 		// A scrape that cannot be answered in time is answered by the next one.
 		Timeout: 10 * time.Second,
-	}))
+	})
+	if r, ok := reg.(*Registry); ok {
+		metrics = r.serveMetrics(metrics, log)
+	}
+	mux.Handle("/metrics", metrics)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")

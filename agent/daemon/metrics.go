@@ -1,9 +1,10 @@
 package daemon
 
 import (
-	"cmp"
+	"bytes"
+	"math"
 	"slices"
-	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -36,13 +37,16 @@ var (
 		"1 when the artifact in the target's newest snapshot differs from its hardened baseline (the target's most recently tagged after snapshot).", dto.MetricType_GAUGE, []string{"artifact", "target"}}
 	incidentFam = family{"hardtrail_incident_status",
 		"Remediation status of the incident on the target: exactly one of open, remediated, verified, regressed is 1.", dto.MetricType_GAUGE, []string{"incident", "status", "target"}}
-	reloadFam     = family{"hardtrail_reload_success", "1 when the last load of the configuration and rules succeeded.", dto.MetricType_GAUGE, nil}
-	reloadTimeFam = family{"hardtrail_reload_timestamp_seconds", "Time of the last successful load of the configuration and rules.", dto.MetricType_GAUGE, nil}
+	reloadFam      = family{"hardtrail_reload_success", "1 when the last load of the configuration and rules succeeded.", dto.MetricType_GAUGE, nil}
+	reloadTimeFam  = family{"hardtrail_reload_timestamp_seconds", "Time of the last successful load of the configuration and rules.", dto.MetricType_GAUGE, nil}
+	leasedFam      = family{"hardtrail_leased_targets", "Targets whose leases this agent holds in the shared store.", dto.MetricType_GAUGE, []string{"agent"}}
+	leaseAgentsFam = family{"hardtrail_lease_agents", "Live agents dividing this agent's targets, itself included.", dto.MetricType_GAUGE, nil}
 )
 
 // Registry gathers the agent's metrics: the hardtrail_ families, built from the published
 // State once per State (a published State never changes) and shared by every scrape of it,
-// and the Go runtime and process collectors. It is safe for concurrent use.
+// and the Go runtime and process collectors. It is safe for concurrent use. Handler serves
+// its text exposition from bytes encoded once per State (see exposition).
 type Registry struct {
 	state   func() *State
 	runtime *prometheus.Registry
@@ -51,6 +55,7 @@ type Registry struct {
 	built    bool
 	last     *State
 	families []*dto.MetricFamily
+	expo     *exposition
 }
 
 var _ prometheus.Gatherer = (*Registry)(nil)
@@ -120,19 +125,8 @@ func (b *builder) pair(name, value string) *dto.LabelPair {
 	return p
 }
 
-// add sorts the series by their label values and appends their family, unless it has none.
+// add appends the family of the series, sorted by their label values.
 func (b *builder) add(f family, ss []series) {
-	if len(ss) == 0 {
-		return
-	}
-	slices.SortFunc(ss, func(x, y series) int {
-		for i := range x.values {
-			if c := cmp.Compare(x.values[i], y.values[i]); c != 0 {
-				return c
-			}
-		}
-		return 0
-	})
 	metrics := make([]dto.Metric, len(ss))
 	labels := make([]*dto.LabelPair, len(ss)*len(f.labels))
 	ms := make([]*dto.Metric, len(ss))
@@ -164,13 +158,44 @@ func (b *builder) add(f family, ss []series) {
 // build makes the hardtrail_ families of s (nil: before the first cycle, the build alone).
 func build(s *State) []*dto.MetricFamily {
 	b := &builder{pairs: map[[2]string]*dto.LabelPair{}}
-	b.add(buildInfoFam, []series{{[]string{buildinfo.GoVersion, buildinfo.Revision, buildinfo.Version}, 1}})
-	if s == nil {
-		return b.out
+	for _, fs := range collect(s) {
+		b.add(fs.family, fs.series)
 	}
-	b.add(reloadFam, []series{{nil, b2f(s.Reload.OK)}})
+	return b.out
+}
+
+// familySeries is one family's series, sorted by their label values.
+type familySeries struct {
+	family
+	series []series
+}
+
+// collect returns the hardtrail_ families of s that have series, sorted by name, each one's
+// series sorted by their label values: what build makes metric families of and writeText
+// writes out.
+func collect(s *State) []familySeries {
+	var out []familySeries
+	add := func(f family, ss []series) {
+		if len(ss) == 0 {
+			return
+		}
+		slices.SortFunc(ss, func(x, y series) int {
+			for i := range x.values {
+				if c := strings.Compare(x.values[i], y.values[i]); c != 0 {
+					return c
+				}
+			}
+			return 0
+		})
+		out = append(out, familySeries{f, ss})
+	}
+	add(buildInfoFam, []series{{[]string{buildinfo.GoVersion, buildinfo.Revision, buildinfo.Version}, 1}})
+	if s == nil {
+		return out
+	}
+	add(reloadFam, []series{{nil, b2f(s.Reload.OK)}})
 	if !s.Reload.At.IsZero() {
-		b.add(reloadTimeFam, []series{{nil, unix(s.Reload)}})
+		add(reloadTimeFam, []series{{nil, unix(s.Reload)}})
 	}
 	var up, duration, errs, rules []series
 	for name, t := range s.Targets {
@@ -185,32 +210,116 @@ func build(s *State) []*dto.MetricFamily {
 			rules = append(rules, series{[]string{r.Rule, r.Severity, name}, b2f(r.Success)})
 		}
 	}
-	b.add(errorsFam, errs)
-	b.add(targetUpFam, up)
-	b.add(durationFam, duration)
-	b.add(ruleFam, rules)
+	add(errorsFam, errs)
+	add(targetUpFam, up)
+	add(durationFam, duration)
+	add(ruleFam, rules)
 	snaps := make([]series, 0, len(s.Snapshots))
 	for name, at := range s.Snapshots {
 		snaps = append(snaps, series{[]string{name}, float64(at.UnixNano()) / 1e9})
 	}
-	b.add(snapshotFam, snaps)
+	add(snapshotFam, snaps)
 	var drift []series
 	for name, ds := range s.Drift {
 		for _, d := range ds {
 			drift = append(drift, series{[]string{d.Artifact, name}, b2f(d.Drifted)})
 		}
 	}
-	b.add(driftFam, drift)
+	add(driftFam, drift)
 	var incidents []series
 	for _, is := range s.Incidents {
 		for _, st := range incident.Statuses {
 			incidents = append(incidents, series{[]string{is.Incident, string(st), is.Target}, b2f(is.Status == st)})
 		}
 	}
-	b.add(incidentFam, incidents)
-	sort.Slice(b.out, func(i, j int) bool { return b.out[i].GetName() < b.out[j].GetName() })
-	return b.out
+	add(incidentFam, incidents)
+	if l := s.Lease; l != nil {
+		add(leasedFam, []series{{[]string{l.Agent}, float64(len(l.Held))}})
+		add(leaseAgentsFam, []series{{nil, float64(l.Agents)}})
+	}
+	slices.SortFunc(out, func(a, b familySeries) int { return strings.Compare(a.name, b.name) })
+	return out
 }
+
+// writeText writes the families in the text exposition format, byte for byte as expfmt
+// writes the metric families build makes of them.
+func writeText(w *bytes.Buffer, fams []familySeries) {
+	n := 0
+	for _, f := range fams {
+		n += len(f.help) + 64
+		for _, s := range f.series {
+			n += len(f.name) + 8 + len(f.labels)*4
+			for i, v := range s.values {
+				n += len(f.labels[i]) + len(v)
+			}
+		}
+	}
+	w.Grow(n)
+	var num []byte
+	for _, f := range fams {
+		w.WriteString("# HELP ")
+		w.WriteString(f.name)
+		w.WriteByte(' ')
+		helpEscaper.WriteString(w, f.help)
+		w.WriteString("\n# TYPE ")
+		w.WriteString(f.name)
+		if f.typ == dto.MetricType_COUNTER {
+			w.WriteString(" counter\n")
+		} else {
+			w.WriteString(" gauge\n")
+		}
+		for _, s := range f.series {
+			w.WriteString(f.name)
+			for i, name := range f.labels {
+				if i == 0 {
+					w.WriteByte('{')
+				} else {
+					w.WriteByte(',')
+				}
+				w.WriteString(name)
+				w.WriteString(`="`)
+				v := s.values[i]
+				if !utf8.ValidString(v) {
+					v = strings.ToValidUTF8(v, "\uFFFD")
+				}
+				if strings.ContainsAny(v, "\\\n\"") {
+					labelEscaper.WriteString(w, v)
+				} else {
+					w.WriteString(v)
+				}
+				w.WriteByte('"')
+			}
+			if len(f.labels) > 0 {
+				w.WriteByte('}')
+			}
+			w.WriteByte(' ')
+			switch v := s.value; {
+			case v == 1:
+				w.WriteByte('1')
+			case v == 0:
+				w.WriteByte('0')
+			case v == -1:
+				w.WriteString("-1")
+			case math.IsNaN(v):
+				w.WriteString("NaN")
+			case math.IsInf(v, 1):
+				w.WriteString("+Inf")
+			case math.IsInf(v, -1):
+				w.WriteString("-Inf")
+			default:
+				num = strconv.AppendFloat(num[:0], v, 'g', -1, 64)
+				w.Write(num)
+			}
+			w.WriteByte('\n')
+		}
+	}
+}
+
+// The escaping of the text format: of HELP text, and of label values.
+var (
+	helpEscaper  = strings.NewReplacer("\\", `\\`, "\n", `\n`)
+	labelEscaper = strings.NewReplacer("\\", `\\`, "\n", `\n`, "\"", `\"`)
+)
 
 func unix(r Reload) float64 { return float64(r.At.UnixNano()) / 1e9 }
 

@@ -35,30 +35,37 @@ func bigState() *State {
 
 // BenchmarkScrape serves /metrics of a 10,000-series state in process: "same" scrapes one
 // published state again and again (what Prometheus does between cycles), "new" publishes a
-// new state before every scrape (the first scrape after a cycle).
+// new state before every scrape (the first scrape after a cycle); "gzip" asks for gzip, as
+// Prometheus does.
 //
-//	go test -run '^$' -bench Scrape ./agent/daemon
+//	go test -run '^$' -bench Scrape -benchtime 50x -count 3 ./agent/daemon
 func BenchmarkScrape(b *testing.B) {
 	for _, fresh := range []bool{false, true} {
-		name := map[bool]string{false: "same", true: "new"}[fresh]
-		b.Run(name, func(b *testing.B) {
-			st := bigState()
-			h, err := Handler(NewRegistry(func() *State { return st }), slog.New(slog.DiscardHandler))
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			var size int
-			for b.Loop() {
-				if fresh {
-					st = st.clone()
+		for _, gzip := range []bool{false, true} {
+			name := map[bool]string{false: "same", true: "new"}[fresh] + map[bool]string{false: "", true: "-gzip"}[gzip]
+			b.Run(name, func(b *testing.B) {
+				st := bigState()
+				h, err := Handler(NewRegistry(func() *State { return st }), slog.New(slog.DiscardHandler))
+				if err != nil {
+					b.Fatal(err)
 				}
-				rec := httptest.NewRecorder()
-				h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-				size = rec.Body.Len()
-				io.Discard.Write(rec.Body.Bytes())
-			}
-			b.ReportMetric(float64(size)/1024, "KiB")
-		})
+				b.ReportAllocs()
+				var size int
+				for b.Loop() {
+					if fresh {
+						st = st.clone()
+					}
+					rec := httptest.NewRecorder()
+					req := httptest.NewRequest("GET", "/metrics", nil)
+					if gzip {
+						req.Header.Set("Accept-Encoding", "gzip")
+					}
+					h.ServeHTTP(rec, req)
+					size = rec.Body.Len()
+					io.Discard.Write(rec.Body.Bytes())
+				}
+				b.ReportMetric(float64(size)/1024, "KiB")
+			})
+		}
 	}
 }

@@ -2,18 +2,22 @@ package daemon
 
 import (
 	"bytes"
+	"compress/gzip"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/hardtrail/hardtrail/agent/incident"
 	"github.com/hardtrail/hardtrail/internal/buildinfo"
@@ -184,7 +188,11 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 // metrics as constant metrics, on the sample state and on one of 10,000 series, scraped twice
 // (the second time from the families kept for the state) and after a new state is published.
 func TestRegistryEqualsClientGolang(t *testing.T) {
-	for name, st := range map[string]*State{"nil": nil, "sample": sampleState(), "big": bigState()} {
+	odd := sampleState()
+	odd.Targets["we\"ird\\name\nx"] = TargetState{Collected: true, Up: true, Duration: 1234567 * time.Microsecond, Errors: 1 << 40,
+		Rules: []RuleResult{{Rule: `q"uote`, Severity: "low\\"}, {Rule: "b", Severity: "high", Success: true}}}
+	odd.Snapshots["we\"ird"] = time.Unix(1, 1)
+	for name, st := range map[string]*State{"nil": nil, "sample": sampleState(), "big": bigState(), "odd": odd} {
 		t.Run(name, func(t *testing.T) {
 			cur := st
 			ref := prometheus.NewRegistry()
@@ -295,4 +303,127 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// A gzip scrape is one gzip member (RFC 1952) whose content is the identity scrape's, for
+// Go's reader and for GNU gzip, which checks the CRC and length, on a state scraped before
+// (the cached deflate blocks) and on a new one.
+func TestMetricsGzip(t *testing.T) {
+	gz := testutil.Tool(t, "gzip")
+	st := bigState()
+	h := handler(t, func() *State { return st })
+	for i := range 3 {
+		if i == 2 {
+			st = st.clone()
+			st.Targets["added"] = TargetState{Collected: true, Up: true, Rules: []RuleResult{{Rule: "a", Severity: "low"}}}
+		}
+		req := httptest.NewRequest("GET", "/metrics", nil)
+		req.Header.Set("Accept-Encoding", "deflate, gzip;q=0.9")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 || rec.Header().Get("Content-Encoding") != "gzip" {
+			t.Fatalf("scrape %d: status %d, Content-Encoding %q", i, rec.Code, rec.Header().Get("Content-Encoding"))
+		}
+		br := bytes.NewReader(rec.Body.Bytes())
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr.Multistream(false)
+		got, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatalf("scrape %d: %v", i, err)
+		}
+		if br.Len() != 0 {
+			t.Errorf("scrape %d: %d bytes after the gzip member", i, br.Len())
+		}
+		_, want := scrape(t, h)
+		if ours(string(got)) != ours(want) {
+			t.Fatalf("scrape %d: gzip content differs from the identity scrape", i)
+		}
+		if !strings.Contains(string(got), "\ngo_goroutines ") || !strings.Contains(string(got), "\nprocess_start_time_seconds ") {
+			t.Errorf("scrape %d: runtime families missing", i)
+		}
+		cmd := exec.Command(gz, "-dc")
+		cmd.Stdin = bytes.NewReader(rec.Body.Bytes())
+		out, err := cmd.Output()
+		if err != nil || !bytes.Equal(out, got) {
+			t.Errorf("scrape %d: gzip -dc: %v (%d bytes, want %d)", i, err, len(out), len(got))
+		}
+	}
+}
+
+// A client that asks for protobuf gets it, through client_golang's handler.
+func TestMetricsProtobuf(t *testing.T) {
+	st := sampleState()
+	req := httptest.NewRequest("GET", "/metrics", nil)
+	req.Header.Set("Accept", `application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3`)
+	rec := httptest.NewRecorder()
+	handler(t, func() *State { return st }).ServeHTTP(rec, req)
+	format := expfmt.ResponseFormat(rec.Header())
+	if format.FormatType() != expfmt.TypeProtoDelim {
+		t.Fatalf("Content-Type %q", rec.Header().Get("Content-Type"))
+	}
+	dec := expfmt.NewDecoder(rec.Body, format)
+	var names []string
+	for {
+		var mf dto.MetricFamily
+		if err := dec.Decode(&mf); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, mf.GetName())
+	}
+	if !slices.Contains(names, "hardtrail_rule_success") || !slices.Contains(names, "go_goroutines") {
+		t.Errorf("families %v", names)
+	}
+}
+
+func TestAcceptsGzip(t *testing.T) {
+	for _, tc := range []struct {
+		header string
+		want   bool
+	}{
+		{"", false},
+		{"gzip", true},
+		{"GZIP", true},
+		{"deflate, gzip;q=0.5", true},
+		{"gzip;q=0", false},
+		{"gzip; q=0.000", false},
+		{"*", true},
+		{"*;q=0", false},
+		{"*;q=0, gzip", true},
+		{"gzip;q=0, *", false},
+		{"br, zstd", false},
+		{"identity", false},
+	} {
+		h := http.Header{}
+		if tc.header != "" {
+			h.Set("Accept-Encoding", tc.header)
+		}
+		if got := acceptsGzip(h); got != tc.want {
+			t.Errorf("%q: %v, want %v", tc.header, got, tc.want)
+		}
+	}
+}
+
+// The text the scrapes are served from is what expfmt writes of the families Gather returns,
+// byte for byte, invalid UTF-8 in a label value included.
+func TestTextEqualsFamilies(t *testing.T) {
+	odd := sampleState()
+	odd.Targets["we\"ird\\name\nx\xff"] = TargetState{Collected: true, Up: true, Duration: 1234567 * time.Microsecond, Errors: 1 << 40,
+		Rules: []RuleResult{{Rule: `q"uote`, Severity: "low\\"}}}
+	for name, st := range map[string]*State{"nil": nil, "sample": sampleState(), "big": bigState(), "odd": odd} {
+		var want, got bytes.Buffer
+		for _, mf := range build(st) {
+			if _, err := expfmt.MetricFamilyToText(&want, mf); err != nil {
+				t.Fatal(err)
+			}
+		}
+		writeText(&got, collect(st))
+		if got.String() != want.String() {
+			t.Errorf("%s: text differs from expfmt's:\n%s\n---\n%s", name, got.String(), want.String())
+		}
+	}
 }

@@ -24,6 +24,19 @@ type State struct {
 	Drift map[string][]Drift
 	// Reload is the outcome of the last (re)load of the configuration and rules.
 	Reload Reload
+	// Lease is nil unless the agent divides its targets with others through the store's
+	// leases; then /metrics shows only the targets it holds (see exported).
+	Lease *LeaseState
+}
+
+// LeaseState is what the agent holds of a shared store's leases. A published one is never
+// modified.
+type LeaseState struct {
+	Agent string
+	// Held are the targets whose leases the agent holds.
+	Held map[string]bool
+	// Agents is the number of live agents dividing the same targets, this one included.
+	Agents int
 }
 
 // TargetState is one configured target's collection and rule results.
@@ -84,4 +97,27 @@ func (s *State) clone() *State {
 		c.Drift = map[string][]Drift{}
 	}
 	return &c
+}
+
+// exported is the State that /metrics shows: with leases, the per-target series of only the
+// targets this agent holds, and every incident's status, as every agent shows it.
+func (s *State) exported() *State {
+	if s.Lease == nil {
+		return s
+	}
+	c := *s
+	c.Targets = held(s.Targets, s.Lease.Held)
+	c.Snapshots = held(s.Snapshots, s.Lease.Held)
+	c.Drift = held(s.Drift, s.Lease.Held)
+	return &c
+}
+
+func held[V any](m map[string]V, keep map[string]bool) map[string]V {
+	out := make(map[string]V, len(keep))
+	for k, v := range m {
+		if keep[k] {
+			out[k] = v
+		}
+	}
+	return out
 }

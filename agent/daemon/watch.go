@@ -194,8 +194,13 @@ func (d *Daemon) watch(ctx context.Context) {
 }
 
 // captureChanged captures a target whose files changed: now, or right after the capture of it
-// in progress, which may have read the files before the change.
+// in progress, which may have read the files before the change; unless another agent holds
+// its lease.
 func (d *Daemon) captureChanged(ctx context.Context, target string) {
+	if !d.holds(target) {
+		d.log.Debug("a target whose files changed is another agent's", "target", target)
+		return
+	}
 	d.mu.Lock()
 	busy := d.inFlight[target]
 	if busy {
@@ -204,6 +209,6 @@ func (d *Daemon) captureChanged(ctx context.Context, target string) {
 	d.mu.Unlock()
 	if !busy {
 		d.log.Info("capturing a target whose files changed", "target", target)
-		d.startTargets(ctx, []string{target})
+		d.startTargets(ctx, []string{target}, changed)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,11 +26,15 @@ type Result struct {
 	Saved  *store.Saved
 	Err    error
 	// Stage is where it failed: config; the SSH stages dial, handshake, hostkey, auth,
-	// command; timeout (a deadline passed, the target's own included); collect; store; or
-	// cancelled (the run ended before the target was captured).
+	// command; timeout (a deadline passed, the target's own included); collect; store;
+	// cancelled (the run ended before the target was captured); or begin (Begin declined
+	// it, and Err matches ErrNotBegun).
 	Stage    string
 	Duration time.Duration
 }
+
+// ErrNotBegun is the error of a target that Snapshotter.Begin left out.
+var ErrNotBegun = errors.New("not begun: another agent holds or captured it")
 
 // Snapshotter captures targets into a store.
 type Snapshotter struct {
@@ -41,6 +46,10 @@ type Snapshotter struct {
 	// instead of storing a new snapshot (store.SaveOrHold); the daemon sets it, the snapshot
 	// command does not.
 	Hold store.HoldPolicy
+	// Begin, when set, is asked just before each target's capture starts whether it may:
+	// false leaves the target out (its Result's Err matches ErrNotBegun). The daemon checks
+	// there that it still holds the target's lease and nobody captured it meanwhile.
+	Begin func(ctx context.Context, target string) bool
 	// Dial opens the transport to a target; nil means Dial, this package's own.
 	Dial func(ctx context.Context, cfg *config.Config, t *config.Target) (transport.Transport, error)
 }
@@ -69,6 +78,16 @@ func (s *Snapshotter) Run(ctx context.Context, names []string, note string, prog
 			var r Result
 			select {
 			case sem <- struct{}{}:
+				if s.Begin != nil && !s.Begin(ctx, t.Name) {
+					<-sem
+					results[i] = Result{Target: t.Name, Err: fmt.Errorf("target %s: %w", t.Name, ErrNotBegun), Stage: "begin"}
+					if progress != nil {
+						mu.Lock()
+						progress(results[i])
+						mu.Unlock()
+					}
+					return
+				}
 				start := time.Now()
 				r = s.one(ctx, t, note)
 				r.Duration = time.Since(start)
@@ -273,4 +292,19 @@ func FactsOf(m *store.Manifest, content func(store.ArtifactEntry) ([]byte, error
 		f.Artifacts[e.Name] = a
 	}
 	return f, nil
+}
+
+// FactsKey is the part of a manifest that FactsOf reads: two manifests with the same key have
+// the same facts (given the same content for the same hash), so rules judge them alike.
+func FactsKey(m *store.Manifest) string {
+	var b strings.Builder
+	b.WriteString(strconv.Quote(m.Target))
+	for _, e := range m.Artifacts {
+		exit := "-"
+		if e.ExitCode != nil {
+			exit = strconv.Itoa(*e.ExitCode)
+		}
+		fmt.Fprintf(&b, "\n%q %s %d %q %q %s %t %q %q %q", e.Name, e.SHA256, e.Size, e.Unavailable, e.Command, exit, e.Truncated, e.Owner, e.Group, e.Mode)
+	}
+	return b.String()
 }

@@ -87,57 +87,41 @@ func TargetHistory(ctx context.Context, st *store.Store, s *State, target string
 		return nil, err
 	}
 	h := &History{Target: target, Since: fs.ID, SinceAt: fs.Manifest.TakenAt.UTC(), Episodes: []Episode{}, Held: []Span{}}
-	log, err := st.Log(ctx, store.LogQuery{Target: target})
+	snaps, err := st.Snapshots(ctx, target, fs.Manifest.Seq)
 	if err != nil {
 		return nil, err
 	}
+	held, err := st.HeldSpans(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	var hashes []string
+	for _, sn := range snaps {
+		for _, e := range sn.Manifest.Artifacts {
+			hashes = append(hashes, e.SHA256)
+		}
+	}
+	if err := st.Prefetch(ctx, hashes); err != nil {
+		return nil, err
+	}
+	// A snapshot that captured what an earlier one did (the same facts) is judged as that one
+	// was: most of a target's snapshots repeat the one before.
+	judged := map[string]verdict{}
 	var open *Episode
-	for i := len(log) - 1; i >= 0; i-- { // oldest first
-		sm := log[i]
-		if sm.Seq < fs.Manifest.Seq {
-			continue
-		}
+	for _, sn := range snaps { // oldest first
 		h.Snapshots++
-		sn, err := st.Get(ctx, sm.ID)
-		if err != nil {
-			return nil, err
-		}
-		arts, err := compare(ctx, st, b, a, sn)
-		if err != nil {
-			return nil, fmt.Errorf("snapshot %s: %w", store.Short(sn.ID), err)
-		}
-		var reverted, failed []string
-		for _, art := range arts {
-			if art.State != string(diff.Regressed) {
-				continue
-			}
-			if art.Regression == nil {
-				reverted = append(reverted, art.Name+": "+art.Note)
-				continue
-			}
-			for _, hk := range art.Regression.Hardened {
-				for _, l := range hk.Back {
-					reverted = append(reverted, fmt.Sprintf("%s: line %d is back: %s", art.Name, l.Line, l.Text))
-				}
-				for _, l := range hk.Gone {
-					reverted = append(reverted, fmt.Sprintf("%s: line %d is gone: %s", art.Name, l.Line, l.Text))
-				}
-			}
-		}
-		if linked != nil && linked.Len() > 0 {
-			f, err := fleet.Facts(ctx, st, sn)
-			if err != nil {
+		key := fleet.FactsKey(&sn.Manifest)
+		v, ok := judged[key]
+		if !ok {
+			if v, err = judgeSnapshot(ctx, st, b, a, sn, linked, now); err != nil {
 				return nil, err
 			}
-			for _, r := range linked.Evaluate(ctx, f, now) {
-				if r.Outcome == rules.Fail {
-					failed = append(failed, r.Rule)
-				}
-			}
+			judged[key] = v
 		}
+		reverted, failed := v.reverted, v.failed
 		at := sn.Manifest.TakenAt.UTC()
 		seen := at
-		if hs, err := st.Held(ctx, sn.ID); err == nil {
+		if hs, ok := held[sn.ID]; ok {
 			h.Held = append(h.Held, Span{Snapshot: sn.ID, Since: hs.Since.UTC(), Until: hs.Until.UTC(), Count: hs.Count, MaxGap: hs.MaxGap})
 			seen = hs.Until.UTC()
 		}
@@ -161,6 +145,48 @@ func TargetHistory(ctx context.Context, st *store.Store, s *State, target string
 		h.Regressed += open.Duration
 	}
 	return h, nil
+}
+
+// verdict is what a snapshot undoes of a fix: the hardened lines it reverts, the linked rules
+// it fails.
+type verdict struct{ reverted, failed []string }
+
+// judgeSnapshot lists what snapshot sn reverts of the fix from b to a (the hardened lines back
+// or gone) and the linked rules that fail on it.
+func judgeSnapshot(ctx context.Context, st *store.Store, b, a, sn *store.Snapshot, linked *rules.Set, now time.Time) (v verdict, err error) {
+	arts, err := compare(ctx, st, b, a, sn)
+	if err != nil {
+		return v, fmt.Errorf("snapshot %s: %w", store.Short(sn.ID), err)
+	}
+	for _, art := range arts {
+		if art.State != string(diff.Regressed) {
+			continue
+		}
+		if art.Regression == nil {
+			v.reverted = append(v.reverted, art.Name+": "+art.Note)
+			continue
+		}
+		for _, hk := range art.Regression.Hardened {
+			for _, l := range hk.Back {
+				v.reverted = append(v.reverted, fmt.Sprintf("%s: line %d is back: %s", art.Name, l.Line, l.Text))
+			}
+			for _, l := range hk.Gone {
+				v.reverted = append(v.reverted, fmt.Sprintf("%s: line %d is gone: %s", art.Name, l.Line, l.Text))
+			}
+		}
+	}
+	if linked != nil && linked.Len() > 0 {
+		f, err := fleet.Facts(ctx, st, sn)
+		if err != nil {
+			return v, err
+		}
+		for _, r := range linked.Evaluate(ctx, f, now) {
+			if r.Outcome == rules.Fail {
+				v.failed = append(v.failed, r.Rule)
+			}
+		}
+	}
+	return v, nil
 }
 
 // Headline sums up a status with its history, so that "verified" is never said without it:

@@ -141,6 +141,21 @@ func appendRecord(ctx context.Context, tx *sql.Tx, c *chain, rec chainRecord, ex
 	return id, raw, nil
 }
 
+// appended reports whether chain c holds record id, which an earlier attempt of the write
+// appended: a write is run again when its connection was lost, and the commit may have gone
+// through before it was. A write that finds its record there is done.
+func appended(ctx context.Context, tx *sql.Tx, c *chain, id string) (bool, error) {
+	if id == "" {
+		return false, nil
+	}
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM `+c.table+` WHERE id = ?`, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // sqlValue is the column value of a record's JSON field: a string or an integer.
 func sqlValue(f json.RawMessage) (any, error) {
 	if f == nil {

@@ -71,6 +71,9 @@ func (s *Store) RecordStatus(ctx context.Context, e StatusEvent) (*StatusEvent, 
 	e.At = e.At.UTC()
 	recorded := false
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		if done, err := appended(ctx, tx, statusChain, e.ID); err != nil || done {
+			return err
+		}
 		var last string
 		err := tx.QueryRowContext(ctx, `SELECT status FROM status_events WHERE incident = ? AND target = ? ORDER BY seq DESC LIMIT 1`, e.Incident, e.Target).Scan(&last)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {

@@ -155,7 +155,11 @@ func (s *Store) hold(ctx context.Context, m *Manifest, contents [][]byte, p Hold
 	if !equal(&snap.Manifest, &probe) {
 		return nil, nil
 	}
+	var appendedID string // the record an earlier attempt appended
 	err = s.writeTxLocked(ctx, []string{"snapshots/" + m.Target, storeLock}, func(tx *sql.Tx) error {
+		if done, err := appended(ctx, tx, heldChain, appendedID); err != nil || done {
+			return err
+		}
 		// A snapshot stored meanwhile (by another process) ends the span: store this one too.
 		var id string
 		if err := tx.QueryRowContext(ctx, `SELECT id FROM snapshots WHERE target = ? ORDER BY seq DESC LIMIT 1`, m.Target).Scan(&id); err != nil {
@@ -184,7 +188,7 @@ func (s *Store) hold(ctx context.Context, m *Manifest, contents [][]byte, p Hold
 			return errMoved
 		}
 		rec.MaxGapMS = max(rec.MaxGapMS, gap.Milliseconds())
-		_, _, err = appendRecord(ctx, tx, heldChain, rec)
+		appendedID, _, err = appendRecord(ctx, tx, heldChain, rec)
 		return err
 	})
 	if errors.Is(err, errMoved) {
@@ -246,6 +250,36 @@ func (s *Store) Held(ctx context.Context, id string) (*Held, error) {
 	h := &Held{Snapshot: id, Target: rec.Target, Until: rec.LastAt, Count: rec.Count, MaxGap: time.Duration(rec.MaxGapMS) * time.Millisecond}
 	h.Since, _ = time.Parse(time.RFC3339Nano, taken)
 	return h, nil
+}
+
+// HeldSpans returns the span of every snapshot of target that a later capture held (each
+// snapshot's newest held record), by snapshot ID, in one query.
+func (s *Store) HeldSpans(ctx context.Context, target string) (map[string]*Held, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT h.snapshot, h.id, h.record, s.taken_at
+		FROM held h JOIN snapshots s ON s.id = h.snapshot WHERE h.target = ? ORDER BY h.seq`, target)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]*Held{}
+	for rows.Next() {
+		var snap, hid, taken string
+		var raw []byte
+		if err := rows.Scan(&snap, &hid, &raw, &taken); err != nil {
+			return nil, err
+		}
+		rec, err := decodeRecord[heldRecord](heldChain, hid, raw)
+		if err != nil {
+			return nil, err
+		}
+		if rec.Snapshot != snap || rec.Target != target {
+			return nil, fmt.Errorf("held record %s names snapshot %s of %s, not %s of %s (the store was altered; run hardtrail store verify)", short(hid), short(rec.Snapshot), rec.Target, short(snap), target)
+		}
+		h := &Held{Snapshot: snap, Target: target, Until: rec.LastAt, Count: rec.Count, MaxGap: time.Duration(rec.MaxGapMS) * time.Millisecond}
+		h.Since, _ = time.Parse(time.RFC3339Nano, taken)
+		out[snap] = h
+	}
+	return out, rows.Err()
 }
 
 // sameCode reports whether two exit codes are both absent or both the same number.

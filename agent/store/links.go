@@ -102,6 +102,9 @@ func (s *Store) Tag(ctx context.Context, l Link) (*Link, error) {
 	}
 	l.At = l.At.UTC()
 	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+		if done, err := appended(ctx, tx, linkChain, l.ID); err != nil || done {
+			return err
+		}
 		var other string
 		err := tx.QueryRowContext(ctx, `SELECT l.id FROM links l WHERE l.incident = ? AND l.snapshot = ? AND l.phase <> ? AND `+notVoid+` LIMIT 1`,
 			l.Incident, l.Snapshot, l.Phase).Scan(&other)

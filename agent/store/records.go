@@ -189,6 +189,9 @@ func (s *Store) AddRecord(ctx context.Context, r Record) (*Record, error) {
 	}
 	r.At = r.At.UTC()
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		if done, err := appended(ctx, tx, recordChain, r.ID); err != nil || done {
+			return err
+		}
 		var opened, linked int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM incident_records WHERE incident = ? AND kind = 'open'`, r.Incident).Scan(&opened); err != nil {
 			return err

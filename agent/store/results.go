@@ -80,8 +80,17 @@ func (s *Store) SaveResults(ctx context.Context, snapshot, digest string, at tim
 	}
 	rec := &resultRecord{Format: ResultsFormat, Snapshot: snapshot, RulesDigest: digest, EvaluatedAt: at.UTC(),
 		ReportSHA256: Hash(report), ReportSize: int64(len(report))}
+	// The common case, a capture that found nothing new, stores nothing: seen without the
+	// store's write lock, which every agent sharing the store would otherwise queue on.
+	if same, err := sameAsNewest(ctx, s.r, rec, report); err == nil && same {
+		return nil
+	}
 	z := compress(report)
+	var id string // the record an earlier attempt appended
 	return s.writeTx(ctx, func(tx *sql.Tx) error {
+		if done, err := appended(ctx, tx, resultChain, id); err != nil || done {
+			return err
+		}
 		var one int
 		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM snapshots WHERE id = ?`, snapshot).Scan(&one); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
@@ -93,14 +102,19 @@ func (s *Store) SaveResults(ctx context.Context, snapshot, digest string, at tim
 		if err != nil || same {
 			return err
 		}
-		_, _, err = appendRecord(ctx, tx, resultChain, rec, z)
+		id, _, err = appendRecord(ctx, tx, resultChain, rec, z)
 		return err
 	})
 }
 
+// rowQuerier reads one row: a database handle or a transaction.
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
 // sameAsNewest reports whether the newest report stored for rec's snapshot and rule set equals
 // report but for the time each states.
-func sameAsNewest(ctx context.Context, tx *sql.Tx, rec *resultRecord, report []byte) (bool, error) {
+func sameAsNewest(ctx context.Context, tx rowQuerier, rec *resultRecord, report []byte) (bool, error) {
 	var id string
 	var raw, z []byte
 	err := tx.QueryRowContext(ctx, `SELECT id, record, report FROM results WHERE snapshot = ? AND rules_digest = ? ORDER BY seq DESC LIMIT 1`,

@@ -127,6 +127,23 @@ var migrations = []string{
 	);
 	CREATE INDEX incident_records_incident ON incident_records (folded, seq);
 	CREATE INDEX incident_records_link ON incident_records (link);`,
+	// 7: indexes for a fleet's store: the history of every target newest first (log); the
+	// rule sets evaluated on a target's snapshots, read from the indexes alone; a target's held
+	// spans; an incident found regardless of case.
+	`CREATE INDEX snapshots_log ON snapshots (taken_at DESC, target, seq DESC);
+	CREATE INDEX snapshots_target_id ON snapshots (target, id);
+	CREATE INDEX results_snapshot_rules ON results (snapshot, rules_digest, seq);
+	CREATE INDEX held_target ON held (target, seq);
+	CREATE INDEX links_folded ON links (lower(incident), seq);`,
+	// 8: leases, the agents' division of the targets among themselves: mutable coordination
+	// state, not evidence (see lease.go). pgUpgrades[8] lets the roles that may write it renew
+	// and release leases.
+	leaseTable,
+}
+
+// pgUpgrades[i] runs after schema step i on PostgreSQL only, in its transaction.
+var pgUpgrades = map[int]string{
+	8: pgLeaseGrants,
 }
 
 // upgrades[i] runs after schema step i, in its transaction, for what SQL alone cannot do.
@@ -166,6 +183,11 @@ func (s *Store) migrate(ctx context.Context) error {
 					return fmt.Errorf("schema step %d: %w", i+1, err)
 				}
 			}
+			if q := pgUpgrades[i+1]; q != "" && s.engine == Postgres {
+				if _, err := tx.ExecContext(ctx, q); err != nil {
+					return fmt.Errorf("schema step %d: %w", i+1, err)
+				}
+			}
 			s.migrated++
 		}
 		return s.setVersion(ctx, tx, len(all))
@@ -180,6 +202,20 @@ func (s *Store) migrate(ctx context.Context) error {
 // PRAGMA user_version.
 const pgVersionTable = "hardtrail_schema"
 
+// pgVersionGrants revokes every privilege but SELECT that a role other than the owner holds on
+// the schema version table.
+const pgVersionGrants = `DO $$
+DECLARE g record;
+BEGIN
+	FOR g IN SELECT DISTINCT a.grantee FROM pg_class c, aclexplode(c.relacl) a
+		WHERE c.oid = '` + pgVersionTable + `'::regclass AND a.grantee <> c.relowner AND a.privilege_type <> 'SELECT'
+	LOOP
+		EXECUTE format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON ` + pgVersionTable + ` FROM %s',
+			CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(g.grantee)) END);
+	END LOOP;
+END
+$$`
+
 // SchemaVersion is the store's schema version: the number of schema steps applied.
 func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	var v int
@@ -191,12 +227,18 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	if err := s.r.QueryRowContext(ctx, `SELECT to_regclass(?) IS NOT NULL`, pgVersionTable).Scan(&exists); err != nil || !exists {
 		return 0, err
 	}
-	err := s.r.QueryRowContext(ctx, `SELECT version FROM `+pgVersionTable).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
+	var rows int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*), coalesce(max(version), 0) FROM `+pgVersionTable).Scan(&rows, &v); err != nil {
+		return 0, err
 	}
-	return v, err
+	if rows > 1 {
+		return 0, fmt.Errorf("%w: %s holds %d rows, not one schema version: it was altered (only the owner may write it, see deploy/postgres/grants.sql)", ErrSchemaAltered, pgVersionTable, rows)
+	}
+	return v, nil
 }
+
+// ErrSchemaAltered is returned when a store's schema version was tampered with.
+var ErrSchemaAltered = errors.New("the schema version was altered")
 
 // SchemaSteps is the schema version this hardtrail brings a store to.
 func SchemaSteps() int { return len(migrations) }
@@ -211,6 +253,11 @@ func (s *Store) version(ctx context.Context, tx *sql.Tx) (int, error) {
 		return v, err
 	}
 	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+pgVersionTable+` (version BIGINT NOT NULL)`); err != nil {
+		return 0, err
+	}
+	// Only the owner changes the schema version: whatever default privileges gave other roles
+	// on the new table (the writer's INSERT, see deploy/postgres), they may only read it.
+	if _, err := tx.ExecContext(ctx, pgVersionGrants); err != nil {
 		return 0, err
 	}
 	err := tx.QueryRowContext(ctx, `SELECT version FROM `+pgVersionTable).Scan(&v)

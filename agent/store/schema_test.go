@@ -31,8 +31,28 @@ func v4Store(t *testing.T, path string, alter bool) (older, newest string) {
 	}
 	s.Close()
 	db := rawDB(t, path)
+	// Indexes that later steps added to the tables kept go too.
+	early := strings.Join(migrations[:4], "\n")
+	rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var later []string
+	for rows.Next() {
+		var name string
+		rows.Scan(&name)
+		if !strings.Contains(early, "INDEX "+name+" ") {
+			later = append(later, name)
+		}
+	}
+	rows.Close()
+	for _, name := range later {
+		if _, err := db.Exec(`DROP INDEX ` + name); err != nil {
+			t.Fatal(err)
+		}
+	}
 	held := migrations[3][strings.Index(migrations[3], "CREATE TABLE held"):]
-	for _, q := range []string{`DROP TABLE held`, `DROP TABLE results`, `DROP TABLE heads`, `DROP TABLE rule_sets`, `DROP TABLE incident_records`, migrations[2], held, `PRAGMA user_version = 4`} {
+	for _, q := range []string{`DROP TABLE held`, `DROP TABLE results`, `DROP TABLE heads`, `DROP TABLE rule_sets`, `DROP TABLE incident_records`, `DROP TABLE leases`, migrations[2], held, `PRAGMA user_version = 4`} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}

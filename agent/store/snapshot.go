@@ -191,16 +191,16 @@ func (s *Store) Save(ctx context.Context, m *Manifest, contents [][]byte) (*Save
 			byHash[i] = i
 		}
 		sort.Slice(byHash, func(a, b int) bool { return blobs[byHash[a]].hash < blobs[byHash[b]].hash })
+		have, err := storedBlobs(ctx, tx, blobs, func(b blob) string { return b.hash })
+		if err != nil {
+			return err
+		}
 		for _, i := range byHash {
 			b := blobs[i]
-			var one int
-			err := tx.QueryRowContext(ctx, `SELECT 1 FROM blobs WHERE hash = ?`, b.hash).Scan(&one)
-			if err == nil {
+			if have[b.hash] {
 				continue
 			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return err
-			}
+			have[b.hash] = true
 			data, ok := compressed[b.hash]
 			if !ok {
 				data = compress(contents[i])
@@ -230,6 +230,37 @@ func (s *Store) Save(ctx context.Context, m *Manifest, contents [][]byte) (*Save
 	return out, nil
 }
 
+// storedBlobs is the set of the hashes of items that the store holds blobs of, read in one
+// query per 500.
+func storedBlobs[T any](ctx context.Context, tx *sql.Tx, items []T, hash func(T) string) (map[string]bool, error) {
+	have := map[string]bool{}
+	for len(items) > 0 {
+		n := min(len(items), 500)
+		args := make([]any, n)
+		for i, it := range items[:n] {
+			args[i] = hash(it)
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT hash FROM blobs WHERE hash IN (?`+repeatPlaceholders(n-1)+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var h string
+			if err := rows.Scan(&h); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			have[h] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		items = items[n:]
+	}
+	return have, nil
+}
+
 // errSaved ends a retried Save whose first attempt was committed.
 var errSaved = errors.New("saved by an earlier attempt")
 
@@ -244,7 +275,51 @@ func (s *Store) Get(ctx context.Context, id string) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	if raw, err = inflate(raw, maxManifest); err != nil {
+	return decodeSnapshot(id, raw, changed)
+}
+
+// GetMany loads snapshots by their full IDs in one query, each checked as Get checks it, by ID.
+// A missing one is an error matching ErrNotFound.
+func (s *Store) GetMany(ctx context.Context, ids []string) (map[string]*Snapshot, error) {
+	out := map[string]*Snapshot{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT id, manifest, changed FROM snapshots WHERE id IN (?`+repeatPlaceholders(len(ids)-1)+`)`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var z []byte
+		var changed int
+		if err := rows.Scan(&id, &z, &changed); err != nil {
+			return nil, err
+		}
+		if out[id], err = decodeSnapshot(id, z, changed); err != nil {
+			return nil, err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		if out[id] == nil {
+			return nil, NotFoundf("snapshot %s", id)
+		}
+	}
+	return out, nil
+}
+
+// decodeSnapshot decompresses a stored manifest and checks it against its ID.
+func decodeSnapshot(id string, z []byte, changed int) (*Snapshot, error) {
+	raw, err := inflate(z, maxManifest)
+	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", id, err)
 	}
 	if Hash(raw) != id {
@@ -255,6 +330,34 @@ func (s *Store) Get(ctx context.Context, id string) (*Snapshot, error) {
 		return nil, fmt.Errorf("snapshot %s: corrupt manifest: %w", id, err)
 	}
 	return snap, nil
+}
+
+// Snapshots returns the snapshots of target from seq from on, oldest first, each checked
+// against its ID as Get checks it, in one query.
+func (s *Store) Snapshots(ctx context.Context, target string, from int64) ([]*Snapshot, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, manifest, changed FROM snapshots WHERE target = ? AND seq >= ? ORDER BY seq`, target, from)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Snapshot
+	for rows.Next() {
+		var id string
+		var z []byte
+		var changed int
+		if err := rows.Scan(&id, &z, &changed); err != nil {
+			return nil, err
+		}
+		snap, err := decodeSnapshot(id, z, changed)
+		if err != nil {
+			return nil, err
+		}
+		if snap.Manifest.Target != target {
+			return nil, fmt.Errorf("snapshot %s: its manifest names target %s, not %s (the store was altered; run hardtrail store verify)", short(id), snap.Manifest.Target, target)
+		}
+		out = append(out, snap)
+	}
+	return out, rows.Err()
 }
 
 // Blob returns the content with the given hash, checked against it. It decompresses no more
@@ -270,6 +373,9 @@ const onePass = 8 << 20
 // The compressed bytes are read in place from the driver's row, and the content is hashed as
 // it is decompressed into a buffer of its recorded size: one pass, one allocation.
 func (s *Store) blob(ctx context.Context, hash string, size int64) ([]byte, error) {
+	if b, ok := s.cache.get(hash, size); ok {
+		return b, nil
+	}
 	rows, err := s.r.QueryContext(ctx, `SELECT size, data FROM blobs WHERE hash = ?`, hash)
 	if err != nil {
 		return nil, err
@@ -308,7 +414,11 @@ func (s *Store) blob(ctx context.Context, hash string, size int64) ([]byte, erro
 	if err != nil {
 		return nil, fmt.Errorf("blob %s: %w", hash, err)
 	}
-	return out, rows.Close()
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	s.cache.put(hash, out)
+	return out, nil
 }
 
 // Content returns one artifact of a snapshot.

@@ -36,8 +36,12 @@ type Store struct {
 	engine Engine
 	w      *sql.DB // writes: BEGIN IMMEDIATE, one connection (SQLite); a pool (PostgreSQL)
 	r      *sql.DB // reads: deferred transactions see a consistent snapshot; r == w on PostgreSQL
+	// coord renews leases (lease.go): a connection of its own on PostgreSQL, so that renewals
+	// never queue behind the writes of a cycle's captures; w on SQLite.
+	coord *sql.DB
 	// migrated is the number of schema steps Open applied.
 	migrated int
+	cache    *blobCache // nil unless CacheBlobs turned it on
 }
 
 // busyTimeoutMS is how long a writer waits for another process's write to finish.
@@ -96,9 +100,15 @@ func openPG(ctx context.Context, loc Location) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	s := &Store{path: loc.String(), engine: Postgres, w: db, r: db}
-	if err := s.migrate(ctx); err != nil {
+	coord, err := openPostgres(loc) // connects when first used
+	if err != nil {
 		db.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	coord.SetMaxOpenConns(1)
+	s := &Store{path: loc.String(), engine: Postgres, w: db, r: db, coord: coord}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
 		return nil, fmt.Errorf("store %s: %w", s.path, s.redactErr(err, loc.DSN))
 	}
 	return s, nil
@@ -148,6 +158,7 @@ func openSQLite(ctx context.Context, path string, read bool) (*Store, error) {
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
 	s.w.SetMaxOpenConns(1)
+	s.coord = s.w
 	if s.r, err = sql.Open("sqlite", dsn("deferred", !read)); err != nil {
 		s.w.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
@@ -242,6 +253,9 @@ func (s *Store) Close() error {
 	if s.r != nil && s.r != s.w {
 		errs = append(errs, s.r.Close())
 	}
+	if s.coord != nil && s.coord != s.w {
+		errs = append(errs, s.coord.Close())
+	}
 	return errors.Join(errs...)
 }
 
@@ -271,13 +285,18 @@ func backoff(attempt int) time.Duration {
 // the order given (a target's chain before the store's, everywhere, so no two writers wait on
 // each other).
 func (s *Store) writeTxLocked(ctx context.Context, locks []string, fn func(*sql.Tx) error) error {
+	return s.writeTxOn(ctx, s.w, locks, fn)
+}
+
+// writeTxOn is writeTxLocked on the pool db.
+func (s *Store) writeTxOn(ctx context.Context, db *sql.DB, locks []string, fn func(*sql.Tx) error) error {
 	if s.engine != Postgres {
-		return s.once(ctx, nil, fn)
+		return s.once(ctx, db, nil, fn)
 	}
 	var err error
 	deadline := time.Now().Add(retryFor)
 	for attempt := 1; ; attempt++ {
-		err = s.once(ctx, locks, fn)
+		err = s.once(ctx, db, locks, fn)
 		if err == nil || !retryable(err) || time.Now().After(deadline) || ctx.Err() != nil {
 			break
 		}
@@ -290,8 +309,8 @@ func (s *Store) writeTxLocked(ctx context.Context, locks []string, fn func(*sql.
 	return s.wrapBusy(err)
 }
 
-func (s *Store) once(ctx context.Context, locks []string, fn func(*sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+func (s *Store) once(ctx context.Context, db *sql.DB, locks []string, fn func(*sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return s.wrapBusy(err)
 	}
@@ -342,11 +361,20 @@ func Hash(b []byte) string {
 	return hex.EncodeToString(h[:])
 }
 
+// deflaters are reused: a new flate writer allocates about 1 MB, more than most contents it
+// compresses. A reset writer writes the same bytes as a new one.
+var deflaters = sync.Pool{New: func() any {
+	zw, _ := flate.NewWriter(nil, flate.DefaultCompression)
+	return zw
+}}
+
 func compress(b []byte) []byte {
 	var buf bytes.Buffer
-	zw, _ := flate.NewWriter(&buf, flate.DefaultCompression)
+	zw := deflaters.Get().(*flate.Writer)
+	zw.Reset(&buf)
 	zw.Write(b)
 	zw.Close()
+	deflaters.Put(zw)
 	return buf.Bytes()
 }
 
@@ -391,9 +419,6 @@ func inflateSizedHash(b []byte, size int64) ([]byte, string, error) {
 	return out[:n:n], hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// inflaters keeps decompressors (and their 32 KiB windows) for the next blob.
-var inflaters sync.Pool
-
 // inflater is a decompressor reading r, from inflaters when one is there.
 func inflater(r io.Reader) io.ReadCloser {
 	if zr, ok := inflaters.Get().(io.ReadCloser); ok {
@@ -402,6 +427,12 @@ func inflater(r io.Reader) io.ReadCloser {
 		}
 	}
 	return flate.NewReader(r)
+}
+
+// inflateSized is inflate for content whose exact size is recorded: the buffer is allocated
+// once, never copied while it grows (the extra MinRead is where the reader finds the end).
+func inflateSized(b []byte, size int64) ([]byte, error) {
+	return inflateInto(make([]byte, 0, size+bytes.MinRead), b, size)
 }
 
 func inflateInto(buf, b []byte, limit int64) ([]byte, error) {
@@ -423,10 +454,22 @@ func inflateHash(b []byte, limit int64) (string, int64, error) {
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
+// inflaters are reused, as deflaters are: a new flate reader allocates its 32 KB window.
+var inflaters sync.Pool
+
 func inflateTo(w io.Writer, b []byte, limit int64) (int64, error) {
 	br := bytes.NewReader(b) // an io.ByteReader: the decompressor reads no byte past its stream
-	zr := flate.NewReader(br)
-	defer zr.Close()
+	var zr io.ReadCloser
+	if r, ok := inflaters.Get().(io.ReadCloser); ok {
+		r.(flate.Resetter).Reset(br, nil)
+		zr = r
+	} else {
+		zr = flate.NewReader(br)
+	}
+	defer func() {
+		zr.Close()
+		inflaters.Put(zr)
+	}()
 	n, err := io.Copy(w, io.LimitReader(zr, limit+1))
 	switch {
 	case err != nil:

@@ -47,6 +47,21 @@ func startAgent(t testing.TB, global []string, args ...string) *agentProc {
 // agent to listen.
 func startAgentEnv(t testing.TB, env []string, wait time.Duration, global []string, args ...string) *agentProc {
 	t.Helper()
+	p := launchAgent(t, env, global, args...)
+	p.listening(t, wait)
+	return p
+}
+
+// listening waits up to wait for the agent to listen, and notes its address.
+func (p *agentProc) listening(t testing.TB, wait time.Duration) {
+	t.Helper()
+	m := p.waitLog(t, listenRE.String(), 1, wait)
+	p.addr = listenRE.FindStringSubmatch(m)[1]
+}
+
+// launchAgent is startAgentEnv without the wait.
+func launchAgent(t testing.TB, env []string, global []string, args ...string) *agentProc {
+	t.Helper()
 	all := append(append(append([]string{}, global...), "agent", "--listen", "127.0.0.1:0"), args...)
 	p := &agentProc{cmd: exec.Command(binary, all...), done: make(chan struct{})}
 	p.cmd.Env = append(append(os.Environ(), "HARDTRAIL_CONFIG=", "HARDTRAIL_STORE="), env...)
@@ -75,8 +90,6 @@ func startAgentEnv(t testing.TB, env []string, wait time.Duration, global []stri
 			t.Logf("agent log:\n%s", p.logText())
 		}
 	})
-	m := p.waitLog(t, listenRE.String(), 1, wait)
-	p.addr = listenRE.FindStringSubmatch(m)[1]
 	return p
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -85,7 +86,8 @@ func runAgent(cmd *cobra.Command, a *app, f *agentFlags) error {
 			return usageErr("--listen %q: want host:port, such as %s", f.listen, config.DefaultListen)
 		}
 	}
-	if _, err := a.config(); err != nil {
+	cfg0, err := a.config()
+	if err != nil {
 		return err
 	}
 	st, err := a.openStore(ctx)
@@ -96,7 +98,20 @@ func runAgent(cmd *cobra.Command, a *app, f *agentFlags) error {
 	if err != nil {
 		return err
 	}
-	d, err := daemon.New(ctx, daemon.Options{Store: st, Redactor: red, Logger: a.log, Load: agentLoader(a, f, st.Path()), Settled: debug.FreeOSMemory})
+	opts := daemon.Options{Store: st, Redactor: red, Logger: a.log, Load: agentLoader(a, f, st.Path()), Settled: settle(a.log)}
+	var l net.Listener
+	if !f.once {
+		listen := cmp.Or(f.listen, cfg0.Agent.Listen)
+		if l, err = net.Listen("tcp", listen); err != nil {
+			return usageErr("agent: cannot listen on %s: %v (set --listen or [agent] listen)", listen, err)
+		}
+		defer l.Close()
+		if st.Engine() == store.Postgres {
+			// A shared store: divide the targets with the other agents configured alike.
+			opts.Agent = cmp.Or(cfg0.Agent.ID, defaultAgentID(l.Addr()))
+		}
+	}
+	d, err := daemon.New(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -116,11 +131,10 @@ func runAgent(cmd *cobra.Command, a *app, f *agentFlags) error {
 	if err != nil {
 		return err
 	}
-	l, err := net.Listen("tcp", cfg.Agent.Listen)
-	if err != nil {
-		return usageErr("agent: cannot listen on %s: %v (set --listen or [agent] listen)", cfg.Agent.Listen, err)
-	}
 	a.log.Info("listening", "address", l.Addr().String(), "interval", cfg.Agent.Interval.Duration, "targets", len(cfg.Targets), "store", st.Path())
+	if opts.Agent != "" {
+		a.log.Info("dividing the targets through the store's leases", "agent", opts.Agent, "lease_ttl", daemon.LeaseTTL(cfg.Agent.Interval.Duration))
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -160,6 +174,29 @@ func runAgent(cmd *cobra.Command, a *app, f *agentFlags) error {
 	}
 	a.log.Info("stopped")
 	return nil
+}
+
+// defaultAgentID names an agent by its host and the address it listens on: unique on the host
+// (two processes cannot listen on one address), and the same when the agent restarts, so that
+// it takes back its own leases at once.
+func defaultAgentID(addr net.Addr) string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return host + "/" + addr.String()
+}
+
+// settle returns to the system what loading or a cycle no longer needs: the heap's free
+// pages, and the executable's pages that were mapped to run it (a cycle maps back the few it
+// runs, from the page cache).
+func settle(log *slog.Logger) func() {
+	return func() {
+		debug.FreeOSMemory()
+		if _, err := daemon.ReleaseExecutable(); err != nil {
+			log.Debug("returning memory to the system", "err", err)
+		}
+	}
 }
 
 // agentLoader reads the config file (again, on reload) and the rules, with the flags on top.

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -267,6 +268,10 @@ func recordJSON(r *store.Record) any {
 	}{r.ID, r}
 }
 
+// incidentCache bounds the artifact contents incident list and show keep once read: the
+// before, after and newest snapshots of every target, and the distinct contents of a history.
+const incidentCache = 64 << 20
+
 func incidentCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "incident", Short: "Incidents: their record, status and timeline"}
 	var rulesFlag []string
@@ -285,6 +290,7 @@ func incidentCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			st.CacheBlobs(incidentCache)
 			ids, err := st.KnownIncidents(ctx)
 			if err != nil {
 				return err
@@ -298,12 +304,13 @@ func incidentCmd(a *app) *cobra.Command {
 				Targets  []string        `json:"targets"`
 				Last     time.Time       `json:"last_tagged"`
 			}
+			states, err := analyseAll(ctx, st, ids, set, time.Now())
+			if err != nil {
+				return err
+			}
 			var rows []row
-			for _, id := range ids {
-				s, err := incident.Analyse(ctx, st, id, set, time.Now())
-				if err != nil {
-					return err
-				}
+			for i, id := range ids {
+				s := states[i]
 				r := row{Incident: id, Status: s.Status, Title: s.Title(), Closed: s.Closed != nil, Reopened: s.Reopened, Targets: []string{}}
 				if len(s.Links) > 0 {
 					r.Last = s.Links[len(s.Links)-1].At
@@ -352,6 +359,7 @@ func incidentCmd(a *app) *cobra.Command {
 			if err := store.CheckIncidentID(args[0]); err != nil {
 				return usageErr("%v", err)
 			}
+			st.CacheBlobs(incidentCache)
 			var signers []sshsig.AllowedSigner
 			if allowed != "" {
 				if signers, err = loadAllowedSigners(allowed); err != nil {
@@ -403,6 +411,39 @@ func incidentCmd(a *app) *cobra.Command {
 	show.Flags().StringVar(&allowed, "allowed-signers", "", "check operator signatures against this allowed_signers file (ssh-keygen format)")
 	cmd.AddCommand(show, incidentOpenCmd(a), incidentNoteCmd(a), incidentCloseCmd(a, &rulesFlag))
 	return cmd
+}
+
+// analyseWorkers bounds the incidents analysed at once: each waits on the store most of the
+// time (a PostgreSQL store is a round trip away), so a few overlap well on few cores.
+const analyseWorkers = 4
+
+// analyseAll analyses every incident, a few at once, and returns their states in the order of
+// ids; the first error (in that order) ends it.
+func analyseAll(ctx context.Context, st *store.Store, ids []string, set *rules.Set, now time.Time) ([]*incident.State, error) {
+	states := make([]*incident.State, len(ids))
+	errs := make([]error, len(ids))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(analyseWorkers, len(ids)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				states[i], errs[i] = incident.Analyse(ctx, st, ids[i], set, now)
+			}
+		}()
+	}
+	for i := range ids {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return states, nil
 }
 
 func incidentOpenCmd(a *app) *cobra.Command {

@@ -12,6 +12,10 @@ import (
 
 func init() { commands = append(commands, logCmd) }
 
+// logDefault is how many snapshots log shows unless -n says otherwise: a fleet's store holds
+// hundreds of thousands, and a terminal wants the newest.
+const logDefault = 1000
+
 func logCmd(a *app) *cobra.Command {
 	var n int
 	cmd := &cobra.Command{
@@ -26,12 +30,21 @@ func logCmd(a *app) *cobra.Command {
 				return err
 			}
 			q := store.LogQuery{Limit: n}
+			if n > 0 {
+				q.Limit = n + 1 // one more tells whether older ones were left out
+			}
 			if len(args) == 1 {
 				q.Target = args[0]
 			}
 			sums, err := st.Log(ctx, q)
 			if err != nil {
 				return err
+			}
+			if n > 0 && len(sums) > n {
+				sums = sums[:n]
+				if !cmd.Flags().Changed("max-count") {
+					fmt.Fprintf(a.stderr, "hardtrail: log: the newest %d snapshots; older ones are not shown (-n 0 shows every one)\n", n)
+				}
 			}
 			if q.Target != "" && len(sums) == 0 {
 				return usageErr("target %q has no snapshots", q.Target)
@@ -53,6 +66,6 @@ func logCmd(a *app) *cobra.Command {
 			return w.Flush()
 		},
 	}
-	cmd.Flags().IntVarP(&n, "max-count", "n", 0, "show at most N snapshots (0: all)")
+	cmd.Flags().IntVarP(&n, "max-count", "n", logDefault, "show at most N snapshots (0: all)")
 	return cmd
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -117,6 +118,53 @@ func TestStoreVerifyNamesForgedColumns(t *testing.T) {
 	for _, w := range []string{`FAIL snapshots: target web1: snapshot `, `column taken_at is "2031-01-01T00:00:00Z", the manifest says "2026-03-01T11:00:00Z"`, `column note is "approved", the manifest says ""`} {
 		if code != 1 || !strings.Contains(out, w) {
 			t.Errorf("exit %d, output lacks %q:\n%s", code, w, out)
+		}
+	}
+}
+
+// log shows the newest 1,000 snapshots unless -n says how many, and says on stderr when that
+// default left older ones out.
+func TestLogDefaultNewest(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "h.db")
+	st, err := store.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	const n = logDefault + 1
+	var newest string
+	web1 := 0
+	for i := range n {
+		if i%3 == 1 {
+			web1++
+		}
+		m := &store.Manifest{Target: fmt.Sprintf("web%d", i%3), Transport: "local", Started: t0, TakenAt: t0.Add(time.Duration(i) * time.Second),
+			Profiles: []string{"linux"}, ToolVersion: "test", Artifacts: []store.ArtifactEntry{{Name: "a", Source: "a"}}}
+		sv, err := st.Save(t.Context(), m, [][]byte{[]byte("same")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		newest = sv.ID
+	}
+	st.Close()
+	for _, c := range []struct {
+		args  []string
+		lines int
+		note  bool
+	}{
+		{nil, logDefault, true},
+		{[]string{"-n", "0"}, n, false},
+		{[]string{"-n", "5"}, 5, false},
+		{[]string{"-n", fmt.Sprint(n + 10)}, n, false},
+		{[]string{"web1"}, web1, false},
+	} {
+		out, stderr, code := ht(t, append([]string{"--store", path, "log"}, c.args...)...)
+		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+		if code != 0 || len(lines) != c.lines || strings.Contains(stderr, "-n 0 shows every one") != c.note {
+			t.Errorf("log %v: exit %d, %d lines (want %d), stderr %q", c.args, code, len(lines), c.lines, stderr)
+		}
+		if c.args == nil && !strings.HasPrefix(lines[0], store.Short(newest)) {
+			t.Errorf("log: first line %q, want the newest snapshot %s", lines[0], store.Short(newest))
 		}
 	}
 }

@@ -4,7 +4,8 @@
 --
 --   hardtrail_owner   owns the store's tables and runs `hardtrail store migrate`.
 --   hardtrail_writer  agents and operators: SELECT and INSERT on every table, no UPDATE,
---                     DELETE or TRUNCATE, so no history can be rewritten or removed through it.
+--                     DELETE or TRUNCATE, so no history can be rewritten or removed through it;
+--                     UPDATE and DELETE on the lease table alone (coordination, not evidence).
 --   hardtrail_reader  auditors and dashboards: SELECT only (store verify, log, show, diff).
 DO $$
 BEGIN
