@@ -249,7 +249,9 @@ func capFor(sources []*Source, pattern string) int64 {
 func isGlob(p string) bool { return strings.ContainsAny(p, `*?[\`) }
 
 // notPermitted matches what programs print when they lack privilege.
-var notPermitted = regexp.MustCompile(`(?i)permission denied|operation not permitted|must be root|you must be root|a password is required|not allowed to execute|are not in the sudoers`)
+var notPermitted = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)permission denied|operation not permitted|must be root|you must be root|a password is required|not allowed to execute|are not in the sudoers`)
+})
 
 // runCommand runs the source's command, or its fallbacks when it is not installed. pre is the
 // first command's result from the Gather.
@@ -294,7 +296,7 @@ func (s *Source) runCommand(ctx context.Context, tr transport.Transport, red *Re
 		a.ExitCode = &code
 		a.Duration, a.Truncated = res.Duration, res.Truncated
 		a.Stderr = string(s.redactAll(red, res.Stderr))
-		if res.ExitCode != 0 && len(strings.TrimSpace(string(res.Stdout))) == 0 && notPermitted.Match(res.Stderr) {
+		if res.ExitCode != 0 && len(strings.TrimSpace(string(res.Stdout))) == 0 && notPermitted().Match(res.Stderr) {
 			a.Unavailable = "not permitted: " + firstLine(a.Stderr)
 			return a, nil
 		}

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -129,7 +130,7 @@ type MetaRule struct {
 // maxMetaValue bounds one metadata value; longer ones are cut on a rune boundary.
 const maxMetaValue = 256
 
-var metaNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+var metaNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`) })
 
 // compileDevice checks and compiles a source's redactors and meta rules.
 func (s *Source) compileDevice() error {
@@ -144,7 +145,7 @@ func (s *Source) compileDevice() error {
 	seen := map[string]bool{}
 	for i := range s.Meta {
 		m := &s.Meta[i]
-		if !metaNameRE.MatchString(m.Name) {
+		if !metaNameRE().MatchString(m.Name) {
 			return fieldErr("meta", "meta %d: name %q: want lowercase letters, digits and _, such as \"changed_by\"", i+1, m.Name)
 		}
 		if seen[m.Name] {
@@ -265,8 +266,8 @@ func (r *Redactor) PathPlaceholder(path string) string {
 }
 
 var (
-	fortiENC = regexp.MustCompile(`^(\s*set (\S+) )ENC ("[^"]*"|\S+)(.*)$`)
-	fortiSet = regexp.MustCompile(`^(\s*set (\S+) )"`)
+	fortiENC = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(\s*set (\S+) )ENC ("[^"]*"|\S+)(.*)$`) })
+	fortiSet = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(\s*set (\S+) )"`) })
 )
 
 // RedactFortiOS redacts FortiOS `show` output. FortiOS re-encrypts every reversible secret
@@ -314,7 +315,7 @@ func RedactFortiOS(r *Redactor, b []byte) []byte {
 				out.WriteString(l + eol)
 				continue
 			}
-			if m := fortiSet.FindStringSubmatch(body); m != nil {
+			if m := fortiSet().FindStringSubmatch(body); m != nil {
 				q, ok := quoted(ls, i, len(m[0]))
 				switch {
 				case !ok:
@@ -351,7 +352,7 @@ func RedactFortiOS(r *Redactor, b []byte) []byte {
 // redactENC replaces the value of a `set KEY ENC VALUE` line: by a PathPlaceholder, or for a
 // password hash (SH2..., AK1...) by the placeholder of its value.
 func redactENC(r *Redactor, line string, path func(key string) string) (string, bool) {
-	m := fortiENC.FindStringSubmatch(line)
+	m := fortiENC().FindStringSubmatch(line)
 	if m == nil {
 		return "", false
 	}

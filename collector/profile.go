@@ -109,7 +109,7 @@ type Profile struct {
 // DefaultTimeout bounds one source unless it sets its own.
 const DefaultTimeout = 60 * time.Second
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*(/[A-Za-z0-9._@:+-]+)*$`)
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*(/[A-Za-z0-9._@:+-]+)*$`) })
 
 // Compile validates the profile and compiles its regexps. Errors name the profile and source.
 func (p *Profile) Compile() error {
@@ -175,7 +175,7 @@ func (s *Source) WatchedFiles() []string {
 }
 
 func (s *Source) compile() error {
-	if !nameRE.MatchString(s.Name) {
+	if !nameRE().MatchString(s.Name) {
 		return fieldErr("name", "name %q: want lowercase words separated by /, such as \"sshd/effective\"", s.Name)
 	}
 	switch {
@@ -228,7 +228,7 @@ func (s *Source) compile() error {
 	if s.RedactFormat != "" && !slices.Contains(RedactFormats, s.RedactFormat) {
 		return fieldErr("redact_format", "redact_format: unknown format %q (known: %s)", s.RedactFormat, strings.Join(RedactFormats, ", "))
 	}
-	if s.PortRange != "" && !nameRE.MatchString(s.PortRange) {
+	if s.PortRange != "" && !nameRE().MatchString(s.PortRange) {
 		return fieldErr("port_range", "port_range %q: want an artifact name, such as \"net/ephemeral-ports\"", s.PortRange)
 	}
 	s.norm = s.norm[:0]
@@ -304,38 +304,50 @@ var builtinOnce = sync.OnceValues(loadBuiltin)
 
 func loadBuiltin() (map[string]*Profile, error) {
 	out := map[string]*Profile{}
-	files, err := fs.Glob(builtinFS, "profiles/*.toml")
-	if err != nil {
-		return nil, err
-	}
-	for _, f := range files {
-		b, err := builtinFS.ReadFile(f)
+	for _, name := range BuiltinNames() {
+		p, err := BuiltinProfile(name)
 		if err != nil {
 			return nil, err
 		}
-		ps, err := LoadProfiles("builtin:"+f, b)
-		if err != nil {
-			return nil, err
-		}
-		for i := range ps {
-			if out[ps[i].Name] != nil {
-				return nil, fmt.Errorf("builtin profile %q defined twice", ps[i].Name)
-			}
-			out[ps[i].Name] = &ps[i]
-		}
+		out[name] = p
 	}
 	return out, nil
 }
 
-// BuiltinNames lists the built-in profiles.
-func BuiltinNames() []string {
-	b, err := Builtin()
-	if err != nil {
-		return nil
+// BuiltinProfile decodes and compiles one built-in profile, or returns an error matching
+// fs.ErrNotExist when there is none of that name. Each built-in profile is the one [[profile]]
+// of profiles/NAME.toml, so a command that needs one profile, or only the names, does not
+// decode the others.
+func BuiltinProfile(name string) (*Profile, error) {
+	f := "profiles/" + name + ".toml"
+	if !IsBuiltin(name) {
+		return nil, fmt.Errorf("builtin profile %q: %w", name, fs.ErrNotExist)
 	}
-	names := make([]string, 0, len(b))
-	for n := range b {
-		names = append(names, n)
+	b, err := builtinFS.ReadFile(f)
+	if err != nil {
+		return nil, err
+	}
+	ps, err := LoadProfiles("builtin:"+f, b)
+	if err != nil {
+		return nil, err
+	}
+	if len(ps) != 1 || ps[0].Name != name {
+		return nil, fmt.Errorf("builtin:%s: want one profile named %q", f, name)
+	}
+	return &ps[0], nil
+}
+
+// IsBuiltin reports whether a built-in profile has the name, without decoding any.
+func IsBuiltin(name string) bool {
+	return slices.Contains(BuiltinNames(), name)
+}
+
+// BuiltinNames lists the built-in profiles, sorted: the names of the embedded files.
+func BuiltinNames() []string {
+	files, _ := fs.Glob(builtinFS, "profiles/*.toml") // the pattern is valid
+	names := make([]string, 0, len(files))
+	for _, f := range files {
+		names = append(names, strings.TrimSuffix(path.Base(f), ".toml"))
 	}
 	sort.Strings(names)
 	return names

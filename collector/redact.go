@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/hardtrail/hardtrail/internal/atomicfile"
 )
@@ -31,17 +32,21 @@ type secretPattern struct {
 // blockPatterns find secrets that span lines: the body of private key blocks of every kind
 // (PEM: RSA, EC, DSA, OPENSSH, ENCRYPTED, PKCS#8; PGP; OpenVPN static keys) and OpenVPN's
 // inline credentials.
-var blockPatterns = []secretPattern{
-	{re: regexp.MustCompile(`(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----\r?\n(.*?)\r?\n?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----`),
-		hints: []string{"PRIVATE KEY"}},
-	{re: regexp.MustCompile(`(?s)-----BEGIN OpenVPN Static key V\d-----\r?\n(.*?)\r?\n?-----END OpenVPN Static key V\d-----`),
-		hints: []string{"OpenVPN Static key"}},
-	{re: regexp.MustCompile(`(?s)<auth-user-pass>\r?\n(.*?)\r?\n?</auth-user-pass>`),
-		hints: []string{"<auth-user-pass>"}},
-}
+var blockPatterns = sync.OnceValue(func() []secretPattern {
+	return []secretPattern{
+		{re: regexp.MustCompile(`(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----\r?\n(.*?)\r?\n?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----`),
+			hints: []string{"PRIVATE KEY"}},
+		{re: regexp.MustCompile(`(?s)-----BEGIN OpenVPN Static key V\d-----\r?\n(.*?)\r?\n?-----END OpenVPN Static key V\d-----`),
+			hints: []string{"OpenVPN Static key"}},
+		{re: regexp.MustCompile(`(?s)<auth-user-pass>\r?\n(.*?)\r?\n?</auth-user-pass>`),
+			hints: []string{"<auth-user-pass>"}},
+	}
+})
 
 // secretPatterns are every pattern of the built-in rules, for the benchmark's floor.
-var secretPatterns = append(append([]secretPattern(nil), blockPatterns...), tokenPatterns...)
+var secretPatterns = sync.OnceValue(func() []secretPattern {
+	return append(append([]secretPattern(nil), blockPatterns()...), tokenPatterns()...)
+})
 
 // placeholderPrefix starts every redaction placeholder.
 const placeholderPrefix = "<redacted:"
@@ -79,7 +84,7 @@ func (r *Redactor) Placeholder(secret []byte) string {
 // Redact replaces every secret found by the built-in rules and by extra: key blocks first,
 // then the structural rules, token patterns and the format's columns in one pass, then extra.
 func (r *Redactor) Redact(b []byte, extra []*regexp.Regexp) []byte {
-	for _, p := range blockPatterns {
+	for _, p := range blockPatterns() {
 		if idx := p.findBlock(b); idx != nil {
 			b = r.replace(b, idx)
 		}

@@ -6,6 +6,7 @@ import (
 	"path"
 	"regexp"
 	"sort"
+	"sync"
 )
 
 // Finding is a value in a file that looks secret but would be stored as it is.
@@ -38,7 +39,9 @@ var suspectWords = map[string]bool{"salt": true, "seed": true, "cookie": true, "
 	"otp": true, "totp": true, "pin": true, "encrypted": true, "encryption": true, "cipher": true, "hash": true,
 	"bearer": true, "sso": true, "saml": true, "webhook": true, "dsn": true, "signing": true, "keytab": true}
 
-var suspectLine = regexp.MustCompile(`^\s*(?:export\s+)?["']?([A-Za-z_][\w.-]*)["']?\s*[:=]\s*["']?([^\s"',;]{6,})`)
+var suspectLine = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^\s*(?:export\s+)?["']?([A-Za-z_][\w.-]*)["']?\s*[:=]\s*["']?([^\s"',;]{6,})`)
+})
 
 // Check redacts and normalises content as source s would (the built-in rules when s is nil)
 // and lists the values that look secret but survive: high-entropy strings, and values of keys
@@ -71,7 +74,7 @@ func (r *Redactor) Check(file string, content []byte, s *Source) (CheckResult, e
 	}
 	for ls := 0; ls < len(content); {
 		le := lineEnd(content, ls)
-		m := suspectLine.FindSubmatchIndex(content[ls:le])
+		m := suspectLine().FindSubmatchIndex(content[ls:le])
 		if m != nil {
 			key := string(content[ls+m[2] : ls+m[3]])
 			v := content[ls+m[4] : ls+m[5]]

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // The names of settings whose values are secrets, and the ones that only look like it. One list
@@ -106,18 +107,19 @@ var nonSecretWords = map[string]bool{
 }
 
 var (
-	nonSecretKeySet    = normSet(NonSecretKeys)
-	nonSecretSuffixSet = normSet(NonSecretSuffixes)
-	secretWordSet      = normSet(SecretWords)
+	// The sets are built on first use, not at the start of every command.
+	nonSecretKeySet    = sync.OnceValue(func() map[string]bool { return normSet(NonSecretKeys) })
+	nonSecretSuffixSet = sync.OnceValue(func() map[string]bool { return normSet(NonSecretSuffixes) })
+	secretWordSet      = sync.OnceValue(func() map[string]bool { return normSet(SecretWords) })
 	// longSuffixes are the suffixes a longer last word may end with ("keyfile").
-	longSuffixes = func() (out []string) {
+	longSuffixes = sync.OnceValue(func() (out []string) {
 		for _, s := range NonSecretSuffixes {
 			if len(s) >= 4 {
 				out = append(out, s)
 			}
 		}
 		return out
-	}()
+	})
 )
 
 func normSet(words []string) map[string]bool {
@@ -190,7 +192,7 @@ func IsSecretKey(k string) bool {
 	if k == "" || len(k) > 128 {
 		return false
 	}
-	if nonSecretKeySet[normKey(k)] {
+	if nonSecretKeySet()[normKey(k)] {
 		return false
 	}
 	words := keyWords(k)
@@ -210,10 +212,10 @@ func IsSecretKey(k string) bool {
 }
 
 func hasNonSecretSuffix(w string) bool {
-	if nonSecretSuffixSet[w] {
+	if nonSecretSuffixSet()[w] {
 		return true
 	}
-	for _, s := range longSuffixes {
+	for _, s := range longSuffixes() {
 		if len(w) > len(s) && strings.HasSuffix(w, s) {
 			return true
 		}
@@ -225,7 +227,7 @@ func secretWord(w string) bool {
 	if nonSecretWords[w] {
 		return false
 	}
-	if secretWordSet[w] {
+	if secretWordSet()[w] {
 		return true
 	}
 	for _, s := range secretEndings {
@@ -302,7 +304,7 @@ func isNonSecretValue(v []byte) bool {
 		return true // a switch or a count: no secret is this short
 	}
 	lv := strings.ToLower(string(v))
-	if len(lv) <= 16 && algorithmName.MatchString(lv) {
+	if len(lv) <= 16 && algorithmName().MatchString(lv) {
 		return true // OpenVPN's "auth SHA256"
 	}
 	if strings.HasPrefix(lv, "file:") || strings.HasPrefix(lv, "env:") {
@@ -319,7 +321,9 @@ func isNonSecretValue(v []byte) bool {
 }
 
 // algorithmName matches digest and cipher names a secret-named directive may take.
-var algorithmName = regexp.MustCompile(`^(?:sha|md5|aes|des|3des|blake2|hmac|rsa|ecdsa|ed25519|chacha20|camellia|bf|scram|none)[-\w]*$`)
+var algorithmName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(?:sha|md5|aes|des|3des|blake2|hmac|rsa|ecdsa|ed25519|chacha20|camellia|bf|scram|none)[-\w]*$`)
+})
 
 func isDigits(b []byte) bool {
 	for _, c := range b {

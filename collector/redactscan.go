@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // The structural scanner: one pass over the text finds the places where a secret may sit (a
@@ -34,46 +35,48 @@ type hint struct {
 // tokenPatterns find well-known token formats and other secrets a key does not name. The first
 // capture group (or the whole match) is the secret; hints are lowercase literals of which one
 // starts within every match.
-var tokenPatterns = []secretPattern{
-	// crypt(3) password hashes: MD5, Apache apr1, bcrypt, SHA-256/512, yescrypt, scrypt, argon2,
-	// PBKDF2. A hash never holds '<', which ends it inside an XML element.
-	{re: regexp.MustCompile(`\$(?:1|2[abxy]?|5|6|7|y|gy|md5|sha1|apr1|argon2(?:id|i|d)|pbkdf2(?:-sha\d+)?|scrypt)\$[^\s:"',;<]{8,}`),
-		hints: []string{"$1$", "$2$", "$2a$", "$2b$", "$2x$", "$2y$", "$5$", "$6$", "$7$", "$y$", "$gy$", "$md5", "$sha1$", "$apr1$", "$argon2", "$pbkdf2", "$scrypt$"}},
-	// LDAP-style hashes: {SSHA}..., {SHA}..., {CRYPT}...
-	{re: regexp.MustCompile(`(?i)\{(?:s?sha(?:256|384|512)?|smd5|md5|crypt|pbkdf2[-\w]*|argon2)\}([A-Za-z0-9+/=.$]{8,})`),
-		hints: []string{"{ssha", "{sha", "{smd5", "{md5", "{crypt", "{pbkdf2", "{argon2"}},
-	// strongSwan/libreswan ipsec.secrets: ": PSK "secret"", ": EAP "secret"".
-	{re: regexp.MustCompile(`(?i)(?:^|\s):\s*(?:PSK|EAP|XAUTH|NTLM)\s+("[^"\n]*"|\S+)`), hints: []string{": psk", ": eap", ": xauth", ": ntlm"}},
-	// IOS-style SNMP communities, in device output too.
-	{re: regexp.MustCompile(`(?i)snmp-server\s+community\s+(\S+)`), hints: []string{"snmp-server"}},
-	// SQL: IDENTIFIED BY 'secret', IDENTIFIED WITH plugin BY 'secret'.
-	{re: regexp.MustCompile(`(?i)identified\s+(?:with\s+\S+\s+)?by\s+(?:password\s+)?(?:'([^'\n]*)'|"([^"\n]*)")`), hints: []string{"identified"}},
-	// Cloud access key IDs.
-	{re: regexp.MustCompile(`\b((?:AKIA|ASIA)[A-Z0-9]{16})\b`), hints: []string{"akia", "asia"}},
-	{re: regexp.MustCompile(`\b(AIza[0-9A-Za-z_-]{35})`), hints: []string{"aiza"}},
-	// GitHub, GitLab, Slack, Stripe, npm tokens.
-	{re: regexp.MustCompile(`\b(gh[pousr]_[A-Za-z0-9]{30,255})`), hints: []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_"}},
-	{re: regexp.MustCompile(`\b(github_pat_[A-Za-z0-9_]{22,255})`), hints: []string{"github_pat_"}},
-	{re: regexp.MustCompile(`\b(gl(?:pat|dt|rt|cbt|ptt|ft|imt|agent|oas)-[A-Za-z0-9_-]{16,})`), hints: []string{"glpat-", "gldt-", "glrt-", "glcbt-", "glptt-", "glft-", "glimt-", "glagent-", "gloas-"}},
-	{re: regexp.MustCompile(`\b(xox[abposre]-[A-Za-z0-9-]{10,})`), hints: []string{"xoxa-", "xoxb-", "xoxp-", "xoxo-", "xoxs-", "xoxr-", "xoxe-"}},
-	{re: regexp.MustCompile(`\b(xapp-\d-[A-Za-z0-9-]{10,})`), hints: []string{"xapp-"}},
-	{re: regexp.MustCompile(`\b((?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}|whsec_[A-Za-z0-9]{16,})`), hints: []string{"sk_live_", "rk_live_", "sk_test_", "rk_test_", "whsec_"}},
-	{re: regexp.MustCompile(`\b(npm_[A-Za-z0-9]{36})`), hints: []string{"npm_"}},
-	// JSON Web Tokens: header.payload.signature, the first two base64url JSON objects.
-	{re: regexp.MustCompile(`\b(eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})`), hints: []string{"eyj"}},
-	// Webhook URLs: the path is the credential.
-	{re: regexp.MustCompile(`(?i)hooks\.slack\.com/(?:services|workflows|triggers)/([A-Za-z0-9/_-]{16,})`), hints: []string{"hooks.slack.com/"}},
-	{re: regexp.MustCompile(`(?i)(?:discord|discordapp)\.com/api/webhooks/\d+/([A-Za-z0-9_-]{20,})`), hints: []string{"discord.com/api/webhooks/", "discordapp.com/api/webhooks/"}},
-	{re: regexp.MustCompile(`(?i)\.webhook\.office\.com/webhookb2/([A-Za-z0-9@/_-]{20,})`), hints: []string{".webhook.office.com/"}},
-}
+var tokenPatterns = sync.OnceValue(func() []secretPattern {
+	return []secretPattern{
+		// crypt(3) password hashes: MD5, Apache apr1, bcrypt, SHA-256/512, yescrypt, scrypt, argon2,
+		// PBKDF2. A hash never holds '<', which ends it inside an XML element.
+		{re: regexp.MustCompile(`\$(?:1|2[abxy]?|5|6|7|y|gy|md5|sha1|apr1|argon2(?:id|i|d)|pbkdf2(?:-sha\d+)?|scrypt)\$[^\s:"',;<]{8,}`),
+			hints: []string{"$1$", "$2$", "$2a$", "$2b$", "$2x$", "$2y$", "$5$", "$6$", "$7$", "$y$", "$gy$", "$md5", "$sha1$", "$apr1$", "$argon2", "$pbkdf2", "$scrypt$"}},
+		// LDAP-style hashes: {SSHA}..., {SHA}..., {CRYPT}...
+		{re: regexp.MustCompile(`(?i)\{(?:s?sha(?:256|384|512)?|smd5|md5|crypt|pbkdf2[-\w]*|argon2)\}([A-Za-z0-9+/=.$]{8,})`),
+			hints: []string{"{ssha", "{sha", "{smd5", "{md5", "{crypt", "{pbkdf2", "{argon2"}},
+		// strongSwan/libreswan ipsec.secrets: ": PSK "secret"", ": EAP "secret"".
+		{re: regexp.MustCompile(`(?i)(?:^|\s):\s*(?:PSK|EAP|XAUTH|NTLM)\s+("[^"\n]*"|\S+)`), hints: []string{": psk", ": eap", ": xauth", ": ntlm"}},
+		// IOS-style SNMP communities, in device output too.
+		{re: regexp.MustCompile(`(?i)snmp-server\s+community\s+(\S+)`), hints: []string{"snmp-server"}},
+		// SQL: IDENTIFIED BY 'secret', IDENTIFIED WITH plugin BY 'secret'.
+		{re: regexp.MustCompile(`(?i)identified\s+(?:with\s+\S+\s+)?by\s+(?:password\s+)?(?:'([^'\n]*)'|"([^"\n]*)")`), hints: []string{"identified"}},
+		// Cloud access key IDs.
+		{re: regexp.MustCompile(`\b((?:AKIA|ASIA)[A-Z0-9]{16})\b`), hints: []string{"akia", "asia"}},
+		{re: regexp.MustCompile(`\b(AIza[0-9A-Za-z_-]{35})`), hints: []string{"aiza"}},
+		// GitHub, GitLab, Slack, Stripe, npm tokens.
+		{re: regexp.MustCompile(`\b(gh[pousr]_[A-Za-z0-9]{30,255})`), hints: []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_"}},
+		{re: regexp.MustCompile(`\b(github_pat_[A-Za-z0-9_]{22,255})`), hints: []string{"github_pat_"}},
+		{re: regexp.MustCompile(`\b(gl(?:pat|dt|rt|cbt|ptt|ft|imt|agent|oas)-[A-Za-z0-9_-]{16,})`), hints: []string{"glpat-", "gldt-", "glrt-", "glcbt-", "glptt-", "glft-", "glimt-", "glagent-", "gloas-"}},
+		{re: regexp.MustCompile(`\b(xox[abposre]-[A-Za-z0-9-]{10,})`), hints: []string{"xoxa-", "xoxb-", "xoxp-", "xoxo-", "xoxs-", "xoxr-", "xoxe-"}},
+		{re: regexp.MustCompile(`\b(xapp-\d-[A-Za-z0-9-]{10,})`), hints: []string{"xapp-"}},
+		{re: regexp.MustCompile(`\b((?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}|whsec_[A-Za-z0-9]{16,})`), hints: []string{"sk_live_", "rk_live_", "sk_test_", "rk_test_", "whsec_"}},
+		{re: regexp.MustCompile(`\b(npm_[A-Za-z0-9]{36})`), hints: []string{"npm_"}},
+		// JSON Web Tokens: header.payload.signature, the first two base64url JSON objects.
+		{re: regexp.MustCompile(`\b(eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})`), hints: []string{"eyj"}},
+		// Webhook URLs: the path is the credential.
+		{re: regexp.MustCompile(`(?i)hooks\.slack\.com/(?:services|workflows|triggers)/([A-Za-z0-9/_-]{16,})`), hints: []string{"hooks.slack.com/"}},
+		{re: regexp.MustCompile(`(?i)(?:discord|discordapp)\.com/api/webhooks/\d+/([A-Za-z0-9_-]{20,})`), hints: []string{"discord.com/api/webhooks/", "discordapp.com/api/webhooks/"}},
+		{re: regexp.MustCompile(`(?i)\.webhook\.office\.com/webhookb2/([A-Za-z0-9@/_-]{20,})`), hints: []string{".webhook.office.com/"}},
+	}
+})
 
 // keyHints are the lowercase words whose occurrence starts reading a key: every secret word
 // holds one, and so do the SNMP directives whose names hold none.
 var keyHints = []string{"pass", "pw", "secret", "token", "key", "psk", "communit", "auth", "credential",
 	"private", "com2sec", "sink", "createuser", "usmuser"}
 
-// hintTable indexes every hint by its first two bytes (lowercase).
-var hintTable = buildHintTable()
+// hintTable indexes every hint by its first two bytes (lowercase), built on first use.
+var hintTable = sync.OnceValue(buildHintTable)
 
 type hintIndex struct {
 	pair  [65536 / 64]uint64 // a bit for each first two bytes of a hint
@@ -96,7 +99,7 @@ func buildHintTable() *hintIndex {
 		add(hint{word: w, kind: hintKey})
 	}
 	add(hint{word: "://", kind: hintURL})
-	for i, p := range tokenPatterns {
+	for i, p := range tokenPatterns() {
 		for _, w := range p.hints {
 			add(hint{word: w, kind: hintPattern, pat: i})
 		}
@@ -153,7 +156,7 @@ func (r *Redactor) scanSecrets(b []byte, keys bool) []span {
 		}
 		return ls, le
 	}
-	t := hintTable
+	t := hintTable()
 	for i := 0; i+1 < len(b); i++ {
 		k := uint16(lowerTable[b[i]])<<8 | uint16(lowerTable[b[i+1]])
 		if t.pair[k/64]&(1<<(k%64)) == 0 {
@@ -180,7 +183,7 @@ func (r *Redactor) scanSecrets(b []byte, keys bool) []span {
 					continue
 				}
 				patLines[h.pat] = ls
-				for _, m := range tokenPatterns[h.pat].re.FindAllSubmatchIndex(b[ls:le], -1) {
+				for _, m := range tokenPatterns()[h.pat].re.FindAllSubmatchIndex(b[ls:le], -1) {
 					s, e := m[0], m[1]
 					for g := 2; g+1 < len(m); g += 2 {
 						if m[g] >= 0 {

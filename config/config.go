@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hardtrail/hardtrail/agent/store"
@@ -86,8 +87,6 @@ type Target struct {
 	CommandTimeout   tomlx.Duration `toml:"command_timeout"` // each command (default 60s)
 	LegacyAlgorithms bool           `toml:"legacy_algorithms"`
 }
-
-var targetNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$`)
 
 // Default is the configuration used when no file exists: one local target with the linux profile.
 func Default() *Config {
@@ -189,10 +188,6 @@ func (c *Config) validate(src []byte) error {
 			}
 		}
 	}
-	builtin, err := collector.Builtin()
-	if err != nil {
-		return err
-	}
 	own := map[string]bool{}
 	for i := range c.Profiles {
 		p := &c.Profiles[i]
@@ -215,7 +210,7 @@ func (c *Config) validate(src []byte) error {
 	for i := range c.Targets {
 		t := &c.Targets[i]
 		key := []string{"target", strconv.Itoa(i)}
-		if !targetNameRE.MatchString(t.Name) {
+		if !store.ValidTarget(t.Name) {
 			return errf(append(key, "name"), "target name %q: want letters, digits and . _ @ -, starting with a letter or digit", t.Name)
 		}
 		if seen[t.Name] {
@@ -247,7 +242,7 @@ func (c *Config) validate(src []byte) error {
 			t.Profiles = []string{"linux"}
 		}
 		for _, p := range t.Profiles {
-			if !own[p] && builtin[p] == nil {
+			if !own[p] && !collector.IsBuiltin(p) {
 				return errf(append(key, "profiles"), "target %q: unknown profile %q (built in: %s)", t.Name, p, strings.Join(collector.BuiltinNames(), ", "))
 			}
 		}
@@ -312,7 +307,7 @@ func (c *Config) jumpCycle(name string) []string {
 	}
 }
 
-var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var envNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
 
 // checkEnable validates a target's enable secret settings: one source at most, a valid
 // variable name, an SSH target, and a profile that enters privileged mode.
@@ -327,7 +322,7 @@ func (c *Config) checkEnable(t *Target, key []string, own map[string]bool, errf 
 	if t.EnableSecretFile != "" && t.EnableSecretEnv != "" {
 		return errf(append(key, "enable_secret_env"), "target %q: set enable_secret_file or enable_secret_env, not both", t.Name)
 	}
-	if t.EnableSecretEnv != "" && !envNameRE.MatchString(t.EnableSecretEnv) {
+	if t.EnableSecretEnv != "" && !envNameRE().MatchString(t.EnableSecretEnv) {
 		// The value is not quoted back: it may be the secret itself.
 		return errf(append(key, field), "target %q: not an environment variable name (name the variable that holds the secret, never the secret)", t.Name)
 	}
@@ -411,10 +406,6 @@ func (c *Config) Target(name string) (*Target, bool) {
 
 // ProfilesFor returns the compiled profiles a target uses, its own before built-in ones.
 func (c *Config) ProfilesFor(t *Target) ([]*collector.Profile, error) {
-	builtin, err := collector.Builtin()
-	if err != nil {
-		return nil, err
-	}
 	var out []*collector.Profile
 	for _, name := range t.Profiles {
 		var p *collector.Profile
@@ -424,10 +415,14 @@ func (c *Config) ProfilesFor(t *Target) ([]*collector.Profile, error) {
 			}
 		}
 		if p == nil {
-			p = builtin[name]
-		}
-		if p == nil {
-			return nil, fmt.Errorf("target %s: unknown profile %q", t.Name, name)
+			if !collector.IsBuiltin(name) {
+				return nil, fmt.Errorf("target %s: unknown profile %q", t.Name, name)
+			}
+			b, err := collector.BuiltinProfile(name)
+			if err != nil {
+				return nil, err
+			}
+			p = b
 		}
 		out = append(out, p)
 	}

@@ -73,11 +73,6 @@ func WriteUnified(w io.Writer, a, b []byte, labelA, labelB string) (added, remov
 	}
 	ta, tb := split(a), split(b)
 	da, db := compare(&ta, &tb)
-	cs := changes(da, db)
-	for _, c := range cs {
-		added += c.ins
-		removed += c.del
-	}
 	bw, ok := w.(*bufio.Writer)
 	if !ok {
 		bw = bufio.NewWriterSize(w, 64<<10)
@@ -88,7 +83,11 @@ func WriteUnified(w io.Writer, a, b []byte, labelA, labelB string) (added, remov
 	bw.WriteString(labelB)
 	bw.WriteByte('\n')
 	var hdr []byte
-	for _, sp := range spans(&ta, cs, Context) {
+	eachSpan(&ta, da, db, Context, func(sp span) {
+		for _, c := range sp.cs {
+			added += c.ins
+			removed += c.del
+		}
 		hdr = sp.header().appendHeader(hdr[:0])
 		bw.Write(hdr)
 		bw.WriteByte('\n')
@@ -101,7 +100,7 @@ func WriteUnified(w io.Writer, a, b []byte, labelA, labelB string) (added, remov
 				bw.WriteString(noNewline)
 			}
 		})
-	}
+	})
 	return added, removed, bw.Flush()
 }
 
@@ -123,10 +122,10 @@ func Stat(a, b []byte) (added, removed int) {
 	}
 	ta, tb := split(a), split(b)
 	da, db := compare(&ta, &tb)
-	for _, c := range changes(da, db) {
+	eachChange(da, db, func(c change) {
 		added += c.ins
 		removed += c.del
-	}
+	})
 	return added, removed
 }
 
@@ -142,6 +141,12 @@ type change struct{ a, b, del, ins int }
 // changes turns per-line flags into runs, in order.
 func changes(da, db []bool) []change {
 	var cs []change
+	eachChange(da, db, func(c change) { cs = append(cs, c) })
+	return cs
+}
+
+// eachChange calls f with each run of changes, in order.
+func eachChange(da, db []bool, f func(change)) {
 	i, j := 0, 0
 	for i < len(da) || j < len(db) {
 		if (i < len(da) && da[i]) || (j < len(db) && db[j]) {
@@ -153,13 +158,12 @@ func changes(da, db []bool) []change {
 				j++
 			}
 			c.del, c.ins = i-c.a, j-c.b
-			cs = append(cs, c)
+			f(c)
 			continue
 		}
 		i++
 		j++
 	}
-	return cs
 }
 
 // span is where one hunk lies: 0-based starts and lengths in a and b, and its changes.
@@ -174,20 +178,45 @@ func spans(a *text, cs []change, ctx int) []span {
 	var out []span
 	for len(cs) > 0 {
 		n := 1
-		for n < len(cs) && cs[n].a-(cs[n-1].a+cs[n-1].del) <= 2*ctx {
+		for n < len(cs) && sameHunk(cs[n-1], cs[n], ctx) {
 			n++
 		}
-		first, last := cs[0], cs[n-1]
-		before := min(ctx, first.a)
-		after := min(ctx, a.n()-(last.a+last.del))
-		out = append(out, span{
-			oldStart: first.a - before, oldLines: last.a + last.del + after - (first.a - before),
-			newStart: first.b - before, newLines: last.b + last.ins + after - (first.b - before),
-			cs: cs[:n],
-		})
+		out = append(out, newSpan(a, cs[:n], ctx))
 		cs = cs[n:]
 	}
 	return out
+}
+
+// eachSpan calls f with each span that spans would return for the changes of da and db,
+// holding one hunk's changes at a time; f must not keep the span's changes.
+func eachSpan(a *text, da, db []bool, ctx int, f func(span)) {
+	var cs []change
+	eachChange(da, db, func(c change) {
+		if len(cs) > 0 && !sameHunk(cs[len(cs)-1], c, ctx) {
+			f(newSpan(a, cs, ctx))
+			cs = cs[:0]
+		}
+		cs = append(cs, c)
+	})
+	if len(cs) > 0 {
+		f(newSpan(a, cs, ctx))
+	}
+}
+
+// sameHunk reports whether change c, which follows prev, belongs to prev's hunk: at most 2·ctx
+// unchanged lines lie between them.
+func sameHunk(prev, c change, ctx int) bool { return c.a-(prev.a+prev.del) <= 2*ctx }
+
+// newSpan is the hunk of the changes cs with ctx lines of context.
+func newSpan(a *text, cs []change, ctx int) span {
+	first, last := cs[0], cs[len(cs)-1]
+	before := min(ctx, first.a)
+	after := min(ctx, a.n()-(last.a+last.del))
+	return span{
+		oldStart: first.a - before, oldLines: last.a + last.del + after - (first.a - before),
+		newStart: first.b - before, newLines: last.b + last.ins + after - (first.b - before),
+		cs: cs,
+	}
 }
 
 // lines calls f for each line of the hunk in order: the kind, and which line of a or b it is.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -175,6 +176,14 @@ func TestUnifiedMatchesGNULarge(t *testing.T) {
 		"many edits": func() ([]byte, []byte) {
 			a := configText(r, 3000)
 			return joined(a, false), joined(edited(r, a, 400), false)
+		},
+		// More distinct lines than two-byte class numbers hold: the four-byte search.
+		"70,000 distinct lines": func() ([]byte, []byte) {
+			a := make([]string, 70_000)
+			for i := range a {
+				a[i] = fmt.Sprintf("allow 10.%d.%d.0/24 port %d", i/256, i%256, i%9000)
+			}
+			return joined(a, false), joined(edited(r, a, 300), false)
 		},
 		"unrelated, capped": func() ([]byte, []byte) {
 			// Past about 12,000 lines of unrelated text the search hits the cost cap.
@@ -552,4 +561,50 @@ func mutate(base, ops []byte) []byte {
 		}
 	}
 	return []byte(strings.Join(lines, ""))
+}
+
+// Line starts of data of 4 GiB or more are kept as int instead of uint32; forcing that layout
+// on small inputs must not change a byte of the output.
+func TestUnifiedWideLineStarts(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var pairs [][2][]byte
+	for i := range 300 {
+		a, b := randomPair(r, 20+i)
+		pairs = append(pairs, [2][]byte{a, b})
+	}
+	big, bigAfter := testutil.BigConfig(5_000)
+	pairs = append(pairs, [2][]byte{big, bigAfter}, [2][]byte{[]byte("a\nb"), []byte("a\nc")})
+	want := make([][]byte, len(pairs))
+	for i, p := range pairs {
+		want[i] = Unified(p[0], p[1], "a", "b")
+	}
+	defer func(w uint64) { wideAbove = w }(wideAbove)
+	wideAbove = 0
+	if tx := split([]byte("x\n")); tx.wide == nil || tx.off != nil {
+		t.Fatal("split did not use wide line starts")
+	}
+	for i, p := range pairs {
+		if got := Unified(p[0], p[1], "a", "b"); !bytes.Equal(got, want[i]) {
+			t.Fatalf("case %d: wide line starts give\n%s\nwant\n%s", i, got, want[i])
+		}
+	}
+}
+
+// Class numbers are two bytes while the classes fit, four past that.
+func TestClassifyWidens(t *testing.T) {
+	for _, n := range []int{60_000, 70_000} {
+		var sb strings.Builder
+		for i := range n {
+			fmt.Fprintf(&sb, "line %d\n", i)
+		}
+		ta := split([]byte(sb.String()))
+		tb := split([]byte("other\n" + sb.String()))
+		_, _, _, classes, ok := classify[uint16](&ta, 0, ta.n(), &tb, 0, tb.n(), math.MaxUint16)
+		if want := n+1 < math.MaxUint16; ok != want {
+			t.Errorf("%d distinct lines: two-byte classes ok=%v (%d classes), want %v", n, ok, classes, want)
+		}
+		if _, _, _, classes, ok := classify[int32](&ta, 0, ta.n(), &tb, 0, tb.n(), math.MaxInt32); !ok || classes != n+2 {
+			t.Errorf("%d distinct lines: four-byte classes ok=%v, %d classes", n, ok, classes)
+		}
+	}
 }

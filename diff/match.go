@@ -6,19 +6,31 @@ import (
 	"math"
 )
 
-// text is a file split into lines. Line i is data[off[i]:off[i+1]] and keeps its newline, so a
-// last line without one never equals a line that has one, as in GNU diff.
+// text is a file split into lines. Line i is data[start(i):start(i+1)] and keeps its newline,
+// so a last line without one never equals a line that has one, as in GNU diff. Line starts take
+// 4 bytes each, or 8 for data of 4 GiB or more.
 type text struct {
 	data []byte
-	off  []int
+	off  []uint32 // the start of each line, then len(data); nil when wide is used
+	wide []int    // off, for data too long for uint32
 }
+
+// wideAbove is the longest data whose line starts fit in uint32 (a variable for tests).
+var wideAbove uint64 = math.MaxUint32
 
 func split(data []byte) text {
 	n := bytes.Count(data, []byte{'\n'})
 	if len(data) > 0 && data[len(data)-1] != '\n' {
 		n++
 	}
-	off := make([]int, 0, n+1)
+	if uint64(len(data)) > wideAbove {
+		return text{data: data, wide: lineStarts(data, make([]int, 0, n+1))}
+	}
+	return text{data: data, off: lineStarts(data, make([]uint32, 0, n+1))}
+}
+
+// lineStarts appends the offset of each line of data, and len(data), to off.
+func lineStarts[T uint32 | int](data []byte, off []T) []T {
 	off = append(off, 0)
 	for p := 0; p < len(data); {
 		i := bytes.IndexByte(data[p:], '\n')
@@ -27,13 +39,28 @@ func split(data []byte) text {
 		} else {
 			p += i + 1
 		}
-		off = append(off, p)
+		off = append(off, T(p))
 	}
-	return text{data: data, off: off}
+	return off
 }
 
-func (t *text) n() int            { return len(t.off) - 1 }
-func (t *text) line(i int) []byte { return t.data[t.off[i]:t.off[i+1]] }
+func (t *text) n() int {
+	if t.wide != nil {
+		return len(t.wide) - 1
+	}
+	return len(t.off) - 1
+}
+
+// start is the offset of line i in data; start(n()) is len(data).
+func (t *text) start(i int) int {
+	if t.wide != nil {
+		return t.wide[i]
+	}
+	return int(t.off[i])
+}
+
+func (t *text) line(i int) []byte { return t.data[t.start(i):t.start(i+1)] }
+
 func (t *text) equal(i int, u *text, j int) bool {
 	return bytes.Equal(t.line(i), u.line(j))
 }
@@ -67,7 +94,9 @@ const horizon = 3
 //     down as they go otherwise.
 func compare(a, b *text) (da, db []bool) {
 	na, nb := a.n(), b.n()
-	da, db = make([]bool, na), make([]bool, nb)
+	// The flags have a false sentinel at each end, which slide needs: pa[i+1] is line i.
+	pa, pb := make([]bool, na+2), make([]bool, nb+2)
+	da, db = pa[1:na+1], pb[1:nb+1]
 
 	// Identical prefix and suffix, in whole lines.
 	pre := 0
@@ -85,42 +114,72 @@ func compare(a, b *text) (da, db []bool) {
 	keep := max(0, suf-horizon)
 	hiA, hiB := na-keep, nb-keep
 
-	// Equivalence classes of the lines in the compared region.
-	ea, eb, classes := classify(a, lo, hiA, b, lo, hiB)
-	ra, rb := ea[lo:hiA], eb[lo:hiB]
+	// Equivalence classes of the lines in the compared region, two bytes each while they fit.
+	if ra, rb, countA, _, ok := classify[uint16](a, lo, hiA, b, lo, hiB, math.MaxUint16); ok {
+		newMatcher(ra, rb, countA, da[lo:hiA], db[lo:hiB]).run()
+	} else {
+		ra, rb, countA, _, _ := classify[int32](a, lo, hiA, b, lo, hiB, math.MaxInt32)
+		newMatcher(ra, rb, countA, da[lo:hiA], db[lo:hiB]).run()
+	}
 
-	m := newMatcher(ra, rb, classes, da[lo:hiA], db[lo:hiB])
-	m.run()
-
-	pa, pb := padded(da[lo:hiA]), padded(db[lo:hiB])
-	slide(ra, pa, pb)
-	slide(rb, pb, pa)
-	copy(da[lo:hiA], pa[1:len(pa)-1])
-	copy(db[lo:hiB], pb[1:len(pb)-1])
+	// The lines around the region are unchanged, so the region's flags with the ones on
+	// either side are the padded flags slide wants.
+	// The matcher kept only the searched lines' classes, so slide compares the lines.
+	fa, fb := pa[lo:hiA+2], pb[lo:hiB+2]
+	slide(hiA-lo, func(i, j int) bool { return a.equal(lo+i, a, lo+j) }, fa, fb)
+	slide(hiB-lo, func(i, j int) bool { return b.equal(lo+i, b, lo+j) }, fb, fa)
 	return da, db
 }
 
-// padded copies flags into a slice with a false sentinel at each end: index i+1 holds line i.
-func padded(flags []bool) []bool {
-	p := make([]bool, len(flags)+2)
-	copy(p[1:], flags)
-	return p
-}
+// class is the type of a line's class number in the arrays the search reads.
+type class interface{ uint16 | int32 }
 
 // classify numbers the lines a[alo:ahi] and b[blo:bhi] so that equal lines share a number
-// (from 1). It returns full-length slices, of which only the given ranges are filled, and the
-// number of classes plus one.
-func classify(a *text, alo, ahi int, b *text, blo, bhi int) (ea, eb []int32, classes int) {
-	ea, eb = make([]int32, a.n()), make([]int32, b.n())
-	c := classifier{a: a, b: b, seed: maphash.MakeSeed(), reps: make([]int32, 1, 64)}
-	c.grow(max(64, ((ahi-alo)+(bhi-blo))/4))
+// (from 1). It returns the numbers of the lines of each range, how many lines of a's range
+// each number has, and the number of classes plus one; ok is false, and nothing else is
+// returned, when there are more than limit classes (the most a C holds).
+//
+// Most lines of b follow a line of a that the previous line of b followed, so each line of b
+// is first compared with the line of a after the last one it matched (and the one after
+// that, for a deleted line) before it is looked up: the comparison reads both texts in order,
+// where the lookup reads the table and a representative line at random.
+func classify[C class](a *text, alo, ahi int, b *text, blo, bhi int, limit int32) (ea, eb []C, countA []int32, classes int, ok bool) {
+	ea, eb = make([]C, ahi-alo), make([]C, bhi-blo)
+	// Config text has about one distinct line in six or more; the table is sized for one in
+	// eight at most half full, and grows.
+	lines := (ahi - alo) + (bhi - blo)
+	c := classifier{a: a, b: b, seed: maphash.MakeSeed(), reps: make([]int32, 1, max(64, lines/5)), count: make([]int32, 1, max(64, lines/5))}
+	c.grow(max(64, lines/8))
 	for i := alo; i < ahi; i++ {
-		ea[i] = c.number(a.line(i), int32(i))
+		k := c.number(a.line(i), int32(i))
+		if k > limit {
+			return nil, nil, nil, 0, false
+		}
+		c.count[k]++
+		ea[i-alo] = C(k)
 	}
+	p := alo // the line of a the next line of b is likely to equal
 	for i := blo; i < bhi; i++ {
-		eb[i] = c.number(b.line(i), ^int32(i))
+		l := b.line(i)
+		switch {
+		case p < ahi && bytes.Equal(a.line(p), l):
+		case p+1 < ahi && bytes.Equal(a.line(p+1), l):
+			p++
+		default:
+			k := c.number(l, ^int32(i))
+			if k > limit {
+				return nil, nil, nil, 0, false
+			}
+			eb[i-blo] = C(k)
+			if r := c.reps[k]; r >= 0 && c.count[k] == 1 {
+				p = int(r) + 1 // the one line of a with this text
+			}
+			continue
+		}
+		eb[i-blo] = ea[p-alo]
+		p++
 	}
-	return ea, eb, len(c.reps)
+	return ea, eb, c.count, len(c.reps), true
 }
 
 // classifier is an open-addressing table from line text to class number. Config text has
@@ -132,6 +191,7 @@ type classifier struct {
 	slots []slot
 	mask  uint32
 	reps  []int32 // a line of each class: i for a's line i, ^j for b's line j
+	count []int32 // how many lines of a's range each class has
 }
 
 // slot holds a class and its line's hash; a probe compares line bytes only when hashes agree.
@@ -150,6 +210,7 @@ func (c *classifier) number(l []byte, ref int32) int32 {
 		sl := &c.slots[s]
 		if sl.hash == 0 {
 			c.reps = append(c.reps, ref)
+			c.count = append(c.count, 0)
 			*sl = slot{h, uint32(len(c.reps) - 1)}
 			if len(c.reps) > len(c.slots)/2 {
 				c.grow(len(c.slots))
@@ -183,30 +244,36 @@ func (c *classifier) grow(n int) {
 }
 
 // matcher runs the search over the lines that survive discarding.
-type matcher struct {
-	ea, eb       []int32 // classes of every line in the region
-	classes      int     // number of classes, plus one
+type matcher[C class] struct {
+	ea, eb       []C     // classes of every line in the region; run moves xs, ys into them
+	countA       []int32 // how many lines of ea each class has; run reuses it
 	da, db       []bool  // results, per line of the region
-	xs, ys       []int32 // classes of the lines searched
-	xi, yi       []int32 // region index of each searched line
+	xs, ys       []C     // classes of the lines searched
+	dx, dy       bits    // results, per line searched
 	fwd, bwd     []int32 // furthest x on each diagonal k, stored at k+diag
 	diag         int
 	tooExpensive int
 }
 
-func newMatcher(ea, eb []int32, classes int, da, db []bool) *matcher {
-	return &matcher{ea: ea, eb: eb, classes: classes, da: da, db: db}
+func newMatcher[C class](ea, eb []C, countA []int32, da, db []bool) *matcher[C] {
+	return &matcher[C]{ea: ea, eb: eb, countA: countA, da: da, db: db}
 }
 
-func (m *matcher) run() {
-	countA := counts(m.ea, m.classes)
-	countB := counts(m.eb, m.classes)
+func (m *matcher[C]) run() {
+	// b's lines are judged by their counts in a, then a's by their counts in b, which take
+	// the place of a's counts.
+	discB := discards(m.eb, m.countA)
+	countB := m.countA
+	clear(countB)
+	for _, v := range m.eb {
+		countB[v]++
+	}
 	discA := discards(m.ea, countB)
-	discB := discards(m.eb, countA)
-	m.xs, m.xi = searchable(m.ea, discA, m.da)
-	m.ys, m.yi = searchable(m.eb, discB, m.db)
+	m.xs = searchable(m.ea, discA, m.da)
+	m.ys = searchable(m.eb, discB, m.db)
 
 	nx, ny := len(m.xs), len(m.ys)
+	m.dx, m.dy = make(bits, nx/64+1), make(bits, ny/64+1)
 	size := nx + ny + 3
 	m.fwd = make([]int32, size)
 	m.bwd = make([]int32, size)
@@ -218,15 +285,26 @@ func (m *matcher) run() {
 	}
 	m.tooExpensive = max(4096, c)
 	m.compare(0, nx, 0, ny, false)
+	scatter(m.dx, discA, m.da)
+	scatter(m.dy, discB, m.db)
 }
 
-func counts(e []int32, classes int) []int32 {
-	c := make([]int32, classes)
-	for _, v := range e {
-		c[v]++
+// scatter copies the results of the searched lines to their lines of the region.
+func scatter(found bits, d []byte, changed []bool) {
+	k := 0
+	for i, v := range d {
+		if v == searched {
+			changed[i] = found.has(k)
+			k++
+		}
 	}
-	return c
 }
+
+// bits is a set of small integers, one bit each.
+type bits []uint64
+
+func (b bits) set(i int)      { b[i/64] |= 1 << (i % 64) }
+func (b bits) has(i int) bool { return b[i/64]&(1<<(i%64)) != 0 }
 
 // Discard marks: keep the line, it has no equal in the other file, or it has very many.
 const (
@@ -241,7 +319,7 @@ const (
 // line of no equal, where the common lines are under a quarter of the run, do not form a block
 // of their own (about √(length/4) lines), and are not near the run's ends (before three lines of
 // no equal in a row, or the first one eight lines in).
-func discards(e []int32, other []int32) []byte {
+func discards[C class](e []C, other []int32) []byte {
 	n := len(e)
 	many := 5
 	for t := n / 64; ; {
@@ -346,29 +424,23 @@ func keepEdge(d []byte, at, length, step int) {
 	}
 }
 
-// searchable marks discarded lines as changed and returns the classes and indexes of the rest.
-func searchable(e []int32, d []byte, changed []bool) ([]int32, []int32) {
-	n := 0
-	for _, v := range d {
-		if v == searched {
-			n++
-		}
-	}
-	xs, xi := make([]int32, 0, n), make([]int32, 0, n)
+// searchable marks discarded lines as changed and returns the classes of the rest, moved to
+// the front of e in place.
+func searchable[C class](e []C, d []byte, changed []bool) []C {
+	xs := e[:0]
 	for i, c := range e {
 		if d[i] != searched {
 			changed[i] = true
 			continue
 		}
 		xs = append(xs, c)
-		xi = append(xi, int32(i))
 	}
-	return xs, xi
+	return xs
 }
 
 // compare finds a shortest edit script between xs[xlo:xhi] and ys[ylo:yhi] by splitting it at a
 // point the script passes through. exact turns off the cost cap.
-func (m *matcher) compare(xlo, xhi, ylo, yhi int, exact bool) {
+func (m *matcher[C]) compare(xlo, xhi, ylo, yhi int, exact bool) {
 	xs, ys := m.xs, m.ys
 	for xlo < xhi && ylo < yhi && xs[xlo] == ys[ylo] {
 		xlo++
@@ -381,11 +453,11 @@ func (m *matcher) compare(xlo, xhi, ylo, yhi int, exact bool) {
 	switch {
 	case xlo == xhi:
 		for ; ylo < yhi; ylo++ {
-			m.db[m.yi[ylo]] = true
+			m.dy.set(ylo)
 		}
 	case ylo == yhi:
 		for ; xlo < xhi; xlo++ {
-			m.da[m.xi[xlo]] = true
+			m.dx.set(xlo)
 		}
 	default:
 		x, y, exactLo, exactHi := m.middle(xlo, xhi, ylo, yhi, exact)
@@ -398,7 +470,7 @@ func (m *matcher) compare(xlo, xhi, ylo, yhi int, exact bool) {
 // diagonals k = x - y, until the two frontiers overlap; the overlap is a point of a shortest
 // script. Past the cost cap (unless exact) it settles for the frontier point that got furthest.
 // The bools say whether each half may still be solved exactly.
-func (m *matcher) middle(xlo, xhi, ylo, yhi int, exact bool) (int, int, bool, bool) {
+func (m *matcher[C]) middle(xlo, xhi, ylo, yhi int, exact bool) (int, int, bool, bool) {
 	xs, ys, o := m.xs, m.ys, m.diag
 	fd, bd := m.fwd, m.bwd // diagonal k is at index k+o
 	kmin, kmax := xlo-yhi, xhi-ylo
@@ -497,8 +569,7 @@ func (m *matcher) middle(xlo, xhi, ylo, yhi int, exact bool) (int, int, bool, bo
 // equals the line below, merging with runs below; repeated until the run stops growing. A run
 // that could line up with a run of changes in the other file (oc, padded) is then moved back to
 // end where that one ends, so a deletion and an insertion print together.
-func slide(e []int32, ch, oc []bool) {
-	n := len(e)
+func slide(n int, eq func(i, j int) bool, ch, oc []bool) {
 	i, j := 0, 0 // line of this file, and the matching position in the other
 	for {
 		for i < n && !ch[i+1] {
@@ -522,7 +593,7 @@ func slide(e []int32, ch, oc []bool) {
 		var aligned int
 		for {
 			length := i - start
-			for start > 0 && e[start-1] == e[i-1] {
+			for start > 0 && eq(start-1, i-1) {
 				start--
 				ch[start+1] = true
 				i--
@@ -539,7 +610,7 @@ func slide(e []int32, ch, oc []bool) {
 			if oc[j] {
 				aligned = i
 			}
-			for i != n && e[start] == e[i] {
+			for i != n && eq(start, i) {
 				ch[start+1] = false
 				start++
 				ch[i+1] = true

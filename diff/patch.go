@@ -340,7 +340,7 @@ func (p FilePatch) Apply(orig []byte) ([]byte, error) {
 		if op > t.n() {
 			return nil, fmt.Errorf("%s: starts past the end of the file (%d lines)", where(), t.n())
 		}
-		out = append(out, t.data[t.off[at]:t.off[op]]...)
+		out = append(out, t.data[t.start(at):t.start(op)]...)
 		at = op
 		for _, l := range h.Lines {
 			if l.Kind != Insert {
@@ -367,7 +367,7 @@ func (p FilePatch) Apply(orig []byte) ([]byte, error) {
 			}
 		}
 	}
-	out = append(out, t.data[t.off[at]:]...)
+	out = append(out, t.data[t.start(at):]...)
 	if open >= 0 && open != len(out) {
 		return nil, fmt.Errorf("%s: a line the patch writes without newline is not the last line", p.Name())
 	}

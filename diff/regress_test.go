@@ -284,16 +284,16 @@ func TestRegressionProperties(t *testing.T) {
 		var cur []byte
 		at, undone := 0, false
 		for _, c := range changes(da, db) {
-			cur = append(cur, ta.data[ta.off[at]:ta.off[c.a]]...)
+			cur = append(cur, ta.data[ta.start(at):ta.start(c.a)]...)
 			if r.IntN(2) == 0 {
 				undone = true
-				cur = append(cur, tb.data[tb.off[c.b]:tb.off[c.b+c.ins]]...)
+				cur = append(cur, tb.data[tb.start(c.b):tb.start(c.b+c.ins)]...)
 			} else {
-				cur = append(cur, ta.data[ta.off[c.a]:ta.off[c.a+c.del]]...)
+				cur = append(cur, ta.data[ta.start(c.a):ta.start(c.a+c.del)]...)
 			}
 			at = c.a + c.del
 		}
-		cur = append(cur, ta.data[ta.off[at]:]...)
+		cur = append(cur, ta.data[ta.start(at):]...)
 		rep = Regression(before, after, cur)
 		if (rep.Status == Regressed) != undone {
 			t.Fatalf("case %d: status %s, undone %v\nbefore=%q\nafter=%q\ncurrent=%q", i, rep.Status, undone, before, after, cur)

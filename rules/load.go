@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -56,10 +57,10 @@ func (e *LoadError) Error() string {
 }
 
 var (
-	idRE       = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9._-]{0,63}$`)
-	osRE       = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*(:[A-Za-z0-9._~+-]+)?$`)
-	idLineRE   = regexp.MustCompile(`(?m)^\s*id\s*=\s*["']([^"'\n]*)["']`)
-	ruleLineRE = regexp.MustCompile(`(?m)^\s*rule\s*=\s*["']([^"'\n]*)["']`)
+	idRE       = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z][A-Za-z0-9._-]{0,63}$`) })
+	osRE       = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*(:[A-Za-z0-9._~+-]+)?$`) })
+	idLineRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^\s*id\s*=\s*["']([^"'\n]*)["']`) })
+	ruleLineRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^\s*rule\s*=\s*["']([^"'\n]*)["']`) })
 )
 
 // Load reads rule files, and directories holding *.toml rule files (searched recursively,
@@ -458,7 +459,7 @@ func parseFile(name string, data []byte) ([]*Rule, []*Waiver, error) {
 		return nil, nil, decodeError(name, src, tomlx.Decode(name, data, &tree))
 	}
 	ids := map[string][]string{"rule": tableIDs(tree["rule"], "id"), "waiver": tableIDs(tree["waiver"], "rule")}
-	probs := typecheck(tree, fileSchema.file)
+	probs := typecheck(tree, fileSchema().file)
 	var errs []error
 	skip := map[string]map[string]bool{} // "rule.2" -> keys not to report again, such as rule.severity
 	for _, p := range probs {
@@ -478,7 +479,7 @@ func parseFile(name string, data []byte) ([]*Rule, []*Waiver, error) {
 			}
 		}
 	}
-	doc := reflect.New(fileSchema.file)
+	doc := reflect.New(fileSchema().file)
 	if len(probs) == 0 {
 		if err := tomlx.Decode(name, data, doc.Interface()); err != nil {
 			return nil, nil, decodeError(name, src, err)
@@ -495,7 +496,7 @@ func parseFile(name string, data []byte) ([]*Rule, []*Waiver, error) {
 	}
 	internStrings(doc.Elem())
 	ruleBlocks, waiverBlocks := blocks(src, "rule"), blocks(src, "waiver")
-	decoded := fileSchema.rulesOf(doc.Elem())
+	decoded := fileSchema().rulesOf(doc.Elem())
 	if len(ruleBlocks) != len(decoded) {
 		ruleBlocks = nil // written without [[rule]] headers: positions unknown
 	}
@@ -511,7 +512,7 @@ func parseFile(name string, data []byte) ([]*Rule, []*Waiver, error) {
 			rules = append(rules, r)
 		}
 	}
-	wdocs := fileSchema.waiversOf(doc.Elem())
+	wdocs := fileSchema().waiversOf(doc.Elem())
 	if len(waiverBlocks) != len(wdocs) {
 		waiverBlocks = nil
 	}
@@ -660,9 +661,9 @@ func blocks(src, name string) []block {
 			end = heads[k+1]
 		}
 		b := block{start: h + 1, end: end + 1, text: strings.Join(lines[h:end], "\n")}
-		re := idLineRE
+		re := idLineRE()
 		if name == "waiver" {
-			re = ruleLineRE
+			re = ruleLineRE()
 		}
 		if m := re.FindStringSubmatch(b.text); m != nil {
 			b.id = m[1]
@@ -704,7 +705,7 @@ func newRule(file, src string, b block, d decodedRule, skip map[string]bool) (*R
 	switch {
 	case h.ID == "":
 		bad("rule.id", "missing (every rule needs an id)")
-	case !idRE.MatchString(h.ID):
+	case !idRE().MatchString(h.ID):
 		bad("rule.id", "invalid rule ID %q (a letter, then up to 63 letters, digits, '.', '_' or '-')", h.ID)
 	}
 	if strings.TrimSpace(h.Title) == "" {
@@ -725,7 +726,7 @@ func newRule(file, src string, b block, d decodedRule, skip map[string]bool) (*R
 		}
 	}
 	for _, inc := range h.Incidents {
-		if !idRE.MatchString(inc) {
+		if !idRE().MatchString(inc) {
 			bad("rule.incidents", "invalid incident ID %q (a letter, then up to 63 letters, digits, '.', '_' or '-')", inc)
 		}
 	}
@@ -735,7 +736,7 @@ func newRule(file, src string, b block, d decodedRule, skip map[string]bool) (*R
 		}
 	}
 	for _, o := range h.OS {
-		if !osRE.MatchString(o) {
+		if !osRE().MatchString(o) {
 			bad("rule.os", "invalid os %q (an os-release ID such as \"debian\", optionally with a VERSION_ID: \"ubuntu:24.04\")", o)
 		}
 	}

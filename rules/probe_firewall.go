@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // firewallProbe checks a host firewall ruleset: family iptables or ip6tables (artifacts
@@ -168,9 +169,9 @@ func parseIptables(content []byte) map[string][]*fwChain {
 }
 
 var (
-	nftHookRE   = regexp.MustCompile(`\bhook\s+([a-z]+)\b`)
-	nftPolicyRE = regexp.MustCompile(`\bpolicy\s+([a-z]+)\s*;`)
-	nftQuotedRE = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+	nftHookRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\bhook\s+([a-z]+)\b`) })
+	nftPolicyRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\bpolicy\s+([a-z]+)\s*;`) })
+	nftQuotedRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`"(?:[^"\\]|\\.)*"`) })
 )
 
 // parseNft reads `nft list ruleset` output into its chains. Sets, maps, flowtables and
@@ -189,7 +190,7 @@ func parseNft(content []byte) []*fwChain {
 		if l == "" || strings.HasPrefix(l, "#") {
 			continue
 		}
-		bare := nftQuotedRE.ReplaceAllString(l, `""`)
+		bare := nftQuotedRE().ReplaceAllString(l, `""`)
 		opens, closes := strings.Count(bare, "{"), strings.Count(bare, "}")
 		next := max(depth+opens-closes, 0)
 		switch {
@@ -226,15 +227,15 @@ func parseNft(content []byte) []*fwChain {
 		case strings.Trim(bare, "} ") == "":
 			// A closing brace.
 		case strings.HasPrefix(l, "type ") && strings.Contains(l, " hook "):
-			if m := nftHookRE.FindStringSubmatch(l); m != nil {
+			if m := nftHookRE().FindStringSubmatch(l); m != nil {
 				chain.hook = m[1]
 			}
 			chain.policy = "accept"
-			if m := nftPolicyRE.FindStringSubmatch(l); m != nil {
+			if m := nftPolicyRE().FindStringSubmatch(l); m != nil {
 				chain.policy = m[1]
 			}
 		case strings.HasPrefix(l, "policy "):
-			if m := nftPolicyRE.FindStringSubmatch(l); m != nil {
+			if m := nftPolicyRE().FindStringSubmatch(l); m != nil {
 				chain.policy = m[1]
 			}
 		case opens > closes:

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // portProbe checks whether a port is listening, from net/listening (`ss -H -tulnp`). A TCP
@@ -56,7 +57,7 @@ type socket struct {
 	process string // process names, comma-separated
 }
 
-var usersRE = regexp.MustCompile(`\("([^"]*)"`)
+var usersRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\("([^"]*)"`) })
 
 func parseSockets(content []byte) []socket {
 	var out []socket
@@ -88,7 +89,7 @@ func parseSockets(content []byte) []socket {
 		s.host = host
 		if len(f) > 4 {
 			var names []string
-			for _, m := range usersRE.FindAllStringSubmatch(strings.Join(f[4:], " "), -1) {
+			for _, m := range usersRE().FindAllStringSubmatch(strings.Join(f[4:], " "), -1) {
 				names = append(names, m[1])
 			}
 			s.process = strings.Join(dedupe(names), ",")

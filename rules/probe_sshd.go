@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // scalar is a value written as a TOML string, integer, float or boolean, kept as text.
@@ -58,13 +59,13 @@ type sshdProbe struct {
 	re *pattern
 }
 
-var sshdOptionRE = regexp.MustCompile(`^[a-z][a-z0-9]*$`)
+var sshdOptionRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9]*$`) })
 
 func (p *sshdProbe) check() error {
 	switch {
 	case p.Option == "":
 		return fieldErr("option", "missing (a keyword as `sshd -T` prints it, such as \"permitrootlogin\")")
-	case !sshdOptionRE.MatchString(p.Option):
+	case !sshdOptionRE().MatchString(p.Option):
 		return fieldErr("option", "invalid option %q (lowercase, as `sshd -T` prints it, such as \"permitrootlogin\")", p.Option)
 	}
 	if p.Equals == nil && p.NotEquals == nil && p.OneOf == nil && p.Matches == "" && p.Min == nil && p.Max == nil && p.Contains == nil && p.Excludes == nil {

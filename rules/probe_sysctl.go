@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // sysctlProbe checks a kernel parameter from sysctl/all. Values compare with runs of
@@ -18,10 +19,10 @@ type sysctlProbe struct {
 	Max    *int64   `toml:"max" json:"max,omitempty"`
 }
 
-var sysctlKeyRE = regexp.MustCompile(`^[A-Za-z0-9_*-]+([./][A-Za-z0-9_@:*-]+)*$`)
+var sysctlKeyRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_*-]+([./][A-Za-z0-9_@:*-]+)*$`) })
 
 func (p *sysctlProbe) check() error {
-	if p.Key == "" || !sysctlKeyRE.MatchString(p.Key) {
+	if p.Key == "" || !sysctlKeyRE().MatchString(p.Key) {
 		return fieldErr("key", "missing or invalid key %q (such as \"net.ipv4.ip_forward\")", p.Key)
 	}
 	if p.Equals == nil && p.OneOf == nil && p.Min == nil && p.Max == nil {

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // probe is the implementation behind one probe table of a rule, such as [rule.sshd]. The
@@ -83,7 +84,8 @@ type schema struct {
 	kinds []string // probe kind of rule struct field i+1
 }
 
-var fileSchema = buildSchema()
+// fileSchema is built on first use, not at the start of every command.
+var fileSchema = sync.OnceValue(buildSchema)
 
 func buildSchema() schema {
 	s := schema{kinds: make([]string, 0, len(registry))}
@@ -140,7 +142,7 @@ func (s schema) waiversOf(v reflect.Value) []waiverDoc { return v.Field(1).Inter
 // probeTables lists the probe tables as a reader writes them: [rule.command], [rule.file], ...
 func probeTables() string {
 	var b strings.Builder
-	for i, k := range fileSchema.kinds {
+	for i, k := range fileSchema().kinds {
 		if i > 0 {
 			b.WriteString(", ")
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -19,11 +20,11 @@ const (
 // LinkFormat names the link record layout.
 const LinkFormat = "hardtrail-link/1"
 
-var incidentRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9._-]{0,63}$`)
+var incidentRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z][A-Za-z0-9._-]{0,63}$`) })
 
 // CheckIncidentID returns an error naming the rule when id is not a valid incident ID.
 func CheckIncidentID(id string) error {
-	if !incidentRE.MatchString(id) {
+	if !incidentRE().MatchString(id) {
 		return fmt.Errorf("incident ID %q is invalid: it must start with a letter and hold at most 64 letters, digits, '.', '_' or '-' (such as INC-2026-0042)", id)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Engine names a database engine behind the store.
@@ -29,13 +30,15 @@ type Location struct {
 var ErrBadLocation = errors.New("bad store location")
 
 // schemeRE matches the start of a URL: a scheme and "://".
-var schemeRE = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*)://`)
+var schemeRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*)://`) })
 
 // dbSchemeRE matches a PostgreSQL URL missing its "//", which would otherwise name a file.
-var dbSchemeRE = regexp.MustCompile(`(?i)^(postgres|postgresql):`)
+var dbSchemeRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)^(postgres|postgresql):`) })
 
 // kvRE matches the start of a key=value connection string: a libpq keyword and '='.
-var kvRE = regexp.MustCompile(`^\s*(host|hostaddr|port|dbname|user|password|passfile|sslmode|service|application_name|connect_timeout|options|target_session_attrs|sslrootcert|sslcert|sslkey)\s*=`)
+var kvRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^\s*(host|hostaddr|port|dbname|user|password|passfile|sslmode|service|application_name|connect_timeout|options|target_session_attrs|sslrootcert|sslcert|sslkey)\s*=`)
+})
 
 // ParseLocation reads a store value: a postgres:// or postgresql:// URL or a key=value
 // connection string (host=/run/postgresql dbname=hardtrail) is a PostgreSQL database; a value
@@ -44,7 +47,7 @@ func ParseLocation(v string) (Location, error) {
 	if strings.TrimSpace(v) == "" {
 		return Location{}, fmt.Errorf("%w: empty", ErrBadLocation)
 	}
-	if m := schemeRE.FindStringSubmatch(v); m != nil {
+	if m := schemeRE().FindStringSubmatch(v); m != nil {
 		switch strings.ToLower(m[1]) {
 		case "postgres", "postgresql":
 			if _, err := url.Parse(v); err != nil {
@@ -56,10 +59,10 @@ func ParseLocation(v string) (Location, error) {
 		}
 		return Location{}, fmt.Errorf("%w: %s: unknown scheme %q (a store is a SQLite path, a postgres:// or postgresql:// URL, or a key=value connection string)", ErrBadLocation, Redact(v), m[1])
 	}
-	if m := dbSchemeRE.FindStringSubmatch(v); m != nil {
+	if m := dbSchemeRE().FindStringSubmatch(v); m != nil {
 		return Location{}, fmt.Errorf("%w: %s: a %s URL starts with %s://", ErrBadLocation, Redact(v), m[1], m[1])
 	}
-	if kvRE.MatchString(v) {
+	if kvRE().MatchString(v) {
 		return Location{Engine: Postgres, DSN: v}, nil
 	}
 	return Location{Engine: SQLite, Path: v}, nil
@@ -81,12 +84,12 @@ func (l Location) String() string {
 	return Redact(l.DSN)
 }
 
-var kvPasswordRE = regexp.MustCompile(`(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)`)
+var kvPasswordRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)`) })
 
 // Redact removes the password from a connection string (URL or key=value), for messages and
 // logs.
 func Redact(dsn string) string {
-	if schemeRE.MatchString(dsn) {
+	if schemeRE().MatchString(dsn) {
 		u, err := url.Parse(dsn)
 		if err != nil {
 			// Cut the userinfo by hand: an unparsable URL may still hold a password.
@@ -110,7 +113,7 @@ func Redact(dsn string) string {
 		}
 		return u.String()
 	}
-	return kvPasswordRE.ReplaceAllString(dsn, "${1}xxxxx")
+	return kvPasswordRE().ReplaceAllString(dsn, "${1}xxxxx")
 }
 
 // redactErr is err's message for a URL that failed to parse: url.Error repeats the URL.

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -121,19 +122,19 @@ func rebind(q string) string {
 }
 
 var (
-	ddlBlob    = regexp.MustCompile(`\bBLOB\b`)
-	ddlInteger = regexp.MustCompile(`\bINTEGER\b`)
-	ddlText    = regexp.MustCompile(`\bTEXT\b`)
-	ddlRowid   = regexp.MustCompile(`\)\s*WITHOUT ROWID`)
+	ddlBlob    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\bBLOB\b`) })
+	ddlInteger = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\bINTEGER\b`) })
+	ddlText    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\bTEXT\b`) })
+	ddlRowid   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\)\s*WITHOUT ROWID`) })
 )
 
 // pgDDL is a schema step written for SQLite in PostgreSQL's types: BYTEA for BLOB, BIGINT for
 // INTEGER, and text compared byte by byte (COLLATE "C"), so that both engines order alike.
 func pgDDL(q string) string {
-	q = ddlRowid.ReplaceAllString(q, ")")
-	q = ddlBlob.ReplaceAllString(q, "BYTEA")
-	q = ddlInteger.ReplaceAllString(q, "BIGINT")
-	return ddlText.ReplaceAllString(q, `TEXT COLLATE "C"`)
+	q = ddlRowid().ReplaceAllString(q, ")")
+	q = ddlBlob().ReplaceAllString(q, "BYTEA")
+	q = ddlInteger().ReplaceAllString(q, "BIGINT")
+	return ddlText().ReplaceAllString(q, `TEXT COLLATE "C"`)
 }
 
 // lockKey is the advisory lock key of a name: a chain, or the store.

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -88,10 +89,22 @@ type Saved struct {
 	Held bool
 }
 
-var targetRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$`)
-
-// ValidTarget reports whether name can name a target.
-func ValidTarget(name string) bool { return targetRE.MatchString(name) }
+// ValidTarget reports whether name can name a target: 1 to 128 ASCII letters, digits and
+// . _ @ -, starting with a letter or digit (the pattern ^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$,
+// checked without compiling it: its bounded repetition makes a large program).
+func ValidTarget(name string) bool {
+	if name == "" || len(name) > 128 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		if !alnum && (i == 0 || c != '.' && c != '_' && c != '@' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // Save stores a snapshot: m describes it (Seq, Prev and each entry's SHA256 and Size are filled
 // in here) and contents[i] is the content of m.Artifacts[i]. The snapshot is written in one
@@ -357,19 +370,29 @@ func (s *Store) Blob(ctx context.Context, hash string) ([]byte, error) {
 const onePass = 8 << 20
 
 // blob is Blob, with the size a manifest records for the content (-1: the blob's own record).
+// The compressed bytes are read in place from the driver's row, and the content is hashed as
+// it is decompressed into a buffer of its recorded size: one pass, one allocation.
 func (s *Store) blob(ctx context.Context, hash string, size int64) ([]byte, error) {
 	if b, ok := s.cache.get(hash, size); ok {
 		return b, nil
 	}
-	var data []byte
-	var recorded int64
-	err := s.r.QueryRowContext(ctx, `SELECT size, data FROM blobs WHERE hash = ?`, hash).Scan(&recorded, &data)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, NotFoundf("blob %s", hash)
-	}
+	rows, err := s.r.QueryContext(ctx, `SELECT size, data FROM blobs WHERE hash = ?`, hash)
 	if err != nil {
 		return nil, err
 	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		return nil, NotFoundf("blob %s", hash)
+	}
+	var recorded int64
+	var data sql.RawBytes // valid until rows.Next or rows.Close
+	if err := rows.Scan(&recorded, &data); err != nil {
+		return nil, err
+	}
+	altered := errors.New("content does not match its hash (the store was altered; run hardtrail store verify)")
 	if size < 0 {
 		size = recorded
 		// The blob's own size may have been altered along with its data: above onePass,
@@ -377,19 +400,22 @@ func (s *Store) blob(ctx context.Context, hash string, size int64) ([]byte, erro
 		if size > onePass {
 			h, n, err := inflateHash(data, size)
 			if err == nil && (n != size || h != hash) {
-				err = errors.New("content does not match its hash (the store was altered; run hardtrail store verify)")
+				err = altered
 			}
 			if err != nil {
 				return nil, fmt.Errorf("blob %s: %w", hash, err)
 			}
 		}
 	}
-	out, err := inflateSized(data, size)
-	if err == nil && (int64(len(out)) != size || Hash(out) != hash) {
-		err = errors.New("content does not match its hash (the store was altered; run hardtrail store verify)")
+	out, sum, err := inflateSizedHash(data, size)
+	if err == nil && (int64(len(out)) != size || sum != hash) {
+		err = altered
 	}
 	if err != nil {
 		return nil, fmt.Errorf("blob %s: %w", hash, err)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
 	}
 	s.cache.put(hash, out)
 	return out, nil
@@ -503,7 +529,7 @@ func (s *Store) nth(ctx context.Context, target string, back int) (string, error
 	return id, err
 }
 
-var tildeRE = regexp.MustCompile(`^(.+)~(\d+)$`)
+var tildeRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(.+)~(\d+)$`) })
 
 // Resolve turns a reference into a snapshot ID: a full ID; TARGET (its newest snapshot);
 // TARGET~N (N before the newest); a unique prefix of at least 6 hex digits; or a form
@@ -526,7 +552,7 @@ func (s *Store) Resolve(ctx context.Context, ref string) (string, error) {
 		}
 		return "", NotFoundf("no snapshot %s", ref)
 	}
-	if m := tildeRE.FindStringSubmatch(ref); m != nil {
+	if m := tildeRE().FindStringSubmatch(ref); m != nil {
 		n, err := strconv.Atoi(m[2])
 		if err != nil {
 			return "", fmt.Errorf("snapshot reference %q: bad count", ref)

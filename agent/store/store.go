@@ -64,7 +64,35 @@ func Open(ctx context.Context, location string) (*Store, error) {
 	if loc.Engine == Postgres {
 		return openPG(ctx, loc)
 	}
-	return openSQLite(ctx, loc.Path)
+	return openSQLite(ctx, loc.Path, false)
+}
+
+// OpenRead is Open for a command that only reads the store. An existing SQLite file is opened
+// without the checks that only writing needs (that its directory takes new files), and its read
+// connections set only the busy timeout: journal mode, durability and foreign keys matter to
+// writers, and the write handle, should the store be written after all, still sets them. The
+// schema version is checked as Open checks it. A store that is missing, or that does not open
+// so, goes through Open, which creates it or says what is wrong. A PostgreSQL store opens as
+// with Open.
+func OpenRead(ctx context.Context, location string) (*Store, error) {
+	if location == "" {
+		return nil, errors.New("store: empty path")
+	}
+	loc, err := ParseLocation(location)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if loc.Engine == Postgres {
+		return openPG(ctx, loc)
+	}
+	if fi, err := os.Stat(loc.Path); err == nil && fi.Mode().IsRegular() && fi.Size() > 0 {
+		if s, err := openSQLite(ctx, loc.Path, true); err == nil {
+			return s, nil
+		}
+	}
+	// Missing, or failing to open (say, in a directory that takes no writes, where SQLite
+	// cannot make its shared-memory file): Open creates it, or says what is wrong.
+	return openSQLite(ctx, loc.Path, false)
 }
 
 func openPG(ctx context.Context, loc Location) (*Store, error) {
@@ -106,41 +134,32 @@ type redacted struct {
 func (e *redacted) Error() string { return e.msg }
 func (e *redacted) Unwrap() error { return e.err }
 
-func openSQLite(ctx context.Context, path string) (*Store, error) {
+func openSQLite(ctx context.Context, path string, read bool) (*Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
-		return nil, fmt.Errorf("store %s: cannot create its directory: %w", path, err)
-	}
-	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
-			return nil, fmt.Errorf("store %s is not writable (%v): choose another with --store or fix its permissions", path, err)
-		}
-		return nil, fmt.Errorf("store %s: %w", path, err)
-	}
-	f.Close()
-	if err := writableDir(filepath.Dir(abs)); err != nil {
-		return nil, fmt.Errorf("store %s: its directory is not writable, and SQLite needs to create its journal there: %w", path, err)
+	if err := prepareFile(path, abs, read); err != nil {
+		return nil, err
 	}
 	s := &Store{path: abs, engine: SQLite}
-	dsn := func(lock string) string {
+	dsn := func(lock string, writes bool) string {
 		q := url.Values{}
 		q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
-		q.Add("_pragma", "journal_mode(WAL)")
-		q.Add("_pragma", "synchronous(FULL)")
-		q.Add("_pragma", "foreign_keys(ON)")
+		if writes {
+			q.Add("_pragma", "journal_mode(WAL)")
+			q.Add("_pragma", "synchronous(FULL)")
+			q.Add("_pragma", "foreign_keys(ON)")
+		}
 		q.Set("_txlock", lock)
 		return "file:" + uriPath.Replace(abs) + "?" + q.Encode()
 	}
-	if s.w, err = sql.Open("sqlite", dsn("immediate")); err != nil {
+	if s.w, err = sql.Open("sqlite", dsn("immediate", true)); err != nil {
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
 	s.w.SetMaxOpenConns(1)
 	s.coord = s.w
-	if s.r, err = sql.Open("sqlite", dsn("deferred")); err != nil {
+	if s.r, err = sql.Open("sqlite", dsn("deferred", !read)); err != nil {
 		s.w.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
@@ -166,6 +185,29 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// prepareFile creates a store's directory and file when missing and checks, unless the store
+// is only to be read, that both take writes.
+func prepareFile(path, abs string, read bool) error {
+	if read {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return fmt.Errorf("store %s: cannot create its directory: %w", path, err)
+	}
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+			return fmt.Errorf("store %s is not writable (%v): choose another with --store or fix its permissions", path, err)
+		}
+		return fmt.Errorf("store %s: %w", path, err)
+	}
+	f.Close()
+	if err := writableDir(filepath.Dir(abs)); err != nil {
+		return fmt.Errorf("store %s: its directory is not writable, and SQLite needs to create its journal there: %w", path, err)
+	}
+	return nil
 }
 
 // uriPath escapes what would end a file name in an SQLite URI.
@@ -376,6 +418,46 @@ const maxManifest = 64 << 20
 // decompress to far more (a deflate bomb) costs at most limit bytes.
 func inflate(b []byte, limit int64) ([]byte, error) {
 	return inflateInto(nil, b, limit)
+}
+
+// inflateSizedHash is inflate for content whose exact size is recorded, decompressed into one
+// buffer of that size, and the hex SHA-256 of the content, each piece hashed as soon as it is
+// decompressed, while it is in cache.
+func inflateSizedHash(b []byte, size int64) ([]byte, string, error) {
+	out := make([]byte, size+1) // one byte more, where content beyond its size shows
+	h := sha256.New()
+	br := bytes.NewReader(b) // an io.ByteReader: the decompressor reads no byte past its stream
+	zr := inflater(br)
+	defer inflaters.Put(zr)
+	n := 0
+	for n < len(out) {
+		k, err := zr.Read(out[n:])
+		h.Write(out[n : n+k])
+		n += k
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, "", fmt.Errorf("corrupt compressed data: %w", err)
+		}
+	}
+	switch {
+	case int64(n) > size:
+		return nil, "", fmt.Errorf("decompresses to more than the %d bytes recorded for it", size)
+	case br.Len() > 0:
+		return nil, "", fmt.Errorf("%d bytes after the end of the compressed data", br.Len())
+	}
+	return out[:n:n], hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// inflater is a decompressor reading r, from inflaters when one is there.
+func inflater(r io.Reader) io.ReadCloser {
+	if zr, ok := inflaters.Get().(io.ReadCloser); ok {
+		if zr.(flate.Resetter).Reset(r, nil) == nil {
+			return zr
+		}
+	}
+	return flate.NewReader(r)
 }
 
 // inflateSized is inflate for content whose exact size is recorded: the buffer is allocated

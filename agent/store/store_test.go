@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"github.com/hardtrail/hardtrail/internal/testutil"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -374,5 +376,80 @@ func TestSQLiteErrorCodes(t *testing.T) {
 	}
 	if err := s.wrapBusy(errors.New("database is locked")); err.Error() != "database is locked" {
 		t.Errorf("an error that only reads like SQLite's was classified: %v", err)
+	}
+}
+
+// OpenRead reads what Open wrote, creates a missing store as Open does, and still writes, and
+// checks blobs against their hashes.
+func TestOpenRead(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "h.db")
+	s, err := Open(ctx, path)
+	testutil.Must(t, err)
+	content := strings.Repeat("permitrootlogin no\n", 1000)
+	saved := save(t, s, "web1", map[string]string{"sshd/effective": content})
+	testutil.Must(t, s.Close())
+
+	r, err := OpenRead(ctx, path)
+	testutil.Must(t, err)
+	defer r.Close()
+	id, err := r.Resolve(ctx, "web1")
+	testutil.Must(t, err)
+	snap, err := r.Get(ctx, id)
+	testutil.Must(t, err)
+	if id != saved.ID || len(snap.Manifest.Artifacts) != 1 {
+		t.Fatalf("resolved %s (%d artifacts), saved %s", id, len(snap.Manifest.Artifacts), saved.ID)
+	}
+	b, err := r.Blob(ctx, snap.Manifest.Artifacts[0].SHA256)
+	testutil.Must(t, err)
+	if string(b) != content {
+		t.Fatalf("blob: %d bytes, want %d", len(b), len(content))
+	}
+	// A store opened to be read is still written through its write handle.
+	if _, err := r.Save(ctx, manifest("web2", "a"), [][]byte{[]byte("x\n")}); err != nil {
+		t.Fatal(err)
+	}
+	// A blob altered in place is refused, as with Open.
+	_, err = s2w(t, path).ExecContext(ctx, `UPDATE blobs SET data = ? WHERE hash = ?`, compress([]byte(strings.ToUpper(content))), snap.Manifest.Artifacts[0].SHA256)
+	testutil.Must(t, err)
+	if _, err := r.Blob(ctx, snap.Manifest.Artifacts[0].SHA256); err == nil || !strings.Contains(err.Error(), "does not match its hash") {
+		t.Errorf("altered blob: %v", err)
+	}
+
+	missing := filepath.Join(t.TempDir(), "new", "h.db")
+	m, err := OpenRead(ctx, missing)
+	testutil.Must(t, err)
+	defer m.Close()
+	if v, err := m.SchemaVersion(ctx); err != nil || v != SchemaSteps() {
+		t.Errorf("created store: schema %d, %v", v, err)
+	}
+}
+
+// s2w opens the SQLite file directly, as someone altering it would.
+func s2w(t *testing.T, path string) *sql.DB {
+	db, err := sql.Open("sqlite", "file:"+path)
+	testutil.Must(t, err)
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// ValidTarget is the target name pattern, checked by hand.
+func TestValidTargetIsThePattern(t *testing.T) {
+	re := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$`)
+	cases := []string{"", "a", "web-1.example.com", "root@host", "-a", ".a", "_a", "@a", "a b", "a/b", "a\n", "é",
+		strings.Repeat("a", 128), strings.Repeat("a", 129), "a~1", "A.B_C@D-E"}
+	r := rand.New(rand.NewPCG(5, 6))
+	alphabet := "aZ09._@-/ ~\n\x00\xff"
+	for range 5000 {
+		b := make([]byte, r.IntN(6))
+		for i := range b {
+			b[i] = alphabet[r.IntN(len(alphabet))]
+		}
+		cases = append(cases, string(b))
+	}
+	for _, c := range cases {
+		if got, want := ValidTarget(c), re.MatchString(c); got != want {
+			t.Errorf("ValidTarget(%q) = %v, the pattern says %v", c, got, want)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"io"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -17,14 +18,16 @@ var htmlTmpl string
 
 var palette = []string{"#0969da", "#cf222e", "#1a7f37", "#9a6700", "#8250df", "#bc4c00", "#1b7c83", "#6e7781"}
 
-var htmlPage = template.Must(template.New("trends").Funcs(template.FuncMap{
-	"human": Human,
-	"day":   day,
-	"f1":    func(v float64) string { return fmt.Sprintf("%.1f", v) },
-	"join":  strings.Join,
-	"csp":   func() string { return CSP },
-	"dur":   durCell,
-}).Parse(htmlTmpl))
+var htmlPage = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("trends").Funcs(template.FuncMap{
+		"human": Human,
+		"day":   day,
+		"f1":    func(v float64) string { return fmt.Sprintf("%.1f", v) },
+		"join":  strings.Join,
+		"csp":   func() string { return CSP },
+		"dur":   durCell,
+	}).Parse(htmlTmpl))
+})
 
 // Rect is one bar of a chart.
 type Rect struct {
@@ -142,7 +145,7 @@ func barChart(cs []Count, limit int) Chart {
 
 // WriteHTML writes the report as one self-contained page with inline SVG charts.
 func (r *Report) WriteHTML(w io.Writer) error {
-	return htmlPage.Execute(w, struct {
+	return htmlPage().Execute(w, struct {
 		*Report
 		Through                               time.Time
 		Categories                            []string

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"runtime/debug"
 	"sort"
 	"strings"
 
@@ -133,6 +134,7 @@ func diffCmd(a *app) *cobra.Command {
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			a.readOnly = true
 			sa, err := a.resolve(ctx, args[0])
 			if err != nil {
 				return err
@@ -141,7 +143,8 @@ func diffCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			w := bufio.NewWriterSize(a.stdout, 64<<10)
+			defer collectLate(sa, sb)()
+			w := bufio.NewWriterSize(a.stdout, 32<<10)
 			mode := diffWrite
 			switch {
 			case a.json():
@@ -182,6 +185,28 @@ func diffCmd(a *app) *cobra.Command {
 	cmd.Flags().BoolVar(&stat, "stat", false, "one line per artifact with lines added and removed")
 	cmd.Flags().BoolVar(&exitCode, "exit-code", false, "exit 1 when the snapshots differ")
 	return cmd
+}
+
+// collectLate turns the garbage collector off for the rest of a diff, whose memory is nearly all
+// live until it ends (two artifacts and their line index, one pair at a time), so collecting
+// would free little and cost time and memory of its own. A soft limit of 32 MiB above four
+// times the largest pair of artifacts brings collection back should the heap grow past what
+// one pair needs (many pairs in a row). It returns what restores the settings.
+func collectLate(a, b *store.Snapshot) func() {
+	var largest int64
+	for _, ea := range a.Manifest.Artifacts {
+		eb, _ := b.Entry(ea.Name)
+		largest = max(largest, ea.Size+eb.Size)
+	}
+	for _, eb := range b.Manifest.Artifacts {
+		largest = max(largest, eb.Size)
+	}
+	limit := debug.SetMemoryLimit(32<<20 + 4*largest)
+	percent := debug.SetGCPercent(-1)
+	return func() {
+		debug.SetGCPercent(percent)
+		debug.SetMemoryLimit(limit)
+	}
 }
 
 func writeStat(w *bufio.Writer, diffs []artifactDiff) {

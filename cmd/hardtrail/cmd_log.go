@@ -24,6 +24,7 @@ func logCmd(a *app) *cobra.Command {
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			a.readOnly = true
 			st, err := a.openStore(ctx)
 			if err != nil {
 				return err

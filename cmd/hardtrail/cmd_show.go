@@ -25,6 +25,7 @@ func showCmd(a *app) *cobra.Command {
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			a.readOnly = true
 			snap, err := a.resolve(ctx, args[0])
 			if err != nil {
 				return err

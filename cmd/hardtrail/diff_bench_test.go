@@ -116,6 +116,8 @@ func BenchmarkDiffStored(b *testing.B) {
 	b.ReportMetric(rh[2]/1024, "hardtrail-MB")
 	b.ReportMetric(rg[2]/1024, "gnu-MB")
 	b.ReportMetric(rssRatio, "rss-ratio")
+	b.Logf("hardtrail diff vs GNU diff -u: means %.1f ms and %.1f ms, median paired wall ratio %.2f (goal %.1f); peak RSS %.1f MB and %.1f MB, ratio %.2f (goal %.1f)",
+		float64(ht.Microseconds())/n/1000, float64(gn.Microseconds())/n/1000, median, diffWallGoal, rh[2]/1024, rg[2]/1024, rssRatio, diffRSSGoal)
 	if median > diffWallGoal {
 		b.Errorf("hardtrail diff takes %.2fx GNU diff -u's wall time (median of %d paired runs), goal at most %.1fx", median, len(ratios), diffWallGoal)
 	}

@@ -62,6 +62,9 @@ type app struct {
 
 	cfg   *config.Config
 	store *store.Store
+	// readOnly is set by commands that only read the store, which then opens with
+	// store.OpenRead.
+	readOnly bool
 }
 
 // commands are added by each command's file.
@@ -169,7 +172,11 @@ func (a *app) openStore(ctx context.Context) (*store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := store.Open(ctx, c.StorePath(a.storeFlag))
+	open := store.Open
+	if a.readOnly {
+		open = store.OpenRead
+	}
+	s, err := open(ctx, c.StorePath(a.storeFlag))
 	if err != nil {
 		return nil, &exitError{code: exitUsage, err: err}
 	}

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -28,7 +29,7 @@ import (
 const StaleAfter = 15 * time.Minute
 
 // tempRE matches the temporary files this package makes: .NAME.tmp-PID-RANDOM.
-var tempRE = regexp.MustCompile(`^\..+\.tmp-([0-9]+)-[0-9a-f]{8}$`)
+var tempRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\..+\.tmp-([0-9]+)-[0-9a-f]{8}$`) })
 
 // WriteFile replaces path with data, created with mode (the umask does not apply).
 func WriteFile(path string, data []byte, mode fs.FileMode) error {
@@ -129,7 +130,7 @@ func CleanStale(dir string) int {
 	}
 	n := 0
 	for _, e := range entries {
-		m := tempRE.FindStringSubmatch(e.Name())
+		m := tempRE().FindStringSubmatch(e.Name())
 		if m == nil || !e.Type().IsRegular() {
 			continue
 		}

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -36,7 +37,9 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-var lineRE = regexp.MustCompile(`^toml: (?:line (\d+) )?(?:\(last key "([^"]*)"\): |\(last key "([^"]*)"\))?:? ?`)
+var lineRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^toml: (?:line (\d+) )?(?:\(last key "([^"]*)"\): |\(last key "([^"]*)"\))?:? ?`)
+})
 
 // Decode decodes data (read from file, which names it in errors) into v and rejects unknown keys.
 func Decode(file string, data []byte, v any) error {
@@ -65,7 +68,7 @@ func convert(file, src string, err error) error {
 	// Type errors arrive as plain text: "toml: line N (last key "a.b"): message".
 	s := err.Error()
 	e := &Error{File: file, Msg: strings.TrimPrefix(s, "toml: ")}
-	if m := lineRE.FindStringSubmatch(s); m != nil {
+	if m := lineRE().FindStringSubmatch(s); m != nil {
 		e.Msg = s[len(m[0]):]
 		e.Line, _ = strconv.Atoi(m[1])
 		e.Key = m[2] + m[3]

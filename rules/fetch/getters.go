@@ -272,7 +272,7 @@ func (g *gitGetter) GetFile(context.Context, *getter.Request) error {
 func (g *gitGetter) Get(ctx context.Context, req *getter.Request) error {
 	u := *req.URL()
 	ref := u.Query().Get("ref")
-	if !commitRe.MatchString(ref) {
+	if !commitRe().MatchString(ref) {
 		return refusef("ref %q is not a full commit ID: pin a commit", ref)
 	}
 	if u.Scheme != "https" && u.Scheme != "file" {

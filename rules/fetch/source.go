@@ -7,6 +7,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 	"unicode"
 
 	getter "github.com/hashicorp/go-getter/v2"
@@ -50,11 +51,11 @@ var refusedArchiveSuffixes = []string{
 
 var (
 	// forcedRe is go-getter's own "GETTER::URL" syntax.
-	forcedRe = regexp.MustCompile(`^([A-Za-z0-9]+)::(.+)$`)
-	schemeRe = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://`)
-	commitRe = regexp.MustCompile(`^(?:[0-9a-f]{40}|[0-9a-f]{64})$`)
+	forcedRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([A-Za-z0-9]+)::(.+)$`) })
+	schemeRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://`) })
+	commitRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(?:[0-9a-f]{40}|[0-9a-f]{64})$`) })
 	// subdirElemRe limits //SUBDIR elements to plain names, with no globbing or escaping.
-	subdirElemRe = regexp.MustCompile(`^[A-Za-z0-9_+@-][A-Za-z0-9._+@-]*$`)
+	subdirElemRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_+@-][A-Za-z0-9._+@-]*$`) })
 )
 
 // source is a parsed, validated fetch source.
@@ -75,7 +76,7 @@ type source struct {
 // form only: a plain path is read in place by the caller; anything else goes through Fetch, which
 // refuses the forms it does not accept with a message that lists the ones it does.
 func IsRemote(source string) bool {
-	return forcedRe.MatchString(source) || schemeRe.MatchString(source)
+	return forcedRe().MatchString(source) || schemeRe().MatchString(source)
 }
 
 // CheckSource returns nil if Fetch would accept the form of source, or an error saying what is
@@ -105,7 +106,7 @@ func parseSource(s string) (*source, error) {
 		return nil, refusef("source contains control characters")
 	}
 	forced, rest := "", s
-	if m := forcedRe.FindStringSubmatch(s); m != nil {
+	if m := forcedRe().FindStringSubmatch(s); m != nil {
 		forced, rest = m[1], m[2]
 		if forced != "git" {
 			return nil, refusef("getter %q is not allowed (only https, git and file are); %s", forced, acceptedForms)
@@ -123,7 +124,7 @@ func parseSource(s string) (*source, error) {
 	case u.Scheme == "":
 		return nil, refusef("neither an absolute path nor a URL; relative paths and shorthands such as "+
 			"github.com/ORG/REPO are not guessed; %s", acceptedForms)
-	case u.Opaque != "" || !schemeRe.MatchString(base):
+	case u.Opaque != "" || !schemeRe().MatchString(base):
 		return nil, refusef("URL has no // after %q; %s", u.Scheme+":", acceptedForms)
 	case u.Fragment != "" || strings.Contains(base, "#"):
 		return nil, refusef("URL fragments (#...) are not accepted")
@@ -268,7 +269,7 @@ func (src *source) parseGit(u *url.URL, q url.Values) (*source, error) {
 		return nil, refusef("more than one ref given")
 	}
 	ref := strings.ToLower(refs[0])
-	if !commitRe.MatchString(ref) {
+	if !commitRe().MatchString(ref) {
 		return nil, refusef("ref %q is not a full commit ID: pin a commit (40 hex digits; branch and tag names move)", refs[0])
 	}
 	src.ref = ref
@@ -318,7 +319,7 @@ func parseSubdir(sub string) (string, error) {
 		return "", refusef("subdirectory %q is not a plain relative path", sub)
 	}
 	for _, el := range strings.Split(sub, "/") {
-		if !subdirElemRe.MatchString(el) {
+		if !subdirElemRe().MatchString(el) {
 			return "", refusef("subdirectory %q: element %q may hold only letters, digits and ._+@- "+
 				"and may not start with a dot", sub, el)
 		}

@@ -179,7 +179,7 @@ func FuzzParseSource(f *testing.F) {
 				t.Errorf("%q: https accepted with checksum %x, shape %d", s, src.checksum, src.shape)
 			}
 		case kindGit:
-			if !commitRe.MatchString(src.ref) || src.shape != shapeDir {
+			if !commitRe().MatchString(src.ref) || src.shape != shapeDir {
 				t.Errorf("%q: git accepted with ref %q", s, src.ref)
 			}
 		case kindFile:

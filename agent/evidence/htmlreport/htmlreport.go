@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"html/template"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hardtrail/hardtrail/agent/evidence/view"
@@ -60,7 +61,10 @@ var funcs = template.FuncMap{
 	"csp": func() string { return CSP },
 }
 
-var page = template.Must(template.New("report").Funcs(funcs).Parse(reportTmpl))
+// page is parsed on first use, not at the start of every command.
+var page = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("report").Funcs(funcs).Parse(reportTmpl))
+})
 
 // Diff is one artifact's side-by-side diff.
 type Diff struct {
@@ -133,7 +137,7 @@ func Render(ev *view.Evidence, opt Options) ([]byte, error) {
 		d.Targets = append(d.Targets, tp)
 	}
 	var b bytes.Buffer
-	if err := page.Execute(&b, d); err != nil {
+	if err := page().Execute(&b, d); err != nil {
 		return nil, fmt.Errorf("render %s for incident %s: %w", Name, ev.Incident, err)
 	}
 	return b.Bytes(), nil

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hardtrail/hardtrail/agent/store"
@@ -74,7 +75,8 @@ func Handler(prefix string, src Source, log *slog.Logger) http.Handler {
 	})
 }
 
-var indexPage = template.Must(template.New("index").Funcs(funcs).Parse(`<!DOCTYPE html>
+var indexPage = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("index").Funcs(funcs).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{{csp}}">
 <title>Incidents</title>
@@ -91,6 +93,7 @@ th { background: #f6f8fa; } .status { padding: 1px 10px; border-radius: 12px; fo
 {{end}}</table>{{else}}<p>No snapshot is tagged with an incident yet.</p>{{end}}
 </body></html>
 `))
+})
 
 func index(ctx context.Context, src Source) ([]byte, error) {
 	es, err := src.Index(ctx)
@@ -98,7 +101,7 @@ func index(ctx context.Context, src Source) ([]byte, error) {
 		return nil, err
 	}
 	var b bytes.Buffer
-	if err := indexPage.Execute(&b, es); err != nil {
+	if err := indexPage().Execute(&b, es); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil
