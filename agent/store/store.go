@@ -54,17 +54,26 @@ var ErrNotFound = errors.New("not found")
 // SQLite file (mode 0600) and its directory (0700) are created when missing; a PostgreSQL
 // database must exist.
 func Open(ctx context.Context, location string) (*Store, error) {
-	if location == "" {
-		return nil, errors.New("store: empty path")
-	}
-	loc, err := ParseLocation(location)
+	loc, err := locate(location)
 	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+		return nil, err
 	}
 	if loc.Engine == Postgres {
 		return openPG(ctx, loc)
 	}
 	return openSQLite(ctx, loc.Path, false)
+}
+
+// locate parses a store location for Open and OpenRead.
+func locate(location string) (Location, error) {
+	if location == "" {
+		return Location{}, errors.New("store: empty path")
+	}
+	loc, err := ParseLocation(location)
+	if err != nil {
+		return Location{}, fmt.Errorf("store: %w", err)
+	}
+	return loc, nil
 }
 
 // OpenRead is Open for a command that only reads the store. An existing SQLite file is opened
@@ -75,12 +84,9 @@ func Open(ctx context.Context, location string) (*Store, error) {
 // so, goes through Open, which creates it or says what is wrong. A PostgreSQL store opens as
 // with Open.
 func OpenRead(ctx context.Context, location string) (*Store, error) {
-	if location == "" {
-		return nil, errors.New("store: empty path")
-	}
-	loc, err := ParseLocation(location)
+	loc, err := locate(location)
 	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+		return nil, err
 	}
 	if loc.Engine == Postgres {
 		return openPG(ctx, loc)
