@@ -13,9 +13,10 @@ const (
 	// LeaseTicks is how many times an interval an agent renews its leases and starts the
 	// captures that are due.
 	LeaseTicks = 4
-	// leaseTTLTicks is how many renewals a lease outlasts: an agent that misses two renewals
-	// in a row keeps its targets, and the targets of one that died are claimed within an
-	// interval (the lease's three quarters, then at most one renewal's period).
+	// leaseTTLTicks is how many renewals' periods a lease lasts: an agent that misses a
+	// renewal, or whose renewal is late, keeps its targets, and the targets of one that died
+	// are claimed within an interval (the lease's three quarters, then at most one renewal's
+	// period).
 	leaseTTLTicks = 3
 	// JoinDelay is the time between an agent's first renewal, which only records it alive,
 	// and its second, which claims its share (at most a renewal's period).
