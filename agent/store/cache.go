@@ -102,8 +102,8 @@ func (s *Store) prefetch(ctx context.Context, hashes []any) error {
 		if size > onePass {
 			continue // checked in constant memory first, by Blob
 		}
-		out, err := inflateSized(data, size)
-		if err != nil || int64(len(out)) != size || Hash(out) != hash {
+		out, sum, err := inflateSizedHash(data, size)
+		if err != nil || int64(len(out)) != size || sum != hash {
 			continue
 		}
 		s.cache.put(hash, out)

@@ -466,12 +466,6 @@ func inflater(r io.Reader) io.ReadCloser {
 	return flate.NewReader(r)
 }
 
-// inflateSized is inflate for content whose exact size is recorded: the buffer is allocated
-// once, never copied while it grows (the extra MinRead is where the reader finds the end).
-func inflateSized(b []byte, size int64) ([]byte, error) {
-	return inflateInto(make([]byte, 0, size+bytes.MinRead), b, size)
-}
-
 func inflateInto(buf, b []byte, limit int64) ([]byte, error) {
 	out := bytes.NewBuffer(buf)
 	if _, err := inflateTo(out, b, limit); err != nil {
