@@ -135,7 +135,7 @@ func scrapeN(b *testing.B, url string, n int) (time.Duration, int, int) {
 // pages of the binary it has touched (file-backed: text and read-only data of the static
 // binary, shared with the page cache). Starting and loading touch about 15 MB of the
 // binary's pages; the agent unmaps them after loading and after each cycle (see
-// daemon.ReleaseExecutable), so what stays is what a cycle runs: 3 to 4 MB after it, 7 MB
+// exepages.Release), so what stays is what a cycle runs: 3 to 4 MB after it, 7 MB
 // during it.
 const (
 	agentRSSGoal   = 20 << 20 // shipped packs, the whole process

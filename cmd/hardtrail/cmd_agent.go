@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hardtrail/hardtrail/internal/exepages"
 	"log/slog"
 	"net"
 	"os"
@@ -193,7 +194,7 @@ func defaultAgentID(addr net.Addr) string {
 func settle(log *slog.Logger) func() {
 	return func() {
 		debug.FreeOSMemory()
-		if _, err := daemon.ReleaseExecutable(); err != nil {
+		if _, err := exepages.Release(); err != nil {
 			log.Debug("returning memory to the system", "err", err)
 		}
 	}

@@ -1,42 +1,15 @@
 package daemon
 
 import (
+	"github.com/hardtrail/hardtrail/internal/exepages"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 )
 
-func TestExecutableMappings(t *testing.T) {
-	smaps := `00400000-00fb4000 r-xp 00000000 00:2e 1234                               /opt/hard trail/bin
-Size:              11984 kB
-Rss:                9932 kB
-Anonymous:             0 kB
-00fb4000-01c1e000 r--p 00bb4000 00:2e 1234                               /opt/hard trail/bin
-Size:              12968 kB
-Rss:                9468 kB
-Anonymous:             0 kB
-01c1e000-01c60000 rw-p 0181e000 00:2e 1234                               /opt/hard trail/bin
-Rss:                 604 kB
-Anonymous:           136 kB
-01d00000-01d10000 r--p 01900000 00:2e 1234                               /opt/hard trail/bin
-Rss:                  64 kB
-Anonymous:            64 kB
-7f0000000000-7f0000100000 r-xp 00000000 00:2e 99                         /usr/lib/libc.so.6
-Rss:                1092 kB
-Anonymous:             0 kB
-7f0000200000-7f0000300000 rw-p 00000000 00:00 0 
-Rss:                4680 kB
-Anonymous:          4680 kB
-`
-	got := executableMappings([]byte(smaps), "/opt/hard trail/bin")
-	if len(got) != 2 || got[0].start != 0x400000 || got[0].end != 0xfb4000 || got[0].rss != 9932<<10 || got[1].start != 0xfb4000 || got[1].rss != 9468<<10 {
-		t.Errorf("%+v", got)
-	}
-}
-
 // The test binary releases its pages and keeps running: what it runs next is mapped again.
-func TestReleaseExecutable(t *testing.T) {
+func TestReleaseExecutableThenScrape(t *testing.T) {
 	rss := func() int64 {
 		b, err := os.ReadFile("/proc/self/status")
 		if err != nil {
@@ -52,7 +25,7 @@ func TestReleaseExecutable(t *testing.T) {
 		return 0
 	}
 	before := rss()
-	released, err := ReleaseExecutable()
+	released, err := exepages.Release()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +52,7 @@ func BenchmarkReleaseExecutable(b *testing.B) {
 		b.Run(map[bool]string{false: "scrape", true: "release+scrape"}[release], func(b *testing.B) {
 			for b.Loop() {
 				if release {
-					if _, err := ReleaseExecutable(); err != nil {
+					if _, err := exepages.Release(); err != nil {
 						b.Fatal(err)
 					}
 				}
