@@ -65,7 +65,7 @@ func (s *Store) Prefetch(ctx context.Context, hashes []string) error {
 	if s.cache == nil {
 		return nil
 	}
-	var want []any
+	var want []string
 	seen := map[string]bool{}
 	s.cache.mu.Lock()
 	for _, h := range hashes {
@@ -75,40 +75,12 @@ func (s *Store) Prefetch(ctx context.Context, hashes []string) error {
 		}
 	}
 	s.cache.mu.Unlock()
-	for len(want) > 0 {
-		n := min(len(want), 500)
-		if err := s.prefetch(ctx, want[:n]); err != nil {
-			return err
-		}
-		want = want[n:]
-	}
-	return nil
-}
-
-func (s *Store) prefetch(ctx context.Context, hashes []any) error {
-	q := `SELECT hash, size, data FROM blobs WHERE hash IN (?` + repeatPlaceholders(len(hashes)-1) + `)`
-	rows, err := s.r.QueryContext(ctx, q, hashes...)
+	c, err := s.ReadBlobs(ctx, want...)
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var hash string
-		var size int64
-		var data []byte
-		if err := rows.Scan(&hash, &size, &data); err != nil {
-			return err
-		}
-		if size > onePass {
-			continue // checked in constant memory first, by Blob
-		}
-		out, sum, err := inflateSizedHash(data, size)
-		if err != nil || int64(len(out)) != size || sum != hash {
-			continue
-		}
-		s.cache.put(hash, out)
-	}
-	return rows.Err()
+	c.Check() // what is wrong with a blob is left for Blob to report
+	return nil
 }
 
 // repeatPlaceholders is ", ?" n times.

@@ -1,12 +1,16 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -370,8 +374,7 @@ func (s *Store) Blob(ctx context.Context, hash string) ([]byte, error) {
 const onePass = 8 << 20
 
 // blob is Blob, with the size a manifest records for the content (-1: the blob's own record).
-// The compressed bytes are read in place from the driver's row, and the content is hashed as
-// it is decompressed into a buffer of its recorded size: one pass, one allocation.
+// The compressed bytes are read in place from the driver's row.
 func (s *Store) blob(ctx context.Context, hash string, size int64) ([]byte, error) {
 	if b, ok := s.cache.get(hash, size); ok {
 		return b, nil
@@ -392,7 +395,24 @@ func (s *Store) blob(ctx context.Context, hash string, size int64) ([]byte, erro
 	if err := rows.Scan(&recorded, &data); err != nil {
 		return nil, err
 	}
-	altered := errors.New("content does not match its hash (the store was altered; run hardtrail store verify)")
+	out, err := checkedBlob(hash, recorded, data, size)
+	if err != nil {
+		return nil, err
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	s.cache.put(hash, out)
+	return out, nil
+}
+
+// ErrAltered is the error of content that does not match its hash or does not decompress.
+var ErrAltered = errors.New("the store was altered; run hardtrail store verify")
+
+// checkedBlob is the content of a blob row (its recorded size and compressed data), checked
+// against hash: decompressed and hashed in one pass into a buffer of the size a manifest
+// records for it (size; -1 for the row's own record).
+func checkedBlob(hash string, recorded int64, data []byte, size int64) ([]byte, error) {
 	if size < 0 {
 		size = recorded
 		// The blob's own size may have been altered along with its data: above onePass,
@@ -400,25 +420,168 @@ func (s *Store) blob(ctx context.Context, hash string, size int64) ([]byte, erro
 		if size > onePass {
 			h, n, err := inflateHash(data, size)
 			if err == nil && (n != size || h != hash) {
-				err = altered
+				err = errMismatch
 			}
 			if err != nil {
-				return nil, fmt.Errorf("blob %s: %w", hash, err)
+				return nil, blobError(hash, err)
 			}
 		}
 	}
-	out, sum, err := inflateSizedHash(data, size)
-	if err == nil && (int64(len(out)) != size || sum != hash) {
-		err = altered
+	h := sha256.New()
+	out, err := inflateSized(data, size, h)
+	if err == nil && (int64(len(out)) != size || hex.EncodeToString(h.Sum(nil)) != hash) {
+		err = errMismatch
 	}
 	if err != nil {
-		return nil, fmt.Errorf("blob %s: %w", hash, err)
+		return nil, blobError(hash, err)
 	}
-	if err := rows.Close(); err != nil {
+	return out, nil
+}
+
+var errMismatch = errors.New("content does not match its hash")
+
+// blobError is what Blob returns for a blob that does not decompress or match its hash.
+func blobError(hash string, err error) error {
+	return fmt.Errorf("blob %s: %w (%w)", hash, err, ErrAltered)
+}
+
+// Blobs returns the contents with the given hashes, in their order, each checked as Blob checks
+// it (ReadBlobs, then Check).
+func (s *Store) Blobs(ctx context.Context, hashes ...string) ([][]byte, error) {
+	c, err := s.ReadBlobs(ctx, hashes...)
+	if err != nil {
 		return nil, err
 	}
-	s.cache.put(hash, out)
-	return out, nil
+	if err := c.Check(); err != nil {
+		return nil, err
+	}
+	return c.Data, nil
+}
+
+// Contents are blob contents that ReadBlobs returned as soon as they were decompressed, each
+// within its recorded size, while their check against their hashes goes on. Nothing derived
+// from them may be shown before Check returns nil.
+type Contents struct {
+	// Data holds the contents in the order of the hashes asked for (the same hash twice, the
+	// same slice); an entry is nil when its blob was not found or does not decompress.
+	Data    [][]byte
+	errs    []error
+	checked sync.WaitGroup
+}
+
+// Check waits until every content is checked against its hash and returns the first error, in
+// the order of the hashes: a blob not found (errors.Is ErrNotFound), or one that does not
+// decompress or match its hash (ErrAltered).
+func (c *Contents) Check() error {
+	c.checked.Wait()
+	for _, err := range c.errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReadBlobs reads the blobs with the given hashes that the cache does not hold, at most 500 in
+// a query, and decompresses them one per processor at a time. It returns once every one is
+// decompressed; each is then hashed and checked by the goroutine that decompressed it while
+// the caller starts on the contents, so that the two sides of a diff cost one decompression
+// before the comparison starts and the hashing goes on beside it. Only a failed query is
+// returned as an error; what is wrong with a blob, Check reports.
+func (s *Store) ReadBlobs(ctx context.Context, hashes ...string) (*Contents, error) {
+	c := &Contents{Data: make([][]byte, len(hashes)), errs: make([]error, len(hashes))}
+	at := map[string][]int{} // where each hash not in cache goes
+	var want []any
+	for i, h := range hashes {
+		if b, ok := s.cache.get(h, -1); ok {
+			c.Data[i] = b
+			continue
+		}
+		if at[h] == nil {
+			want = append(want, h)
+		}
+		at[h] = append(at[h], i)
+	}
+	var inflated sync.WaitGroup
+	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
+	// read fills the entries idx of one blob; no two calls share an entry.
+	read := func(hash string, idx []int, recorded int64, data []byte) {
+		defer c.checked.Done()
+		defer func() { <-slots }()
+		set := func(out []byte, err error) {
+			for _, i := range idx {
+				c.Data[i], c.errs[i] = out, err
+			}
+		}
+		if recorded > onePass {
+			out, err := checkedBlob(hash, recorded, data, -1) // checked in constant memory first
+			set(out, err)
+			inflated.Done()
+			if err == nil {
+				s.cache.put(hash, out)
+			}
+			return
+		}
+		out, err := inflateSized(data, recorded, nil)
+		if err != nil {
+			set(nil, blobError(hash, err))
+			inflated.Done()
+			return
+		}
+		set(out, nil)
+		inflated.Done()
+		if sum := sha256.Sum256(out); int64(len(out)) != recorded || hex.EncodeToString(sum[:]) != hash {
+			for _, i := range idx {
+				c.errs[i] = blobError(hash, errMismatch)
+			}
+			return
+		}
+		s.cache.put(hash, out)
+	}
+	err := func() error {
+		for len(want) > 0 {
+			n := min(len(want), 500)
+			q := `SELECT hash, size, data FROM blobs WHERE hash IN (?` + repeatPlaceholders(n-1) + `)`
+			rows, err := s.r.QueryContext(ctx, q, want[:n]...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var hash string
+				var size int64
+				var data []byte
+				if err := rows.Scan(&hash, &size, &data); err != nil {
+					rows.Close()
+					return err
+				}
+				idx := at[hash]
+				if idx == nil {
+					continue // a second row of one hash
+				}
+				delete(at, hash)
+				slots <- struct{}{}
+				inflated.Add(1)
+				c.checked.Add(1)
+				go read(hash, idx, size, data)
+			}
+			if err := cmp.Or(rows.Err(), rows.Close()); err != nil {
+				return err
+			}
+			want = want[n:]
+		}
+		return nil
+	}()
+	if err != nil {
+		c.checked.Wait()
+		return nil, err
+	}
+	for h, idx := range at {
+		for _, i := range idx {
+			c.errs[i] = NotFoundf("blob %s", h)
+		}
+	}
+	inflated.Wait()
+	return c, nil
 }
 
 // Content returns one artifact of a snapshot.

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -426,34 +427,35 @@ func inflate(b []byte, limit int64) ([]byte, error) {
 	return inflateInto(nil, b, limit)
 }
 
-// inflateSizedHash is inflate for content whose exact size is recorded, decompressed into one
-// buffer of that size, and the hex SHA-256 of the content, each piece hashed as soon as it is
-// decompressed, while it is in cache.
-func inflateSizedHash(b []byte, size int64) ([]byte, string, error) {
+// inflateSized is inflate for content whose exact size is recorded, decompressed into one
+// buffer of that size. With h, each piece is hashed as soon as it is decompressed, while it is
+// in cache.
+func inflateSized(b []byte, size int64, h hash.Hash) ([]byte, error) {
 	out := make([]byte, size+1) // one byte more, where content beyond its size shows
-	h := sha256.New()
-	br := bytes.NewReader(b) // an io.ByteReader: the decompressor reads no byte past its stream
+	br := bytes.NewReader(b)    // an io.ByteReader: the decompressor reads no byte past its stream
 	zr := inflater(br)
 	defer inflaters.Put(zr)
 	n := 0
 	for n < len(out) {
 		k, err := zr.Read(out[n:])
-		h.Write(out[n : n+k])
+		if h != nil {
+			h.Write(out[n : n+k])
+		}
 		n += k
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, "", fmt.Errorf("corrupt compressed data: %w", err)
+			return nil, fmt.Errorf("corrupt compressed data: %w", err)
 		}
 	}
 	switch {
 	case int64(n) > size:
-		return nil, "", fmt.Errorf("decompresses to more than the %d bytes recorded for it", size)
+		return nil, fmt.Errorf("decompresses to more than the %d bytes recorded for it", size)
 	case br.Len() > 0:
-		return nil, "", fmt.Errorf("%d bytes after the end of the compressed data", br.Len())
+		return nil, fmt.Errorf("%d bytes after the end of the compressed data", br.Len())
 	}
-	return out[:n:n], hex.EncodeToString(h.Sum(nil)), nil
+	return out[:n:n], nil
 }
 
 // inflater is a decompressor reading r, from inflaters when one is there.

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -35,6 +36,49 @@ const (
 	diffPatch                 // the counts and the patch in artifactDiff.Patch
 	diffWrite                 // the counts, the patch written to the writer
 )
+
+// readSides reads the contents of the sides of an artifact that are present, both at once
+// (store.ReadBlobs): what is derived from them is shown only once check has passed.
+func readSides(ctx context.Context, st *store.Store, inA bool, a string, inB bool, b string) (ca, cb []byte, check func() error, err error) {
+	var hashes []string
+	if inA {
+		hashes = append(hashes, a)
+	}
+	if inB {
+		hashes = append(hashes, b)
+	}
+	c, err := st.ReadBlobs(ctx, hashes...)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	bs := c.Data
+	if inA {
+		ca, bs = bs[0], bs[1:]
+	}
+	if inB {
+		cb = bs[0]
+	}
+	return ca, cb, c.Check, nil
+}
+
+// checkedWriter passes writes on to w once check has passed, so that nothing derived from
+// contents still being checked against their hashes is written before they are.
+type checkedWriter struct {
+	w       io.Writer
+	check   func() error
+	checked bool
+	err     error
+}
+
+func (c *checkedWriter) Write(p []byte) (int, error) {
+	if !c.checked {
+		c.checked, c.err = true, c.check()
+	}
+	if c.err != nil {
+		return 0, c.err
+	}
+	return c.w.Write(p)
+}
 
 // diffSnapshots compares every artifact (or the one named) of two snapshots, in name order,
 // and calls emit for each that differs. Labels are a/TARGET/ARTIFACT and b/TARGET/ARTIFACT, so
@@ -75,26 +119,13 @@ func diffSnapshots(ctx context.Context, st *store.Store, a, b *store.Snapshot, o
 			}
 			continue
 		}
-		var ca, cb []byte
-		var err error
-		if inA {
-			if ca, err = st.Blob(ctx, ea.SHA256); err != nil {
-				return err
-			}
-		}
-		if inB {
-			if cb, err = st.Blob(ctx, eb.SHA256); err != nil {
-				return err
-			}
-		}
-		if diff.IsBinary(ca) || diff.IsBinary(cb) {
-			d.Change, d.Note = "binary", fmt.Sprintf("binary artifact differs: %s -> %s", orNone(store.Short(ea.SHA256)), orNone(store.Short(eb.SHA256)))
-			if err := emit(d); err != nil {
-				return err
-			}
-			continue
+		ca, cb, check, err := readSides(ctx, st, inA, ea.SHA256, inB, eb.SHA256)
+		if err != nil {
+			return err
 		}
 		switch {
+		case diff.IsBinary(ca) || diff.IsBinary(cb):
+			d.Change, d.Note = "binary", fmt.Sprintf("binary artifact differs: %s -> %s", orNone(store.Short(ea.SHA256)), orNone(store.Short(eb.SHA256)))
 		case !inA:
 			d.Change, la = "added", diff.DevNull
 		case !inB:
@@ -102,17 +133,22 @@ func diffSnapshots(ctx context.Context, st *store.Store, a, b *store.Snapshot, o
 		default:
 			d.Change = "modified"
 		}
-		switch mode {
-		case diffStat:
+		switch {
+		case d.Change == "binary":
+		case mode == diffStat:
 			d.Added, d.Removed = diff.Stat(ca, cb)
-		case diffPatch:
+		case mode == diffPatch:
 			var sb strings.Builder
 			d.Added, d.Removed, _ = diff.WriteUnified(&sb, ca, cb, la, lb) // a Builder does not fail
 			d.Patch = sb.String()
-		case diffWrite:
-			if d.Added, d.Removed, err = diff.WriteUnified(w, ca, cb, la, lb); err != nil {
+		case mode == diffWrite:
+			// The comparison runs while the contents are checked; the output waits for the check.
+			if d.Added, d.Removed, err = diff.WriteUnified(&checkedWriter{w: w, check: check}, ca, cb, la, lb); err != nil {
 				return err
 			}
+		}
+		if err := check(); err != nil {
+			return err
 		}
 		if err := emit(d); err != nil {
 			return err

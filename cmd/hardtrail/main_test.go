@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"compress/flate"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -427,5 +429,42 @@ func TestReadOnlyStore(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "is not writable") {
 		t.Errorf("read-only store: %v\n%s", err, out)
+	}
+}
+
+// A diff whose stored content was altered shows nothing of it, in any output mode: the
+// contents are compared while they are checked against their hashes, and the output waits for
+// the check.
+func TestDiffOfAlteredContentShowsNothing(t *testing.T) {
+	dir := t.TempDir()
+	store, conf, cfg := filepath.Join(dir, "h.db"), filepath.Join(dir, "sshd_config"), filepath.Join(dir, "c.toml")
+	testutil.Must(t, os.WriteFile(cfg, fmt.Appendf(nil, "[[profile]]\nname = \"f\"\n[[profile.source]]\nname = \"sshd/config\"\nfiles = [%q]\n\n[[target]]\nname = \"t\"\nprofiles = [\"f\"]\n", conf), 0o644))
+	testutil.Must(t, os.WriteFile(conf, []byte(strings.Repeat("PermitRootLogin yes\n", 5000)), 0o644))
+	mustHT(t, "--config", cfg, "--store", store, "snapshot")
+	after := strings.Repeat("PermitRootLogin no\n", 5000)
+	testutil.Must(t, os.WriteFile(conf, []byte(after), 0o644))
+	s2 := snapshotJSON(t, "--config", cfg, "--store", store, "snapshot")[0]
+	if out := mustHT(t, "--config", cfg, "--store", store, "diff", "t~1", "t"); !strings.Contains(out, "+PermitRootLogin no") {
+		t.Fatalf("diff before the change to the store:\n%.300s", out)
+	}
+	db, err := sql.Open("sqlite", "file:"+store)
+	testutil.Must(t, err)
+	var buf bytes.Buffer
+	zw, _ := flate.NewWriter(&buf, 5)
+	zw.Write([]byte(strings.Replace(after, "PermitRootLogin no", "PermitRootLogin on", 1))) // the same size
+	zw.Close()
+	sum := sha256.Sum256([]byte(after))
+	if r, err := db.Exec(`UPDATE blobs SET data = ? WHERE hash = ?`, buf.Bytes(), hex.EncodeToString(sum[:])); err != nil {
+		t.Fatal(err)
+	} else if n, _ := r.RowsAffected(); n != 1 {
+		t.Fatalf("%d blobs altered", n)
+	}
+	db.Close()
+	for _, mode := range [][]string{nil, {"--stat"}, {"--format", "json"}} {
+		args := append([]string{"--config", cfg, "--store", store, "diff", "t~1", s2.ID}, mode...)
+		out, errOut, code := ht(t, args...)
+		if code == 0 || out != "" || !strings.Contains(errOut, "does not match its hash") {
+			t.Errorf("diff %v of altered content: exit %d, stdout %d bytes (%.80q), stderr %q", mode, code, len(out), out, errOut)
+		}
 	}
 }
