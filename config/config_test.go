@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -112,4 +113,18 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("valid config without targets")
 		}
 	})
+}
+
+// validAgentID accepts exactly what the documented pattern does.
+func TestValidAgentID(t *testing.T) {
+	re := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@/\[\]-]{0,127}$`)
+	cases := []string{"", "a", "A1", "collector-1", "host.example.com:9100", "[::1]:22", "ops@site/1", "_a", "-a", ".a", "a b", "a\n", "é", "a" + strings.Repeat("b", 127), "a" + strings.Repeat("b", 128), "a\x00", "a]", "9"}
+	for c := range 256 {
+		cases = append(cases, "x"+string(rune(c)), string(rune(c)))
+	}
+	for _, id := range cases {
+		if got, want := validAgentID(id), re.MatchString(id); got != want {
+			t.Errorf("validAgentID(%q) = %v, the pattern says %v", id, got, want)
+		}
+	}
 }

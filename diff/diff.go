@@ -71,7 +71,7 @@ func WriteUnified(w io.Writer, a, b []byte, labelA, labelB string) (added, remov
 	if bytes.Equal(a, b) {
 		return 0, 0, nil
 	}
-	ta, tb := split(a), split(b)
+	ta, tb := splitPair(a, b)
 	da, db := compare(&ta, &tb)
 	bw, ok := w.(*bufio.Writer)
 	if !ok {
@@ -110,7 +110,7 @@ func Hunks(a, b []byte) []Hunk {
 	if bytes.Equal(a, b) {
 		return nil
 	}
-	ta, tb := split(a), split(b)
+	ta, tb := splitPair(a, b)
 	da, db := compare(&ta, &tb)
 	return group(&ta, &tb, changes(da, db), Context)
 }
@@ -120,7 +120,7 @@ func Stat(a, b []byte) (added, removed int) {
 	if bytes.Equal(a, b) {
 		return 0, 0
 	}
-	ta, tb := split(a), split(b)
+	ta, tb := splitPair(a, b)
 	da, db := compare(&ta, &tb)
 	eachChange(da, db, func(c change) {
 		added += c.ins

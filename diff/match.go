@@ -29,6 +29,24 @@ func split(data []byte) text {
 	return text{data: data, off: lineStarts(data, make([]uint32, 0, n+1))}
 }
 
+// parallelFrom is the size of the larger side from which splitPair splits the two at once.
+const parallelFrom = 256 << 10
+
+// splitPair splits a and b, at the same time when they are large.
+func splitPair(a, b []byte) (ta, tb text) {
+	if max(len(a), len(b)) < parallelFrom {
+		return split(a), split(b)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tb = split(b)
+	}()
+	ta = split(a)
+	<-done
+	return ta, tb
+}
+
 // lineStarts appends the offset of each line of data, and len(data), to off.
 func lineStarts[T uint32 | int](data []byte, off []T) []T {
 	off = append(off, 0)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/hardtrail/hardtrail/internal/exepages"
 	"io"
 	"runtime/debug"
 	"sort"
@@ -171,6 +172,17 @@ func diffCmd(a *app) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			a.readOnly = true
+			// Starting touched code all over the binary that the comparison does not run
+			// again: returned on another processor while the snapshots are resolved, it does
+			// not add to the comparison's peak memory.
+			released := make(chan struct{})
+			go func() {
+				defer close(released)
+				if _, err := exepages.Release(); err != nil {
+					a.log.Debug("returning memory to the system", "err", err)
+				}
+			}()
+			defer func() { <-released }()
 			sa, err := a.resolve(ctx, args[0])
 			if err != nil {
 				return err

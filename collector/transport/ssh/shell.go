@@ -42,16 +42,22 @@ const (
 // pagerPrompt matches a pager's prompt at the end of the output: Cisco IOS and FortiOS
 // "--More--", ASA "<--- More --->", Junos "---(more 45%)---", RouterOS "-- [Q quit|D dump|down]",
 // Huawei VRP "  ---- More ----".
-var pagerPrompt = regexp.MustCompile(`(?:-- ?More ?--|<--- More --->|---\(more(?: \d+%)?\)---|-- \[Q quit\|D dump\|down\]|---- More ----)[ \t]*$`)
+var pagerPrompt = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?:-- ?More ?--|<--- More --->|---\(more(?: \d+%)?\)---|-- \[Q quit\|D dump\|down\]|---- More ----)[ \t]*$`)
+})
 
 // pagerRemnant is a pager prompt left at the start of a line by a device that does not erase it.
-var pagerRemnant = regexp.MustCompile(`^[ \t]*(?:-- ?More ?--|<--- More --->|---\(more(?: \d+%)?\)---|-- \[Q quit\|D dump\|down\]|---- More ----)[ \t]*`)
+var pagerRemnant = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[ \t]*(?:-- ?More ?--|<--- More --->|---\(more(?: \d+%)?\)---|-- \[Q quit\|D dump\|down\]|---- More ----)[ \t]*`)
+})
 
 // cliError matches what CLIs print when they refuse a command, on one of its first lines.
-var cliError = regexp.MustCompile(`^\s*(?:% ?(?:Invalid|Incomplete|Ambiguous|Unknown|Unrecognized|Bad|Error|Authorization failed|Access denied)|(?:syntax )?error:|Error: |syntax error|Unknown command|Invalid syntax|Command fail|ERROR:|bad command name|expected end of command|unknown command)`)
+var cliError = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^\s*(?:% ?(?:Invalid|Incomplete|Ambiguous|Unknown|Unrecognized|Bad|Error|Authorization failed|Access denied)|(?:syntax )?error:|Error: |syntax error|Unknown command|Invalid syntax|Command fail|ERROR:|bad command name|expected end of command|unknown command)`)
+})
 
 // passwordPrompt matches a CLI asking for the enable secret.
-var passwordPrompt = regexp.MustCompile(`(?i)^\s*(?:enable )?password: ?$`)
+var passwordPrompt = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)^\s*(?:enable )?password: ?$`) })
 
 var _ = (interface {
 	RunShell(context.Context, transport.Shell, []transport.Command) ([]transport.BatchResult, error)
@@ -276,7 +282,7 @@ func (s *shell) enable(ctx context.Context, line string) error {
 	if err != nil {
 		return s.t.fail(StageAuth, fmt.Errorf("the prompt %q is unprivileged and the profile enters privileged mode with %q: %w", s.known, line, err))
 	}
-	s.ask = passwordPrompt
+	s.ask = passwordPrompt()
 	defer func() { s.ask = nil }()
 	said := func() string {
 		b, _ := s.snapshot()
@@ -407,7 +413,7 @@ func (s *shell) wait(ctx context.Context, sent string, first bool) (promptAt, er
 		switch {
 		case s.ask != nil && s.ask.MatchString(last):
 			return promptAt{start, last, true}, nil
-		case pagerPrompt.MatchString(last) && start != answered:
+		case pagerPrompt().MatchString(last) && start != answered:
 			answered = start
 			if err := s.send(" "); err != nil {
 				return promptAt{}, err
@@ -480,7 +486,7 @@ func refused(out []byte) bool {
 		if len(bytes.TrimSpace(l)) == 0 {
 			continue
 		}
-		if cliError.Match(l) {
+		if cliError().Match(l) {
 			return true
 		}
 		if n++; n == 3 {
@@ -501,7 +507,7 @@ func cleanTerminal(b []byte) []byte {
 		line, rest, found := bytes.Cut(b, []byte("\n"))
 		b = rest
 		l := overstrike(line)
-		if loc := pagerRemnant.FindIndex(l); loc != nil {
+		if loc := pagerRemnant().FindIndex(l); loc != nil {
 			l = l[loc[1]:]
 		}
 		out.Write(l)
@@ -519,7 +525,7 @@ func cleanLine(b []byte) string {
 
 // cursorLeft is the escape that moves the cursor N columns left (ESC [ N D), with which Huawei
 // VRP erases its pager prompt.
-var cursorLeft = regexp.MustCompile(`\x1b\[(\d{0,3})D`)
+var cursorLeft = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\x1b\[(\d{0,3})D`) })
 
 // cursorBack turns cursor-left escapes into as many backspaces, so overstrike erases what they
 // erase instead of the text shifting right when escapes are removed.
@@ -527,7 +533,7 @@ func cursorBack(b []byte) []byte {
 	if !bytes.Contains(b, []byte("\x1b[")) {
 		return b
 	}
-	return cursorLeft.ReplaceAllFunc(b, func(m []byte) []byte {
+	return cursorLeft().ReplaceAllFunc(b, func(m []byte) []byte {
 		n := 1
 		if d := m[2 : len(m)-1]; len(d) > 0 {
 			n, _ = strconv.Atoi(string(d))
