@@ -48,12 +48,16 @@ func join(ls []string) []byte {
 	if len(ls) == 0 {
 		return []byte{}
 	}
-	var buf bytes.Buffer
+	n := len(ls)
 	for _, l := range ls {
-		buf.WriteString(l)
-		buf.WriteByte('\n')
+		n += len(l)
 	}
-	return buf.Bytes()
+	buf := make([]byte, 0, n)
+	for _, l := range ls {
+		buf = append(buf, l...)
+		buf = append(buf, '\n')
+	}
+	return buf
 }
 
 // SortLines sorts lines bytewise and drops duplicates.

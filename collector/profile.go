@@ -317,8 +317,14 @@ func loadBuiltin() (map[string]*Profile, error) {
 // BuiltinProfile decodes and compiles one built-in profile, or returns an error matching
 // fs.ErrNotExist when there is none of that name. Each built-in profile is the one [[profile]]
 // of profiles/NAME.toml, so a command that needs one profile, or only the names, does not
-// decode the others.
+// decode the others; each is decoded once per process, and every caller shares it (a fleet
+// capture asks for it once per target).
 func BuiltinProfile(name string) (*Profile, error) {
+	builtins.mu.Lock()
+	defer builtins.mu.Unlock()
+	if p, ok := builtins.m[name]; ok {
+		return p, nil
+	}
 	f := "profiles/" + name + ".toml"
 	if !IsBuiltin(name) {
 		return nil, fmt.Errorf("builtin profile %q: %w", name, fs.ErrNotExist)
@@ -334,7 +340,17 @@ func BuiltinProfile(name string) (*Profile, error) {
 	if len(ps) != 1 || ps[0].Name != name {
 		return nil, fmt.Errorf("builtin:%s: want one profile named %q", f, name)
 	}
+	if builtins.m == nil {
+		builtins.m = map[string]*Profile{}
+	}
+	builtins.m[name] = &ps[0]
 	return &ps[0], nil
+}
+
+// builtins holds the built-in profiles decoded so far, by name.
+var builtins struct {
+	mu sync.Mutex
+	m  map[string]*Profile
 }
 
 // IsBuiltin reports whether a built-in profile has the name, without decoding any.
