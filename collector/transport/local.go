@@ -148,8 +148,8 @@ func (l *Local) Run(ctx context.Context, c Command) (*Result, error) {
 		reap.remove(pgid)
 	}
 	res := &Result{
-		Stdout:    stdout.Bytes(),
-		Stderr:    stderr.Bytes(),
+		Stdout:    stdout.Take(),
+		Stderr:    stderr.Take(),
 		Duration:  time.Since(start),
 		Truncated: stdout.Full(),
 		ExitCode:  -1,
@@ -288,13 +288,14 @@ type CapWriter struct {
 	mu     sync.Mutex
 	buf    bytes.Buffer
 	full   bool
+	taken  bool // Take handed the buffer on
 }
 
 // Write implements io.Writer.
 func (w *CapWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.full {
+	if w.full || w.taken {
 		return len(p), nil
 	}
 	room := w.Max - int64(w.buf.Len())
@@ -315,6 +316,17 @@ func (w *CapWriter) Bytes() []byte {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return bytes.Clone(w.buf.Bytes())
+}
+
+// Take returns what was kept without copying it and leaves the writer empty; what is written
+// after is discarded. It is how a finished command hands its output on: one buffer per
+// output, not two.
+func (w *CapWriter) Take() []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	b := w.buf.Bytes()
+	w.buf, w.taken = bytes.Buffer{}, true
+	return b
 }
 
 // Full reports whether the cap was passed.

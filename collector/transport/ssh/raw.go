@@ -81,8 +81,8 @@ func (t *Transport) runRaw(ctx context.Context, c transport.Command) (*transport
 		}
 	}
 	res := &transport.Result{
-		Stdout:    stdout.Bytes(),
-		Stderr:    stderr.Bytes(),
+		Stdout:    stdout.Take(),
+		Stderr:    stderr.Take(),
 		Duration:  time.Since(start),
 		Truncated: stdout.Full(),
 	}

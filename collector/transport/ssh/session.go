@@ -411,8 +411,8 @@ func (r *run) end(i int, name string) (status, code int, d time.Duration, err er
 func (r *run) command(i int, name string) (*transport.Result, error) {
 	status, code, d, err := r.end(i, name)
 	res := &transport.Result{
-		Stdout:    r.outs[i].Bytes(),
-		Stderr:    r.errs[i].Bytes(),
+		Stdout:    r.outs[i].Take(),
+		Stderr:    r.errs[i].Take(),
 		ExitCode:  code,
 		Duration:  d,
 		Truncated: r.outs[i].Full(),
@@ -458,7 +458,7 @@ func (r *run) file(i int, p string, max int64) (*transport.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return r.fileFrom(p, status, code, string(r.errs[i].Bytes()), r.outs[i].Bytes(), max)
+	return r.fileFrom(p, status, code, string(r.errs[i].Take()), r.outs[i].Take(), max)
 }
 
 // fileFrom builds a File from a read's status and code (as a file step's end frame has them),
@@ -576,7 +576,7 @@ func (r *run) globRead(i int, pattern string, max int64) ([]string, []transport.
 	if overflow {
 		return nil, nil, r.t.fail(StageCommand, fmt.Errorf("glob %q: more than %d files match", pattern, maxGlobFiles))
 	}
-	stderr := string(r.errs[i].Bytes())
+	stderr := string(r.errs[i].Take())
 	type match struct {
 		path string
 		res  transport.FileResult
@@ -607,7 +607,7 @@ func (r *run) globRead(i int, pattern string, max int64) ([]string, []transport.
 		case len(rec.fields) != 2 || err1 != nil:
 			m.res.Err = r.t.fail(StageCommand, fmt.Errorf("%s: malformed end record %q", name, rec.fields))
 		default:
-			m.res.File, m.res.Err = r.fileFrom(name, status, code, stderr, rec.body.Bytes(), max)
+			m.res.File, m.res.Err = r.fileFrom(name, status, code, stderr, rec.body.Take(), max)
 		}
 		ms = append(ms, m)
 	}
