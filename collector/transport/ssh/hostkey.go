@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -73,7 +75,7 @@ type hostKeys struct {
 }
 
 func newHostKeys(target, host string, files, pins []string, legacy bool) (*hostKeys, error) {
-	h := &hostKeys{target: target, host: host, legacy: legacy, revoked: map[string]bool{}, caLines: map[string]bool{}}
+	h := &hostKeys{target: target, host: host, legacy: legacy}
 	for _, p := range pins {
 		p = strings.TrimRight(strings.TrimSpace(p), "=")
 		if !strings.HasPrefix(p, "SHA256:") || len(p) != len("SHA256:")+43 {
@@ -81,35 +83,19 @@ func newHostKeys(target, host string, files, pins []string, legacy bool) (*hostK
 		}
 		h.pins = append(h.pins, p)
 	}
-	var existing []string
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // nothing enrolled yet: every host is unknown
-		}
-		if err != nil {
-			return nil, fmt.Errorf("known_hosts: %w", err)
-		}
-		existing = append(existing, f)
-		h.scanMarkers(f, data)
+	db, err := loadKnownHosts(files)
+	if err != nil {
+		return nil, err
 	}
-	if len(existing) > 0 {
-		cb, err := knownhosts.New(existing...)
-		if err != nil {
-			return nil, fmt.Errorf("known_hosts: %w", err)
-		}
-		h.cb = cb
+	h.revoked, h.caLines = db.revoked, db.caLines
+	for _, hosts := range db.caHosts {
+		h.ca = h.ca || matchHosts(hosts, h.host)
+	}
+	if db.cb != nil {
+		h.cb = db.cb
 		// Ask the database which keys it holds for host by offering one it cannot hold.
-		_, probe, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		signer, err := gossh.NewSignerFromKey(probe)
-		if err != nil {
-			return nil, err
-		}
 		var ke *knownhosts.KeyError
-		if errors.As(cb(host, &net.TCPAddr{}, signer.PublicKey()), &ke) {
+		if errors.As(db.cb(host, &net.TCPAddr{}, db.probe), &ke) {
 			// The database matches @cert-authority lines too; a CA key is not a host key.
 			for _, k := range ke.Want {
 				if !h.caLines[fmt.Sprintf("%s:%d", k.Filename, k.Line)] {
@@ -121,8 +107,81 @@ func newHostKeys(target, host string, files, pins []string, legacy bool) (*hostK
 	return h, nil
 }
 
-// scanMarkers records @revoked keys, the @cert-authority lines, and whether one covers h.host.
-func (h *hostKeys) scanMarkers(file string, data []byte) {
+// knownDB is what verifying host keys reads from a set of known_hosts files. It is read-only
+// once loaded, and shared by every dial while the files are unchanged: a fleet dials each of
+// its targets against the same files, which would otherwise be parsed once per target.
+type knownDB struct {
+	stamp   string                // the files as loaded: names, devices, inodes, sizes, mtimes
+	cb      gossh.HostKeyCallback // nil when no file exists
+	probe   gossh.PublicKey       // a key no file holds, which makes cb list what a host has
+	revoked map[string]bool       // marshalled keys marked @revoked
+	caLines map[string]bool       // FILE:LINE of every @cert-authority line
+	caHosts [][]string            // the host patterns of each @cert-authority line
+}
+
+// known holds the last load of each set of files, by their names.
+var known struct {
+	mu sync.Mutex
+	db map[string]*knownDB
+}
+
+// loadKnownHosts returns the parsed files, from the last load when no file has changed since.
+func loadKnownHosts(files []string) (*knownDB, error) {
+	var stamp strings.Builder
+	var existing []string
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // nothing enrolled yet: every host is unknown
+		}
+		if err != nil {
+			return nil, fmt.Errorf("known_hosts: %w", err)
+		}
+		var dev, ino uint64
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			dev, ino = uint64(st.Dev), st.Ino
+		}
+		fmt.Fprintf(&stamp, "%q %d %d %d %d\n", f, dev, ino, fi.Size(), fi.ModTime().UnixNano())
+		existing = append(existing, f)
+	}
+	key := strings.Join(files, "\x00")
+	known.mu.Lock()
+	defer known.mu.Unlock()
+	if db := known.db[key]; db != nil && db.stamp == stamp.String() {
+		return db, nil
+	}
+	db := &knownDB{stamp: stamp.String(), revoked: map[string]bool{}, caLines: map[string]bool{}}
+	for _, f := range existing {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("known_hosts: %w", err)
+		}
+		db.scanMarkers(f, data)
+	}
+	if len(existing) > 0 {
+		cb, err := knownhosts.New(existing...)
+		if err != nil {
+			return nil, fmt.Errorf("known_hosts: %w", err)
+		}
+		_, probe, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		signer, err := gossh.NewSignerFromKey(probe)
+		if err != nil {
+			return nil, err
+		}
+		db.cb, db.probe = cb, signer.PublicKey()
+	}
+	if known.db == nil {
+		known.db = map[string]*knownDB{}
+	}
+	known.db[key] = db
+	return db, nil
+}
+
+// scanMarkers records @revoked keys and the @cert-authority lines of a file.
+func (db *knownDB) scanMarkers(file string, data []byte) {
 	n := 0
 	for line := range bytes.Lines(data) {
 		n++
@@ -132,12 +191,10 @@ func (h *hostKeys) scanMarkers(file string, data []byte) {
 		}
 		switch marker {
 		case "revoked":
-			h.revoked[string(key.Marshal())] = true
+			db.revoked[string(key.Marshal())] = true
 		case "cert-authority":
-			h.caLines[fmt.Sprintf("%s:%d", file, n)] = true
-			if matchHosts(hosts, h.host) {
-				h.ca = true
-			}
+			db.caLines[fmt.Sprintf("%s:%d", file, n)] = true
+			db.caHosts = append(db.caHosts, hosts)
 		}
 	}
 }
