@@ -68,48 +68,57 @@ func (s *Snapshotter) Run(ctx context.Context, names []string, note string, prog
 		log = slog.New(slog.DiscardHandler)
 	}
 	results := make([]Result, len(targets))
-	sem := make(chan struct{}, max(1, s.Config.Agent.Concurrency))
-	var wg sync.WaitGroup
 	var mu sync.Mutex
-	for i, t := range targets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var r Result
-			select {
-			case sem <- struct{}{}:
+	report := func(i int, r Result) {
+		if r.Err != nil {
+			log.Info("capture failed", "target", r.Target, "stage", r.Stage, "err", r.Err)
+		} else {
+			log.Info("captured", "target", r.Target, "snapshot", store.Short(r.Saved.ID), "artifacts", r.Saved.Artifacts, "changed", r.Saved.Changed, "held", r.Saved.Held, "duration", r.Duration)
+		}
+		results[i] = r
+		// Every target is reported, those never started too, so a progress display adds up
+		// to the whole fleet.
+		if progress != nil {
+			mu.Lock()
+			progress(r)
+			mu.Unlock()
+		}
+	}
+	notStarted := func(i int) {
+		t := targets[i]
+		report(i, Result{Target: t.Name, Err: fmt.Errorf("target %s: not started: %w", t.Name, ctx.Err()), Stage: "cancelled"})
+	}
+	// A fixed set of workers takes the targets in order: a target waiting its turn costs
+	// nothing, however large the fleet.
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(len(targets), max(1, s.Config.Agent.Concurrency)) {
+		wg.Go(func() {
+			for i := range next {
+				t := targets[i]
+				if ctx.Err() != nil {
+					notStarted(i)
+					continue
+				}
 				if s.Begin != nil && !s.Begin(ctx, t.Name) {
-					<-sem
-					results[i] = Result{Target: t.Name, Err: fmt.Errorf("target %s: %w", t.Name, ErrNotBegun), Stage: "begin"}
-					if progress != nil {
-						mu.Lock()
-						progress(results[i])
-						mu.Unlock()
-					}
-					return
+					report(i, Result{Target: t.Name, Err: fmt.Errorf("target %s: %w", t.Name, ErrNotBegun), Stage: "begin"})
+					continue
 				}
 				start := time.Now()
-				r = s.one(ctx, t, note)
+				r := s.one(ctx, t, note)
 				r.Duration = time.Since(start)
-				<-sem
-			case <-ctx.Done():
-				r = Result{Target: t.Name, Err: fmt.Errorf("target %s: not started: %w", t.Name, ctx.Err()), Stage: "cancelled"}
+				report(i, r)
 			}
-			if r.Err != nil {
-				log.Info("capture failed", "target", t.Name, "stage", r.Stage, "err", r.Err)
-			} else {
-				log.Info("captured", "target", t.Name, "snapshot", store.Short(r.Saved.ID), "artifacts", r.Saved.Artifacts, "changed", r.Saved.Changed, "held", r.Saved.Held, "duration", r.Duration)
-			}
-			results[i] = r
-			// Every target is reported, those never started too, so a progress display
-			// adds up to the whole fleet.
-			if progress != nil {
-				mu.Lock()
-				progress(r)
-				mu.Unlock()
-			}
-		}()
+		})
 	}
+	for i := range targets {
+		select {
+		case <-ctx.Done():
+			notStarted(i)
+		case next <- i:
+		}
+	}
+	close(next)
 	wg.Wait()
 	return results, nil
 }
