@@ -1,11 +1,12 @@
 package daemon
 
 import (
-	"github.com/hardtrail/hardtrail/internal/exepages"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/hardtrail/hardtrail/internal/exepages"
 )
 
 // The test binary releases its pages and keeps running: what it runs next is mapped again.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/hardtrail/hardtrail/internal/exepages"
 	"log/slog"
 	"net"
 	"os"
@@ -24,6 +23,7 @@ import (
 	"github.com/hardtrail/hardtrail/agent/store"
 	"github.com/hardtrail/hardtrail/collector"
 	"github.com/hardtrail/hardtrail/config"
+	"github.com/hardtrail/hardtrail/internal/exepages"
 	"github.com/hardtrail/hardtrail/rules"
 )
 

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/hardtrail/hardtrail/internal/exepages"
 	"io"
 	"runtime/debug"
 	"sort"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/hardtrail/hardtrail/agent/store"
 	"github.com/hardtrail/hardtrail/diff"
+	"github.com/hardtrail/hardtrail/internal/exepages"
 )
 
 func init() { commands = append(commands, diffCmd) }

@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
 	"github.com/hardtrail/hardtrail/agent/fleet"
 	"github.com/hardtrail/hardtrail/agent/store"
+	"github.com/hardtrail/hardtrail/internal/exepages"
 )
 
 func init() { commands = append(commands, snapshotCmd) }
@@ -50,6 +53,16 @@ func snapshotCmd(a *app) *cobra.Command {
 				return err
 			}
 			note := red.RedactString(note) // a note is stored too
+			// Starting and loading touched code all over the binary that capturing does not
+			// run again; returned now, it does not count in a fleet capture's memory.
+			if _, err := exepages.Release(); err != nil {
+				a.log.Debug("returning memory to the system", "err", err)
+			}
+			inFlight := len(cfg.Targets)
+			if len(args) > 0 {
+				inFlight = len(args)
+			}
+			limitCaptureMemory(cfg.Agent.Concurrency, inFlight)
 			sn := &fleet.Snapshotter{Config: cfg, Store: st, Redactor: red, Logger: a.log}
 			progress := newProgress(a.stderr, len(args), len(cfg.Targets))
 			var tagErr error
@@ -107,4 +120,23 @@ func printSnapshotLine(a *app, r fleet.Result) {
 		return
 	}
 	fmt.Fprintf(a.stdout, "%s  %s  %s  %d changed\n", store.Short(r.Saved.ID), r.Target, plural(r.Saved.Artifacts, "artifact", "artifacts"), r.Saved.Changed)
+}
+
+// captureHeapBase and captureHeapPerTarget size the soft heap limit of a capture: what the
+// process holds, and what a target in flight (its connection, its outputs, their normalised
+// and redacted copies) holds on top.
+const (
+	captureHeapBase      = 18 << 20
+	captureHeapPerTarget = 256 << 10
+)
+
+// limitCaptureMemory sets a soft limit on the Go runtime's memory for a capture of targets,
+// concurrency at once, unless GOMEMLIMIT sets one: the collector then collects garbage when its
+// heap nears what the targets in flight need, instead of letting it grow to twice what is
+// live. Past the limit it collects more often (it never fails for it), at most half the CPU.
+func limitCaptureMemory(concurrency, targets int) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	debug.SetMemoryLimit(captureHeapBase + int64(max(1, min(concurrency, targets)))*captureHeapPerTarget)
 }
