@@ -1,8 +1,6 @@
 package ssh
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"os"
 	"path/filepath"
 	"testing"
@@ -15,21 +13,10 @@ import (
 // The parsed known_hosts files are shared while they are unchanged, and any change to them
 // (a key replaced in place or by rename, a key revoked) is seen by the next dial.
 func TestKnownHostsReloadOnChange(t *testing.T) {
-	newKey := func() gossh.PublicKey {
-		pub, _, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		k, err := gossh.NewPublicKey(pub)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "known_hosts")
 	const host = "127.0.0.1:2222"
-	old, replaced := newKey(), newKey()
+	old, replaced := newPublic(t), newPublic(t)
 	write := func(content string) {
 		t.Helper()
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
