@@ -134,9 +134,15 @@ const (
 // concurrency at once, unless GOMEMLIMIT sets one: the collector then collects garbage when its
 // heap nears what the targets in flight need, instead of letting it grow to twice what is
 // live. Past the limit it collects more often (it never fails for it), at most half the CPU.
+// A capture of fewer targets at once than fleetFrom has no limit: one large artifact would
+// otherwise make it collect continually.
 func limitCaptureMemory(concurrency, targets int) {
-	if os.Getenv("GOMEMLIMIT") != "" {
+	n := min(concurrency, targets)
+	if os.Getenv("GOMEMLIMIT") != "" || n < fleetFrom {
 		return
 	}
-	debug.SetMemoryLimit(captureHeapBase + int64(max(1, min(concurrency, targets)))*captureHeapPerTarget)
+	debug.SetMemoryLimit(captureHeapBase + int64(n)*captureHeapPerTarget)
 }
+
+// fleetFrom is the number of targets in flight from which a capture limits its memory.
+const fleetFrom = 8

@@ -6,7 +6,8 @@ import (
 	"testing"
 )
 
-// A capture's soft heap limit grows with the targets in flight, and GOMEMLIMIT overrides it.
+// A capture's soft heap limit grows with the targets in flight; a capture of a few targets has
+// none, and GOMEMLIMIT overrides it.
 func TestLimitCaptureMemory(t *testing.T) {
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
 	for _, tc := range []struct {
@@ -15,8 +16,10 @@ func TestLimitCaptureMemory(t *testing.T) {
 		want                 int64
 	}{
 		{64, 300, "", captureHeapBase + 64*captureHeapPerTarget},
-		{64, 10, "", captureHeapBase + 10*captureHeapPerTarget},
-		{64, 0, "", captureHeapBase + captureHeapPerTarget},
+		{16, 300, "", captureHeapBase + 16*captureHeapPerTarget},
+		{64, fleetFrom, "", captureHeapBase + fleetFrom*captureHeapPerTarget},
+		{64, fleetFrom - 1, "", math.MaxInt64},
+		{64, 1, "", math.MaxInt64},
 		{64, 300, "1GiB", math.MaxInt64},
 	} {
 		t.Setenv("GOMEMLIMIT", tc.env)
