@@ -65,12 +65,10 @@ func (s *Store) Prefetch(ctx context.Context, hashes []string) error {
 	if s.cache == nil {
 		return nil
 	}
-	var want []string
-	seen := map[string]bool{}
+	var want []string // ReadBlobs reads a hash asked for twice once
 	s.cache.mu.Lock()
 	for _, h := range hashes {
-		if _, ok := s.cache.m[h]; !ok && !seen[h] {
-			seen[h] = true
+		if _, ok := s.cache.m[h]; !ok {
 			want = append(want, h)
 		}
 	}
@@ -81,13 +79,4 @@ func (s *Store) Prefetch(ctx context.Context, hashes []string) error {
 	}
 	c.Check() // what is wrong with a blob is left for Blob to report
 	return nil
-}
-
-// repeatPlaceholders is ", ?" n times.
-func repeatPlaceholders(n int) string {
-	b := make([]byte, 0, 3*n)
-	for range n {
-		b = append(b, ", ?"...)
-	}
-	return string(b)
 }

@@ -161,21 +161,6 @@ func (s *Store) dbNow(ctx context.Context, tx *sql.Tx) (int64, error) {
 	return ms, err
 }
 
-func placeholders(n int) string {
-	if n == 0 {
-		return "NULL"
-	}
-	return "?" + strings.Repeat(", ?", n-1)
-}
-
-func anys(names []string) []any {
-	out := make([]any, len(names))
-	for i, n := range names {
-		out[i] = n
-	}
-	return out
-}
-
 func (s *Store) lease(ctx context.Context, tx *sql.Tx, req LeaseRequest, names []string) (*Leases, error) {
 	now, err := s.dbNow(ctx, tx)
 	if err != nil {

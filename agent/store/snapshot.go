@@ -195,7 +195,11 @@ func (s *Store) Save(ctx context.Context, m *Manifest, contents [][]byte) (*Save
 			byHash[i] = i
 		}
 		sort.Slice(byHash, func(a, b int) bool { return blobs[byHash[a]].hash < blobs[byHash[b]].hash })
-		have, err := storedBlobs(ctx, tx, blobs, func(b blob) string { return b.hash })
+		hashes := make([]string, len(blobs))
+		for i, b := range blobs {
+			hashes[i] = b.hash
+		}
+		have, err := storedBlobs(ctx, tx, hashes)
 		if err != nil {
 			return err
 		}
@@ -234,17 +238,12 @@ func (s *Store) Save(ctx context.Context, m *Manifest, contents [][]byte) (*Save
 	return out, nil
 }
 
-// storedBlobs is the set of the hashes of items that the store holds blobs of, read in one
-// query per 500.
-func storedBlobs[T any](ctx context.Context, tx *sql.Tx, items []T, hash func(T) string) (map[string]bool, error) {
+// storedBlobs is the set of those of hashes that the store holds blobs of.
+func storedBlobs(ctx context.Context, tx *sql.Tx, hashes []string) (map[string]bool, error) {
 	have := map[string]bool{}
-	for len(items) > 0 {
-		n := min(len(items), 500)
-		args := make([]any, n)
-		for i, it := range items[:n] {
-			args[i] = hash(it)
-		}
-		rows, err := tx.QueryContext(ctx, `SELECT hash FROM blobs WHERE hash IN (?`+repeatPlaceholders(n-1)+`)`, args...)
+	for len(hashes) > 0 {
+		n := min(len(hashes), maxIn)
+		rows, err := tx.QueryContext(ctx, `SELECT hash FROM blobs WHERE hash IN (`+placeholders(n)+`)`, anys(hashes[:n])...)
 		if err != nil {
 			return nil, err
 		}
@@ -260,7 +259,7 @@ func storedBlobs[T any](ctx context.Context, tx *sql.Tx, items []T, hash func(T)
 		if err := rows.Err(); err != nil {
 			return nil, err
 		}
-		items = items[n:]
+		hashes = hashes[n:]
 	}
 	return have, nil
 }
@@ -286,31 +285,12 @@ func (s *Store) Get(ctx context.Context, id string) (*Snapshot, error) {
 // A missing one is an error matching ErrNotFound.
 func (s *Store) GetMany(ctx context.Context, ids []string) (map[string]*Snapshot, error) {
 	out := map[string]*Snapshot{}
-	if len(ids) == 0 {
-		return out, nil
-	}
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
-	rows, err := s.r.QueryContext(ctx, `SELECT id, manifest, changed FROM snapshots WHERE id IN (?`+repeatPlaceholders(len(ids)-1)+`)`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var z []byte
-		var changed int
-		if err := rows.Scan(&id, &z, &changed); err != nil {
+	for rest := ids; len(rest) > 0; {
+		n := min(len(rest), maxIn)
+		if err := s.getSome(ctx, rest[:n], out); err != nil {
 			return nil, err
 		}
-		if out[id], err = decodeSnapshot(id, z, changed); err != nil {
-			return nil, err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
+		rest = rest[n:]
 	}
 	for _, id := range ids {
 		if out[id] == nil {
@@ -318,6 +298,27 @@ func (s *Store) GetMany(ctx context.Context, ids []string) (map[string]*Snapshot
 		}
 	}
 	return out, nil
+}
+
+// getSome adds the snapshots of ids (at most maxIn) to out.
+func (s *Store) getSome(ctx context.Context, ids []string, out map[string]*Snapshot) error {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, manifest, changed FROM snapshots WHERE id IN (`+placeholders(len(ids))+`)`, anys(ids)...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var z []byte
+		var changed int
+		if err := rows.Scan(&id, &z, &changed); err != nil {
+			return err
+		}
+		if out[id], err = decodeSnapshot(id, z, changed); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 // decodeSnapshot decompresses a stored manifest and checks it against its ID.
@@ -482,7 +483,7 @@ func (c *Contents) Check() error {
 	return nil
 }
 
-// ReadBlobs reads the blobs with the given hashes that the cache does not hold, at most 500 in
+// ReadBlobs reads the blobs with the given hashes that the cache does not hold, at most maxIn in
 // a query, and decompresses them one per processor at a time. It returns once every one is
 // decompressed; each is then hashed and checked by the goroutine that decompressed it while
 // the caller starts on the contents, so that the two sides of a diff cost one decompression
@@ -491,7 +492,7 @@ func (c *Contents) Check() error {
 func (s *Store) ReadBlobs(ctx context.Context, hashes ...string) (*Contents, error) {
 	c := &Contents{Data: make([][]byte, len(hashes)), errs: make([]error, len(hashes))}
 	at := map[string][]int{} // where each hash not in cache goes
-	var want []any
+	var want []string
 	for i, h := range hashes {
 		if b, ok := s.cache.get(h, -1); ok {
 			c.Data[i] = b
@@ -540,9 +541,9 @@ func (s *Store) ReadBlobs(ctx context.Context, hashes ...string) (*Contents, err
 	}
 	err := func() error {
 		for len(want) > 0 {
-			n := min(len(want), 500)
-			q := `SELECT hash, size, data FROM blobs WHERE hash IN (?` + repeatPlaceholders(n-1) + `)`
-			rows, err := s.r.QueryContext(ctx, q, want[:n]...)
+			n := min(len(want), maxIn)
+			q := `SELECT hash, size, data FROM blobs WHERE hash IN (` + placeholders(n) + `)`
+			rows, err := s.r.QueryContext(ctx, q, anys(want[:n])...)
 			if err != nil {
 				return err
 			}

@@ -364,6 +364,27 @@ func (s *Store) readOnce(ctx context.Context, fn func(*sql.Tx) error) error {
 	return s.wrapBusy(tx.Commit())
 }
 
+// maxIn is the most values one query lists in an IN (...): well under the parameter limits
+// of SQLite and PostgreSQL.
+const maxIn = 500
+
+// placeholders is the list of n parameters for an IN (...), or NULL for none.
+func placeholders(n int) string {
+	if n == 0 {
+		return "NULL"
+	}
+	return "?" + strings.Repeat(", ?", n-1)
+}
+
+// anys is names as query arguments.
+func anys(names []string) []any {
+	out := make([]any, len(names))
+	for i, n := range names {
+		out[i] = n
+	}
+	return out
+}
+
 // readTxOptions are the options of a read transaction that sees one consistent view.
 func (s *Store) readTxOptions() *sql.TxOptions {
 	if s.engine == Postgres {
