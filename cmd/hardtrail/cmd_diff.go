@@ -238,8 +238,9 @@ func diffCmd(a *app) *cobra.Command {
 // collectLate turns the garbage collector off for the rest of a diff, whose memory is nearly all
 // live until it ends (two artifacts and their line index, one pair at a time), so collecting
 // would free little and cost time and memory of its own. A soft limit of 32 MiB above four
-// times the largest pair of artifacts brings collection back should the heap grow past what
-// one pair needs (many pairs in a row). It returns what restores the settings.
+// times the largest pair of artifacts (or GOMEMLIMIT, when lower) brings collection back should
+// the heap grow past what one pair needs (many pairs in a row). It returns what restores the
+// settings.
 func collectLate(a, b *store.Snapshot) func() {
 	var largest int64
 	for _, ea := range a.Manifest.Artifacts {
@@ -249,7 +250,8 @@ func collectLate(a, b *store.Snapshot) func() {
 	for _, eb := range b.Manifest.Artifacts {
 		largest = max(largest, eb.Size)
 	}
-	limit := debug.SetMemoryLimit(32<<20 + 4*largest)
+	limit := debug.SetMemoryLimit(-1) // GOMEMLIMIT's, when lower, stands
+	debug.SetMemoryLimit(min(limit, 32<<20+4*largest))
 	percent := debug.SetGCPercent(-1)
 	return func() {
 		debug.SetGCPercent(percent)
