@@ -194,9 +194,15 @@ func defaultAgentID(addr net.Addr) string {
 func settle(log *slog.Logger) func() {
 	return func() {
 		debug.FreeOSMemory()
-		if _, err := exepages.Release(); err != nil {
-			log.Debug("returning memory to the system", "err", err)
-		}
+		releasePages(log)
+	}
+}
+
+// releasePages unmaps the executable's pages the process has mapped (internal/exepages): a
+// command calls it once what it ran to get ready (start-up, loading) will not run again.
+func releasePages(log *slog.Logger) {
+	if _, err := exepages.Release(); err != nil {
+		log.Debug("returning memory to the system", "err", err)
 	}
 }
 

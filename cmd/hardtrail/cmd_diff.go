@@ -14,7 +14,6 @@ import (
 
 	"github.com/hardtrail/hardtrail/agent/store"
 	"github.com/hardtrail/hardtrail/diff"
-	"github.com/hardtrail/hardtrail/internal/exepages"
 )
 
 func init() { commands = append(commands, diffCmd) }
@@ -178,9 +177,7 @@ func diffCmd(a *app) *cobra.Command {
 			released := make(chan struct{})
 			go func() {
 				defer close(released)
-				if _, err := exepages.Release(); err != nil {
-					a.log.Debug("returning memory to the system", "err", err)
-				}
+				releasePages(a.log)
 			}()
 			defer func() { <-released }()
 			sa, err := a.resolve(ctx, args[0])

@@ -9,7 +9,6 @@ import (
 
 	"github.com/hardtrail/hardtrail/agent/fleet"
 	"github.com/hardtrail/hardtrail/agent/store"
-	"github.com/hardtrail/hardtrail/internal/exepages"
 )
 
 func init() { commands = append(commands, snapshotCmd) }
@@ -55,9 +54,7 @@ func snapshotCmd(a *app) *cobra.Command {
 			note := red.RedactString(note) // a note is stored too
 			// Starting and loading touched code all over the binary that capturing does not
 			// run again; returned now, it does not count in a fleet capture's memory.
-			if _, err := exepages.Release(); err != nil {
-				a.log.Debug("returning memory to the system", "err", err)
-			}
+			releasePages(a.log)
 			inFlight := len(cfg.Targets)
 			if len(args) > 0 {
 				inFlight = len(args)
