@@ -27,6 +27,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"modernc.org/sqlite" // the pure Go SQLite driver
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/hardtrail/hardtrail/internal/hugemem"
 )
 
 // Store is an open evidence store. It is safe for concurrent use, and several processes may
@@ -449,11 +451,11 @@ func inflate(b []byte, limit int64) ([]byte, error) {
 }
 
 // inflateSized is inflate for content whose exact size is recorded, decompressed into one
-// buffer of that size. With h, each piece is hashed as soon as it is decompressed, while it is
-// in cache.
+// buffer of that size (on huge pages from a megabyte: hugemem). With h, each piece is hashed
+// as soon as it is decompressed, while it is in cache.
 func inflateSized(b []byte, size int64, h hash.Hash) ([]byte, error) {
-	out := make([]byte, size+1) // one byte more, where content beyond its size shows
-	br := bytes.NewReader(b)    // an io.ByteReader: the decompressor reads no byte past its stream
+	out := hugemem.Bytes(int(size) + 1) // one byte more, where content beyond its size shows
+	br := bytes.NewReader(b)            // an io.ByteReader: the decompressor reads no byte past its stream
 	zr := inflater(br)
 	defer inflaters.Put(zr)
 	n := 0
