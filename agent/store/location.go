@@ -47,6 +47,9 @@ func ParseLocation(v string) (Location, error) {
 	if strings.TrimSpace(v) == "" {
 		return Location{}, fmt.Errorf("%w: empty", ErrBadLocation)
 	}
+	if !strings.ContainsAny(v, ":=") {
+		return Location{Engine: SQLite, Path: v}, nil // no URL, no keyword: no expression to compile
+	}
 	if m := schemeRE().FindStringSubmatch(v); m != nil {
 		switch strings.ToLower(m[1]) {
 		case "postgres", "postgresql":
