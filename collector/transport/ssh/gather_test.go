@@ -84,7 +84,7 @@ func TestGatherGlobReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	patterns := []string{
-		"/etc/ssh/*", "/etc/pass?d", "/etc/[a-c]*.conf", "/etc/ssh/sshd_config",
+		"/etc/ssh/*", "/etc/os-releas?", "/etc/[a-c]*.conf", "/etc/ssh/sshd_config",
 		dir + "/*", dir + "/*.conf", dir + "/.*", dir + "/*/x.conf", dir + "/[ab]*", dir + "/?.conf", dir + "/nomatch*",
 		dir + "/a.conf", dir + "/missing", dir + "/with space*", dir + "/quote'*", dir + "/$(touch*", dir + `/\*`,
 		dir + "/*\n*", "relative/*", "/etc/[",
