@@ -13,6 +13,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/hardtrail/hardtrail/internal/atomicfile"
 )
@@ -37,6 +38,9 @@ func GenerateKey(prefix string, rnd io.Reader) (ed25519.PublicKey, error) {
 	if rnd == nil {
 		rnd = rand.Reader
 	}
+	// A run killed after linking a file into place but before removing its temporary name
+	// leaves the pair whole, so the next run writes nothing: it removes that name here.
+	atomicfile.CleanStale(filepath.Dir(prefix))
 	pubPath := prefix + ".pub"
 	_, perr := os.Lstat(prefix)
 	_, uerr := os.Lstat(pubPath)

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -188,5 +189,30 @@ func TestGenerateKeyCompletesInterruptedPair(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(half); len(b) != len(whole)/2 {
 		t.Error("truncated key overwritten")
+	}
+}
+
+// A run killed after linking the public key into place, before removing its temporary name,
+// leaves the pair whole and the name behind. The next run refuses to overwrite the pair, and
+// removes the name all the same.
+func TestGenerateKeyRemovesTempOfKilledRun(t *testing.T) {
+	dir := t.TempDir()
+	prefix := filepath.Join(dir, "k")
+	if _, err := GenerateKey(prefix, nil); err != nil {
+		t.Fatal(err)
+	}
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	left := filepath.Join(dir, fmt.Sprintf(".k.pub.tmp-%d-0123abcd", dead.Process.Pid))
+	if err := os.Link(prefix+".pub", left); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := GenerateKey(prefix, nil); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("second run over a whole pair: %v", err)
+	}
+	if _, err := os.Lstat(left); err == nil {
+		t.Errorf("%s is still there after the next run", left)
 	}
 }
