@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"bytes"
+	"cmp"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -176,18 +178,13 @@ type familySeries struct {
 func collect(s *State) []familySeries {
 	var out []familySeries
 	add := func(f family, ss []series) {
-		if len(ss) == 0 {
-			return
+		if len(ss) > 0 {
+			out = append(out, familySeries{f, ss})
 		}
-		slices.SortFunc(ss, func(x, y series) int {
-			for i := range x.values {
-				if c := strings.Compare(x.values[i], y.values[i]); c != 0 {
-					return c
-				}
-			}
-			return 0
-		})
-		out = append(out, familySeries{f, ss})
+	}
+	sorted := func(ss []series) []series {
+		slices.SortFunc(ss, compareSeries)
+		return ss
 	}
 	add(buildInfoFam, []series{{[]string{buildinfo.GoVersion, buildinfo.Revision, buildinfo.Version}, 1}})
 	if s == nil {
@@ -197,47 +194,96 @@ func collect(s *State) []familySeries {
 	if !s.Reload.At.IsZero() {
 		add(reloadTimeFam, []series{{nil, unix(s.Reload)}})
 	}
-	var up, duration, errs, rules []series
-	for name, t := range s.Targets {
-		target := []string{name}
-		errs = append(errs, series{target, float64(t.Errors)})
-		if !t.Collected {
-			continue
-		}
-		up = append(up, series{target, b2f(t.Up)})
-		duration = append(duration, series{target, t.Duration.Seconds()})
-		for _, r := range t.Rules {
-			rules = append(rules, series{[]string{r.Rule, r.Severity, name}, b2f(r.Success)})
+	// Targets in name order make the per-target families sorted as they are built; the rule
+	// series are placed by the rank of their rule and severity among the distinct ones, so
+	// only those are sorted, not every series.
+	names := slices.Sorted(maps.Keys(s.Targets))
+	up, duration, errs := make([]series, 0, len(names)), make([]series, 0, len(names)), make([]series, 0, len(names))
+	nrules := 0
+	for _, name := range names {
+		t := s.Targets[name]
+		errs = append(errs, series{[]string{name}, float64(t.Errors)})
+		if t.Collected {
+			up = append(up, series{errs[len(errs)-1].values, b2f(t.Up)})
+			duration = append(duration, series{errs[len(errs)-1].values, t.Duration.Seconds()})
+			nrules += len(t.Rules)
 		}
 	}
 	add(errorsFam, errs)
 	add(targetUpFam, up)
 	add(durationFam, duration)
-	add(ruleFam, rules)
+	add(ruleFam, ruleSeries(s, names, nrules))
 	snaps := make([]series, 0, len(s.Snapshots))
 	for name, at := range s.Snapshots {
 		snaps = append(snaps, series{[]string{name}, float64(at.UnixNano()) / 1e9})
 	}
-	add(snapshotFam, snaps)
+	add(snapshotFam, sorted(snaps))
 	var drift []series
 	for name, ds := range s.Drift {
 		for _, d := range ds {
 			drift = append(drift, series{[]string{d.Artifact, name}, b2f(d.Drifted)})
 		}
 	}
-	add(driftFam, drift)
+	add(driftFam, sorted(drift))
 	var incidents []series
 	for _, is := range s.Incidents {
 		for _, st := range incident.Statuses {
 			incidents = append(incidents, series{[]string{is.Incident, string(st), is.Target}, b2f(is.Status == st)})
 		}
 	}
-	add(incidentFam, incidents)
+	add(incidentFam, sorted(incidents))
 	if l := s.Lease; l != nil {
 		add(leasedFam, []series{{[]string{l.Agent}, float64(len(l.Held))}})
 		add(leaseAgentsFam, []series{{nil, float64(l.Agents)}})
 	}
 	slices.SortFunc(out, func(a, b familySeries) int { return strings.Compare(a.name, b.name) })
+	return out
+}
+
+// ruleSeries is the rule family of s, sorted by rule, severity and target: the targets'
+// rules, visited in the order of names (sorted), counted into the slots of their rule and
+// severity's rank. All series share one array of label values.
+func ruleSeries(s *State, names []string, n int) []series {
+	type key struct{ rule, severity string }
+	rank := map[key]int{}
+	for _, name := range names {
+		if t := s.Targets[name]; t.Collected {
+			for _, r := range t.Rules {
+				rank[key{r.Rule, r.Severity}] = 0
+			}
+		}
+	}
+	keys := slices.SortedFunc(maps.Keys(rank), func(x, y key) int {
+		return cmp.Or(strings.Compare(x.rule, y.rule), strings.Compare(x.severity, y.severity))
+	})
+	// at[i] is where the next series of the i-th key goes.
+	at := make([]int, len(keys)+1)
+	for i, k := range keys {
+		rank[k] = i
+	}
+	for _, name := range names {
+		if t := s.Targets[name]; t.Collected {
+			for _, r := range t.Rules {
+				at[rank[key{r.Rule, r.Severity}]+1]++
+			}
+		}
+	}
+	for i := 1; i < len(at); i++ {
+		at[i] += at[i-1]
+	}
+	out := make([]series, n)
+	values := make([]string, 3*n)
+	for _, name := range names {
+		if t := s.Targets[name]; t.Collected {
+			for _, r := range t.Rules {
+				i := &at[rank[key{r.Rule, r.Severity}]]
+				v := values[3**i : 3**i+3 : 3**i+3]
+				v[0], v[1], v[2] = r.Rule, r.Severity, name
+				out[*i] = series{v, b2f(r.Success)}
+				*i++
+			}
+		}
+	}
 	return out
 }
 
@@ -278,14 +324,11 @@ func writeText(w *bytes.Buffer, fams []familySeries) {
 				}
 				w.WriteString(name)
 				w.WriteString(`="`)
-				v := s.values[i]
-				if !utf8.ValidString(v) {
-					v = strings.ToValidUTF8(v, "\uFFFD")
-				}
-				if strings.ContainsAny(v, "\\\n\"") {
-					labelEscaper.WriteString(w, v)
-				} else {
+				switch v := s.values[i]; {
+				case plainLabel(v):
 					w.WriteString(v)
+				default:
+					labelEscaper.WriteString(w, strings.ToValidUTF8(v, "\uFFFD"))
 				}
 				w.WriteByte('"')
 			}
@@ -313,6 +356,27 @@ func writeText(w *bytes.Buffer, fams []familySeries) {
 			w.WriteByte('\n')
 		}
 	}
+}
+
+// compareSeries orders series by their label values.
+func compareSeries(x, y series) int {
+	for i := range x.values {
+		if c := strings.Compare(x.values[i], y.values[i]); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+// plainLabel reports whether a label value is written as it is: ASCII, and no backslash,
+// newline or double quote to escape.
+func plainLabel(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c >= utf8.RuneSelf || c == '\\' || c == '\n' || c == '"' {
+			return false
+		}
+	}
+	return true
 }
 
 // The escaping of the text format: of HELP text, and of label values.

@@ -192,6 +192,9 @@ func TestRegistryEqualsClientGolang(t *testing.T) {
 	odd.Targets["we\"ird\\name\nx"] = TargetState{Collected: true, Up: true, Duration: 1234567 * time.Microsecond, Errors: 1 << 40,
 		Rules: []RuleResult{{Rule: `q"uote`, Severity: "low\\"}, {Rule: "b", Severity: "high", Success: true}}}
 	odd.Snapshots["we\"ird"] = time.Unix(1, 1)
+	// One rule at three severities on three targets, whose order is not the targets' order.
+	odd.Targets["a-first"] = TargetState{Collected: true, Rules: []RuleResult{{Rule: "b", Severity: "low"}, {Rule: "a", Severity: "high"}}}
+	odd.Targets["z-last"] = TargetState{Collected: true, Rules: []RuleResult{{Rule: "b", Severity: "critical", Success: true}}}
 	for name, st := range map[string]*State{"nil": nil, "sample": sampleState(), "big": bigState(), "odd": odd} {
 		t.Run(name, func(t *testing.T) {
 			cur := st
