@@ -163,6 +163,9 @@ func (s *Store) migrate(ctx context.Context) error {
 	if v > len(all) {
 		return fmt.Errorf("schema version %d is newer than this hardtrail knows (%d): upgrade hardtrail", v, len(all))
 	}
+	if s.frozen {
+		return fmt.Errorf("schema version %d is older than this hardtrail's (%d), and the store takes no writes here to be upgraded: upgrade a copy where it can be written", v, len(all))
+	}
 	err = s.writeTx(ctx, func(tx *sql.Tx) error {
 		// Another process may have migrated while we waited for the lock.
 		v, err := s.version(ctx, tx)

@@ -44,7 +44,10 @@ type Store struct {
 	coord *sql.DB
 	// migrated is the number of schema steps Open applied.
 	migrated int
-	cache    *blobCache // nil unless CacheBlobs turned it on
+	// frozen is set for a SQLite store read where nobody can be writing it (OpenRead):
+	// it is read as it is, and cannot be upgraded or written.
+	frozen bool
+	cache  *blobCache // nil unless CacheBlobs turned it on
 }
 
 // busyTimeoutMS is how long a writer waits for another process's write to finish.
@@ -64,7 +67,7 @@ func Open(ctx context.Context, location string) (*Store, error) {
 	if loc.Engine == Postgres {
 		return openPG(ctx, loc)
 	}
-	return openSQLite(ctx, loc.Path, false)
+	return openSQLite(ctx, loc.Path, openWrite)
 }
 
 // locate parses a store location for Open and OpenRead.
@@ -95,13 +98,19 @@ func OpenRead(ctx context.Context, location string) (*Store, error) {
 		return openPG(ctx, loc)
 	}
 	if fi, err := os.Stat(loc.Path); err == nil && fi.Mode().IsRegular() && fi.Size() > 0 {
-		if s, err := openSQLite(ctx, loc.Path, true); err == nil {
+		s, err := openSQLite(ctx, loc.Path, openRead)
+		if err == nil {
 			return s, nil
 		}
+		switch frozen(loc.Path) {
+		case errNoWrites:
+			return openSQLite(ctx, loc.Path, openFrozen)
+		case errWALBeside:
+			return nil, fmt.Errorf("store %s: %w", loc.Path, errWALBeside)
+		}
 	}
-	// Missing, or failing to open (say, in a directory that takes no writes, where SQLite
-	// cannot make its shared-memory file): Open creates it, or says what is wrong.
-	return openSQLite(ctx, loc.Path, false)
+	// Missing, or failing to open for another reason: Open creates it, or says what is wrong.
+	return openSQLite(ctx, loc.Path, openWrite)
 }
 
 func openPG(ctx context.Context, loc Location) (*Store, error) {
@@ -143,19 +152,56 @@ type redacted struct {
 func (e *redacted) Error() string { return e.msg }
 func (e *redacted) Unwrap() error { return e.err }
 
-func openSQLite(ctx context.Context, path string, read bool) (*Store, error) {
+// openMode is how openSQLite opens a store.
+type openMode int
+
+const (
+	openWrite  openMode = iota // to be written: the file and its directory must take writes
+	openRead                   // only read, beside any writer
+	openFrozen                 // only read, and nobody can be writing it (SQLite's immutable)
+)
+
+// The reasons frozen gives.
+var (
+	errNoWrites  = errors.New("its directory takes no writes")
+	errWALBeside = errors.New("a write-ahead log (-wal) is beside it, but its directory takes no writes, so it cannot be read with that log: copy it with `sqlite3 STORE .backup COPY`, or read it where it was written")
+)
+
+// frozen says why a SQLite store that does not open for reading may be one nobody can be
+// writing: errNoWrites when this process cannot create a file beside it (a copy on read-only
+// media or a read-only mount, where SQLite cannot make the shared-memory index a reader of a
+// write-ahead-logged database needs) and no write-ahead log is there (a writer holds one while
+// it has the store open, and removes it when it closes the store); errWALBeside when such a
+// log is there; nil otherwise.
+func frozen(path string) error {
+	abs, err := filepath.Abs(path)
+	if err != nil || writableDir(filepath.Dir(abs)) == nil {
+		return nil
+	}
+	if _, err := os.Lstat(abs + "-wal"); !errors.Is(err, fs.ErrNotExist) {
+		return errWALBeside
+	}
+	return errNoWrites
+}
+
+func openSQLite(ctx context.Context, path string, mode openMode) (*Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
-	if err := prepareFile(path, abs, read); err != nil {
+	if err := prepareFile(path, abs, mode != openWrite); err != nil {
 		return nil, err
 	}
-	s := &Store{path: abs, engine: SQLite}
+	s := &Store{path: abs, engine: SQLite, frozen: mode == openFrozen}
 	dsn := func(lock string, writes bool) string {
 		q := url.Values{}
 		q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
-		if writes {
+		switch {
+		case mode == openFrozen:
+			// Read as it is: no lock, no journal, no shared memory. Writing fails.
+			q.Set("mode", "ro")
+			q.Set("immutable", "1")
+		case writes:
 			q.Add("_pragma", "journal_mode(WAL)")
 			q.Add("_pragma", "synchronous(FULL)")
 			q.Add("_pragma", "foreign_keys(ON)")
@@ -168,7 +214,7 @@ func openSQLite(ctx context.Context, path string, read bool) (*Store, error) {
 	}
 	s.w.SetMaxOpenConns(1)
 	s.coord = s.w
-	if s.r, err = sql.Open("sqlite", dsn("deferred", !read)); err != nil {
+	if s.r, err = sql.Open("sqlite", dsn("deferred", mode == openWrite)); err != nil {
 		s.w.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}

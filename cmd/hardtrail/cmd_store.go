@@ -34,6 +34,7 @@ func storeCmd(a *app) *cobra.Command {
 			if head != "" && !store.ValidHeadDigest(head) {
 				return usageErr("--head %q is not a head digest: want the 64 lower-case hex digits store head prints", head)
 			}
+			a.readOnly = true // verification reads in one transaction; a copy on read-only media verifies
 			st, err := a.openStore(ctx)
 			if err != nil {
 				return err
