@@ -86,9 +86,10 @@ func locate(location string) (Location, error) {
 // without the checks that only writing needs (that its directory takes new files), and its read
 // connections set only the busy timeout: journal mode, durability and foreign keys matter to
 // writers, and the write handle, should the store be written after all, still sets them. The
-// schema version is checked as Open checks it. A store that is missing, or that does not open
-// so, goes through Open, which creates it or says what is wrong. A PostgreSQL store opens as
-// with Open.
+// schema version is checked as Open checks it. One that does not open so because this process
+// cannot write beside it (see frozen) is read as it is, with no write-ahead log, or refused when
+// one is there. A store that is missing, or that does not open for another reason, goes through
+// Open, which creates it or says what is wrong. A PostgreSQL store opens as with Open.
 func OpenRead(ctx context.Context, location string) (*Store, error) {
 	loc, err := locate(location)
 	if err != nil {
