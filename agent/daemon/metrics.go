@@ -199,20 +199,18 @@ func collect(s *State) []familySeries {
 	// only those are sorted, not every series.
 	names := slices.Sorted(maps.Keys(s.Targets))
 	up, duration, errs := make([]series, 0, len(names)), make([]series, 0, len(names)), make([]series, 0, len(names))
-	nrules := 0
 	for _, name := range names {
-		t := s.Targets[name]
-		errs = append(errs, series{[]string{name}, float64(t.Errors)})
+		t, target := s.Targets[name], []string{name}
+		errs = append(errs, series{target, float64(t.Errors)})
 		if t.Collected {
-			up = append(up, series{errs[len(errs)-1].values, b2f(t.Up)})
-			duration = append(duration, series{errs[len(errs)-1].values, t.Duration.Seconds()})
-			nrules += len(t.Rules)
+			up = append(up, series{target, b2f(t.Up)})
+			duration = append(duration, series{target, t.Duration.Seconds()})
 		}
 	}
 	add(errorsFam, errs)
 	add(targetUpFam, up)
 	add(durationFam, duration)
-	add(ruleFam, ruleSeries(s, names, nrules))
+	add(ruleFam, ruleSeries(s, names))
 	snaps := make([]series, 0, len(s.Snapshots))
 	for name, at := range s.Snapshots {
 		snaps = append(snaps, series{[]string{name}, float64(at.UnixNano()) / 1e9})
@@ -240,47 +238,37 @@ func collect(s *State) []familySeries {
 	return out
 }
 
-// ruleSeries is the rule family of s, sorted by rule, severity and target: the targets'
-// rules, visited in the order of names (sorted), counted into the slots of their rule and
-// severity's rank. All series share one array of label values.
-func ruleSeries(s *State, names []string, n int) []series {
+// ruleSeries is the rule family of s, sorted by rule, severity and target: the rules of the
+// collected targets, visited in the order of names (sorted), each placed after the series of
+// the rules and severities that sort before its own. All series share one array of label values.
+func ruleSeries(s *State, names []string) []series {
 	type key struct{ rule, severity string }
-	rank := map[key]int{}
+	next := map[key]int{} // how many series a key has, then where its next one goes
+	n := 0
 	for _, name := range names {
 		if t := s.Targets[name]; t.Collected {
 			for _, r := range t.Rules {
-				rank[key{r.Rule, r.Severity}] = 0
+				next[key{r.Rule, r.Severity}]++
 			}
+			n += len(t.Rules)
 		}
 	}
-	keys := slices.SortedFunc(maps.Keys(rank), func(x, y key) int {
+	at := 0
+	for _, k := range slices.SortedFunc(maps.Keys(next), func(x, y key) int {
 		return cmp.Or(strings.Compare(x.rule, y.rule), strings.Compare(x.severity, y.severity))
-	})
-	// at[i] is where the next series of the i-th key goes.
-	at := make([]int, len(keys)+1)
-	for i, k := range keys {
-		rank[k] = i
+	}) {
+		next[k], at = at, at+next[k]
 	}
+	out, values := make([]series, n), make([]string, 3*n)
 	for _, name := range names {
 		if t := s.Targets[name]; t.Collected {
 			for _, r := range t.Rules {
-				at[rank[key{r.Rule, r.Severity}]+1]++
-			}
-		}
-	}
-	for i := 1; i < len(at); i++ {
-		at[i] += at[i-1]
-	}
-	out := make([]series, n)
-	values := make([]string, 3*n)
-	for _, name := range names {
-		if t := s.Targets[name]; t.Collected {
-			for _, r := range t.Rules {
-				i := &at[rank[key{r.Rule, r.Severity}]]
-				v := values[3**i : 3**i+3 : 3**i+3]
+				k := key{r.Rule, r.Severity}
+				i := next[k]
+				next[k]++
+				v := values[3*i : 3*i+3 : 3*i+3]
 				v[0], v[1], v[2] = r.Rule, r.Severity, name
-				out[*i] = series{v, b2f(r.Success)}
-				*i++
+				out[i] = series{v, b2f(r.Success)}
 			}
 		}
 	}
