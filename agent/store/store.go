@@ -107,7 +107,8 @@ func OpenRead(ctx context.Context, location string) (*Store, error) {
 		case errNoWrites:
 			return openSQLite(ctx, loc.Path, openFrozen)
 		case errWALBeside:
-			return nil, fmt.Errorf("store %s: %w", loc.Path, errWALBeside)
+			return nil, fmt.Errorf("store %s: %w: copy it into one file with `sqlite3 %s \".backup COPY\"` and read the copy, or read it where it was written",
+				loc.Path, errWALBeside, loc.Path)
 		}
 	}
 	// Missing, or failing to open for another reason: Open creates it, or says what is wrong.
@@ -165,7 +166,7 @@ const (
 // The reasons frozen gives.
 var (
 	errNoWrites  = errors.New("its directory takes no writes")
-	errWALBeside = errors.New("a write-ahead log (-wal) is beside it, but its directory takes no writes, so it cannot be read with that log: copy it with `sqlite3 STORE .backup COPY`, or read it where it was written")
+	errWALBeside = errors.New("a write-ahead log (-wal) is beside it, and its directory takes no writes, so the store cannot be read together with that log")
 )
 
 // frozen says why a SQLite store that does not open for reading may be one nobody can be
